@@ -1,0 +1,6 @@
+package kernels
+
+// familySetters lists, for use, the function of each kernel family that
+// points its implementation variables at one path. A family whose every
+// path is the generic one has no entry.
+var familySetters = []func(Path){}
