@@ -3,4 +3,8 @@ package kernels
 // familySetters lists, for use, the function of each kernel family that
 // points its implementation variables at one path. A family whose every
 // path is the generic one has no entry.
-var familySetters = []func(Path){}
+var familySetters = []func(Path){
+	setGEMMPath,        // gemm_*.go
+	setElementwisePath, // elementwise_*.go: elementwise, reduce, bn
+	setQuantPath,       // quant_*.go
+}

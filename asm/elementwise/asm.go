@@ -1,0 +1,285 @@
+// Command elementwise generates kernels/elementwise_amd64.s and its Go
+// stubs: the AVX2+FMA twins of the elementwise, reduction and per-channel
+// kernels of package kernels (SPEC section 1). Run it through
+// `go generate ./kernels/`; never edit its output by hand.
+//
+// Every kernel walks its slices 8 floats (one YMM register) at a time,
+// several registers per iteration where that hides latency, and finishes
+// with one masked iteration (VMASKMOVPS) instead of a scalar tail: masked
+// lanes load as zero and are never stored.
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+
+	"github.com/dghcore/dghcore/asm/elementwise/avx"
+)
+
+func main() {
+	ConstraintExpr("amd64")
+	axpy()
+	dot()
+	binary("addAVX2", "dst[i] = a[i] + b[i]", VADDPS)
+	binary("subAVX2", "dst[i] = a[i] - b[i]", VSUBPS)
+	binary("mulAVX2", "dst[i] = a[i] * b[i]", VMULPS)
+	scale()
+	relu("reluAVX2", false)
+	relu("relu6AVX2", true)
+	reluBackward("reluBackwardAVX2", false)
+	reluBackward("relu6BackwardAVX2", true)
+	sums("sumAVX2", true, false)
+	sums("sumSquaresAVX2", false, true)
+	sums("momentsAVX2", true, true)
+	momentsBackward()
+	scaleShift()
+	scaleShiftBackward("scaleShiftBackwardReLUAVX2", false)
+	scaleShiftBackward("scaleShiftBackwardReLU6AVX2", true)
+	Generate()
+}
+
+func axpy() {
+	avx.Text("axpyAVX2", "func(alpha float32, x, y []float32)")
+	Doc("axpyAVX2 computes y += alpha*x over len(y) floats with FMA.")
+	a := avx.Broadcast("alpha")
+	x, y, n := avx.Base("x"), avx.Base("y"), avx.Len("y")
+	avx.Loop(n, []GPVirtual{x, y}, 4, func(_ int, l avx.Lanes) {
+		xv, yv := l.Load(x), l.Load(y)
+		VFMADD231PS(xv, a, yv)
+		l.Store(yv, y)
+	})
+	VZEROUPPER()
+	RET()
+}
+
+func dot() {
+	avx.Text("dotAVX2", "func(x, y []float32) float32")
+	Doc("dotAVX2 returns sum x[i]*y[i] over len(x) floats, in four",
+		"float32 accumulators of eight avx.Lanes.")
+	x, y, n := avx.Base("x"), avx.Base("y"), avx.Len("x")
+	acc := []VecVirtual{avx.Zero(), avx.Zero(), avx.Zero(), avx.Zero()}
+	avx.Loop(n, []GPVirtual{x, y}, 4, func(u int, l avx.Lanes) {
+		xv, yv := l.Load(x), l.Load(y)
+		VFMADD231PS(xv, yv, acc[u])
+	})
+	VADDPS(acc[1], acc[0], acc[0])
+	VADDPS(acc[3], acc[2], acc[2])
+	VADDPS(acc[2], acc[0], acc[0])
+	Store(avx.HsumPS(acc[0]), ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// binary emits dst[i] = a[i] op b[i]; op takes Go operand order
+// (src2, src1, dst) so VSUBPS computes a - b.
+func binary(name, doc string, op func(ops ...Op)) {
+	avx.Text(name, "func(dst, a, b []float32)")
+	Doc(fmt.Sprintf("%s sets %s over len(dst) floats.", name, doc))
+	d, a, b, n := avx.Base("dst"), avx.Base("a"), avx.Base("b"), avx.Len("dst")
+	avx.Loop(n, []GPVirtual{d, a, b}, 4, func(_ int, l avx.Lanes) {
+		av, bv := l.Load(a), l.Load(b)
+		op(bv, av, av)
+		l.Store(av, d)
+	})
+	VZEROUPPER()
+	RET()
+}
+
+func scale() {
+	avx.Text("scaleAVX2", "func(dst []float32, alpha float32, x []float32)")
+	Doc("scaleAVX2 sets dst[i] = alpha*x[i] over len(dst) floats.")
+	a := avx.Broadcast("alpha")
+	d, x, n := avx.Base("dst"), avx.Base("x"), avx.Len("dst")
+	avx.Loop(n, []GPVirtual{d, x}, 4, func(_ int, l avx.Lanes) {
+		xv := l.Load(x)
+		VMULPS(a, xv, xv)
+		l.Store(xv, d)
+	})
+	VZEROUPPER()
+	RET()
+}
+
+// relu emits dst = max(x, 0), and min(., 6) for ReLU6. x is the second
+// source of VMAXPS/VMINPS, the one they return for NaN, so NaN propagates
+// as in PyTorch.
+func relu(name string, six bool) {
+	avx.Text(name, "func(dst, x []float32)")
+	if six {
+		Doc(name + " sets dst[i] = min(max(x[i], 0), 6) over len(dst) floats.")
+	} else {
+		Doc(name + " sets dst[i] = max(x[i], 0) over len(dst) floats.")
+	}
+	z := avx.Zero()
+	var s VecVirtual
+	if six {
+		s = avx.Splat(6)
+	}
+	d, x, n := avx.Base("dst"), avx.Base("x"), avx.Len("dst")
+	avx.Loop(n, []GPVirtual{d, x}, 4, func(_ int, l avx.Lanes) {
+		xv := l.Load(x)
+		VMAXPS(xv, z, xv)
+		if six {
+			VMINPS(xv, s, xv)
+		}
+		l.Store(xv, d)
+	})
+	VZEROUPPER()
+	RET()
+}
+
+// passMask returns the avx.Lanes where v > 0 (and v < 6 for ReLU6): where the
+// activation passes gradient.
+func passMask(v, z, s VecVirtual) VecVirtual {
+	m := YMM()
+	VCMPPS(U8(avx.CmpGT), z, v, m)
+	if s != nil {
+		m6 := YMM()
+		VCMPPS(U8(avx.CmpLT), s, v, m6)
+		VANDPS(m6, m, m)
+	}
+	return m
+}
+
+func reluBackward(name string, six bool) {
+	avx.Text(name, "func(x, dy, dx []float32)")
+	if six {
+		Doc(name + " accumulates dx[i] += dy[i] where 0 < x[i] < 6.")
+	} else {
+		Doc(name + " accumulates dx[i] += dy[i] where x[i] > 0.")
+	}
+	z := avx.Zero()
+	var s VecVirtual
+	if six {
+		s = avx.Splat(6)
+	}
+	x, dy, dx, n := avx.Base("x"), avx.Base("dy"), avx.Base("dx"), avx.Len("dx")
+	avx.Loop(n, []GPVirtual{x, dy, dx}, 2, func(_ int, l avx.Lanes) {
+		m := passMask(l.Load(x), z, s)
+		g := l.Load(dy)
+		VANDPS(m, g, g)
+		d := l.Load(dx)
+		VADDPS(g, d, d)
+		l.Store(d, dx)
+	})
+	VZEROUPPER()
+	RET()
+}
+
+// sums emits a float64 reduction of x: the sum, the sum of squares, or
+// both (the moments of one plane). Eight floats become two YMM of four
+// doubles; two steps per iteration keep four chains per sum in flight.
+func sums(name string, plain, squares bool) {
+	switch {
+	case plain && squares:
+		avx.Text(name, "func(x []float32) (s, ss float64)")
+		Doc(name+" returns the sum and the sum of squares of x, accumulated", "in float64.")
+	case plain:
+		avx.Text(name, "func(x []float32) float64")
+		Doc(name + " returns the sum of x, accumulated in float64.")
+	default:
+		avx.Text(name, "func(x []float32) float64")
+		Doc(name + " returns the sum of squares of x, accumulated in float64.")
+	}
+	x, n := avx.Base("x"), avx.Len("x")
+	var s, ss []VecVirtual
+	for range 4 {
+		if plain {
+			s = append(s, avx.Zero())
+		}
+		if squares {
+			ss = append(ss, avx.Zero())
+		}
+	}
+	avx.Loop(n, []GPVirtual{x}, 2, func(u int, l avx.Lanes) {
+		lo, hi := l.Halves(x)
+		for k, h := range []VecVirtual{lo, hi} {
+			if plain {
+				VADDPD(h, s[2*u+k], s[2*u+k])
+			}
+			if squares {
+				VFMADD231PD(h, h, ss[2*u+k])
+			}
+		}
+	})
+	ret := 0
+	for _, acc := range [][]VecVirtual{s, ss} {
+		if acc == nil {
+			continue
+		}
+		VADDPD(acc[1], acc[0], acc[0])
+		VADDPD(acc[3], acc[2], acc[2])
+		VADDPD(acc[2], acc[0], acc[0])
+		Store(avx.HsumPD(acc[0]), ReturnIndex(ret))
+		ret++
+	}
+	VZEROUPPER()
+	RET()
+}
+
+func momentsBackward() {
+	avx.Text("momentsBackwardAVX2", "func(x, dx []float32, a, b float32)")
+	Doc("momentsBackwardAVX2 accumulates dx[i] += a + b*x[i] over len(dx) floats.")
+	a, b := avx.Broadcast("a"), avx.Broadcast("b")
+	x, dx, n := avx.Base("x"), avx.Base("dx"), avx.Len("dx")
+	avx.Loop(n, []GPVirtual{x, dx}, 4, func(_ int, l avx.Lanes) {
+		t := YMM()
+		VMOVAPS(a, t)
+		VFMADD231PS(l.Load(x), b, t)
+		d := l.Load(dx)
+		VADDPS(t, d, d)
+		l.Store(d, dx)
+	})
+	VZEROUPPER()
+	RET()
+}
+
+func scaleShift() {
+	avx.Text("scaleShiftAVX2", "func(y, x []float32, scale, shift, lo, hi float32)")
+	Doc("scaleShiftAVX2 sets y[i] = min(max(x[i]*scale + shift, lo), hi) over",
+		"len(y) floats: the fused activation is the clamp (-Inf/+Inf for none,",
+		"0/+Inf for ReLU, 0/6 for ReLU6). NaN propagates.")
+	s, b := avx.Broadcast("scale"), avx.Broadcast("shift")
+	lo, hi := avx.Broadcast("lo"), avx.Broadcast("hi")
+	y, x, n := avx.Base("y"), avx.Base("x"), avx.Len("y")
+	avx.Loop(n, []GPVirtual{y, x}, 4, func(_ int, l avx.Lanes) {
+		t := YMM()
+		VMOVAPS(b, t)
+		VFMADD231PS(l.Load(x), s, t)
+		VMAXPS(t, lo, t)
+		VMINPS(t, hi, t)
+		l.Store(t, y)
+	})
+	VZEROUPPER()
+	RET()
+}
+
+// scaleShiftBackward emits the input gradient of a ReLU or ReLU6
+// ScaleShift: dx += dy*scale where the output y passed gradient.
+func scaleShiftBackward(name string, six bool) {
+	avx.Text(name, "func(y, dy, dx []float32, scale float32)")
+	if six {
+		Doc(name + " accumulates dx[i] += dy[i]*scale where 0 < y[i] < 6.")
+	} else {
+		Doc(name + " accumulates dx[i] += dy[i]*scale where y[i] > 0.")
+	}
+	sc := avx.Broadcast("scale")
+	z := avx.Zero()
+	var s VecVirtual
+	if six {
+		s = avx.Splat(6)
+	}
+	y, dy, dx, n := avx.Base("y"), avx.Base("dy"), avx.Base("dx"), avx.Len("dx")
+	avx.Loop(n, []GPVirtual{y, dy, dx}, 2, func(_ int, l avx.Lanes) {
+		m := passMask(l.Load(y), z, s)
+		g := l.Load(dy)
+		VANDPS(m, g, g)
+		d := l.Load(dx)
+		VFMADD231PS(g, sc, d)
+		l.Store(d, dx)
+	})
+	VZEROUPPER()
+	RET()
+}

@@ -1,0 +1,165 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// bnShapes are (n, c, hw) triples with odd plane sizes around the SIMD
+// block widths.
+var bnShapes = [][3]int{{1, 1, 1}, {2, 3, 7}, {1, 2, 17}, {3, 2, 33}, {2, 5, 49}, {1, 3, 100}}
+
+func TestChannelMoments(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(21, 22))
+		for _, s := range bnShapes {
+			n, c, hw := s[0], s[1], s[2]
+			x := randSlice(r, n*c*hw, 2)
+			for i := range x {
+				x[i] += 3 // a non-zero mean
+			}
+			mean, meanSq := make([]float32, c), make([]float32, c)
+			ChannelMoments(n, c, hw, x, mean, meanSq)
+			for ch := range c {
+				var s, ss float64
+				for b := range n {
+					for _, v := range x[(b*c+ch)*hw : (b*c+ch+1)*hw] {
+						s += float64(v)
+						ss += float64(v) * float64(v)
+					}
+				}
+				cnt := float64(n * hw)
+				checkClose(t, "mean", ch, float64(mean[ch]), s/cnt, math.Abs(s/cnt), u32)
+				checkClose(t, "meanSq", ch, float64(meanSq[ch]), ss/cnt, ss/cnt, u32)
+			}
+		}
+	})
+}
+
+func TestChannelMomentsBackward(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(23, 24))
+		for _, s := range bnShapes {
+			n, c, hw := s[0], s[1], s[2]
+			x := randSlice(r, n*c*hw, 2)
+			dMean, dMeanSq := randSlice(r, c, 1), randSlice(r, c, 1)
+			for _, which := range []string{"both", "mean", "meanSq"} {
+				dm, dms := dMean, dMeanSq
+				switch which {
+				case "mean":
+					dms = nil
+				case "meanSq":
+					dm = nil
+				}
+				dx := randSlice(r, len(x), 1)
+				dx0 := append([]float32(nil), dx...)
+				ChannelMomentsBackward(n, c, hw, x, dm, dms, dx)
+				cnt := float64(n * hw)
+				for i := range x {
+					ch := i / hw % c
+					want, mag := float64(dx0[i]), math.Abs(float64(dx0[i]))
+					if dm != nil {
+						want += float64(dm[ch]) / cnt
+						mag += math.Abs(float64(dm[ch]) / cnt)
+					}
+					if dms != nil {
+						g := 2 * float64(x[i]) * float64(dms[ch]) / cnt
+						want += g
+						mag += math.Abs(g)
+					}
+					checkClose(t, which, i, float64(dx[i]), want, mag, 4*u32)
+				}
+			}
+		}
+	})
+}
+
+func actRef(act Activation, v float64) float64 {
+	switch act {
+	case ActReLU:
+		return math.Max(v, 0)
+	case ActReLU6:
+		return math.Min(math.Max(v, 0), 6)
+	}
+	return v
+}
+
+func TestScaleShift(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(25, 26))
+		for _, act := range []Activation{ActNone, ActReLU, ActReLU6} {
+			for _, s := range bnShapes {
+				n, c, hw := s[0], s[1], s[2]
+				x := randSlice(r, n*c*hw, 3)
+				scale, shift := randSlice(r, c, 2), randSlice(r, c, 2)
+				y := make([]float32, len(x)+1)
+				y[len(x)] = 42
+				ScaleShift(n, c, hw, x, scale, shift, y[:len(x)], act)
+				for i := range x {
+					ch := i / hw % c
+					p := float64(x[i])*float64(scale[ch]) + float64(shift[ch])
+					mag := math.Abs(float64(x[i])*float64(scale[ch])) + math.Abs(float64(shift[ch]))
+					checkClose(t, "ScaleShift", i, float64(y[i]), actRef(act, p), mag, 2*u32)
+				}
+				if y[len(x)] != 42 {
+					t.Fatal("ScaleShift wrote past the end")
+				}
+			}
+		}
+	})
+}
+
+func TestScaleShiftBackward(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(27, 28))
+		for _, act := range []Activation{ActNone, ActReLU, ActReLU6} {
+			for _, s := range bnShapes {
+				n, c, hw := s[0], s[1], s[2]
+				x := randSlice(r, n*c*hw, 3)
+				scale, shift := randSlice(r, c, 2), randSlice(r, c, 2)
+				y := make([]float32, len(x))
+				ScaleShift(n, c, hw, x, scale, shift, y, act)
+				dy := randSlice(r, len(x), 1)
+				dx, dScale, dShift := randSlice(r, len(x), 1), randSlice(r, c, 1), randSlice(r, c, 1)
+				dx0 := append([]float32(nil), dx...)
+				ds0, db0 := append([]float32(nil), dScale...), append([]float32(nil), dShift...)
+				ScaleShiftBackward(n, c, hw, x, scale, y, dy, dx, dScale, dShift, act)
+				wantS, wantB := make([]float64, c), make([]float64, c)
+				magS, magB := make([]float64, c), make([]float64, c)
+				for i := range x {
+					ch := i / hw % c
+					g := float64(dy[i])
+					switch act {
+					case ActReLU:
+						if !(y[i] > 0) {
+							g = 0
+						}
+					case ActReLU6:
+						if !(y[i] > 0 && y[i] < 6) {
+							g = 0
+						}
+					}
+					gs := g * float64(scale[ch])
+					checkClose(t, "dx", i, float64(dx[i]), float64(dx0[i])+gs, math.Abs(float64(dx0[i]))+math.Abs(gs), 2*u32)
+					wantS[ch] += g * float64(x[i])
+					magS[ch] += math.Abs(g * float64(x[i]))
+					wantB[ch] += g
+					magB[ch] += math.Abs(g)
+				}
+				for ch := range c {
+					checkClose(t, "dScale", ch, float64(dScale[ch]), float64(ds0[ch])+wantS[ch], math.Abs(float64(ds0[ch]))+magS[ch], 2*u32)
+					checkClose(t, "dShift", ch, float64(dShift[ch]), float64(db0[ch])+wantB[ch], math.Abs(float64(db0[ch]))+magB[ch], 2*u32)
+				}
+				// Optional outputs may be nil; dShift alone must agree.
+				dShift2 := append([]float32(nil), db0...)
+				ScaleShiftBackward(n, c, hw, x, scale, y, dy, nil, nil, dShift2, act)
+				for ch := range c {
+					if dShift2[ch] != dShift[ch] {
+						t.Fatalf("dShift with nil dx/dScale [%d] = %g, want %g", ch, dShift2[ch], dShift[ch])
+					}
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,113 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// The convolutions of resnet18 and mobilenet_v2 at 224x224, batch 8, each
+// distinct shape once, in network order (SPEC section 6: speed by go test
+// -bench, side by side with PyTorch).
+const benchBatch = 8
+
+func conv2dParams(c, h, k, kernel, stride, groups int) ConvParams {
+	return ConvParams{N: benchBatch, C: c, H: h, W: h, K: k, KH: kernel, KW: kernel,
+		StrideH: stride, StrideW: stride, PadH: kernel / 2, PadW: kernel / 2, DilH: 1, DilW: 1, Groups: groups}
+}
+
+func resnet18Convs() []ConvParams {
+	convs := []ConvParams{conv2dParams(3, 224, 64, 7, 2, 1)}
+	c, h := 64, 56
+	for _, k := range []int{64, 128, 256, 512} {
+		s := 1
+		if k != c {
+			s = 2
+			convs = append(convs, conv2dParams(c, h, k, 1, 2, 1)) // downsample.0
+		}
+		convs = append(convs, conv2dParams(c, h, k, 3, s, 1))
+		c, h = k, (h-1)/s+1
+		convs = append(convs, conv2dParams(k, h, k, 3, 1, 1))
+	}
+	return dedupConvs(convs)
+}
+
+func mobilenetV2Convs() []ConvParams {
+	convs := []ConvParams{conv2dParams(3, 224, 32, 3, 2, 1)}
+	c, h := 32, 112
+	for _, s := range [][4]int{{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}} {
+		t, out, n, stride := s[0], s[1], s[2], s[3]
+		for i := range n {
+			st := 1
+			if i == 0 {
+				st = stride
+			}
+			hidden := c * t
+			if t != 1 {
+				convs = append(convs, conv2dParams(c, h, hidden, 1, 1, 1))
+			}
+			convs = append(convs, conv2dParams(hidden, h, hidden, 3, st, hidden))
+			h = (h-1)/st + 1
+			convs = append(convs, conv2dParams(hidden, h, out, 1, 1, 1))
+			c = out
+		}
+	}
+	convs = append(convs, conv2dParams(c, h, 1280, 1, 1, 1))
+	return dedupConvs(convs)
+}
+
+func dedupConvs(convs []ConvParams) []ConvParams {
+	seen := map[ConvParams]bool{}
+	var out []ConvParams
+	for _, p := range convs {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// convFlops is the multiply-adds of one forward pass, times two.
+func convFlops(p ConvParams) float64 {
+	return 2 * float64(p.N*p.K*p.OutH()*p.OutW()) * float64(p.C/p.Groups*p.KH*p.KW)
+}
+
+func benchName(p ConvParams) string {
+	g := ""
+	if p.Groups > 1 {
+		g = fmt.Sprintf("_g%d", p.Groups)
+	}
+	return fmt.Sprintf("%dx%d_s%d_c%d_k%d_h%d%s", p.KH, p.KW, p.StrideH, p.C, p.K, p.H, g)
+}
+
+func benchConvs(b *testing.B, convs []ConvParams) {
+	for _, dir := range []string{"fwd", "bwd_data"} {
+		for _, p := range convs {
+			b.Run(dir+"/"+benchName(p), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 1))
+				x := randSlice(r, p.N*p.C*p.H*p.W, 1)
+				w := randSlice(r, p.K*p.C/p.Groups*p.KH*p.KW, 1)
+				y := randSlice(r, p.N*p.K*p.OutH()*p.OutW(), 1)
+				run := func() { Conv2dForward(p, x, w, nil, y) }
+				if dir == "bwd_data" {
+					run = func() { Conv2dBackwardData(p, y, w, x) }
+				}
+				run() // warm the scratch pools
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					run()
+				}
+				reportGFLOPs(b, convFlops(p))
+				if p.depthwise() {
+					bytes := 4 * float64(len(x)+len(y)+len(w))
+					b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkConvResNet18(b *testing.B)    { benchConvs(b, resnet18Convs()) }
+func BenchmarkConvMobileNetV2(b *testing.B) { benchConvs(b, mobilenetV2Convs()) }

@@ -1,0 +1,178 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// convCases covers every internal route: im2col with slabs and tails,
+// the pointwise shortcut, the 7x7 stride-2 stem, groups, depthwise (direct
+// kernels) and depthwise with a channel multiplier (grouped GEMM), stride,
+// padding and dilation, one image (parallel GEMM) and several.
+var convCases = []ConvParams{
+	{N: 2, C: 3, H: 7, W: 7, K: 4, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 1, C: 17, H: 5, W: 3, K: 33, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 3, C: 7, H: 9, W: 8, K: 5, KH: 1, KW: 1, StrideH: 2, StrideW: 2, DilH: 1, DilW: 1, Groups: 1},
+	{N: 2, C: 3, H: 17, W: 17, K: 8, KH: 7, KW: 7, StrideH: 2, StrideW: 2, PadH: 3, PadW: 3, DilH: 1, DilW: 1, Groups: 1},
+	{N: 2, C: 4, H: 6, W: 7, K: 6, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 2},
+	{N: 2, C: 5, H: 7, W: 7, K: 5, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 5},
+	{N: 2, C: 5, H: 9, W: 10, K: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 5},
+	{N: 1, C: 3, H: 1, W: 1, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
+	{N: 2, C: 3, H: 11, W: 9, K: 3, KH: 5, KW: 5, StrideH: 2, StrideW: 1, PadH: 2, PadW: 4, DilH: 2, DilW: 2, Groups: 3},
+	{N: 1, C: 3, H: 8, W: 8, K: 6, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
+	{N: 2, C: 4, H: 13, W: 11, K: 3, KH: 3, KW: 2, StrideH: 3, StrideW: 2, PadH: 0, PadW: 1, DilH: 2, DilW: 3, Groups: 1},
+	{N: 1, C: 64, H: 17, W: 17, K: 7, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 3, C: 33, H: 7, W: 7, K: 17, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+}
+
+func convName(p ConvParams) string {
+	return fmt.Sprintf("N%dC%dH%dW%dK%d_k%dx%d_s%dx%d_p%dx%d_d%dx%d_g%d", p.N, p.C, p.H, p.W, p.K,
+		p.KH, p.KW, p.StrideH, p.StrideW, p.PadH, p.PadW, p.DilH, p.DilW, p.Groups)
+}
+
+// convRef visits every (output, input, weight) index triple of the
+// convolution in float64: the naive definition all three passes check
+// against.
+func convRef(p ConvParams, visit func(yi, xi, wi int)) {
+	oh0, ow0 := p.OutH(), p.OutW()
+	cg, kg := p.C/p.Groups, p.K/p.Groups
+	for n := range p.N {
+		for k := range p.K {
+			g := k / kg
+			for oh := range oh0 {
+				for ow := range ow0 {
+					yi := ((n*p.K+k)*oh0+oh)*ow0 + ow
+					for c := range cg {
+						for kh := range p.KH {
+							ih := oh*p.StrideH - p.PadH + kh*p.DilH
+							if ih < 0 || ih >= p.H {
+								continue
+							}
+							for kw := range p.KW {
+								iw := ow*p.StrideW - p.PadW + kw*p.DilW
+								if iw < 0 || iw >= p.W {
+									continue
+								}
+								xi := ((n*p.C+g*cg+c)*p.H+ih)*p.W + iw
+								wi := ((k*cg+c)*p.KH+kh)*p.KW + kw
+								visit(yi, xi, wi)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// checkAccum compares got against base + sum (float64), with the rounding
+// bound of a terms-long float32 sum.
+func checkAccum(t *testing.T, what string, got, base []float32, sum, abs []float64, terms int) {
+	t.Helper()
+	for i := range got {
+		want := sum[i]
+		a := abs[i]
+		if base != nil {
+			want += float64(base[i])
+			a += math.Abs(float64(base[i]))
+		}
+		if !closeTo(got[i], want, a, terms) {
+			t.Fatalf("%s[%d] = %v, want %v", what, i, got[i], want)
+		}
+	}
+}
+
+func TestConv2d(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		for ci, p := range convCases {
+			if err := p.Validate(); err != nil {
+				t.Fatalf("case %d: %v", ci, err)
+			}
+			t.Run(convName(p), func(t *testing.T) { checkConv(t, p) })
+		}
+	})
+}
+
+func checkConv(t *testing.T, p ConvParams) {
+	r := rand.New(rand.NewPCG(uint64(p.C), uint64(p.K*p.H)))
+	nx, ny := p.N*p.C*p.H*p.W, p.N*p.K*p.OutH()*p.OutW()
+	nw := p.K * (p.C / p.Groups) * p.KH * p.KW
+	x, w, dy := randSlice(r, nx, 1), randSlice(r, nw, 1), randSlice(r, ny, 1)
+	bias := randSlice(r, p.K, 1)
+	// Terms per output of each pass (an upper bound is enough).
+	fwdTerms := (p.C/p.Groups)*p.KH*p.KW + 1
+	bwdTerms := p.K * p.KH * p.KW
+	wTerms := p.N * p.OutH() * p.OutW()
+
+	ys, ya := make([]float64, ny), make([]float64, ny)
+	dxs, dxa := make([]float64, nx), make([]float64, nx)
+	dws, dwa := make([]float64, nw), make([]float64, nw)
+	convRef(p, func(yi, xi, wi int) {
+		v := float64(x[xi]) * float64(w[wi])
+		ys[yi] += v
+		ya[yi] += math.Abs(v)
+		v = float64(dy[yi]) * float64(w[wi])
+		dxs[xi] += v
+		dxa[xi] += math.Abs(v)
+		v = float64(dy[yi]) * float64(x[xi])
+		dws[wi] += v
+		dwa[wi] += math.Abs(v)
+	})
+
+	y := randSlice(r, ny, 1) // overwritten
+	Conv2dForward(p, x, w, nil, y)
+	checkAccum(t, "y", y, nil, ys, ya, fwdTerms)
+
+	ohw := p.OutH() * p.OutW()
+	for i := range ys {
+		b := float64(bias[i/ohw%p.K])
+		ys[i] += b
+		ya[i] += math.Abs(b)
+	}
+	Conv2dForward(p, x, w, bias, y)
+	checkAccum(t, "y+bias", y, nil, ys, ya, fwdTerms)
+
+	dx0 := randSlice(r, nx, 1)
+	dx := append([]float32(nil), dx0...)
+	Conv2dBackwardData(p, dy, w, dx)
+	checkAccum(t, "dx", dx, dx0, dxs, dxa, bwdTerms)
+
+	dw0 := randSlice(r, nw, 1)
+	dw := append([]float32(nil), dw0...)
+	Conv2dBackwardWeight(p, x, dy, dw)
+	checkAccum(t, "dw", dw, dw0, dws, dwa, wTerms)
+
+	db0 := randSlice(r, p.K, 1)
+	db := append([]float32(nil), db0...)
+	dbs, dba := make([]float64, p.K), make([]float64, p.K)
+	for i, v := range dy {
+		dbs[i/ohw%p.K] += float64(v)
+		dba[i/ohw%p.K] += math.Abs(float64(v))
+	}
+	Conv2dBackwardBias(p, dy, db)
+	checkAccum(t, "db", db, db0, dbs, dba, wTerms)
+}
+
+func TestConvParamsValidate(t *testing.T) {
+	ok := ConvParams{N: 1, C: 4, H: 5, W: 5, K: 4, KH: 3, KW: 3, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Groups: 2}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid params: %v", err)
+	}
+	bad := map[string]func(p *ConvParams){
+		"zero N":                func(p *ConvParams) { p.N = 0 },
+		"zero stride":           func(p *ConvParams) { p.StrideW = 0 },
+		"zero dilation":         func(p *ConvParams) { p.DilH = 0 },
+		"negative pad":          func(p *ConvParams) { p.PadH = -1 },
+		"groups not dividing C": func(p *ConvParams) { p.Groups = 3 },
+		"kernel too large":      func(p *ConvParams) { p.KH = 7 },
+	}
+	for name, f := range bad {
+		p := ok
+		f(&p)
+		if p.Validate() == nil {
+			t.Errorf("%s: Validate accepted %+v", name, p)
+		}
+	}
+}

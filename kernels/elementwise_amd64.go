@@ -1,0 +1,48 @@
+package kernels
+
+import "math"
+
+// setElementwisePath points the elementwise family at path p. The AVX-512
+// path runs these AVX2 kernels: they are memory-bound, and wider vectors
+// would buy little.
+func setElementwisePath(p Path) {
+	useElementwiseGeneric()
+	if p != AVX2 && p != AVX512 {
+		return
+	}
+	axpyImpl, dotImpl = axpyAVX2, dotAVX2
+	addImpl, subImpl, mulImpl, scaleImpl = addAVX2, subAVX2, mulAVX2, scaleAVX2
+	reluImpl, relu6Impl = reluAVX2, relu6AVX2
+	reluBackwardImpl, relu6BackwardImpl = reluBackwardAVX2, relu6BackwardAVX2
+	sumImpl, sumSquaresImpl = sumAVX2, sumSquaresAVX2
+	momentsImpl, momentsBackwardImpl = momentsAVX2, momentsBackwardAVX2
+	scaleShiftImpl, scaleShiftBackwardImpl = scaleShiftClampAVX2, scaleShiftBackwardAVX2
+}
+
+var inf32 = float32(math.Inf(1))
+
+// scaleShiftClampAVX2 expresses the activation as the clamp the kernel
+// fuses.
+func scaleShiftClampAVX2(y, x []float32, scale, shift float32, act Activation) {
+	switch act {
+	case ActReLU:
+		scaleShiftAVX2(y, x, scale, shift, 0, inf32)
+	case ActReLU6:
+		scaleShiftAVX2(y, x, scale, shift, 0, 6)
+	default:
+		scaleShiftAVX2(y, x, scale, shift, -inf32, inf32)
+	}
+}
+
+// scaleShiftBackwardAVX2 picks the input-gradient kernel of the fused
+// activation; without one it is an axpy.
+func scaleShiftBackwardAVX2(y, dy, dx []float32, scale float32, act Activation) {
+	switch act {
+	case ActReLU:
+		scaleShiftBackwardReLUAVX2(y, dy, dx, scale)
+	case ActReLU6:
+		scaleShiftBackwardReLU6AVX2(y, dy, dx, scale)
+	default:
+		axpyAVX2(scale, dy, dx)
+	}
+}

@@ -1,0 +1,94 @@
+package kernels
+
+// Pure-Go definitions of the elementwise kernels: the reference every
+// assembly twin is tested against. Callers have equalised the lengths.
+
+func axpyGeneric(alpha float32, x, y []float32) {
+	x = x[:len(y)]
+	for i, v := range x {
+		y[i] += alpha * v
+	}
+}
+
+// dotGeneric accumulates in float64 so the reference is as exact as the
+// inputs allow.
+func dotGeneric(x, y []float32) float32 {
+	y = y[:len(x)]
+	var s float64
+	for i, v := range x {
+		s += float64(v) * float64(y[i])
+	}
+	return float32(s)
+}
+
+func addGeneric(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i := range dst {
+		dst[i] = a[i] + b[i]
+	}
+}
+
+func subGeneric(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i := range dst {
+		dst[i] = a[i] - b[i]
+	}
+}
+
+func mulGeneric(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i := range dst {
+		dst[i] = a[i] * b[i]
+	}
+}
+
+func scaleGeneric(dst []float32, alpha float32, x []float32) {
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = alpha * v
+	}
+}
+
+func reluGeneric(dst, x []float32) {
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = max(v, 0)
+	}
+}
+
+func relu6Generic(dst, x []float32) {
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = min(max(v, 0), 6)
+	}
+}
+
+func reluBackwardGeneric(x, dy, dx []float32) {
+	x, dy = x[:len(dx)], dy[:len(dx)]
+	for i, v := range x {
+		if v > 0 {
+			dx[i] += dy[i]
+		}
+	}
+}
+
+func relu6BackwardGeneric(x, dy, dx []float32) {
+	x, dy = x[:len(dx)], dy[:len(dx)]
+	for i, v := range x {
+		if v > 0 && v < 6 {
+			dx[i] += dy[i]
+		}
+	}
+}
+
+// useElementwiseGeneric points the elementwise family (elementwise,
+// reductions, per-channel kernels) at the pure-Go definitions.
+func useElementwiseGeneric() {
+	axpyImpl, dotImpl = axpyGeneric, dotGeneric
+	addImpl, subImpl, mulImpl, scaleImpl = addGeneric, subGeneric, mulGeneric, scaleGeneric
+	reluImpl, relu6Impl = reluGeneric, relu6Generic
+	reluBackwardImpl, relu6BackwardImpl = reluBackwardGeneric, relu6BackwardGeneric
+	sumImpl, sumSquaresImpl = sumGeneric, sumSquaresGeneric
+	momentsImpl, momentsBackwardImpl = momentsGeneric, momentsBackwardGeneric
+	scaleShiftImpl, scaleShiftBackwardImpl = scaleShiftGeneric, scaleShiftBackwardGeneric
+}

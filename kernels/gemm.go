@@ -1,0 +1,391 @@
+package kernels
+
+// SGEMM driver (SPEC section 1, kernels: GEMM micro-kernels). The layout is
+// the classic Goto/BLIS one: op(B) is packed kc x nc into column panels nr
+// wide, op(A) is packed mc x kc into row panels mr tall (alpha folded in),
+// and a register-blocked micro-kernel multiplies one A panel by one B
+// panel into an mr x nr tile of C. Only the micro-kernel and its tile size
+// depend on the kernel path.
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Cache blocking. A kc x nr B panel (16 KiB at nr=16) stays in L1, an
+// mc x kc A block (120 KiB) in L2, the packed kc x nc B block in L3.
+// gemmMC is a multiple of every path's mr (4, 6, 8).
+const (
+	gemmKC = 256
+	gemmMC = 120
+	gemmNC = 3072
+)
+
+// The micro-kernel in use and its tile; set by setGEMMPath.
+//
+// sgemmMicro(kc, a, b, c, ldc) adds the product of a packed mr x kc A panel
+// (a[p*mr+i]) and a packed kc x nr B panel (b[p*nr+j]) to the tile
+// c[i*ldc+j], i < mr, j < nr.
+var (
+	sgemmMicro         = sgemmMicroGeneric
+	gemmMR, gemmNR int = genericMR, genericNR
+)
+
+// Sgemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices,
+// where op(X) is X or its transpose. op(A) is m x k, op(B) is k x n, C is
+// m x n; lda, ldb, ldc are the row strides of the stored A, B and C. When
+// beta is 0, C is overwritten without being read (NaNs in C do not leak).
+// It uses the worker pool for large products.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+	b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true)
+}
+
+// sgemmSerial is Sgemm on the calling goroutine only, for callers that
+// already split their work over the pool.
+func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+	b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false)
+}
+
+func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+	b []float32, ldb int, beta float32, c []float32, ldc int, parallel bool) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("kernels.Sgemm: negative size m=%d n=%d k=%d", m, n, k))
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	checkMatrix("A", transA, m, k, a, lda)
+	checkMatrix("B", transB, k, n, b, ldb)
+	checkMatrix("C", false, m, n, c, ldc)
+	scaleMatrix(m, n, beta, c, ldc)
+	if k == 0 || alpha == 0 {
+		return
+	}
+	j := gemmJobs.Get().(*gemmJob)
+	j.transA, j.transB = transA, transB
+	j.m, j.n, j.k, j.alpha = m, n, k, alpha
+	j.a, j.lda, j.b, j.ldb, j.c, j.ldc = a, lda, b, ldb, c, ldc
+	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
+	j.run(parallel && m*n*k >= 48*48*48)
+	j.a, j.b, j.c = nil, nil, nil
+	gemmJobs.Put(j)
+}
+
+// packedASize is the length packWholeA needs for an m x k op(A).
+func packedASize(m, k int) int {
+	return (m + gemmMR - 1) / gemmMR * gemmMR * k
+}
+
+// packWholeA packs alpha*op(A) (m x k) once, for sgemmPrepacked to reuse
+// across many products with the same A (a convolution's weights against
+// every slab of unfolded input). Block pc of kc rows of k starts at
+// mPad*pc and holds its mr-row panels in order, each kc*mr long.
+func packWholeA(transA bool, m, k int, alpha float32, a []float32, lda int, dst []float32) {
+	checkMatrix("A", transA, m, k, a, lda)
+	j := gemmJobs.Get().(*gemmJob)
+	j.transA, j.m, j.k, j.alpha, j.a, j.lda, j.mr = transA, m, k, alpha, a, lda, gemmMR
+	mPad := (m + gemmMR - 1) / gemmMR * gemmMR
+	for pc := 0; pc < k; pc += gemmKC {
+		j.pc, j.kc = pc, min(gemmKC, k-pc)
+		j.packA(dst[mPad*pc:], 0, m)
+	}
+	j.a = nil
+	gemmJobs.Put(j)
+}
+
+// sgemmPrepacked is sgemm with op(A) already packed by packWholeA
+// (alpha included) on the current path.
+func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, beta float32,
+	c []float32, ldc int, parallel bool) {
+	if m == 0 || n == 0 {
+		return
+	}
+	checkMatrix("B", false, k, n, b, ldb)
+	checkMatrix("C", false, m, n, c, ldc)
+	scaleMatrix(m, n, beta, c, ldc)
+	if k == 0 {
+		return
+	}
+	j := gemmJobs.Get().(*gemmJob)
+	j.transB, j.m, j.n, j.k = false, m, n, k
+	j.pre, j.b, j.ldb, j.c, j.ldc = pre, b, ldb, c, ldc
+	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
+	j.run(parallel && m*n*k >= 48*48*48)
+	j.pre, j.b, j.c = nil, nil, nil
+	gemmJobs.Put(j)
+}
+
+// checkMatrix panics when a stored matrix is too short for its shape:
+// a caller bug, reported before any memory is touched.
+func checkMatrix(name string, trans bool, rows, cols int, x []float32, ld int) {
+	if trans {
+		rows, cols = cols, rows
+	}
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if ld < cols || len(x) < (rows-1)*ld+cols {
+		panic(fmt.Sprintf("kernels.Sgemm: %s is %dx%d with ld=%d but has %d elements", name, rows, cols, ld, len(x)))
+	}
+}
+
+// scaleMatrix sets C = beta*C; beta 0 writes zeros.
+func scaleMatrix(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// gemmJob carries one Sgemm call; its method values are bound once so
+// handing them to parallelFor allocates nothing.
+type gemmJob struct {
+	transA, transB bool
+	m, n, k        int
+	alpha          float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+	pre            []float32 // op(A) packed by packWholeA, or nil
+	mr, nr         int
+	micro          func(kc int, a, b, c []float32, ldc int)
+
+	// The current (jc, pc) block and how its compute is split.
+	jc, nc, pc, kc int
+	bp             []float32 // packed op(B) block
+	mBlocks        int
+	nSplit         int // panel groups per A block
+	panels         int
+
+	packFn, computeFn func(lo, hi int)
+}
+
+var gemmJobs = sync.Pool{New: func() any {
+	j := new(gemmJob)
+	j.packFn = j.packB
+	j.computeFn = j.compute
+	return j
+}}
+
+// gemmScratch pools float32 buffers (packed blocks, edge tiles).
+var gemmScratch = sync.Pool{New: func() any { return new([]float32) }}
+
+func getScratch(n int) *[]float32 {
+	p := gemmScratch.Get().(*[]float32)
+	if cap(*p) < n {
+		*p = make([]float32, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
+
+func (j *gemmJob) run(parallel bool) {
+	workers := 1
+	if parallel {
+		workers = parWorkers()
+	}
+	bpBuf := getScratch(gemmKC * ((min(j.n, gemmNC) + j.nr - 1) / j.nr * j.nr))
+	j.bp = *bpBuf
+	for jc := 0; jc < j.n; jc += gemmNC {
+		j.jc, j.nc = jc, min(gemmNC, j.n-jc)
+		j.panels = (j.nc + j.nr - 1) / j.nr
+		for pc := 0; pc < j.k; pc += gemmKC {
+			j.pc, j.kc = pc, min(gemmKC, j.k-pc)
+			j.mBlocks = (j.m + gemmMC - 1) / gemmMC
+			// Enough tasks to keep every worker busy: split the panels
+			// of each A block when there are few A blocks.
+			j.nSplit = 1
+			if workers > 1 && j.mBlocks < 2*workers {
+				j.nSplit = min(j.panels, (2*workers+j.mBlocks-1)/j.mBlocks)
+			}
+			if workers > 1 {
+				parallelFor(j.panels, j.packFn)
+				parallelFor(j.mBlocks*j.nSplit, j.computeFn)
+			} else {
+				j.packB(0, j.panels)
+				j.compute(0, j.mBlocks)
+			}
+		}
+	}
+	j.bp = nil
+	gemmScratch.Put(bpBuf)
+}
+
+// packB packs column panels [lo, hi) of the current op(B) block:
+// bp[panel*kc*nr + p*nr + jj] = op(B)[pc+p][jc+panel*nr+jj], zero padded.
+// Both loops read the stored B sequentially, so the hardware prefetchers
+// hide the memory latency.
+func (j *gemmJob) packB(lo, hi int) {
+	kc, nr := j.kc, j.nr
+	c0, c1 := j.jc+lo*nr, min(j.jc+hi*nr, j.jc+j.nc) // stored columns covered
+	full := (c1 - c0) / nr                           // panels with nr columns
+	if !j.transB {
+		for p := range kc {
+			src := j.b[(j.pc+p)*j.ldb+c0 : (j.pc+p)*j.ldb+c1]
+			for q := range full {
+				off := (lo+q)*kc*nr + p*nr
+				copyRow(j.bp[off:off+nr], src[q*nr:])
+			}
+			if w := len(src) - full*nr; w > 0 {
+				off := (lo+full)*kc*nr + p*nr
+				d := j.bp[off : off+nr]
+				copy(d, src[full*nr:])
+				clear(d[w:])
+			}
+		}
+		return
+	}
+	for panel := lo; panel < hi; panel++ {
+		dst := j.bp[panel*kc*nr : (panel+1)*kc*nr]
+		col0 := j.jc + panel*nr
+		w := min(nr, j.jc+j.nc-col0)
+		if w < nr {
+			clear(dst)
+		}
+		for jj := range w {
+			src := j.b[(col0+jj)*j.ldb+j.pc:]
+			src = src[:kc]
+			for p, v := range src {
+				dst[p*nr+jj] = v
+			}
+		}
+	}
+}
+
+// packA packs rows [i0, i0+mc) of the current op(A) block, times alpha:
+// ap[panel*kc*mr + p*mr + ii] = alpha*op(A)[i0+panel*mr+ii][pc+p].
+func (j *gemmJob) packA(ap []float32, i0, mc int) {
+	kc, mr, alpha := j.kc, j.mr, j.alpha
+	for panel := 0; panel*mr < mc; panel++ {
+		dst := ap[panel*kc*mr : (panel+1)*kc*mr]
+		row0 := i0 + panel*mr
+		h := min(mr, i0+mc-row0)
+		if h < mr {
+			clear(dst)
+		}
+		if !j.transA {
+			// Walk k once, reading the panel's rows side by side, so the
+			// packed panel is written sequentially.
+			base := row0*j.lda + j.pc
+			if h == 6 && mr == 6 {
+				packRows6(dst, j.a[base:], j.lda, kc, alpha)
+				continue
+			}
+			var rows [maxMR][]float32
+			for ii := range h {
+				rows[ii] = j.a[base+ii*j.lda:][:kc]
+			}
+			for p := range kc {
+				d := dst[p*mr : p*mr+h]
+				for ii := range d {
+					d[ii] = alpha * rows[ii][p]
+				}
+			}
+			continue
+		}
+		for p := range kc {
+			src := j.a[(j.pc+p)*j.lda+row0:]
+			src = src[:h]
+			d := dst[p*mr : p*mr+h]
+			for ii, v := range src {
+				d[ii] = alpha * v
+			}
+		}
+	}
+}
+
+// packRows6 packs six rows of kc floats (row stride lda) times alpha,
+// interleaved: dst[p*6+i] = alpha*a[i*lda+p]. It is the AVX2 path's hot
+// packing loop, unrolled so the compiler drops the bounds checks.
+func packRows6(dst, a []float32, lda, kc int, alpha float32) {
+	r0, r1, r2 := a[:kc], a[lda:lda+kc], a[2*lda:2*lda+kc]
+	r3, r4, r5 := a[3*lda:3*lda+kc], a[4*lda:4*lda+kc], a[5*lda:5*lda+kc]
+	dst = dst[:6*kc]
+	for p := range kc {
+		d := dst[p*6 : p*6+6 : p*6+6]
+		d[0] = alpha * r0[p]
+		d[1] = alpha * r1[p]
+		d[2] = alpha * r2[p]
+		d[3] = alpha * r3[p]
+		d[4] = alpha * r4[p]
+		d[5] = alpha * r5[p]
+	}
+}
+
+// maxMR bounds every path's mr.
+const maxMR = 8
+
+// copyRow copies one packed B row of len(d) floats, with fixed-size array
+// copies for the tile widths in use (a memmove call per 64 bytes costs
+// more than the copy).
+func copyRow(d, s []float32) {
+	switch len(d) {
+	case 16:
+		*(*[16]float32)(d) = *(*[16]float32)(s)
+	case 12:
+		*(*[12]float32)(d) = *(*[12]float32)(s)
+	case 4:
+		*(*[4]float32)(d) = *(*[4]float32)(s)
+	default:
+		copy(d, s)
+	}
+}
+
+// compute runs tasks [lo, hi): task t multiplies A block t/nSplit by
+// panel group t%nSplit of the packed B block.
+func (j *gemmJob) compute(lo, hi int) {
+	mr, nr, kc := j.mr, j.nr, j.kc
+	apBuf := getScratch(gemmMC*kc + mr*nr)
+	ap := (*apBuf)[:gemmMC*kc]
+	tile := (*apBuf)[gemmMC*kc:]
+	packed := -1
+	for t := lo; t < hi; t++ {
+		ib, js := t/j.nSplit, t%j.nSplit
+		i0 := ib * gemmMC
+		mc := min(gemmMC, j.m-i0)
+		switch {
+		case j.pre != nil:
+			mPad := (j.m + mr - 1) / mr * mr
+			ap = j.pre[mPad*j.pc+i0*kc:]
+		case ib != packed:
+			j.packA(ap, i0, mc)
+			packed = ib
+		}
+		p0 := js * j.panels / j.nSplit
+		p1 := (js + 1) * j.panels / j.nSplit
+		for panel := p0; panel < p1; panel++ {
+			bpan := j.bp[panel*kc*nr : (panel+1)*kc*nr]
+			col0 := j.jc + panel*nr
+			w := min(nr, j.jc+j.nc-col0)
+			for ir := 0; ir < mc; ir += mr {
+				apan := ap[ir*kc : ir*kc+mr*kc]
+				h := min(mr, mc-ir)
+				row0 := i0 + ir
+				if h == mr && w == nr {
+					j.micro(kc, apan, bpan, j.c[row0*j.ldc+col0:], j.ldc)
+					continue
+				}
+				// Edge tile: compute into a full tile, add the valid part.
+				clear(tile)
+				j.micro(kc, apan, bpan, tile, nr)
+				for ii := range h {
+					crow := j.c[(row0+ii)*j.ldc+col0 : (row0+ii)*j.ldc+col0+w]
+					for jj := range crow {
+						crow[jj] += tile[ii*nr+jj]
+					}
+				}
+			}
+		}
+	}
+	gemmScratch.Put(apBuf)
+}

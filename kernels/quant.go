@@ -1,0 +1,298 @@
+package kernels
+
+import "math"
+
+// Fake quantization, AdaRound and the scale search of BRECQ (SPEC section
+// 4). levels = 2^bits; round is round-half-to-even like torch.round;
+// q(x) = (clamp(round(x/delta)+zp, 0, levels-1) - zp) * delta.
+// delta must be positive and finite; the scale search never yields
+// anything else.
+
+// ScaleSearchSteps is the number of shrinking candidates of the "mse"
+// scale search (SPEC 4.3): candidate i scales max and min by 1-0.01i.
+const ScaleSearchSteps = 80
+
+// Implementation variables of the quant family; setQuantPath points them
+// at one kernel path.
+var (
+	fakeQuantImpl         = fakeQuantGeneric
+	fakeQuantBackwardImpl = fakeQuantBackwardGeneric
+	quantErrorLpImpl      = quantErrorLpGeneric
+)
+
+// scaleSearchBlock is the number of floats the scale search scores every
+// candidate on before moving on: 8 KB stays in L1 across all of them.
+const scaleSearchBlock = 2048
+
+// FakeQuant sets dst = q(x) with one delta and zero point for the tensor.
+func FakeQuant(dst, x []float32, delta, zp float32, levels int) {
+	fakeQuantImpl(dst, x[:len(dst)], delta, zp, float32(levels-1))
+}
+
+// FakeQuantPerChannel sets dst = q(x) where x is rows equal rows and row r
+// (output channel r) uses delta[r] and zp[r].
+func FakeQuantPerChannel(dst, x []float32, rows int, delta, zp []float32, levels int) {
+	if rows < 1 {
+		return
+	}
+	cols := len(dst) / rows
+	x = x[:rows*cols]
+	qmax := float32(levels - 1)
+	for r := range rows {
+		o := r * cols
+		fakeQuantImpl(dst[o:o+cols], x[o:o+cols], delta[r], zp[r], qmax)
+	}
+}
+
+// FakeQuantBackward accumulates the straight-through gradient dx += dy
+// where round(x/delta)+zp lies inside [0, levels-1] (bounds included, as
+// torch.clamp's backward), and returns the LSQ gradient of the loss with
+// respect to delta with zp held constant: per element, round(x/delta) -
+// x/delta inside the range and the clamped level minus zp outside it.
+// dx may be nil when only dDelta is wanted.
+func FakeQuantBackward(x, dy, dx []float32, delta, zp float32, levels int) (dDelta float32) {
+	n := len(x)
+	dy = dy[:n]
+	if dx != nil {
+		dx = dx[:n]
+	}
+	return float32(fakeQuantBackwardImpl(x, dy, dx, delta, zp, float32(levels-1)))
+}
+
+// QuantErrorLp returns sum |x - q(x)|^p, accumulated in float64.
+func QuantErrorLp(x []float32, delta, zp float32, levels int, p float32) float64 {
+	return quantErrorLpImpl(x, delta, zp, float32(levels-1), p)
+}
+
+// ScaleCandidate returns delta and zero point of candidate i of the SPEC
+// 4.3 search for data in [xMin, xMax], in float32 as BRECQ computes them:
+// max' = max*(1-0.01i), min' = min*(1-0.01i), delta = (max'-min')/(levels-1),
+// zp = round(-min'/delta). ok is false when the candidate range is empty.
+func ScaleCandidate(xMin, xMax float32, i, levels int) (delta, zp float32, ok bool) {
+	f := float32(1 - float64(i)*0.01)
+	hi, lo := xMax*f, xMin*f
+	delta = (hi - lo) / float32(levels-1)
+	if !(delta > 0) || math.IsInf(float64(delta), 0) {
+		return 0, 0, false
+	}
+	zp = roundEven(-lo / delta)
+	return delta, zp, true
+}
+
+// ScaleSearchLp runs the SPEC 4.3 "mse" search on x as one tensor: of the
+// ScaleSearchSteps candidates it returns the first with the least
+// sum |x - q(x)|^p, and that error. For constant x, whose range is empty,
+// it returns delta = max(|x|)/(levels-1) (1 if x is all zero) and zp = 0,
+// which reproduces x exactly when x >= 0.
+func ScaleSearchLp(x []float32, levels int, p float32) (delta, zp float32, lpErr float64) {
+	if len(x) == 0 {
+		return 1, 0, 0
+	}
+	var hi, lo [1]float32
+	RowMaxMin(1, len(x), x, hi[:], lo[:], nil, nil)
+	return scaleSearchRange(x, lo[0], hi[0], levels, p)
+}
+
+// ScaleSearchLpPerChannel runs ScaleSearchLp on each of the rows equal
+// rows of x (per output channel weights) and writes the results to delta
+// and zp.
+func ScaleSearchLpPerChannel(x []float32, rows, levels int, p float32, delta, zp []float32) {
+	if rows < 1 {
+		return
+	}
+	cols := len(x) / rows
+	delta, zp = delta[:rows], zp[:rows]
+	search := func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			delta[r], zp[r], _ = ScaleSearchLp(x[r*cols:(r+1)*cols], levels, p)
+		}
+	}
+	if rows*cols*ScaleSearchSteps < parallelMinWork {
+		search(0, rows)
+		return
+	}
+	parallelFor(rows, search)
+}
+
+// scaleSearchRange is ScaleSearchLp once min and max are known.
+func scaleSearchRange(x []float32, lo, hi float32, levels int, p float32) (delta, zp float32, lpErr float64) {
+	var deltas, zps [ScaleSearchSteps]float32
+	var errs [ScaleSearchSteps]float64
+	m := 0
+	for i := range ScaleSearchSteps {
+		d, z, ok := ScaleCandidate(lo, hi, i, levels)
+		if !ok {
+			continue
+		}
+		deltas[m], zps[m] = d, z
+		m++
+	}
+	if m == 0 {
+		d := max(abs32(lo), abs32(hi)) / float32(levels-1)
+		if !(d > 0) {
+			d = 1
+		}
+		return d, 0, quantErrorLpImpl(x, d, 0, float32(levels-1), p)
+	}
+	scoreCandidates(x, deltas[:m], zps[:m], float32(levels-1), p, errs[:m])
+	best := 0
+	for i := 1; i < m; i++ {
+		if errs[i] < errs[best] {
+			best = i
+		}
+	}
+	return deltas[best], zps[best], errs[best]
+}
+
+// scoreCandidates sets errs[i] = sum |x - q_i(x)|^p for the candidates
+// (deltas[i], zps[i]) in one pass over x, block by block; workers split
+// the candidates.
+func scoreCandidates(x, deltas, zps []float32, qmax, p float32, errs []float64) {
+	clear(errs)
+	score := func(lo, hi int) {
+		for b := 0; b < len(x); b += scaleSearchBlock {
+			blk := x[b:min(b+scaleSearchBlock, len(x))]
+			for i := lo; i < hi; i++ {
+				errs[i] += quantErrorLpImpl(blk, deltas[i], zps[i], qmax, p)
+			}
+		}
+	}
+	if len(x)*len(errs) < parallelMinWork {
+		score(0, len(errs))
+		return
+	}
+	parallelFor(len(errs), score)
+}
+
+// AdaRoundForward sets dst to the soft-rounded weights of AdaRound (SPEC
+// 4.4): (clamp(floor(w/delta) + h(alpha) + zp, 0, levels-1) - zp) * delta
+// with h(a) = clamp(sigmoid(a)*1.2 - 0.1, 0, 1); w and alpha are rows equal
+// rows, row r using delta[r] and zp[r].
+func AdaRoundForward(dst, w, alpha []float32, rows int, delta, zp []float32, levels int) {
+	if rows < 1 {
+		return
+	}
+	cols := len(dst) / rows
+	w, alpha = w[:rows*cols], alpha[:rows*cols]
+	qmax := float32(levels - 1)
+	for r := range rows {
+		d, z := delta[r], zp[r]
+		for i := r * cols; i < (r+1)*cols; i++ {
+			h, _ := adaRoundH(alpha[i])
+			u := floor32(w[i]/d) + h + z
+			dst[i] = (min(max(u, 0), qmax) - z) * d
+		}
+	}
+}
+
+// AdaRoundBackward accumulates into dAlpha the gradient of AdaRoundForward
+// given dy, the gradient of its output: dy*delta*h'(alpha) where neither
+// clamp is active (bounds included, as torch.clamp's backward).
+func AdaRoundBackward(w, alpha, dy, dAlpha []float32, rows int, delta, zp []float32, levels int) {
+	if rows < 1 {
+		return
+	}
+	cols := len(dAlpha) / rows
+	w, alpha, dy = w[:rows*cols], alpha[:rows*cols], dy[:rows*cols]
+	qmax := float32(levels - 1)
+	for r := range rows {
+		d, z := delta[r], zp[r]
+		for i := r * cols; i < (r+1)*cols; i++ {
+			h, dh := adaRoundH(alpha[i])
+			u := floor32(w[i]/d) + h + z
+			if u >= 0 && u <= qmax {
+				dAlpha[i] += dy[i] * d * dh
+			}
+		}
+	}
+}
+
+// AdaRoundHard sets dst to the hard-rounded weights AdaRound ends with:
+// floor(w/delta) rounds up where alpha >= 0 (SPEC 4.4).
+func AdaRoundHard(dst, w, alpha []float32, rows int, delta, zp []float32, levels int) {
+	if rows < 1 {
+		return
+	}
+	cols := len(dst) / rows
+	w, alpha = w[:rows*cols], alpha[:rows*cols]
+	qmax := float32(levels - 1)
+	for r := range rows {
+		d, z := delta[r], zp[r]
+		for i := r * cols; i < (r+1)*cols; i++ {
+			u := floor32(w[i] / d)
+			if alpha[i] >= 0 {
+				u++
+			}
+			dst[i] = (min(max(u+z, 0), qmax) - z) * d
+		}
+	}
+}
+
+// AdaRoundInitAlpha sets alpha so that h(alpha) equals the fractional part
+// of w/delta, the initialisation of SPEC 4.4 (the inverse of h's
+// unclamped branch).
+func AdaRoundInitAlpha(alpha, w []float32, rows int, delta []float32) {
+	if rows < 1 {
+		return
+	}
+	cols := len(alpha) / rows
+	w = w[:rows*cols]
+	for r := range rows {
+		d := delta[r]
+		for i := r * cols; i < (r+1)*cols; i++ {
+			v := w[i] / d
+			rest := float64(v - floor32(v))
+			alpha[i] = float32(-math.Log(1.2/(rest+0.1) - 1))
+		}
+	}
+}
+
+// AdaRoundRegularizer returns weight * sum(1 - |2h(alpha)-1|^beta), the
+// rounding term of SPEC 4.4, and, if dAlpha is not nil, accumulates its
+// gradient into dAlpha.
+func AdaRoundRegularizer(alpha []float32, beta float32, dAlpha []float32, weight float32) float32 {
+	if dAlpha != nil {
+		dAlpha = dAlpha[:len(alpha)]
+	}
+	b := float64(beta)
+	var sum float64
+	for i, a := range alpha {
+		// float64 throughout: near h = 0.5, t = 2h-1 computed in float32
+		// would keep few significant bits.
+		s := 1 / (1 + math.Exp(-float64(a)))
+		v := s*1.2 - 0.1
+		h := min(max(v, 0), 1)
+		var dh float64
+		if v >= 0 && v <= 1 {
+			dh = 1.2 * s * (1 - s)
+		}
+		t := 2*h - 1
+		at := math.Abs(t)
+		sum += 1 - math.Pow(at, b)
+		if dAlpha != nil && at > 0 {
+			// d/dh (1 - |t|^b) = -b |t|^(b-1) sign(t) * 2
+			g := -b * math.Pow(at, b-1) * math.Copysign(2, t)
+			dAlpha[i] += float32(float64(weight) * g * dh)
+		}
+	}
+	return float32(float64(weight) * sum)
+}
+
+// adaRoundH returns h(a) = clamp(sigmoid(a)*1.2 - 0.1, 0, 1) and its
+// derivative, which is zero where the clamp is active (bounds excluded
+// from the clamp, as torch.clamp's backward).
+func adaRoundH(a float32) (h, dh float32) {
+	s := float32(1 / (1 + math.Exp(-float64(a))))
+	v := s*1.2 - 0.1
+	h = min(max(v, 0), 1)
+	if v >= 0 && v <= 1 {
+		dh = 1.2 * s * (1 - s)
+	}
+	return h, dh
+}
+
+func roundEven(v float32) float32 { return float32(math.RoundToEven(float64(v))) }
+
+func floor32(v float32) float32 { return float32(math.Floor(float64(v))) }
+
+func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }

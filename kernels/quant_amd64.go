@@ -1,0 +1,29 @@
+package kernels
+
+// setQuantPath points the quant family at path p; the AVX-512 path runs
+// the AVX2 kernels.
+func setQuantPath(p Path) {
+	useQuantGeneric()
+	if p != AVX2 && p != AVX512 {
+		return
+	}
+	fakeQuantImpl = fakeQuantAVX2
+	fakeQuantBackwardImpl = fakeQuantBackwardAVX2Any
+	quantErrorLpImpl = quantErrorLpAVX2Any
+}
+
+// fakeQuantBackwardAVX2Any picks the kernel with or without dx.
+func fakeQuantBackwardAVX2Any(x, dy, dx []float32, delta, zp, qmax float32) float64 {
+	if dx == nil {
+		return fakeQuantDeltaGradAVX2(x, dy, delta, zp, qmax)
+	}
+	return fakeQuantBackwardAVX2(x, dy, dx[:len(x)], delta, zp, qmax)
+}
+
+// quantErrorLpAVX2Any runs the SIMD power for the exponents it covers.
+func quantErrorLpAVX2Any(x []float32, delta, zp, qmax, p float32) float64 {
+	if p > 0 && p <= 7 {
+		return quantErrorLpAVX2(x, delta, zp, qmax, p)
+	}
+	return quantErrorLpGeneric(x, delta, zp, qmax, p)
+}
