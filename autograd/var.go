@@ -118,3 +118,18 @@ func topoOrder(root *Var) []*Var {
 	}
 	return order
 }
+
+// needsGrad reports whether any of vs requires a gradient. Ops test it
+// before building their backward closure, so an inference forward
+// allocates nothing but its outputs.
+func needsGrad(vs ...*Var) bool {
+	for _, v := range vs {
+		if v != nil && v.requiresGrad {
+			return true
+		}
+	}
+	return false
+}
+
+// result wraps a freshly computed value as an op's output.
+func result(t *tensor.Tensor) *Var { return &Var{Value: t} }

@@ -1,0 +1,161 @@
+package autograd
+
+// Elementwise ops. Shapes must agree exactly (no broadcasting): a mismatch
+// is a bug in the calling layer, so it panics with both shapes.
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/dghcore/dghcore/kernels"
+	"github.com/dghcore/dghcore/tensor"
+)
+
+func mustSameShape(op string, a, b *Var) {
+	if !slices.Equal(a.Value.Shape, b.Value.Shape) {
+		panic(fmt.Sprintf("autograd.%s: shapes %v and %v differ", op, a.Value.Shape, b.Value.Shape))
+	}
+}
+
+// Add returns a + b.
+func Add(a, b *Var) *Var {
+	mustSameShape("Add", a, b)
+	out := result(tensor.New(a.Value.Shape...))
+	kernels.Add(out.Value.Data, a.Value.Data, b.Value.Data)
+	if needsGrad(a, b) {
+		record(out, func() {
+			// d(a+b)/da = d(a+b)/db = 1
+			if a.requiresGrad {
+				kernels.Axpy(1, out.Grad.Data, a.gradBuf().Data)
+			}
+			if b.requiresGrad {
+				kernels.Axpy(1, out.Grad.Data, b.gradBuf().Data)
+			}
+		}, a, b)
+	}
+	return out
+}
+
+// Sub returns a - b.
+func Sub(a, b *Var) *Var {
+	mustSameShape("Sub", a, b)
+	out := result(tensor.New(a.Value.Shape...))
+	kernels.Sub(out.Value.Data, a.Value.Data, b.Value.Data)
+	if needsGrad(a, b) {
+		record(out, func() {
+			if a.requiresGrad {
+				kernels.Axpy(1, out.Grad.Data, a.gradBuf().Data)
+			}
+			if b.requiresGrad {
+				kernels.Axpy(-1, out.Grad.Data, b.gradBuf().Data)
+			}
+		}, a, b)
+	}
+	return out
+}
+
+// Mul returns the elementwise product a * b.
+func Mul(a, b *Var) *Var {
+	mustSameShape("Mul", a, b)
+	out := result(tensor.New(a.Value.Shape...))
+	kernels.Mul(out.Value.Data, a.Value.Data, b.Value.Data)
+	if needsGrad(a, b) {
+		record(out, func() {
+			// da += dy*b, db += dy*a
+			if a.requiresGrad {
+				kernels.MulAcc(a.gradBuf().Data, out.Grad.Data, b.Value.Data)
+			}
+			if b.requiresGrad {
+				kernels.MulAcc(b.gradBuf().Data, out.Grad.Data, a.Value.Data)
+			}
+		}, a, b)
+	}
+	return out
+}
+
+// Scale returns s * x.
+func Scale(x *Var, s float32) *Var {
+	out := result(tensor.New(x.Value.Shape...))
+	kernels.Scale(out.Value.Data, s, x.Value.Data)
+	if needsGrad(x) {
+		record(out, func() {
+			kernels.Axpy(s, out.Grad.Data, x.gradBuf().Data)
+		}, x)
+	}
+	return out
+}
+
+// AddScalar returns x + s.
+func AddScalar(x *Var, s float32) *Var {
+	out := result(tensor.New(x.Value.Shape...))
+	kernels.AddScalar(out.Value.Data, x.Value.Data, s)
+	if needsGrad(x) {
+		record(out, func() {
+			kernels.Axpy(1, out.Grad.Data, x.gradBuf().Data)
+		}, x)
+	}
+	return out
+}
+
+// ReLU returns max(x, 0); the gradient is zero at 0, as in PyTorch.
+func ReLU(x *Var) *Var {
+	out := result(tensor.New(x.Value.Shape...))
+	kernels.ReLU(out.Value.Data, x.Value.Data)
+	if needsGrad(x) {
+		record(out, func() {
+			kernels.ReLUBackward(x.Value.Data, out.Grad.Data, x.gradBuf().Data)
+		}, x)
+	}
+	return out
+}
+
+// ReLU6 returns min(max(x, 0), 6); no gradient at either bound.
+func ReLU6(x *Var) *Var {
+	out := result(tensor.New(x.Value.Shape...))
+	kernels.ReLU6(out.Value.Data, x.Value.Data)
+	if needsGrad(x) {
+		record(out, func() {
+			kernels.ReLU6Backward(x.Value.Data, out.Grad.Data, x.gradBuf().Data)
+		}, x)
+	}
+	return out
+}
+
+// MaxScalar returns max(x, s) elementwise, the clamp-at-zero terms of the
+// DGH output loss (SPEC 3.6). Like torch.clamp(x, min=s) the gradient
+// passes where x >= s.
+func MaxScalar(x *Var, s float32) *Var {
+	out := result(tensor.New(x.Value.Shape...))
+	kernels.MaxScalar(out.Value.Data, x.Value.Data, s)
+	if needsGrad(x) {
+		record(out, func() {
+			kernels.MaxScalarBackward(x.Value.Data, out.Grad.Data, x.gradBuf().Data, s)
+		}, x)
+	}
+	return out
+}
+
+// Sqrt returns sqrt(x).
+func Sqrt(x *Var) *Var {
+	out := result(tensor.New(x.Value.Shape...))
+	kernels.Sqrt(out.Value.Data, x.Value.Data)
+	if needsGrad(x) {
+		record(out, func() {
+			// d sqrt(x)/dx = 1/(2 sqrt(x)), from the stored output.
+			kernels.SqrtBackward(out.Value.Data, out.Grad.Data, x.gradBuf().Data)
+		}, x)
+	}
+	return out
+}
+
+// Pow returns x^p elementwise.
+func Pow(x *Var, p float32) *Var {
+	out := result(tensor.New(x.Value.Shape...))
+	kernels.Pow(out.Value.Data, x.Value.Data, p)
+	if needsGrad(x) {
+		record(out, func() {
+			kernels.PowBackward(x.Value.Data, out.Grad.Data, x.gradBuf().Data, p)
+		}, x)
+	}
+	return out
+}

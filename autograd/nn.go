@@ -1,0 +1,240 @@
+package autograd
+
+// Network ops: convolution, linear, eval-mode batch norm and pooling
+// (SPEC section 1, layers). Shape mismatches are bugs in the calling layer
+// (layers validate checkpoints and inputs first), so they panic with the
+// shapes involved.
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/dghcore/dghcore/kernels"
+	"github.com/dghcore/dghcore/tensor"
+)
+
+// Conv2d returns the 2-D convolution of x [N,C,H,W] with w
+// [K, C/groups, KH, KW] plus b [K] (b may be nil), PyTorch semantics.
+func Conv2d(x, w, b *Var, stride, padding, dilation [2]int, groups int) *Var {
+	xs, ws := x.Value.Shape, w.Value.Shape
+	if len(xs) != 4 || len(ws) != 4 {
+		panic(fmt.Sprintf("autograd.Conv2d: input %v and weight %v must both be 4-D", xs, ws))
+	}
+	p := kernels.ConvParams{
+		N: xs[0], C: xs[1], H: xs[2], W: xs[3], K: ws[0], KH: ws[2], KW: ws[3],
+		StrideH: stride[0], StrideW: stride[1], PadH: padding[0], PadW: padding[1],
+		DilH: dilation[0], DilW: dilation[1], Groups: groups,
+	}
+	if err := p.Validate(); err != nil {
+		panic(fmt.Sprintf("autograd.Conv2d: input %v weight %v: %v", xs, ws, err))
+	}
+	if ws[1]*groups != xs[1] {
+		panic(fmt.Sprintf("autograd.Conv2d: weight %v with groups=%d does not fit input %v", ws, groups, xs))
+	}
+	var bias []float32
+	if b != nil {
+		if b.Value.Numel() != p.K {
+			panic(fmt.Sprintf("autograd.Conv2d: bias %v for %d output channels", b.Value.Shape, p.K))
+		}
+		bias = b.Value.Data
+	}
+	out := result(tensor.New(p.N, p.K, p.OutH(), p.OutW()))
+	kernels.Conv2dForward(p, x.Value.Data, w.Value.Data, bias, out.Value.Data)
+	if needsGrad(x, w, b) {
+		record(out, func() {
+			dy := out.Grad.Data
+			if x.requiresGrad {
+				kernels.Conv2dBackwardData(p, dy, w.Value.Data, x.gradBuf().Data)
+			}
+			if w.requiresGrad {
+				kernels.Conv2dBackwardWeight(p, x.Value.Data, dy, w.gradBuf().Data)
+			}
+			if b != nil && b.requiresGrad {
+				kernels.Conv2dBackwardBias(p, dy, b.gradBuf().Data)
+			}
+		}, x, w, b)
+	}
+	return out
+}
+
+// Linear returns x w^T + b for x [N,in], w [out,in], b [out] or nil.
+func Linear(x, w, b *Var) *Var {
+	xs, ws := x.Value.Shape, w.Value.Shape
+	if len(xs) != 2 || len(ws) != 2 || xs[1] != ws[1] {
+		panic(fmt.Sprintf("autograd.Linear: input %v and weight %v, want [N,in] and [out,in]", xs, ws))
+	}
+	n, in, nOut := xs[0], xs[1], ws[0]
+	if b != nil && b.Value.Numel() != nOut {
+		panic(fmt.Sprintf("autograd.Linear: bias %v for %d outputs", b.Value.Shape, nOut))
+	}
+	out := result(tensor.New(n, nOut))
+	y := out.Value.Data
+	if b != nil {
+		for r := range n {
+			copy(y[r*nOut:(r+1)*nOut], b.Value.Data)
+		}
+	}
+	// y = 1*x*w^T + (b broadcast over rows, or 0)
+	kernels.Sgemm(false, true, n, nOut, in, 1, x.Value.Data, in, w.Value.Data, in, boolTo01(b != nil), y, nOut)
+	if needsGrad(x, w, b) {
+		record(out, func() {
+			dy := out.Grad.Data
+			if x.requiresGrad { // dx += dy w
+				kernels.Sgemm(false, false, n, in, nOut, 1, dy, nOut, w.Value.Data, in, 1, x.gradBuf().Data, in)
+			}
+			if w.requiresGrad { // dw += dy^T x
+				kernels.Sgemm(true, false, nOut, in, n, 1, dy, nOut, x.Value.Data, in, 1, w.gradBuf().Data, in)
+			}
+			if b != nil && b.requiresGrad { // db += column sums of dy
+				db := b.gradBuf().Data
+				for r := range n {
+					kernels.Axpy(1, dy[r*nOut:(r+1)*nOut], db)
+				}
+			}
+		}, x, w, b)
+	}
+	return out
+}
+
+func boolTo01(b bool) float32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// channelScratch holds the per-channel scale and shift of an inference
+// BatchNorm, so a forward without a graph allocates only its output.
+var channelScratch = sync.Pool{New: func() any { return new([]float32) }}
+
+// BatchNorm applies an eval-mode batch norm over axis 1 of x [N,C,...]:
+// y = (x - mean)/sqrt(var + eps)*gamma + beta with the running statistics
+// held fixed. gamma and beta may be nil (no affine transform).
+func BatchNorm(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32) *Var {
+	xs := x.Value.Shape
+	if len(xs) < 2 {
+		panic(fmt.Sprintf("autograd.BatchNorm: input %v, want [N,C,...]", xs))
+	}
+	n, c := xs[0], xs[1]
+	hw := x.Value.Numel() / max(n*c, 1)
+	for _, s := range []struct {
+		name string
+		t    *tensor.Tensor
+	}{{"running mean", runningMean}, {"running var", runningVar}, {"gamma", varValue(gamma)}, {"beta", varValue(beta)}} {
+		if s.t != nil && s.t.Numel() != c {
+			panic(fmt.Sprintf("autograd.BatchNorm: %s %v for %d channels", s.name, s.t.Shape, c))
+		}
+	}
+	grad := needsGrad(x, gamma, beta)
+	var buf *[]float32
+	var ss []float32
+	if grad {
+		ss = make([]float32, 2*c) // kept by the backward closure
+	} else {
+		buf = channelScratch.Get().(*[]float32)
+		if cap(*buf) < 2*c {
+			*buf = make([]float32, 2*c)
+		}
+		ss = (*buf)[:2*c]
+	}
+	scale, shift := ss[:c], ss[c:]
+	// invStd in float64 so scale matches PyTorch's rsqrt to the last bit
+	// more often; the fold is scale = gamma/std, shift = beta - mean*scale.
+	for ch := range c {
+		invStd := 1 / math.Sqrt(float64(runningVar.Data[ch])+float64(eps))
+		g, bt := 1.0, 0.0
+		if gamma != nil {
+			g = float64(gamma.Value.Data[ch])
+		}
+		if beta != nil {
+			bt = float64(beta.Value.Data[ch])
+		}
+		scale[ch] = float32(g * invStd)
+		shift[ch] = float32(bt - float64(runningMean.Data[ch])*g*invStd)
+	}
+	out := result(tensor.New(xs...))
+	kernels.ScaleShift(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, kernels.ActNone)
+	if !grad {
+		channelScratch.Put(buf)
+		return out
+	}
+	record(out, func() {
+		var dx, dScale, dShift []float32
+		if x.requiresGrad {
+			dx = x.gradBuf().Data
+		}
+		if gamma != nil && gamma.requiresGrad || beta != nil && beta.requiresGrad {
+			dScale, dShift = make([]float32, c), make([]float32, c)
+		}
+		kernels.ScaleShiftBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, out.Grad.Data, dx, dScale, dShift, kernels.ActNone)
+		if dScale == nil {
+			return
+		}
+		// scale = gamma/std and shift = beta - mean*gamma/std, so
+		// dgamma = (dScale - mean*dShift)/std and dbeta = dShift.
+		if gamma != nil && gamma.requiresGrad {
+			dg := gamma.gradBuf().Data
+			for ch := range c {
+				invStd := 1 / math.Sqrt(float64(runningVar.Data[ch])+float64(eps))
+				dg[ch] += float32((float64(dScale[ch]) - float64(runningMean.Data[ch])*float64(dShift[ch])) * invStd)
+			}
+		}
+		if beta != nil && beta.requiresGrad {
+			kernels.Axpy(1, dShift, beta.gradBuf().Data)
+		}
+	}, x, gamma, beta)
+	return out
+}
+
+// varValue is v's value, or nil for a nil Var.
+func varValue(v *Var) *tensor.Tensor {
+	if v == nil {
+		return nil
+	}
+	return v.Value
+}
+
+// GlobalAvgPool averages x [N,C,H,W] over H and W, giving [N,C]
+// (AdaptiveAvgPool2d(1) followed by flatten).
+func GlobalAvgPool(x *Var) *Var {
+	xs := x.Value.Shape
+	if len(xs) != 4 {
+		panic(fmt.Sprintf("autograd.GlobalAvgPool: input %v, want [N,C,H,W]", xs))
+	}
+	n, c, hw := xs[0], xs[1], xs[2]*xs[3]
+	out := result(tensor.New(n, c))
+	kernels.AvgPoolGlobalForward(n, c, hw, x.Value.Data, out.Value.Data)
+	if needsGrad(x) {
+		record(out, func() {
+			kernels.AvgPoolGlobalBackward(n, c, hw, out.Grad.Data, x.gradBuf().Data)
+		}, x)
+	}
+	return out
+}
+
+// MaxPool2d is PyTorch's max pooling (floor mode, implicit -inf padding)
+// over x [N,C,H,W]; the gradient goes to the first maximum of each window.
+func MaxPool2d(x *Var, kernel, stride, pad [2]int) *Var {
+	xs := x.Value.Shape
+	if len(xs) != 4 {
+		panic(fmt.Sprintf("autograd.MaxPool2d: input %v, want [N,C,H,W]", xs))
+	}
+	p := kernels.PoolParams{
+		N: xs[0], C: xs[1], H: xs[2], W: xs[3], KH: kernel[0], KW: kernel[1],
+		StrideH: stride[0], StrideW: stride[1], PadH: pad[0], PadW: pad[1],
+	}
+	if err := p.Validate(); err != nil {
+		panic(fmt.Sprintf("autograd.MaxPool2d: input %v: %v", xs, err))
+	}
+	out := result(tensor.New(p.N, p.C, p.OutH(), p.OutW()))
+	if !needsGrad(x) {
+		kernels.MaxPool2dForward(p, x.Value.Data, out.Value.Data, nil)
+		return out
+	}
+	arg := make([]int32, out.Value.Numel())
+	kernels.MaxPool2dForward(p, x.Value.Data, out.Value.Data, arg)
+	return record(out, func() {
+		kernels.MaxPool2dBackward(p, out.Grad.Data, arg, x.gradBuf().Data)
+	}, x)
+}

@@ -1,0 +1,190 @@
+package autograd
+
+import (
+	"math"
+	"testing"
+
+	"github.com/dghcore/dghcore/tensor"
+)
+
+// one-input and two-input adaptors for the case table.
+func unary(f func(*Var) *Var) func([]*Var) *Var { return func(in []*Var) *Var { return f(in[0]) } }
+func binary(f func(a, b *Var) *Var) func([]*Var) *Var {
+	return func(in []*Var) *Var { return f(in[0], in[1]) }
+}
+
+func conv(stride, pad, dil [2]int, groups int, bias bool) func([]*Var) *Var {
+	return func(in []*Var) *Var {
+		var b *Var
+		if bias {
+			b = in[2]
+		}
+		return Conv2d(in[0], in[1], b, stride, pad, dil, groups)
+	}
+}
+
+func TestGradients(t *testing.T) {
+	r := tensor.NewRNG(1)
+	s1, s2 := [2]int{1, 1}, [2]int{2, 2}
+	p0, p1 := [2]int{0, 0}, [2]int{1, 1}
+	relu6Kinks := []float64{0, 6}
+
+	bnMean, bnVar := randn(r, 3), uniform(r, 0.5, 2, 3)
+
+	// Fake-quant inputs: step 0.25, zero point 3, 4 bits. Values sit at
+	// level k + frac (|frac| < 0.4) for k well inside [0, 15], plus some
+	// far below and above, so no perturbation crosses a rounding or clamp
+	// boundary.
+	const fqDelta, fqZP, fqBits = 0.25, 3, 4
+	fqX := tensor.New(2, 3, 4)
+	for i := range fqX.Data {
+		k := float64(1 + r.Intn(13))
+		switch i % 7 {
+		case 0:
+			k = -4
+		case 3:
+			k = 19
+		}
+		fqX.Data[i] = float32((k - fqZP + r.Uniform(-0.4, 0.4)) * fqDelta)
+	}
+	fqRowDelta, fqRowZP := []float32{0.25, 0.2}, []float32{3, 5}
+	fqRows := tensor.New(2, 6)
+	for i := range fqRows.Data {
+		row := i / 6
+		k := float64(1 + r.Intn(13))
+		if i%5 == 0 {
+			k = 20
+		}
+		d, z := float64(fqRowDelta[row]), float64(fqRowZP[row])
+		fqRows.Data[i] = float32((k - z + r.Uniform(-0.4, 0.4)) * d)
+	}
+
+	// AdaRound: alpha where h is strictly inside (0,1) and weights whose
+	// floor level keeps the soft value inside [0, levels-1].
+	arDelta, arZP := []float32{0.1, 0.3}, []float32{2, 4}
+	arW := tensor.New(2, 5)
+	for i := range arW.Data {
+		row := i / 5
+		lvl := float64(1 + r.Intn(10))
+		arW.Data[i] = float32((lvl - float64(arZP[row]) + r.Uniform(0.1, 0.9)) * float64(arDelta[row]))
+	}
+
+	lo, hi := []float32{-1, -0.5, 0}, []float32{1, 0.5, 2}
+
+	cases := []gradCase{
+		{name: "Add", inputs: []*tensor.Tensor{randn(r, 2, 3, 4), randn(r, 2, 3, 4)}, f: binary(Add)},
+		{name: "Sub", inputs: []*tensor.Tensor{randn(r, 2, 3), randn(r, 2, 3)}, f: binary(Sub)},
+		{name: "Mul", inputs: []*tensor.Tensor{randn(r, 2, 3, 4), randn(r, 2, 3, 4)}, f: binary(Mul)},
+		{name: "Mul/self", inputs: []*tensor.Tensor{randn(r, 5)}, f: func(in []*Var) *Var { return Mul(in[0], in[0]) }},
+		{name: "Mul/const", inputs: []*tensor.Tensor{randn(r, 5), randn(r, 5)}, noGrad: []bool{false, true}, f: binary(Mul)},
+		{name: "Scale", inputs: []*tensor.Tensor{randn(r, 7)}, f: unary(func(x *Var) *Var { return Scale(x, -0.7) })},
+		{name: "AddScalar", inputs: []*tensor.Tensor{randn(r, 7)}, f: unary(func(x *Var) *Var { return AddScalar(x, 1.5) })},
+		{name: "ReLU", inputs: []*tensor.Tensor{awayFrom(r, 1, 0.05, []float64{0}, 3, 8)}, f: unary(ReLU)},
+		{name: "ReLU6", inputs: []*tensor.Tensor{awayFrom(r, 4, 0.05, relu6Kinks, 3, 8)}, f: unary(ReLU6)},
+		{name: "MaxScalar", inputs: []*tensor.Tensor{awayFrom(r, 1, 0.05, []float64{0.3}, 12)}, f: unary(func(x *Var) *Var { return MaxScalar(x, 0.3) })},
+		{name: "Sqrt", inputs: []*tensor.Tensor{uniform(r, 0.5, 3, 10)}, f: unary(Sqrt)},
+		{name: "Pow/2.4", inputs: []*tensor.Tensor{uniform(r, 0.2, 2, 10)}, f: unary(func(x *Var) *Var { return Pow(x, 2.4) })},
+		{name: "Pow/3", inputs: []*tensor.Tensor{randn(r, 10)}, f: unary(func(x *Var) *Var { return Pow(x, 3) })},
+
+		{name: "Sum", inputs: []*tensor.Tensor{randn(r, 3, 4)}, f: unary(Sum)},
+		{name: "SumSquares", inputs: []*tensor.Tensor{randn(r, 3, 4)}, f: unary(SumSquares)},
+		{name: "Mean/0,2,3", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 3)}, f: unary(func(x *Var) *Var { return Mean(x, 0, 2, 3) })},
+		{name: "Mean/2,3", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 3)}, f: unary(func(x *Var) *Var { return Mean(x, 2, 3) })},
+		{name: "Mean/-1", inputs: []*tensor.Tensor{randn(r, 3, 4)}, f: unary(func(x *Var) *Var { return Mean(x, -1) })},
+		{name: "Mean/all", inputs: []*tensor.Tensor{randn(r, 3, 4)}, f: unary(func(x *Var) *Var { return Mean(x) })},
+		{name: "Mean/1-generic", inputs: []*tensor.Tensor{randn(r, 2, 3, 4)}, f: unary(func(x *Var) *Var { return Mean(x, 1) })},
+		{name: "MeanSquare/0-generic", inputs: []*tensor.Tensor{randn(r, 3, 4, 2)}, f: unary(func(x *Var) *Var { return MeanSquare(x, 0) })},
+		{name: "MeanSquare/2,3", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 2)}, f: unary(func(x *Var) *Var { return MeanSquare(x, 2, 3) })},
+		{name: "Mean/2d-channel", inputs: []*tensor.Tensor{randn(r, 4, 3)}, f: unary(func(x *Var) *Var { return Mean(x, 0) })},
+		{name: "MeanSquare/0,2,3", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 2)}, f: unary(func(x *Var) *Var { return MeanSquare(x, 0, 2, 3) })},
+		{name: "Std/unbiased", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 3)}, f: unary(func(x *Var) *Var { return Std(x, []int{2, 3}, true) })},
+		{name: "Std/biased", inputs: []*tensor.Tensor{randn(r, 2, 3, 4)}, f: unary(func(x *Var) *Var { return Std(x, []int{0, 2}, false) })},
+		{name: "Max/last", inputs: []*tensor.Tensor{distinct(r, 3, 5)}, f: unary(func(x *Var) *Var { return Max(x, 1) })},
+		{name: "Max/inner", inputs: []*tensor.Tensor{distinct(r, 4, 3, 2)}, f: unary(func(x *Var) *Var { return Max(x, 0) })},
+		{name: "Min/last", inputs: []*tensor.Tensor{distinct(r, 3, 5)}, f: unary(func(x *Var) *Var { return Min(x, -1) })},
+		{name: "Min/inner", inputs: []*tensor.Tensor{distinct(r, 2, 4, 3)}, f: unary(func(x *Var) *Var { return Min(x, 1) })},
+		{name: "LpLoss/2.4", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 2), randn(r, 2, 3, 2, 2)}, f: binary(func(a, b *Var) *Var { return LpLoss(a, b, 2.4) })},
+		{name: "LpLoss/2", inputs: []*tensor.Tensor{randn(r, 4, 5), randn(r, 4, 5)}, f: binary(func(a, b *Var) *Var { return LpLoss(a, b, 2) })},
+
+		{name: "Conv2d/3x3", inputs: []*tensor.Tensor{randn(r, 1, 3, 5, 5), randn(r, 4, 3, 3, 3), randn(r, 4)}, f: conv(s1, p1, s1, 1, true)},
+		{name: "Conv2d/stride2-nonsquare", inputs: []*tensor.Tensor{randn(r, 2, 2, 7, 5), randn(r, 3, 2, 3, 3)}, f: conv(s2, p1, s1, 1, false)},
+		{name: "Conv2d/depthwise", inputs: []*tensor.Tensor{randn(r, 2, 4, 5, 5), randn(r, 4, 1, 3, 3), randn(r, 4)}, f: conv(s1, p1, s1, 4, true)},
+		{name: "Conv2d/depthwise-s2", inputs: []*tensor.Tensor{randn(r, 1, 3, 6, 6), randn(r, 3, 1, 3, 3)}, f: conv(s2, p1, s1, 3, false)},
+		{name: "Conv2d/groups2", inputs: []*tensor.Tensor{randn(r, 1, 4, 4, 4), randn(r, 6, 2, 3, 3), randn(r, 6)}, f: conv(s1, p0, s1, 2, true)},
+		{name: "Conv2d/1x1", inputs: []*tensor.Tensor{randn(r, 2, 5, 3, 3), randn(r, 4, 5, 1, 1)}, f: conv(s1, p0, s1, 1, false)},
+		{name: "Conv2d/1x1-s2", inputs: []*tensor.Tensor{randn(r, 1, 3, 5, 5), randn(r, 2, 3, 1, 1)}, f: conv(s2, p0, s1, 1, false)},
+		{name: "Conv2d/7x7-s2-stem", inputs: []*tensor.Tensor{randn(r, 1, 3, 9, 9), randn(r, 2, 3, 7, 7)}, f: conv(s2, [2]int{3, 3}, s1, 1, false)},
+		{name: "Conv2d/dilation2", inputs: []*tensor.Tensor{randn(r, 1, 2, 6, 7), randn(r, 3, 2, 3, 3), randn(r, 3)}, f: conv(s1, s2, s2, 1, true)},
+		{name: "Conv2d/weight-only", inputs: []*tensor.Tensor{randn(r, 1, 2, 4, 4), randn(r, 2, 2, 3, 3)}, noGrad: []bool{true}, f: conv(s1, p1, s1, 1, false)},
+
+		{name: "Linear", inputs: []*tensor.Tensor{randn(r, 3, 5), randn(r, 4, 5), randn(r, 4)}, f: func(in []*Var) *Var { return Linear(in[0], in[1], in[2]) }},
+		{name: "Linear/nobias", inputs: []*tensor.Tensor{randn(r, 1, 6), randn(r, 2, 6)}, f: func(in []*Var) *Var { return Linear(in[0], in[1], nil) }},
+		{name: "BatchNorm", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 2), randn(r, 3), randn(r, 3)}, f: func(in []*Var) *Var {
+			return BatchNorm(in[0], bnMean, bnVar, in[1], in[2], 1e-5)
+		}},
+		{name: "BatchNorm/2d-noaffine", inputs: []*tensor.Tensor{randn(r, 4, 3)}, f: unary(func(x *Var) *Var { return BatchNorm(x, bnMean, bnVar, nil, nil, 1e-3) })},
+		{name: "GlobalAvgPool", inputs: []*tensor.Tensor{randn(r, 2, 3, 3, 2)}, f: unary(GlobalAvgPool)},
+		{name: "MaxPool2d/3x3-s2-p1", inputs: []*tensor.Tensor{distinct(r, 2, 2, 5, 6)}, f: unary(func(x *Var) *Var { return MaxPool2d(x, [2]int{3, 3}, s2, p1) })},
+		{name: "MaxPool2d/2x2", inputs: []*tensor.Tensor{distinct(r, 1, 2, 4, 4)}, f: unary(func(x *Var) *Var { return MaxPool2d(x, s2, s2, p0) })},
+
+		{name: "Reshape", inputs: []*tensor.Tensor{randn(r, 2, 6)}, f: unary(func(x *Var) *Var { return Mul(Reshape(x, 3, -1), Reshape(x, 3, 4)) })},
+		{name: "Flatten", inputs: []*tensor.Tensor{randn(r, 2, 2, 2, 3)}, f: unary(Flatten)},
+		{name: "FlipW", inputs: []*tensor.Tensor{randn(r, 2, 2, 3, 4)}, f: unary(FlipW)},
+		{name: "Crop", inputs: []*tensor.Tensor{randn(r, 2, 2, 5, 6)}, f: unary(func(x *Var) *Var { return Crop(x, 1, 2, 3, 3) })},
+		{name: "Pad", inputs: []*tensor.Tensor{randn(r, 1, 2, 3, 2)}, f: unary(func(x *Var) *Var { return Pad(x, 1, 0, 2, 1) })},
+
+		{name: "ClampST", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 2)}, f: unary(func(x *Var) *Var { return ClampST(x, lo, hi) }),
+			// straight through: the gradient is that of the identity
+			surrogate: func(in []*tensor.Tensor) []float64 { return float64s(in[0].Data) }},
+		{name: "FakeQuant", inputs: []*tensor.Tensor{fqX, tensor.FromSlice([]float32{fqDelta}, 1)}, eps: 1e-3,
+			f:         func(in []*Var) *Var { return FakeQuant(in[0], in[1], fqZP, fqBits) },
+			surrogate: fakeQuantSurrogate(fqX, []float32{fqDelta}, []float32{fqZP}, fqBits, false)},
+		{name: "FakeQuantPerChannel", inputs: []*tensor.Tensor{fqRows},
+			f:         unary(func(x *Var) *Var { return FakeQuantPerChannel(x, fqRowDelta, fqRowZP, fqBits) }),
+			surrogate: fakeQuantSurrogate(fqRows, fqRowDelta, fqRowZP, fqBits, true)},
+		{name: "AdaRound", inputs: []*tensor.Tensor{uniform(r, -2, 2, 2, 5)},
+			f: unary(func(a *Var) *Var { return AdaRound(arW, a, arDelta, arZP, 3) })},
+		{name: "AdaRoundRegularizer", inputs: []*tensor.Tensor{uniform(r, -2, 2, 2, 5)},
+			f: unary(func(a *Var) *Var { return AdaRoundRegularizer(a, 3, 0.5) })},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { checkGrad(t, c) })
+	}
+}
+
+func float64s(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// fakeQuantSurrogate is the function whose derivative the fake quantizer's
+// straight-through / LSQ gradient is: rounding replaced by adding the
+// rounding offset frozen at the unperturbed inputs (BRECQ's round_ste),
+// u = x/delta + (round(x0/delta0) - x0/delta0) + zp, q = (clamp(u) - zp)*delta.
+// Per tensor, in[1] holds delta; per channel (axis 0 rows) delta is fixed.
+func fakeQuantSurrogate(x0 *tensor.Tensor, delta0, zp []float32, bits int, perChannel bool) func([]*tensor.Tensor) []float64 {
+	rows := len(delta0)
+	cols := x0.Numel() / rows
+	frozen := make([]float64, x0.Numel())
+	for i, v := range x0.Data {
+		s := float64(v) / float64(delta0[i/cols])
+		frozen[i] = math.RoundToEven(s) - s
+	}
+	qmax := float64(int(1)<<bits - 1)
+	return func(in []*tensor.Tensor) []float64 {
+		out := make([]float64, len(frozen))
+		for i, v := range in[0].Data {
+			d := float64(delta0[i/cols])
+			if !perChannel {
+				d = float64(in[1].Data[0])
+			}
+			z := float64(zp[i/cols])
+			u := float64(v)/d + frozen[i] + z
+			out[i] = (min(max(u, 0), qmax) - z) * d
+		}
+		return out
+	}
+}
