@@ -81,6 +81,17 @@ func choose(name string) (Path, error) {
 	return "", fmt.Errorf("%s=%s: unknown kernel path (choose one of: %s)", EnvVar, name, strings.Join(names, ", "))
 }
 
+// Use switches every kernel family to path p, which must be one of
+// Available(). It is meant for program start and for tests that run the
+// same checks on every path; it must not race with running kernels.
+func Use(p Path) error {
+	if _, err := choose(string(p)); err != nil {
+		return err
+	}
+	use(p)
+	return nil
+}
+
 // use switches every kernel family to path p. Each family provides a
 // set*Path function in its per-architecture files.
 func use(p Path) {
