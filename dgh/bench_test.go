@@ -1,0 +1,54 @@
+package dgh
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// BenchmarkDGHStep times one batch step of DGH (augment, forward, BN and
+// output loss, backward, RAdam, scheduler, statistics refresh) with random
+// weights; tools/torchref/bench_dgh.py times the same step in PyTorch.
+func BenchmarkDGHStep(b *testing.B) {
+	for _, bc := range []struct {
+		name          string
+		classes       int
+		size, padding int
+	}{
+		{"resnet18", 1000, 224, 32},
+		{"mobilenet_v2", 1000, 224, 32},
+		{"resnet20", 10, 32, 4},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			const batch = 32
+			m := randomModel(b, bc.name, 3, bc.classes, 1)
+			cfg := Config{NImages: batch, BatchSize: batch, ImageSize: bc.size, Padding: bc.padding,
+				Mean: []float32{0.485, 0.456, 0.406}, Std: []float32{0.229, 0.224, 0.225}}
+			s, err := cfg.resolve(m.Spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			g, err := newGenerator(m, s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.close()
+			if err := g.start(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				if _, err := g.step(0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			per := time.Since(start).Seconds() / float64(b.N)
+			b.ReportMetric(per*1e3, "ms/step")
+			b.ReportMetric(batch/per, "images/s")
+			if est, err := EstimateMemory(m, cfg); err == nil {
+				b.ReportMetric(float64(est)/1e6, "MB-estimated")
+			}
+		})
+	}
+}

@@ -1,0 +1,261 @@
+package dgh
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/layers"
+	"github.com/dghcore/dghcore/layers/zoo"
+	"github.com/dghcore/dghcore/tensor"
+)
+
+// smallConfig is a fast run on the small fixture model: two uneven
+// batches, smoothing and random crops on.
+func smallConfig(t *testing.T) Config {
+	return Config{NImages: 6, BatchSize: 4, Iterations: 6, Padding: 4, Seed: 7,
+		StatePath: filepath.Join(t.TempDir(), "state.gob")}
+}
+
+func TestGenerateShapeAndRange(t *testing.T) {
+	model := smallModel(t)
+	var reports []Progress
+	cfg := smallConfig(t)
+	cfg.Progress = func(p Progress) { reports = append(reports, p) }
+	imgs, err := Generate(context.Background(), model, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{6, 3, 8, 8}; !slices.Equal(imgs.Shape, want) {
+		t.Fatalf("shape %v, want %v", imgs.Shape, want)
+	}
+	lo, hi := ValidRange(imagenetMean, imagenetStd)
+	for i, v := range imgs.Data {
+		c := (i / 64) % 3
+		if !(v >= lo[c] && v <= hi[c]) {
+			t.Fatalf("value %v at %d outside channel %d's range [%v, %v]", v, i, c, lo[c], hi[c])
+		}
+	}
+	if len(reports) != cfg.Iterations {
+		t.Fatalf("%d progress reports, want %d", len(reports), cfg.Iterations)
+	}
+	for i, p := range reports {
+		if p.Iteration != i+1 || p.Iterations != cfg.Iterations || !(p.LR > 0) || math.IsNaN(p.BNLoss) || p.ImagesPerSec <= 0 {
+			t.Errorf("report %d: %+v", i, p)
+		}
+	}
+}
+
+func TestRecorderRemove(t *testing.T) {
+	model := smallModel(t)
+	r, err := newRecorder(model.Net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := []string{r.layers[0].name, r.layers[1].name}; len(r.layers) != 2 || names[0] != "1" || names[1] != "4" {
+		t.Fatalf("recorder found %d layers %v, want [1 4]", len(r.layers), names)
+	}
+	x := autograd.Const(tensor.New(2, 3, 8, 8))
+	if _, err := r.forward(model.Net, x); err != nil {
+		t.Fatal(err)
+	}
+	r.remove()
+	clear(r.inputs)
+	layers.Apply(model.Net, x)
+	for i, in := range r.inputs {
+		if in != nil {
+			t.Errorf("layer %d still recorded after remove", i)
+		}
+	}
+}
+
+func TestGenerateDeterministic(t *testing.T) {
+	model := smallModel(t)
+	run := func(seed uint64) *tensor.Tensor {
+		cfg := smallConfig(t)
+		cfg.Seed = seed
+		imgs, err := Generate(context.Background(), model, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return imgs
+	}
+	a, b, c := run(3), run(3), run(4)
+	if !slices.Equal(a.Data, b.Data) {
+		t.Error("the same seed gave different images")
+	}
+	if slices.Equal(a.Data, c.Data) {
+		t.Error("different seeds gave the same images")
+	}
+}
+
+// cancelAfter cancels ctx once the model's first conv has run n times,
+// which lands in the middle of an iteration.
+func cancelAfter(model *zoo.Model, n int, cancel context.CancelFunc) (remove func()) {
+	conv := layers.NamedModules(model.Net)[1].Module.(*layers.Conv2d)
+	calls := 0
+	return conv.AddHook(func(layers.Module, *autograd.Var, *autograd.Var) {
+		calls++
+		if calls == n {
+			cancel()
+		}
+	})
+}
+
+func TestResumeGivesSameImages(t *testing.T) {
+	model := smallModel(t)
+	want, err := Generate(context.Background(), model, smallConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		// interrupt runs the first part and leaves a state at path.
+		interrupt func(t *testing.T, cfg Config)
+	}{
+		{"cancel mid-iteration", func(t *testing.T, cfg Config) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			// 2 measurements at start, then 2 forwards per batch step:
+			// call 2+2*4+1 is in batch step 5, the first of iteration 3.
+			remove := cancelAfter(model, 11, cancel)
+			defer remove()
+			_, err := Generate(ctx, model, cfg)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+		}},
+		{"cancel at an iteration's end", func(t *testing.T, cfg Config) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cfg.Progress = func(p Progress) {
+				if p.Iteration == 2 {
+					cancel()
+				}
+			}
+			if _, err := Generate(ctx, model, cfg); !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+		}},
+		{"periodic save", func(t *testing.T, cfg Config) {
+			cfg.SaveEvery = 4
+			if _, err := Generate(context.Background(), model, cfg); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := smallConfig(t)
+			tc.interrupt(t, cfg)
+			if _, err := os.Stat(cfg.StatePath); err != nil {
+				t.Fatalf("no state saved: %v", err)
+			}
+			cfg.Resume = true
+			got, err := Generate(context.Background(), model, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.Data, want.Data) {
+				t.Error("the resumed run ended with other images than the uninterrupted one")
+			}
+		})
+	}
+}
+
+func TestResumeRejectsOtherSettings(t *testing.T) {
+	model := smallModel(t)
+	cfg := smallConfig(t)
+	cfg.SaveEvery = 2
+	if _, err := Generate(context.Background(), model, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"more images", func(c *Config) { c.NImages = 7 }, "state was made with"},
+		{"other padding", func(c *Config) { c.Padding = 2 }, "state was made with"},
+		{"missing file", func(c *Config) { c.StatePath += ".missing" }, "no such file"},
+		{"no path", func(c *Config) { c.StatePath = "" }, "needs a StatePath"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			c.Resume = true
+			tc.change(&c)
+			_, err := Generate(context.Background(), model, c)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	garbage := filepath.Join(t.TempDir(), "garbage")
+	if err := os.WriteFile(garbage, []byte("not a state"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := cfg
+	c.Resume, c.StatePath = true, garbage
+	if _, err := Generate(context.Background(), model, c); err == nil || !strings.Contains(err.Error(), "not a DGH state") {
+		t.Fatalf("garbage state: err = %v", err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	model := smallModel(t)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"negative images", Config{NImages: -1}, "number of images"},
+		{"negative batch", Config{NImages: 2, BatchSize: -2}, "batch size"},
+		{"negative lr", Config{NImages: 2, LR: -1}, "learning rate"},
+		{"even smoothing", Config{NImages: 2, SmoothingSize: 2}, "smoothing filter size"},
+		{"channel mismatch", Config{NImages: 2, Mean: []float32{0, 0}, Std: []float32{1, 1}}, "running the model"},
+		{"zero std", Config{NImages: 2, Mean: []float32{0, 0, 0}, Std: []float32{1, 0, 1}}, "std > 0"},
+		{"std count", Config{NImages: 2, Mean: []float32{0, 0, 0}, Std: []float32{1}}, "normalisation"},
+		{"output loss on 1x1", Config{NImages: 2, ImageSize: 1, Padding: 1}, "unbiased std"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Iterations = 1
+			_, err := Generate(context.Background(), model, tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	bad := smallModel(t)
+	bad.Spec.LastBN = "3"
+	if _, err := Generate(context.Background(), bad, Config{NImages: 2, Iterations: 1}); err == nil || !strings.Contains(err.Error(), `"3"`) {
+		t.Fatalf("wrong LastBN: err = %v", err)
+	}
+	if _, err := Generate(context.Background(), nil, Config{}); err == nil {
+		t.Fatal("nil model: no error")
+	}
+}
+
+func TestEstimateMemory(t *testing.T) {
+	model := smallModel(t)
+	small, err := EstimateMemory(model, Config{NImages: 8, BatchSize: 4, Padding: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The optimised images with gradients and two moments alone take
+	// 4 x 8 x 3 x 12 x 12 floats.
+	if floor := int64(4 * 4 * 8 * 3 * 12 * 12); small < floor {
+		t.Fatalf("estimate %d bytes, below the image state's %d", small, floor)
+	}
+	big, err := EstimateMemory(model, Config{NImages: 80, BatchSize: 4, Padding: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := small + 4*4*72*3*12*12 + 4*72*3*8*8; big != want {
+		t.Fatalf("72 more images: estimate %d, want %d", big, want)
+	}
+}
