@@ -16,10 +16,18 @@ var (
 // ChannelMoments writes, for each channel, the mean and the mean of
 // squares of x over (N, H, W), accumulated in float64.
 func ChannelMoments(n, c, hw int, x, mean, meanSq []float32) {
-	x = x[:n*c*hw]
-	mean, meanSq = mean[:c], meanSq[:c]
+	t := newTask(channelMomentsRange)
+	t.n = [3]int{n, c, hw}
+	t.s[0], t.s[1], t.s[2] = x[:n*c*hw], mean[:c], meanSq[:c]
+	t.spread(c, n*c*hw)
+	t.release()
+}
+
+func channelMomentsRange(t *task, lo, hi int) {
+	n, c, hw := t.n[0], t.n[1], t.n[2]
+	x, mean, meanSq := t.s[0], t.s[1], t.s[2]
 	inv := 1 / float64(n*hw)
-	for ch := range c {
+	for ch := lo; ch < hi; ch++ {
 		var s, ss float64
 		for b := range n {
 			o := (b*c + ch) * hw
@@ -39,9 +47,18 @@ func ChannelMomentsBackward(n, c, hw int, x, dMean, dMeanSq, dx []float32) {
 	if dMean == nil && dMeanSq == nil {
 		return
 	}
-	x, dx = x[:n*c*hw], dx[:n*c*hw]
+	t := newTask(channelMomentsBackwardRange)
+	t.n = [3]int{n, c, hw}
+	t.s[0], t.s[1], t.s[2], t.s[3] = x[:n*c*hw], dMean, dMeanSq, dx[:n*c*hw]
+	t.spread(c, n*c*hw)
+	t.release()
+}
+
+func channelMomentsBackwardRange(t *task, lo, hi int) {
+	n, c, hw := t.n[0], t.n[1], t.n[2]
+	x, dMean, dMeanSq, dx := t.s[0], t.s[1], t.s[2], t.s[3]
 	cnt := float32(n * hw)
-	for ch := range c {
+	for ch := lo; ch < hi; ch++ {
 		var a, b float32
 		if dMean != nil {
 			a = dMean[ch] / cnt
@@ -59,13 +76,20 @@ func ChannelMomentsBackward(n, c, hw int, x, dMean, dMeanSq, dx []float32) {
 // ScaleShift sets y = act(x*scale[c] + shift[c]): an eval-mode BatchNorm,
 // or a bias add with scale 1, with its activation fused.
 func ScaleShift(n, c, hw int, x, scale, shift, y []float32, act Activation) {
-	x, y = x[:n*c*hw], y[:n*c*hw]
-	scale, shift = scale[:c], shift[:c]
-	for b := range n {
-		for ch := range c {
-			o := (b*c + ch) * hw
-			scaleShiftImpl(y[o:o+hw], x[o:o+hw], scale[ch], shift[ch], act)
-		}
+	t := newTask(scaleShiftRange)
+	t.n, t.act = [3]int{n, c, hw}, act
+	t.s[0], t.s[1], t.s[2], t.s[3] = x[:n*c*hw], scale[:c], shift[:c], y[:n*c*hw]
+	t.spread(n*c, n*c*hw)
+	t.release()
+}
+
+// scaleShiftRange runs planes [lo, hi) of the n*c planes.
+func scaleShiftRange(t *task, lo, hi int) {
+	c, hw := t.n[1], t.n[2]
+	x, scale, shift, y := t.s[0], t.s[1], t.s[2], t.s[3]
+	for pl := lo; pl < hi; pl++ {
+		o, ch := pl*hw, pl%c
+		scaleShiftImpl(y[o:o+hw], x[o:o+hw], scale[ch], shift[ch], t.act)
 	}
 }
 
@@ -74,27 +98,43 @@ func ScaleShift(n, c, hw int, x, scale, shift, y []float32, act Activation) {
 // as PyTorch). Any of dx, dScale and dShift may be nil; the per-channel
 // sums are accumulated in float64.
 func ScaleShiftBackward(n, c, hw int, x, scale, y, dy, dx, dScale, dShift []float32, act Activation) {
-	x, y, dy = x[:n*c*hw], y[:n*c*hw], dy[:n*c*hw]
-	scale = scale[:c]
+	t := newTask(scaleShiftBackwardRange)
+	t.n, t.act = [3]int{n, c, hw}, act
+	t.s[0], t.s[1], t.s[2] = x[:n*c*hw], y[:n*c*hw], dy[:n*c*hw]
+	t.s[3] = scale[:c]
 	if dx != nil {
-		dx = dx[:n*c*hw]
-		for b := range n {
-			for ch := range c {
-				o := (b*c + ch) * hw
-				scaleShiftBackwardImpl(y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], act)
-			}
-		}
+		t.s[4] = dx[:n*c*hw]
+		t.spread(n*c, n*c*hw)
 	}
-	if dScale == nil && dShift == nil {
-		return
+	if dScale != nil || dShift != nil {
+		t.body = scaleShiftSumsRange
+		t.s[4], t.s[5] = dScale, dShift
+		t.spread(c, n*c*hw)
 	}
-	for ch := range c {
+	t.release()
+}
+
+// scaleShiftBackwardRange accumulates dx over planes [lo, hi).
+func scaleShiftBackwardRange(t *task, lo, hi int) {
+	c, hw := t.n[1], t.n[2]
+	y, dy, scale, dx := t.s[1], t.s[2], t.s[3], t.s[4]
+	for pl := lo; pl < hi; pl++ {
+		o := pl * hw
+		scaleShiftBackwardImpl(y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[pl%c], t.act)
+	}
+}
+
+// scaleShiftSumsRange accumulates dScale and dShift over channels [lo, hi).
+func scaleShiftSumsRange(t *task, lo, hi int) {
+	n, c, hw := t.n[0], t.n[1], t.n[2]
+	x, y, dy, dScale, dShift := t.s[0], t.s[1], t.s[2], t.s[4], t.s[5]
+	for ch := lo; ch < hi; ch++ {
 		var ds, db float64
 		for b := range n {
 			o := (b*c + ch) * hw
-			s, t := scaleShiftSums(x[o:o+hw], y[o:o+hw], dy[o:o+hw], act)
-			ds += s
-			db += t
+			gs, gb := scaleShiftSums(x[o:o+hw], y[o:o+hw], dy[o:o+hw], t.act)
+			ds += gs
+			db += gb
 		}
 		if dScale != nil {
 			dScale[ch] += float32(ds)

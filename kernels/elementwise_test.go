@@ -3,12 +3,17 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
-// testLengths covers empty and single inputs, odd lengths and lengths on
-// both sides of the 8-, 16- and 32-float SIMD blocks.
-var testLengths = []int{0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 257}
+// testLengths covers empty and single inputs, odd lengths, lengths on
+// both sides of the 8-, 16- and 32-float SIMD blocks, and one split over
+// the worker pool into uneven blocks.
+var testLengths = []int{0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 257, bigLength}
+
+// bigLength spans several parallel blocks, the last one partial.
+const bigLength = 3*blockFloats + 37
 
 // u32 is the float32 unit roundoff.
 const u32 = 1.0 / (1 << 24)
@@ -123,7 +128,7 @@ func TestAxpy(t *testing.T) {
 func TestDot(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(7, 8))
-		for _, n := range append(testLengths, 1000, 4099) {
+		for _, n := range append(testLengths, 1000, 4099, 9*blockFloats) {
 			x, y := randSlice(r, n, 1), randSlice(r, n, 1)
 			var want, mag float64
 			for i := range x {
@@ -141,7 +146,7 @@ func TestDot(t *testing.T) {
 func TestSums(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, 10))
-		for _, n := range append(testLengths, 5000) {
+		for _, n := range append(testLengths, 5000, 9*blockFloats) {
 			x := randSlice(r, n, 2)
 			var s, ss, mag float64
 			for _, v := range x {
@@ -225,4 +230,27 @@ func TestRowMaxMin(t *testing.T) {
 		}
 		RowMaxMin(rows, cols, x, nil, mn, nil, nil) // nil outputs are skipped
 	}
+}
+
+// TestThreadCountInvariance checks that split reductions give the same
+// bits for any number of workers: blocks and their order are fixed.
+func TestThreadCountInvariance(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	x, y := randSlice(r, 7*blockFloats+3, 1), randSlice(r, 7*blockFloats+3, 1)
+	run := func() [5]float64 {
+		return [5]float64{
+			float64(Dot(x, y)), float64(Sum(x)), float64(SumSquares(x)),
+			QuantErrorLp(x, 0.1, 8, 16, 2.4), float64(FakeQuantBackward(x, y, nil, 0.1, 8, 16)),
+		}
+	}
+	acrossPaths(t, func(t *testing.T) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		want := run()
+		for _, procs := range []int{2, 3, 8} {
+			runtime.GOMAXPROCS(procs)
+			if got := run(); got != want {
+				t.Fatalf("GOMAXPROCS=%d: %v, with 1: %v", procs, got, want)
+			}
+		}
+	})
 }

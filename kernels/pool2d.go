@@ -44,10 +44,18 @@ func (p PoolParams) Validate() error {
 // plane (first occurrence wins and NaN propagates, as PyTorch's indices).
 // p must be valid.
 func MaxPool2dForward(p PoolParams, x, y []float32, arg []int32) {
-	oh, ow := p.OutH(), p.OutW()
 	planes := p.N * p.C
-	x, y = x[:planes*p.H*p.W], y[:planes*oh*ow]
-	for pl := range planes {
+	t := newTask(maxPoolRange)
+	t.pool, t.s[0], t.s[1], t.arg = p, x[:planes*p.H*p.W], y[:planes*p.OutH()*p.OutW()], arg
+	t.spread(planes, planes*p.H*p.W*p.KH*p.KW/(p.StrideH*p.StrideW))
+	t.release()
+}
+
+func maxPoolRange(t *task, lo, hi int) {
+	p := t.pool
+	oh, ow := p.OutH(), p.OutW()
+	x, y, arg := t.s[0], t.s[1], t.arg
+	for pl := lo; pl < hi; pl++ {
 		xp := x[pl*p.H*p.W : (pl+1)*p.H*p.W]
 		yo := pl * oh * ow
 		for i := range oh {
@@ -76,13 +84,21 @@ func MaxPool2dForward(p PoolParams, x, y []float32, arg []int32) {
 // MaxPool2dBackward accumulates dy into dx at the indices MaxPool2dForward
 // recorded in arg.
 func MaxPool2dBackward(p PoolParams, dy []float32, arg []int32, dx []float32) {
-	oh, ow := p.OutH(), p.OutW()
 	planes := p.N * p.C
-	dy, arg, dx = dy[:planes*oh*ow], arg[:planes*oh*ow], dx[:planes*p.H*p.W]
-	for pl := range planes {
+	t := newTask(maxPoolBackwardRange)
+	t.pool, t.s[0], t.arg, t.s[1] = p, dy[:planes*p.OutH()*p.OutW()], arg[:planes*p.OutH()*p.OutW()], dx[:planes*p.H*p.W]
+	t.spread(planes, planes*p.H*p.W)
+	t.release()
+}
+
+func maxPoolBackwardRange(t *task, lo, hi int) {
+	p := t.pool
+	per := p.OutH() * p.OutW()
+	dy, arg, dx := t.s[0], t.arg, t.s[1]
+	for pl := lo; pl < hi; pl++ {
 		dxp := dx[pl*p.H*p.W : (pl+1)*p.H*p.W]
-		o := pl * oh * ow
-		for k, a := range arg[o : o+oh*ow] {
+		o := pl * per
+		for k, a := range arg[o : o+per] {
 			if a >= 0 {
 				dxp[a] += dy[o+k]
 			}
@@ -92,20 +108,33 @@ func MaxPool2dBackward(p PoolParams, dy []float32, arg []int32, dx []float32) {
 
 // AvgPoolGlobalForward sets y[n*c] to the mean of each hw plane of x.
 func AvgPoolGlobalForward(n, c, hw int, x, y []float32) {
-	x, y = x[:n*c*hw], y[:n*c]
+	t := newTask(avgPoolRange)
+	t.n[2], t.s[0], t.s[1] = hw, x[:n*c*hw], y[:n*c]
+	t.spread(n*c, n*c*hw)
+	t.release()
+}
+
+func avgPoolRange(t *task, lo, hi int) {
+	hw, x, y := t.n[2], t.s[0], t.s[1]
 	inv := 1 / float64(hw)
-	for pl := range y {
+	for pl := lo; pl < hi; pl++ {
 		y[pl] = float32(sumImpl(x[pl*hw:(pl+1)*hw]) * inv)
 	}
 }
 
 // AvgPoolGlobalBackward accumulates dx += dy/hw over each plane.
 func AvgPoolGlobalBackward(n, c, hw int, dy, dx []float32) {
-	dy, dx = dy[:n*c], dx[:n*c*hw]
-	inv := 1 / float32(hw)
-	for pl, g := range dy {
+	t := newTask(avgPoolBackwardRange)
+	t.n[2], t.s[0], t.s[1] = hw, dy[:n*c], dx[:n*c*hw]
+	t.spread(n*c, n*c*hw)
+	t.release()
+}
+
+func avgPoolBackwardRange(t *task, lo, hi int) {
+	hw, dy, dx := t.n[2], t.s[0], t.s[1]
+	for pl := lo; pl < hi; pl++ {
 		d := dx[pl*hw : (pl+1)*hw]
-		g *= inv
+		g := dy[pl] / float32(hw)
 		for i := range d {
 			d[i] += g
 		}

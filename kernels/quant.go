@@ -18,6 +18,9 @@ var (
 	fakeQuantImpl         = fakeQuantGeneric
 	fakeQuantBackwardImpl = fakeQuantBackwardGeneric
 	quantErrorLpImpl      = quantErrorLpGeneric
+	adaRoundForwardImpl   = adaRoundForwardGeneric
+	adaRoundBackwardImpl  = adaRoundBackwardGeneric
+	adaRoundRegImpl       = adaRoundRegGeneric
 )
 
 // scaleSearchBlock is the number of floats the scale search scores every
@@ -26,7 +29,25 @@ const scaleSearchBlock = 2048
 
 // FakeQuant sets dst = q(x) with one delta and zero point for the tensor.
 func FakeQuant(dst, x []float32, delta, zp float32, levels int) {
-	fakeQuantImpl(dst, x[:len(dst)], delta, zp, float32(levels-1))
+	n := len(dst)
+	qmax := float32(levels - 1)
+	if n <= blockFloats {
+		fakeQuantImpl(dst, x[:n], delta, zp, qmax)
+		return
+	}
+	t := newTask(fakeQuantBlocks)
+	t.s[0], t.s[1] = dst, x[:n]
+	t.f = [4]float32{delta, zp, qmax}
+	t.spread(numBlocks(n), n)
+	t.release()
+}
+
+func fakeQuantBlocks(t *task, lo, hi int) {
+	dst, x := t.s[0], t.s[1]
+	for k := lo; k < hi; k++ {
+		i, j := blockRange(k, len(dst))
+		fakeQuantImpl(dst[i:j], x[i:j], t.f[0], t.f[1], t.f[2])
+	}
 }
 
 // FakeQuantPerChannel sets dst = q(x) where x is rows equal rows and row r
@@ -36,11 +57,18 @@ func FakeQuantPerChannel(dst, x []float32, rows int, delta, zp []float32, levels
 		return
 	}
 	cols := len(dst) / rows
-	x = x[:rows*cols]
-	qmax := float32(levels - 1)
-	for r := range rows {
+	t := newTask(fakeQuantRows)
+	t.s[0], t.s[1], t.s[2], t.s[3] = dst, x[:rows*cols], delta[:rows], zp[:rows]
+	t.n[0], t.f[2] = cols, float32(levels-1)
+	t.spread(rows, rows*cols)
+	t.release()
+}
+
+func fakeQuantRows(t *task, lo, hi int) {
+	dst, x, delta, zp, cols := t.s[0], t.s[1], t.s[2], t.s[3], t.n[0]
+	for r := lo; r < hi; r++ {
 		o := r * cols
-		fakeQuantImpl(dst[o:o+cols], x[o:o+cols], delta[r], zp[r], qmax)
+		fakeQuantImpl(dst[o:o+cols], x[o:o+cols], delta[r], zp[r], t.f[2])
 	}
 }
 
@@ -56,12 +84,55 @@ func FakeQuantBackward(x, dy, dx []float32, delta, zp float32, levels int) (dDel
 	if dx != nil {
 		dx = dx[:n]
 	}
-	return float32(fakeQuantBackwardImpl(x, dy, dx, delta, zp, float32(levels-1)))
+	qmax := float32(levels - 1)
+	if n <= blockFloats {
+		return float32(fakeQuantBackwardImpl(x, dy, dx, delta, zp, qmax))
+	}
+	t := newTask(fakeQuantBackwardBlocks)
+	t.s[0], t.s[1], t.s[2] = x, dy, dx
+	t.f = [4]float32{delta, zp, qmax}
+	t.partials(numBlocks(n))
+	t.spread(numBlocks(n), n)
+	s := t.sumPartials()
+	t.release()
+	return float32(s)
+}
+
+func fakeQuantBackwardBlocks(t *task, lo, hi int) {
+	x, dy, dx := t.s[0], t.s[1], t.s[2]
+	for k := lo; k < hi; k++ {
+		i, j := blockRange(k, len(x))
+		var dxb []float32
+		if dx != nil {
+			dxb = dx[i:j]
+		}
+		t.part[k] = fakeQuantBackwardImpl(x[i:j], dy[i:j], dxb, t.f[0], t.f[1], t.f[2])
+	}
 }
 
 // QuantErrorLp returns sum |x - q(x)|^p, accumulated in float64.
 func QuantErrorLp(x []float32, delta, zp float32, levels int, p float32) float64 {
-	return quantErrorLpImpl(x, delta, zp, float32(levels-1), p)
+	n := len(x)
+	qmax := float32(levels - 1)
+	if n <= blockFloats {
+		return quantErrorLpImpl(x, delta, zp, qmax, p)
+	}
+	t := newTask(quantErrorLpBlocks)
+	t.s[0] = x
+	t.f = [4]float32{delta, zp, qmax, p}
+	t.partials(numBlocks(n))
+	t.spread(numBlocks(n), n)
+	s := t.sumPartials()
+	t.release()
+	return s
+}
+
+func quantErrorLpBlocks(t *task, lo, hi int) {
+	x := t.s[0]
+	for k := lo; k < hi; k++ {
+		i, j := blockRange(k, len(x))
+		t.part[k] = quantErrorLpImpl(x[i:j], t.f[0], t.f[1], t.f[2], t.f[3])
+	}
 }
 
 // ScaleCandidate returns delta and zero point of candidate i of the SPEC
@@ -169,19 +240,14 @@ func scoreCandidates(x, deltas, zps []float32, qmax, p float32, errs []float64) 
 // with h(a) = clamp(sigmoid(a)*1.2 - 0.1, 0, 1); w and alpha are rows equal
 // rows, row r using delta[r] and zp[r].
 func AdaRoundForward(dst, w, alpha []float32, rows int, delta, zp []float32, levels int) {
-	if rows < 1 {
-		return
-	}
-	cols := len(dst) / rows
-	w, alpha = w[:rows*cols], alpha[:rows*cols]
-	qmax := float32(levels - 1)
-	for r := range rows {
-		d, z := delta[r], zp[r]
-		for i := r * cols; i < (r+1)*cols; i++ {
-			h, _ := adaRoundH(alpha[i])
-			u := floor32(w[i]/d) + h + z
-			dst[i] = (min(max(u, 0), qmax) - z) * d
-		}
+	adaRoundRows(adaRoundForwardRows, dst, w, alpha, nil, rows, delta, zp, levels)
+}
+
+func adaRoundForwardRows(t *task, lo, hi int) {
+	dst, w, alpha, delta, zp, cols := t.s[0], t.s[1], t.s[2], t.s[4], t.s[5], t.n[0]
+	for r := lo; r < hi; r++ {
+		o := r * cols
+		adaRoundForwardImpl(dst[o:o+cols], w[o:o+cols], alpha[o:o+cols], delta[r], zp[r], t.f[2])
 	}
 }
 
@@ -189,34 +255,26 @@ func AdaRoundForward(dst, w, alpha []float32, rows int, delta, zp []float32, lev
 // given dy, the gradient of its output: dy*delta*h'(alpha) where neither
 // clamp is active (bounds included, as torch.clamp's backward).
 func AdaRoundBackward(w, alpha, dy, dAlpha []float32, rows int, delta, zp []float32, levels int) {
-	if rows < 1 {
-		return
-	}
-	cols := len(dAlpha) / rows
-	w, alpha, dy = w[:rows*cols], alpha[:rows*cols], dy[:rows*cols]
-	qmax := float32(levels - 1)
-	for r := range rows {
-		d, z := delta[r], zp[r]
-		for i := r * cols; i < (r+1)*cols; i++ {
-			h, dh := adaRoundH(alpha[i])
-			u := floor32(w[i]/d) + h + z
-			if u >= 0 && u <= qmax {
-				dAlpha[i] += dy[i] * d * dh
-			}
-		}
+	adaRoundRows(adaRoundBackwardRows, dAlpha, w, alpha, dy, rows, delta, zp, levels)
+}
+
+func adaRoundBackwardRows(t *task, lo, hi int) {
+	dAlpha, w, alpha, dy, delta, zp, cols := t.s[0], t.s[1], t.s[2], t.s[3], t.s[4], t.s[5], t.n[0]
+	for r := lo; r < hi; r++ {
+		o := r * cols
+		adaRoundBackwardImpl(w[o:o+cols], alpha[o:o+cols], dy[o:o+cols], dAlpha[o:o+cols], delta[r], zp[r], t.f[2])
 	}
 }
 
 // AdaRoundHard sets dst to the hard-rounded weights AdaRound ends with:
 // floor(w/delta) rounds up where alpha >= 0 (SPEC 4.4).
 func AdaRoundHard(dst, w, alpha []float32, rows int, delta, zp []float32, levels int) {
-	if rows < 1 {
-		return
-	}
-	cols := len(dst) / rows
-	w, alpha = w[:rows*cols], alpha[:rows*cols]
-	qmax := float32(levels - 1)
-	for r := range rows {
+	adaRoundRows(adaRoundHardRows, dst, w, alpha, nil, rows, delta, zp, levels)
+}
+
+func adaRoundHardRows(t *task, lo, hi int) {
+	dst, w, alpha, delta, zp, cols, qmax := t.s[0], t.s[1], t.s[2], t.s[4], t.s[5], t.n[0], t.f[2]
+	for r := lo; r < hi; r++ {
 		d, z := delta[r], zp[r]
 		for i := r * cols; i < (r+1)*cols; i++ {
 			u := floor32(w[i] / d)
@@ -232,12 +290,12 @@ func AdaRoundHard(dst, w, alpha []float32, rows int, delta, zp []float32, levels
 // of w/delta, the initialisation of SPEC 4.4 (the inverse of h's
 // unclamped branch).
 func AdaRoundInitAlpha(alpha, w []float32, rows int, delta []float32) {
-	if rows < 1 {
-		return
-	}
-	cols := len(alpha) / rows
-	w = w[:rows*cols]
-	for r := range rows {
+	adaRoundRows(adaRoundInitRows, alpha, w, nil, nil, rows, delta, nil, 2)
+}
+
+func adaRoundInitRows(t *task, lo, hi int) {
+	alpha, w, delta, cols := t.s[0], t.s[1], t.s[4], t.n[0]
+	for r := lo; r < hi; r++ {
 		d := delta[r]
 		for i := r * cols; i < (r+1)*cols; i++ {
 			v := w[i] / d
@@ -247,35 +305,60 @@ func AdaRoundInitAlpha(alpha, w []float32, rows int, delta []float32) {
 	}
 }
 
+// adaRoundRows runs body over the rows of an AdaRound call whose output
+// out has rows equal rows; in, alpha and dy (either may be nil) match it,
+// and zp may be nil where body does not read it.
+func adaRoundRows(body func(t *task, lo, hi int), out, in, alpha, dy []float32, rows int, delta, zp []float32, levels int) {
+	if rows < 1 {
+		return
+	}
+	cols := len(out) / rows
+	t := newTask(body)
+	t.s[0], t.s[1] = out[:rows*cols], in[:rows*cols]
+	if alpha != nil {
+		t.s[2] = alpha[:rows*cols]
+	}
+	if dy != nil {
+		t.s[3] = dy[:rows*cols]
+	}
+	t.s[4] = delta[:rows]
+	if zp != nil {
+		t.s[5] = zp[:rows]
+	}
+	t.n[0], t.f[2] = cols, float32(levels-1)
+	// An element costs an exp: weigh it as 16 plain operations.
+	t.spread(rows, 16*rows*cols)
+	t.release()
+}
+
 // AdaRoundRegularizer returns weight * sum(1 - |2h(alpha)-1|^beta), the
 // rounding term of SPEC 4.4, and, if dAlpha is not nil, accumulates its
 // gradient into dAlpha.
 func AdaRoundRegularizer(alpha []float32, beta float32, dAlpha []float32, weight float32) float32 {
+	n := len(alpha)
 	if dAlpha != nil {
-		dAlpha = dAlpha[:len(alpha)]
+		dAlpha = dAlpha[:n]
 	}
-	b := float64(beta)
-	var sum float64
-	for i, a := range alpha {
-		// float64 throughout: near h = 0.5, t = 2h-1 computed in float32
-		// would keep few significant bits.
-		s := 1 / (1 + math.Exp(-float64(a)))
-		v := s*1.2 - 0.1
-		h := min(max(v, 0), 1)
-		var dh float64
-		if v >= 0 && v <= 1 {
-			dh = 1.2 * s * (1 - s)
+	t := newTask(adaRoundRegularizerBlocks)
+	t.s[0], t.s[1] = alpha, dAlpha
+	t.f[0], t.f[1] = beta, weight
+	t.partials(numBlocks(n))
+	t.spread(numBlocks(n), 16*n)
+	s := t.sumPartials()
+	t.release()
+	return float32(float64(weight) * s)
+}
+
+func adaRoundRegularizerBlocks(t *task, lo, hi int) {
+	alpha, dAlpha := t.s[0], t.s[1]
+	for k := lo; k < hi; k++ {
+		i, j := blockRange(k, len(alpha))
+		var dab []float32
+		if dAlpha != nil {
+			dab = dAlpha[i:j]
 		}
-		t := 2*h - 1
-		at := math.Abs(t)
-		sum += 1 - math.Pow(at, b)
-		if dAlpha != nil && at > 0 {
-			// d/dh (1 - |t|^b) = -b |t|^(b-1) sign(t) * 2
-			g := -b * math.Pow(at, b-1) * math.Copysign(2, t)
-			dAlpha[i] += float32(float64(weight) * g * dh)
-		}
+		t.part[k] = adaRoundRegImpl(alpha[i:j], dab, t.f[0], t.f[1])
 	}
-	return float32(float64(weight) * sum)
 }
 
 // adaRoundH returns h(a) = clamp(sigmoid(a)*1.2 - 0.1, 0, 1) and its

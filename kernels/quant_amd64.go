@@ -10,6 +10,17 @@ func setQuantPath(p Path) {
 	fakeQuantImpl = fakeQuantAVX2
 	fakeQuantBackwardImpl = fakeQuantBackwardAVX2Any
 	quantErrorLpImpl = quantErrorLpAVX2Any
+	adaRoundForwardImpl, adaRoundBackwardImpl = adaRoundForwardAVX2, adaRoundBackwardAVX2
+	adaRoundRegImpl = adaRoundRegAVX2Any
+}
+
+// adaRoundRegAVX2Any picks the kernel with or without the gradient; the
+// gradient kernel takes weight folded into -2*beta*weight.
+func adaRoundRegAVX2Any(alpha, dAlpha []float32, beta, weight float32) float64 {
+	if dAlpha == nil {
+		return adaRoundRegAVX2(alpha, beta)
+	}
+	return adaRoundRegGradAVX2(alpha, dAlpha[:len(alpha)], beta, -2*beta*weight)
 }
 
 // fakeQuantBackwardAVX2Any picks the kernel with or without dx.

@@ -82,7 +82,13 @@ func BenchmarkScaleSearchLp(b *testing.B) {
 	})
 }
 
+// BenchmarkAdaRound runs the per-iteration AdaRound work of one 64K-weight
+// layer: soft rounding, its backward and the rounding term with gradient.
 func BenchmarkAdaRound(b *testing.B) {
+	benchPaths(b, benchAdaRound)
+}
+
+func benchAdaRound(b *testing.B) {
 	const rows = 64
 	w := quantBenchInput()
 	alpha := quantBenchInput()

@@ -26,3 +26,26 @@ func fakeQuantDeltaGradAVX2(x []float32, dy []float32, delta float32, zp float32
 //
 //go:noescape
 func quantErrorLpAVX2(x []float32, delta float32, zp float32, qmax float32, p float32) float64
+
+// adaRoundForwardAVX2 sets dst[i] = (clamp(floor(w[i]/delta) + h(alpha[i]) + zp,
+// 0, qmax) - zp) * delta over len(dst) floats.
+//
+//go:noescape
+func adaRoundForwardAVX2(dst []float32, w []float32, alpha []float32, delta float32, zp float32, qmax float32)
+
+// adaRoundBackwardAVX2 accumulates dAlpha[i] += dy[i]*delta*h'(alpha[i]) over
+// len(dAlpha) floats where neither clamp is active.
+//
+//go:noescape
+func adaRoundBackwardAVX2(w []float32, alpha []float32, dy []float32, dAlpha []float32, delta float32, zp float32, qmax float32)
+
+// adaRoundRegGradAVX2 returns sum(1 - |2h-1|^beta) over len(alpha) floats in float64
+// and accumulates dAlpha[i] += coef * sign(2h-1) * |2h-1|^(beta-1) * h'(alpha[i]).
+//
+//go:noescape
+func adaRoundRegGradAVX2(alpha []float32, dAlpha []float32, beta float32, coef float32) float64
+
+// adaRoundRegAVX2 returns sum(1 - |2h-1|^beta) over len(alpha) floats in float64.
+//
+//go:noescape
+func adaRoundRegAVX2(alpha []float32, beta float32) float64

@@ -10,10 +10,34 @@ var (
 )
 
 // Sum returns the sum of x, accumulated in float64.
-func Sum(x []float32) float32 { return float32(sumImpl(x)) }
+func Sum(x []float32) float32 { return float32(reduce(sumImpl, x)) }
 
 // SumSquares returns the sum of x[i]^2, accumulated in float64.
-func SumSquares(x []float32) float32 { return float32(sumSquaresImpl(x)) }
+func SumSquares(x []float32) float32 { return float32(reduce(sumSquaresImpl, x)) }
+
+// reduce adds fn over the blocks of x, in block order.
+func reduce(fn func(x []float32) float64, x []float32) float64 {
+	n := len(x)
+	if n <= blockFloats {
+		return fn(x)
+	}
+	t := newTask(reduceBlocks)
+	t.s[0] = x
+	t.fnR = fn
+	t.partials(numBlocks(n))
+	t.spread(numBlocks(n), n)
+	s := t.sumPartials()
+	t.release()
+	return s
+}
+
+func reduceBlocks(t *task, lo, hi int) {
+	x := t.s[0]
+	for k := lo; k < hi; k++ {
+		i, j := blockRange(k, len(x))
+		t.part[k] = t.fnR(x[i:j])
+	}
+}
 
 // RowMaxMin writes, for each of the rows of the rows x cols matrix x, its
 // largest and smallest value and their column indices (first occurrence

@@ -1,10 +1,14 @@
 // Command quant generates kernels/quant_amd64.s and its Go stubs: the
 // AVX2+FMA twins of the fake-quantization kernels of package kernels
-// (SPEC section 4). Run it through `go generate ./kernels/`; never edit
-// its output by hand.
+// (SPEC section 4): FakeQuant and its LSQ backward, the |x - q(x)|^p error
+// of the scale search, and AdaRound's soft rounding, its backward and its
+// rounding term. Run it through `go generate ./kernels/`; never edit its
+// output by hand.
 //
 // q(x) = (clamp(round(x/delta)+zp, 0, qmax) - zp) * delta with a true
 // division (VDIVPS, as torch) and VROUNDPS mode 0, round half to even.
+// Powers and the sigmoid are evaluated in float32 by exp2/log2
+// polynomials (see power), as torch's float32 pow and sigmoid would be.
 package main
 
 import (
@@ -23,6 +27,10 @@ func main() {
 	fakeQuantBackward("fakeQuantBackwardAVX2", true)
 	fakeQuantBackward("fakeQuantDeltaGradAVX2", false)
 	quantErrorLp()
+	adaRoundForward()
+	adaRoundBackward()
+	adaRoundRegularizer("adaRoundRegGradAVX2", true)
+	adaRoundRegularizer("adaRoundRegAVX2", false)
 	Generate()
 }
 
@@ -113,16 +121,9 @@ func fakeQuantBackward(name string, withDx bool) {
 	RET()
 }
 
-// quantErrorLp emits sum |x - q(x)|^p in float64 for 0 < p <= 7.
-//
-// |e|^p = 2^(p*log2|e|): |e| = m*2^k with m in [sqrt(1/2), sqrt(2)),
-// log2 m = (2/ln 2)*atanh(f), f = (m-1)/(m+1), |f| < 0.1716, by its odd
-// series to f^9 (truncation below 1e-9). p*k is split exactly with an FMA
-// into hi + lo so the integer part of the exponent never costs precision;
-// 2^r for |r| <= 1/2 is its degree-7 Taylor polynomial (relative error
-// below 1e-8), and 2^n is applied in float64, so results far below the
-// float32 range still count. |e| below the smallest normal float32
-// contributes 0 (at most 1e-91 each for p = 2.4).
+// quantErrorLp emits sum |x - q(x)|^p in float64 for 0 < p <= 7; see
+// power for the method. The 2^n factor is applied in float64, so results
+// far below the float32 range still count.
 func quantErrorLp() {
 	avx.Text("quantErrorLpAVX2", "func(x []float32, delta, zp, qmax, p float32) float64")
 	Doc("quantErrorLpAVX2 returns sum |x[i] - q(x[i])|^p over len(x) floats,",
@@ -131,72 +132,15 @@ func quantErrorLp() {
 	pw := avx.Broadcast("p")
 	acc := []VecVirtual{avx.Zero(), avx.Zero()}
 	x, n := avx.Base("x"), avx.Len("x")
-	one := avx.Float(1)
-	oneR := avx.Splat(1)
 	avx.Loop(n, []GPVirtual{x}, 1, func(_ int, l avx.Lanes) {
 		xv := l.Load(x)
 		_, _, q := qp.quantize(xv)
 		a := YMM()
 		VSUBPS(q, xv, a)
 		VANDPS(avx.Const32(0x7fffffff), a, a)
-
-		valid := YMM()
-		VCMPPS(U8(avx.CmpGE), avx.Const32(0x00800000), a, valid)
+		e, n1, valid := power(a, pw)
 		if l.Mask != nil {
 			VANDPS(l.Mask, valid, valid)
-		}
-
-		// a = m * 2^k, m in [1, 2), then m in [sqrt(1/2), sqrt(2)).
-		k, m := YMM(), YMM()
-		VPSRLD(U8(23), a, k)
-		VPSUBD(avx.Const32(127), k, k)
-		VANDPS(avx.Const32(0x007fffff), a, m)
-		VORPS(one, m, m)
-		big, kf, t := YMM(), YMM(), YMM()
-		VCMPPS(U8(avx.CmpGT), avx.Float(math.Sqrt2), m, big)
-		VCVTDQ2PS(k, kf)
-		VANDPS(one, big, t)
-		VADDPS(t, kf, kf)
-		VBLENDVPS(big, avx.Float(0.5), oneR, t)
-		VMULPS(t, m, m)
-
-		// log2 m = f * (2/ln2) * (1 + f2/3 + f2^2/5 + f2^3/7 + f2^4/9).
-		f, f2, poly := YMM(), YMM(), YMM()
-		VSUBPS(one, m, f)
-		VADDPS(one, m, t)
-		VDIVPS(t, f, f)
-		VMULPS(f, f, f2)
-		VMOVUPS(avx.Float(1.0/9), poly)
-		for _, c := range []float64{1.0 / 7, 1.0 / 5, 1.0 / 3, 1} {
-			VFMADD213PS(avx.Float(float32(c)), f2, poly)
-		}
-		VMULPS(f, poly, poly)
-		VMULPS(avx.Float(float32(2/math.Ln2)), poly, poly)
-
-		// p*log2 a = hi + lo + p*log2 m = n + r, |r| <= 1/2.
-		hi, lo, n1, r := YMM(), YMM(), YMM(), YMM()
-		VMULPS(pw, kf, hi)
-		VMOVAPS(hi, lo)
-		VFMSUB231PS(kf, pw, lo)
-		VROUNDPS(U8(0), hi, n1)
-		VSUBPS(n1, hi, r)
-		VADDPS(lo, r, r)
-		VFMADD231PS(poly, pw, r)
-		n2 := YMM()
-		VROUNDPS(U8(0), r, n2)
-		VSUBPS(n2, r, r)
-		VADDPS(n2, n1, n1)
-
-		// 2^r by Taylor: sum (r ln2)^j / j!, j <= 7.
-		e := YMM()
-		c := make([]float64, 8)
-		c[0] = 1
-		for j := 1; j < 8; j++ {
-			c[j] = c[j-1] * math.Ln2 / float64(j)
-		}
-		VMOVUPS(avx.Float(float32(c[7])), e)
-		for j := 6; j >= 0; j-- {
-			VFMADD213PS(avx.Float(float32(c[j])), r, e)
 		}
 		VANDPS(valid, e, e)
 
@@ -213,6 +157,260 @@ func quantErrorLp() {
 			VPSLLQ(U8(52), sc, sc)
 			VFMADD231PD(h.e, sc, acc[i])
 		}
+	})
+	VADDPD(acc[1], acc[0], acc[0])
+	Store(avx.HsumPD(acc[0]), ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// power returns a^p = e * 2^n for a > 0 as e in [sqrt(1/2), sqrt(2)] and
+// the integer n (as float32), with the lanes where a is a normal float32
+// (a^p is taken as 0 elsewhere; at most 1e-91 for p = 2.4).
+//
+// a = m*2^k with m in [sqrt(1/2), sqrt(2)); log2 m = (2/ln 2)*atanh(f),
+// f = (m-1)/(m+1), |f| < 0.1716, by its odd series to f^9 (truncation
+// below 1e-9). p*k is split exactly with an FMA into hi + lo so the
+// integer part of the exponent never costs precision; 2^r for |r| <= 1/2
+// is its degree-7 Taylor polynomial (relative error below 1e-8).
+func power(a, p VecVirtual) (e, n, valid VecVirtual) {
+	one := avx.Float(1)
+	valid = YMM()
+	VCMPPS(U8(avx.CmpGE), avx.Const32(0x00800000), a, valid)
+
+	// a = m * 2^k, m in [1, 2), then m in [sqrt(1/2), sqrt(2)).
+	k, m := YMM(), YMM()
+	VPSRLD(U8(23), a, k)
+	VPSUBD(avx.Const32(127), k, k)
+	VANDPS(avx.Const32(0x007fffff), a, m)
+	VORPS(one, m, m)
+	big, kf, t := YMM(), YMM(), YMM()
+	VCMPPS(U8(avx.CmpGT), avx.Float(math.Sqrt2), m, big)
+	VCVTDQ2PS(k, kf)
+	VANDPS(one, big, t)
+	VADDPS(t, kf, kf)
+	VMOVUPS(one, t)
+	VBLENDVPS(big, avx.Float(0.5), t, t)
+	VMULPS(t, m, m)
+
+	// log2 m = f * (2/ln2) * (1 + f2/3 + f2^2/5 + f2^3/7 + f2^4/9).
+	f, f2, poly := YMM(), YMM(), YMM()
+	VSUBPS(one, m, f)
+	VADDPS(one, m, t)
+	VDIVPS(t, f, f)
+	VMULPS(f, f, f2)
+	VMOVUPS(avx.Float(1.0/9), poly)
+	for _, c := range []float64{1.0 / 7, 1.0 / 5, 1.0 / 3, 1} {
+		VFMADD213PS(avx.Float(float32(c)), f2, poly)
+	}
+	VMULPS(f, poly, poly)
+	VMULPS(avx.Float(float32(2/math.Ln2)), poly, poly)
+
+	// p*log2 a = hi + lo + p*log2 m = n + r, |r| <= 1/2.
+	hi, lo, r := YMM(), YMM(), YMM()
+	n = YMM()
+	VMULPS(p, kf, hi)
+	VMOVAPS(hi, lo)
+	VFMSUB231PS(kf, p, lo)
+	VROUNDPS(U8(0), hi, n)
+	VSUBPS(n, hi, r)
+	VADDPS(lo, r, r)
+	VFMADD231PS(poly, p, r)
+	n2 := YMM()
+	VROUNDPS(U8(0), r, n2)
+	VSUBPS(n2, r, r)
+	VADDPS(n2, n, n)
+	return exp2Small(r), n, valid
+}
+
+// exp2Small returns 2^r for |r| <= 1/2 (a little beyond is fine): the
+// degree-7 Taylor polynomial of exp(r ln 2), relative error below 1e-8.
+func exp2Small(r VecVirtual) VecVirtual {
+	c := make([]float64, 8)
+	c[0] = 1
+	for j := 1; j < 8; j++ {
+		c[j] = c[j-1] * math.Ln2 / float64(j)
+	}
+	e := YMM()
+	VMOVUPS(avx.Float(float32(c[7])), e)
+	for j := 6; j >= 0; j-- {
+		VFMADD213PS(avx.Float(float32(c[j])), r, e)
+	}
+	return e
+}
+
+// pow2 returns the float32 2^n for integer-valued n in [-126, 127].
+func pow2(n VecVirtual) VecVirtual {
+	ni := YMM()
+	VCVTPS2DQ(n, ni)
+	VPADDD(avx.Const32(127), ni, ni)
+	VPSLLD(U8(23), ni, ni)
+	return ni
+}
+
+// sigmoid returns 1/(1+exp(-a)) with exp(-a) = 2^(-a log2 e), the exponent
+// clamped to [-125, 125] where the sigmoid is 0 or 1 in float32 anyway.
+func sigmoid(a VecVirtual) VecVirtual {
+	t, n := YMM(), YMM()
+	VMULPS(avx.Float(float32(-1/math.Ln2)), a, t)
+	VMAXPS(avx.Float(-125), t, t)
+	VMINPS(avx.Float(125), t, t)
+	VROUNDPS(U8(0), t, n)
+	VSUBPS(n, t, t)
+	e := exp2Small(t)
+	VMULPS(pow2(n), e, e)
+	VADDPS(avx.Float(1), e, e)
+	s := YMM()
+	VMOVUPS(avx.Float(1), s)
+	VDIVPS(e, s, s)
+	return s
+}
+
+// softRound returns, for AdaRound (SPEC 4.4), s = sigmoid(alpha), the
+// unclamped v = s*1.2 - 0.1 and h = clamp(v, 0, 1).
+func softRound(alpha VecVirtual) (s, v, h VecVirtual) {
+	s = sigmoid(alpha)
+	v, h = YMM(), YMM()
+	VMULPS(avx.Float(1.2), s, v)
+	VSUBPS(avx.Float(0.1), v, v)
+	VMAXPS(avx.Float(0), v, h)
+	VMINPS(avx.Float(1), h, h)
+	return s, v, h
+}
+
+// adaRoundForward emits one row of AdaRoundForward.
+func adaRoundForward() {
+	avx.Text("adaRoundForwardAVX2", "func(dst, w, alpha []float32, delta, zp, qmax float32)")
+	Doc("adaRoundForwardAVX2 sets dst[i] = (clamp(floor(w[i]/delta) + h(alpha[i]) + zp,",
+		"0, qmax) - zp) * delta over len(dst) floats.")
+	p := loadParams()
+	d, w, al, n := avx.Base("dst"), avx.Base("w"), avx.Base("alpha"), avx.Len("dst")
+	avx.Loop(n, []GPVirtual{d, w, al}, 1, func(_ int, l avx.Lanes) {
+		_, _, h := softRound(l.Load(al))
+		u := YMM()
+		VDIVPS(p.delta, l.Load(w), u)
+		VROUNDPS(U8(1), u, u)
+		VADDPS(h, u, u)
+		VADDPS(p.zp, u, u)
+		VMAXPS(u, p.zero, u)
+		VMINPS(u, p.qmax, u)
+		VSUBPS(p.zp, u, u)
+		VMULPS(p.delta, u, u)
+		l.Store(u, d)
+	})
+	VZEROUPPER()
+	RET()
+}
+
+// adaRoundBackward emits one row of AdaRoundBackward.
+func adaRoundBackward() {
+	avx.Text("adaRoundBackwardAVX2", "func(w, alpha, dy, dAlpha []float32, delta, zp, qmax float32)")
+	Doc("adaRoundBackwardAVX2 accumulates dAlpha[i] += dy[i]*delta*h'(alpha[i]) over",
+		"len(dAlpha) floats where neither clamp is active.")
+	p := loadParams()
+	w, al, dy, da, n := avx.Base("w"), avx.Base("alpha"), avx.Base("dy"), avx.Base("dAlpha"), avx.Len("dAlpha")
+	avx.Loop(n, []GPVirtual{w, al, dy, da}, 1, func(_ int, l avx.Lanes) {
+		s, v, h := softRound(l.Load(al))
+		u, pass, m := YMM(), YMM(), YMM()
+		VDIVPS(p.delta, l.Load(w), u)
+		VROUNDPS(U8(1), u, u)
+		VADDPS(h, u, u)
+		VADDPS(p.zp, u, u)
+		VCMPPS(U8(avx.CmpGE), p.zero, u, pass)
+		VCMPPS(U8(avx.CmpLE), p.qmax, u, m)
+		VANDPS(m, pass, pass)
+		VCMPPS(U8(avx.CmpGE), p.zero, v, m)
+		VANDPS(m, pass, pass)
+		VCMPPS(U8(avx.CmpLE), avx.Float(1), v, m)
+		VANDPS(m, pass, pass)
+		// dh = 1.2 * s * (1 - s); g = dy * delta * dh.
+		dh, g := YMM(), YMM()
+		VMOVUPS(avx.Float(1), dh)
+		VSUBPS(s, dh, dh)
+		VMULPS(s, dh, dh)
+		VMULPS(avx.Float(1.2), dh, dh)
+		VMULPS(p.delta, l.Load(dy), g)
+		VMULPS(dh, g, g)
+		VANDPS(pass, g, g)
+		acc := l.Load(da)
+		VADDPS(g, acc, acc)
+		l.Store(acc, da)
+	})
+	VZEROUPPER()
+	RET()
+}
+
+// adaRoundRegularizer emits the rounding term of SPEC 4.4 over a slice:
+// it returns sum(1 - |2h-1|^beta) in float64 and, with dAlpha, adds
+// coef * sign(2h-1) * |2h-1|^(beta-1) * h'(alpha) to dAlpha, where the
+// caller passes coef = -2*beta*weight.
+func adaRoundRegularizer(name string, withGrad bool) {
+	if withGrad {
+		avx.Text(name, "func(alpha, dAlpha []float32, beta, coef float32) float64")
+		Doc(name+" returns sum(1 - |2h-1|^beta) over len(alpha) floats in float64",
+			"and accumulates dAlpha[i] += coef * sign(2h-1) * |2h-1|^(beta-1) * h'(alpha[i]).")
+	} else {
+		avx.Text(name, "func(alpha []float32, beta float32) float64")
+		Doc(name + " returns sum(1 - |2h-1|^beta) over len(alpha) floats in float64.")
+	}
+	bm1 := avx.Broadcast("beta")
+	VSUBPS(avx.Float(1), bm1, bm1)
+	var coef VecVirtual
+	al, n := avx.Base("alpha"), avx.Len("alpha")
+	ptrs := []GPVirtual{al}
+	var da GPVirtual
+	if withGrad {
+		coef = avx.Broadcast("coef")
+		da = avx.Base("dAlpha")
+		ptrs = append(ptrs, da)
+	}
+	acc := []VecVirtual{avx.Zero(), avx.Zero()}
+	avx.Loop(n, ptrs, 1, func(_ int, l avx.Lanes) {
+		s, v, h := softRound(l.Load(al))
+		m, am := YMM(), YMM()
+		VADDPS(h, h, m)
+		VSUBPS(avx.Float(1), m, m)
+		VANDPS(avx.Const32(0x7fffffff), m, am)
+		// |m|^(beta-1) = e * 2^n; zero where |m| is not normal or the
+		// result falls below the float32 range.
+		e, n, valid := power(am, bm1)
+		tiny := YMM()
+		VCMPPS(U8(avx.CmpGE), avx.Float(-125), n, tiny)
+		VANDPS(tiny, valid, valid)
+		VMAXPS(avx.Float(-125), n, n)
+		VMULPS(pow2(n), e, e)
+		VANDPS(valid, e, e)
+		// term = 1 - |m|^beta, masked lanes contribute 0.
+		term := YMM()
+		VMULPS(am, e, term)
+		VMOVUPS(avx.Float(1), tiny)
+		VSUBPS(term, tiny, term)
+		if l.Mask != nil {
+			VANDPS(l.Mask, term, term)
+		}
+		tlo, thi := avx.Widen(term)
+		VADDPD(tlo, acc[0], acc[0])
+		VADDPD(thi, acc[1], acc[1])
+		if !withGrad {
+			return
+		}
+		// g = coef * sign(m)|m|^(beta-1) * dh, dh = 1.2 s (1-s) inside.
+		sign, dh, in := YMM(), YMM(), YMM()
+		VANDPS(avx.Const32(0x80000000), m, sign)
+		VORPS(sign, e, e)
+		VMOVUPS(avx.Float(1), dh)
+		VSUBPS(s, dh, dh)
+		VMULPS(s, dh, dh)
+		VMULPS(avx.Float(1.2), dh, dh)
+		VCMPPS(U8(avx.CmpGE), avx.Float(0), v, in)
+		VANDPS(in, dh, dh)
+		VCMPPS(U8(avx.CmpLE), avx.Float(1), v, in)
+		VANDPS(in, dh, dh)
+		VMULPS(coef, e, e)
+		VMULPS(dh, e, e)
+		g := l.Load(da)
+		VADDPS(e, g, g)
+		l.Store(g, da)
 	})
 	VADDPD(acc[1], acc[0], acc[0])
 	Store(avx.HsumPD(acc[0]), ReturnIndex(0))

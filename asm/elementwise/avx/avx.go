@@ -15,6 +15,7 @@ import (
 // VCMPPS predicates (ordered, quiet).
 const (
 	CmpLT = 0x11
+	CmpLE = 0x12
 	CmpGE = 0x1d
 	CmpGT = 0x1e
 )
