@@ -1,8 +1,11 @@
 package torchload
 
 // Running a vetted pickle with gopickle (SPEC section 2): the only globals a
-// checkpoint may name are the tensor-rebuild functions, the storage classes
-// and collections.OrderedDict, and the only persistent ids are storages.
+// checkpoint may name are the tensor-rebuild functions, the storage classes,
+// collections.OrderedDict and a few data-only metadata classes (numpy
+// scalars and arrays, argparse.Namespace, torch.Size, torch.device) that
+// training scripts save beside the state dict; the only persistent ids are
+// storages.
 
 import (
 	"bytes"
@@ -27,7 +30,9 @@ func (e *GlobalError) Error() string {
 	// Quoted: the name comes from the file and may hold any bytes.
 	return fmt.Sprintf("pickle global %q is not allowed: a checkpoint may only name "+
 		"torch._utils._rebuild_{tensor,tensor_v2,parameter,parameter_with_state}, "+
-		"the torch.*Storage classes and collections.OrderedDict", e.Module+"."+e.Name)
+		"the torch.*Storage classes and collections.OrderedDict, and beside the state dict "+
+		"numpy scalars, dtypes and arrays, argparse.Namespace, torch.Size and torch.device",
+		e.Module+"."+e.Name)
 }
 
 func (e *GlobalError) Is(target error) bool { return target == ErrForbiddenGlobal }
@@ -58,12 +63,59 @@ var rebuilders = map[string]*rebuilder{
 // asking findClass.
 const orderedDict = "collections.OrderedDict"
 
+// metadataClass is a global that training scripts pickle beside the state
+// dict: epoch counters and best accuracies as numpy scalars, the command
+// line as an argparse.Namespace, and so on. Calling or instantiating it
+// (REDUCE, NEWOBJ) gives an opaqueValue; its arguments and any BUILD state
+// are dropped unread, so naming one runs no Python and no Go beyond an
+// allocation. A state dict never holds one: extract refuses it like any
+// other non-tensor value.
+type metadataClass struct {
+	what string // the value's kind with its article, for errors
+}
+
+func (c *metadataClass) Call(...any) (any, error)  { return &opaqueValue{c}, nil }
+func (c *metadataClass) PyNew(...any) (any, error) { return &opaqueValue{c}, nil }
+
+// opaqueValue stands for an instance of a metadataClass.
+type opaqueValue struct{ class *metadataClass }
+
+// PySetState drops the state of BUILD (a dtype's byte order, a
+// Namespace's attributes, an array's data).
+func (*opaqueValue) PySetState(any) error { return nil }
+
+var (
+	numpyScalar = &metadataClass{"a numpy scalar"}
+	numpyArray  = &metadataClass{"a numpy array"}
+)
+
+// metadataClasses maps the allowed metadata globals, in the spellings of
+// numpy 1 (numpy.core) and numpy 2 (numpy._core), to their class.
+var metadataClasses = map[string]*metadataClass{
+	"numpy.core.multiarray.scalar":        numpyScalar,
+	"numpy._core.multiarray.scalar":       numpyScalar,
+	"numpy.core.multiarray._reconstruct":  numpyArray,
+	"numpy._core.multiarray._reconstruct": numpyArray,
+	"numpy.ndarray":                       numpyArray,
+	"numpy.dtype":                         {"a numpy dtype"},
+	"argparse.Namespace":                  {"an argparse.Namespace"},
+	"torch.Size":                          {"a torch.Size"},
+	"torch.device":                        {"a torch.device"},
+	// Pickle protocol 2, torch.save's default, has no bytes opcode: Python 3
+	// writes a bytes object (a numpy scalar's or array's raw data) as
+	// _codecs.encode(str, "latin1"); here it gives a placeholder like the rest.
+	"_codecs.encode": {"a bytes"},
+}
+
 // findClass resolves an allowed global; storage classes resolve to their
 // *dtype, which persistent ids carry.
 func findClass(module, name string) (any, error) {
 	full := module + "." + name
 	if r, ok := rebuilders[full]; ok {
 		return r, nil
+	}
+	if c, ok := metadataClasses[full]; ok {
+		return c, nil
 	}
 	if dt, ok := storageClasses[full]; ok {
 		return dt, nil
@@ -248,6 +300,10 @@ func pyType(v any) string {
 		return "a storage class"
 	case *rebuilder:
 		return "the function " + v.name
+	case *opaqueValue:
+		return v.class.what
+	case *metadataClass:
+		return "a metadata class or function"
 	}
 	return fmt.Sprintf("a %T", v)
 }

@@ -10,9 +10,16 @@
 // their strides and storage offset; integer and bool tensors, such as
 // BatchNorm's num_batches_tracked, are listed in StateDict.Skipped instead.
 //
+// A wrapped state dict may sit beside the metadata training scripts save
+// (epoch, arch, best accuracy, optimizer and scheduler state, the command
+// line); that metadata is not returned.
+//
 // A pickle may only name the tensor-rebuild functions, the storage classes
-// and collections.OrderedDict; anything else (os.system, eval, a model
-// class) is refused before a single opcode runs. A truncated, corrupt or
+// and collections.OrderedDict, plus a few data-only classes that metadata
+// uses (numpy scalars, dtypes and arrays, argparse.Namespace, torch.Size,
+// torch.device), which load as inert placeholders and never inside the
+// state dict; anything else (os.system, eval, a model class) is refused,
+// wherever it appears, before a single opcode runs. A truncated, corrupt or
 // foreign file gets an error wrapping ErrTruncated, ErrNotCheckpoint or
 // ErrForbiddenGlobal, never a panic.
 package torchload

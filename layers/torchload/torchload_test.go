@@ -142,6 +142,8 @@ func TestLoadBad(t *testing.T) {
 		{"evil_eval_legacy.pt", ErrForbiddenGlobal, "__builtin__.eval", "__builtin__.eval"},
 		{"evil_plain_pickle.pkl", ErrForbiddenGlobal, "posix.system", "posix.system"},
 		{"whole_module.pt", ErrForbiddenGlobal, "torch.nn.modules.linear.Linear", "Linear"},
+		{"evil_metadata_zip.pt", ErrForbiddenGlobal, "posix.system", "posix.system"},
+		{"evil_metadata_legacy.pt", ErrForbiddenGlobal, "__builtin__.exec", "__builtin__.exec"},
 		{"not_checkpoint.txt", ErrNotCheckpoint, "", "neither a zip archive nor a torch pickle"},
 		{"empty.pt", ErrNotCheckpoint, "", "empty"},
 		{"plain_pickle_dict.pkl", ErrNotCheckpoint, "", "magic number"},
@@ -151,6 +153,7 @@ func TestLoadBad(t *testing.T) {
 		{"unknown_wrapper.pt", nil, "", `key "net" holds a dict, not a tensor (want a state_dict`},
 		{"both_wrappers.pt", nil, "", "ambiguous"},
 		{"non_tensor_value.pt", nil, "", `key "conv.note" holds an int, not a tensor`},
+		{"numpy_in_state_dict.pt", nil, "", `key "bn.momentum" holds a numpy scalar, not a tensor`},
 		{"duplicate_after_prefix.pt", nil, "", `key "conv.weight" appears twice`},
 	}
 	if len(tests) != len(m.Bad) {

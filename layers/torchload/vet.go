@@ -4,11 +4,15 @@ package torchload
 // 2: "holds pickle globals other than the tensor-rebuild ones gets a clear
 // error, never a panic"). gopickle trusts its input: it allocates whatever
 // length an opcode claims, indexes the last byte of a zero-length LONG,
-// pairs up an odd number of dict items and hashes bytes keys into a Go map.
-// vetPickle walks the opcodes with an abstract stack (only "string with this
-// value", "bytes" or "anything else" per slot) and refuses all of that, plus
-// every global outside the allowlist, so the run that follows cannot panic
-// and never sees a forbidden global.
+// pairs up an odd number of dict items and hashes bytes keys into a Go map;
+// and when an opcode gets an operand of the wrong type its error message
+// formats that operand with %#v, which writes out every string in a
+// container: a list holding one long string a million times, handed to
+// REDUCE, spells it out a million times. vetPickle walks the opcodes with an
+// abstract stack (only "string with this value", "bytes" or "anything else"
+// per slot, each with the size it prints at) and refuses all of that, plus
+// every global outside the allowlist, so the run that follows cannot panic,
+// allocates in proportion to the pickle and never sees a forbidden global.
 
 import (
 	"bytes"
@@ -30,6 +34,10 @@ const (
 type slot struct {
 	kind slotKind
 	str  string // the value of a slotString
+	// size is what the value adds, up to a constant factor for quoting,
+	// to a container that %#v prints: the length of a string, bytes or
+	// integer. Other values print as a pointer or a short number, 0.
+	size int
 }
 
 // vetter mirrors gopickle's machine: a stack, the stacks saved by MARK and
@@ -40,12 +48,28 @@ type vetter struct {
 	stack []slot
 	marks [][]slot
 	memo  map[int]slot
+	held  int // sum of the sizes of every value put in a container
 }
 
 // maxOpcodes bounds a pickle program. gopickle allocates a little for
 // each opcode (a MARK costs it 256 bytes), so the bound caps its memory;
 // a ResNet-50 state dict takes about 10k opcodes.
 const maxOpcodes = 1 << 20
+
+// maxIntLen bounds the digits of a text INT or LONG and the bytes of a
+// LONG1 or LONG4: gopickle converts decimal digits in quadratic time, and
+// the widest integer in a checkpoint is the 80-bit magic number of the
+// legacy format.
+const maxIntLen = 64
+
+// Container elements may print at most heldFactor bytes per pickle byte
+// read so far, plus heldSlack: an element reached through the memo costs a
+// two-byte BINGET however long it is, and real checkpoints re-insert only
+// short strings such as "storage" and "cpu" that way.
+const (
+	heldFactor = 4
+	heldSlack  = 1 << 16
+)
 
 // vetPickle checks the pickle program at the start of data and returns the
 // offset just past its STOP opcode.
@@ -95,7 +119,13 @@ func (v *vetter) step(op byte) (stop bool, err error) {
 			v.push(s)
 		}
 	case 'F', 'I', 'L': // FLOAT, INT, LONG: decimal text lines
-		_, err = v.line()
+		var l []byte
+		if l, err = v.line(); err == nil && op != 'F' && len(l) > maxIntLen {
+			err = fmt.Errorf("integer of %d digits (at most %d)", len(l), maxIntLen)
+		}
+		v.push(slot{size: len(l)})
+	case 'G': // BINFLOAT: learning rates, momenta in optimizer state
+		_, err = v.take(8)
 		v.push(other)
 	case 'J': // BININT
 		_, err = v.take(4)
@@ -124,18 +154,22 @@ func (v *vetter) step(op byte) (stop bool, err error) {
 		}
 	case 'R': // REDUCE
 		err = v.popPush(2)
+	case 0x81: // NEWOBJ: how an argparse.Namespace is pickled. gopickle
+		// refuses every class but a metadataClass, the only PyNewable one
+		// findClass resolves.
+		err = v.popPush(2)
 	case 'S': // STRING: a quoted line
 		var l []byte
 		if l, err = v.line(); err == nil {
 			if len(l) < 2 || l[0] != l[len(l)-1] || (l[0] != '\'' && l[0] != '"') {
 				return false, errors.New("STRING argument is not quoted")
 			}
-			v.push(slot{slotString, string(l[1 : len(l)-1])})
+			v.push(slot{slotString, string(l[1 : len(l)-1]), len(l)})
 		}
 	case 'V': // UNICODE: a raw line
 		var l []byte
 		if l, err = v.line(); err == nil {
-			v.push(slot{slotString, string(l)})
+			v.push(slot{slotString, string(l), len(l)})
 		}
 	case 'T': // BINSTRING
 		err = v.counted(v.int32, slotString)
@@ -154,10 +188,15 @@ func (v *vetter) step(op byte) (stop bool, err error) {
 	case 0x96: // BYTEARRAY8: a pointer in gopickle, so hashable
 		err = v.counted(v.uint64, slotOther)
 	case 'a': // APPEND
-		err = v.popPush(2)
+		if err = v.holdTop(1); err == nil {
+			err = v.popPush(2)
+		}
 	case 'e': // APPENDS
-		if _, err = v.popMark(); err == nil {
-			err = v.popPush(1)
+		var items []slot
+		if items, err = v.popMark(); err == nil {
+			if err = v.hold(items); err == nil {
+				err = v.popPush(1)
+			}
 		}
 	case 'b': // BUILD
 		if _, err = v.pop(); err == nil {
@@ -187,49 +226,61 @@ func (v *vetter) step(op byte) (stop bool, err error) {
 	case 'd': // DICT
 		var items []slot
 		if items, err = v.popMark(); err == nil {
-			err = checkPairs(items)
+			if err = checkPairs(items); err == nil {
+				err = v.hold(items)
+			}
 		}
 		v.push(other)
 	case 's': // SETITEM
-		var key slot
-		if _, err = v.pop(); err != nil {
+		var key, value slot
+		if value, err = v.pop(); err != nil {
 			return false, err
 		}
 		if key, err = v.pop(); err != nil {
 			return false, err
 		}
-		if err = checkPairs([]slot{key, other}); err == nil {
-			_, err = v.top()
+		if err = checkPairs([]slot{key, value}); err == nil {
+			if err = v.hold([]slot{key, value}); err == nil {
+				_, err = v.top()
+			}
 		}
 	case 'u': // SETITEMS
 		var items []slot
 		if items, err = v.popMark(); err == nil {
 			if err = checkPairs(items); err == nil {
-				err = v.popPush(1)
+				if err = v.hold(items); err == nil {
+					err = v.popPush(1)
+				}
 			}
 		}
 	case 0x90: // ADDITEMS
 		var items []slot
 		if items, err = v.popMark(); err == nil {
 			if err = checkHashable(items); err == nil {
-				err = v.popPush(1)
+				if err = v.hold(items); err == nil {
+					err = v.popPush(1)
+				}
 			}
 		}
 	case 0x91: // FROZENSET
 		var items []slot
 		if items, err = v.popMark(); err == nil {
-			err = checkHashable(items)
+			if err = checkHashable(items); err == nil {
+				err = v.hold(items)
+			}
 		}
 		v.push(other)
 	case 'l', 't': // LIST, TUPLE
-		_, err = v.popMark()
+		var items []slot
+		if items, err = v.popMark(); err == nil {
+			err = v.hold(items)
+		}
 		v.push(other)
-	case 0x85: // TUPLE1
-		err = v.popPush(1)
-	case 0x86: // TUPLE2
-		err = v.popPush(2)
-	case 0x87: // TUPLE3
-		err = v.popPush(3)
+	case 0x85, 0x86, 0x87: // TUPLE1, TUPLE2, TUPLE3
+		n := int(op-0x85) + 1
+		if err = v.holdTop(n); err == nil {
+			err = v.popPush(n)
+		}
 	case 'g': // GET
 		var i int
 		if i, err = v.decimal(); err == nil {
@@ -276,7 +327,7 @@ func (v *vetter) step(op byte) (stop bool, err error) {
 			err = fmt.Errorf("frame of %d bytes, %d left: %w", n, len(v.data)-v.pos, ErrTruncated)
 		}
 	default:
-		// INST, OBJ, NEWOBJ(_EX), PERSID, EXT1/2/4, NEXT_BUFFER,
+		// INST, OBJ, NEWOBJ_EX, PERSID, EXT1/2/4, NEXT_BUFFER,
 		// READONLY_BUFFER and unknown bytes: torch.save emits none of them
 		// for a state dict.
 		return false, errors.New("opcode not allowed in a checkpoint")
@@ -316,6 +367,26 @@ func (v *vetter) popPush(n int) error {
 	}
 	v.stack = append(v.stack[:len(v.stack)-n], slot{})
 	return nil
+}
+
+// hold accounts for items put in a container.
+func (v *vetter) hold(items []slot) error {
+	for _, s := range items {
+		v.held += s.size
+	}
+	if v.held > heldFactor*v.pos+heldSlack {
+		return fmt.Errorf("containers hold %d bytes of strings and numbers after %d bytes of pickle "+
+			"(values repeated through the memo)", v.held, v.pos)
+	}
+	return nil
+}
+
+// holdTop accounts for the top n stack slots put in a container.
+func (v *vetter) holdTop(n int) error {
+	if len(v.stack) < n {
+		return errors.New("stack underflow")
+	}
+	return v.hold(v.stack[len(v.stack)-n:])
 }
 
 func (v *vetter) popMark() ([]slot, error) {
@@ -409,7 +480,7 @@ func (v *vetter) counted(length func() (int, error), k slotKind) error {
 	if err != nil {
 		return err
 	}
-	s := slot{kind: k}
+	s := slot{kind: k, size: n}
 	if k == slotString {
 		s.str = string(b)
 	}
@@ -420,11 +491,12 @@ func (v *vetter) counted(length func() (int, error), k slotKind) error {
 // long consumes the n bytes of a LONG1/LONG4 integer; gopickle reads the
 // last byte of the encoding, so an empty one is refused.
 func (v *vetter) long(n int) error {
-	if n <= 0 {
-		return fmt.Errorf("LONG of %d bytes", n)
+	if n <= 0 || n > maxIntLen {
+		return fmt.Errorf("LONG of %d bytes (want 1 to %d)", n, maxIntLen)
 	}
 	_, err := v.take(n)
-	v.push(slot{})
+	// A byte holds up to 2.41 decimal digits.
+	v.push(slot{size: 3 * n})
 	return err
 }
 

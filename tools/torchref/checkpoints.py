@@ -4,16 +4,22 @@ Run from the repository root: /usr/bin/python3 tools/torchref/checkpoints.py
 
 Every good checkpoint holds the same small state dict, saved by torch.save in
 both serialisations (zip and legacy pickle, pickle protocols 2 and 4) and under
-every wrapper the loader accepts. The expected float32 value of each tensor is
+every wrapper the loader accepts, also inside the checkpoints that training
+scripts write, with optimizer state, numpy scalars and arrays and an
+argparse.Namespace beside it. The expected float32 value of each tensor is
 written as .npy (what `tensor.float().contiguous()` gives), and manifest.json
 tells the Go tests which files hold what. The bad fixtures are files a loader
-must refuse with an error: pickles that call os.system or eval, a whole pickled
-nn.Module, TorchScript, a zip that is not a checkpoint, and so on.
+must refuse with an error: pickles that call os.system or eval (also hidden in
+the metadata next to a good state dict), a whole pickled nn.Module,
+TorchScript, a zip that is not a checkpoint, and so on.
 """
+import argparse
 import io
 import json
 import os
 import pickle
+import sys
+import types
 import zipfile
 from collections import OrderedDict
 
@@ -50,8 +56,8 @@ def state_dict():
     return sd
 
 
-def save(obj, name, zip_format=True, protocol=2):
-    torch.save(obj, os.path.join(OUT, name),
+def save(obj, name, zip_format=True, protocol=2, pickle_module=pickle):
+    torch.save(obj, os.path.join(OUT, name), pickle_module=pickle_module,
                _use_new_zipfile_serialization=zip_format,
                pickle_protocol=protocol)
 
@@ -87,6 +93,68 @@ def big_endian_copy(src, dst):
                 b = a.byteswap().tobytes()
             z.writestr(n, b)
         z.writestr(prefix + "byteorder", "big")
+
+
+def imagenet_checkpoint(sd):
+    """What the ImageNet example of pytorch/examples (main.py) saves: the
+    DataParallel state dict, accuracy as a tensor, optimizer and scheduler
+    state. The optimizer drives a tiny Linear so the file stays small."""
+    torch.manual_seed(3)
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9,
+                          weight_decay=1e-4)
+    net(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.StepLR(opt, 30)
+    return {"epoch": 90, "arch": "tiny",
+            "state_dict": OrderedDict(("module." + k, v) for k, v in sd.items()),
+            "best_acc1": torch.tensor(71.5), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict()}
+
+
+def numpy_checkpoint(sd):
+    """The torchvision reference scripts' layout ({'model', 'optimizer',
+    'lr_scheduler', 'epoch', 'args'}) with the accuracy a numpy float64 and
+    the command line an argparse.Namespace holding a torch.device, a
+    torch.Size, a numpy array and an OrderedDict."""
+    ckpt = imagenet_checkpoint(sd)
+    args = argparse.Namespace(
+        model="tiny", lr=0.1, epochs=90, data_path="/imagenet",
+        device=torch.device("cpu"), input_size=torch.Size([3, 8, 8]),
+        mean=np.array([0.485, 0.456, 0.406], dtype=np.float32),
+        milestones=OrderedDict([("warmup", 5), ("decay", 30)]))
+    return {"model": sd, "optimizer": ckpt["optimizer"],
+            "lr_scheduler": ckpt["scheduler"], "epoch": 90, "args": args,
+            "best_acc1": np.float64(71.5)}
+
+
+def numpy2_pickle_module():
+    """A pickle module for torch.save whose Pickler writes numpy scalars and
+    arrays as numpy >= 2 does, through numpy._core.multiarray (the numpy
+    here is 1.x, which spells it numpy.core.multiarray)."""
+    core = types.ModuleType("numpy._core")
+    multiarray = types.ModuleType("numpy._core.multiarray")
+    sys.modules.setdefault("numpy._core", core)
+    sys.modules.setdefault("numpy._core.multiarray", multiarray)
+    aliases = {}
+    for name in ("scalar", "_reconstruct"):
+        def alias(*args, _fn=getattr(np.core.multiarray, name)):
+            return _fn(*args)
+        alias.__module__ = "numpy._core.multiarray"
+        alias.__name__ = alias.__qualname__ = name
+        setattr(multiarray, name, alias)
+        aliases[getattr(np.core.multiarray, name)] = alias
+
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, (np.generic, np.ndarray)):
+                fn, *rest = obj.__reduce__()
+                return (aliases[fn], *rest)
+            return NotImplemented
+
+    module = types.ModuleType("numpy2_pickle")
+    module.Pickler, module.dump = Pickler, pickle.dump
+    return module
 
 
 class Call:
@@ -139,6 +207,18 @@ def main():
     big_endian_copy(os.path.join(OUT, "zip_bare.pt"),
                     os.path.join(OUT, "zip_big_endian.pt"))
     good.append("zip_big_endian.pt")
+    training = [
+        ("zip_imagenet.pt", imagenet_checkpoint(sd), True, 2, pickle),
+        ("legacy_imagenet.pt", imagenet_checkpoint(sd), False, 2, pickle),
+        ("zip_numpy_args.pt", numpy_checkpoint(sd), True, 2, pickle),
+        ("legacy_numpy_args.pt", numpy_checkpoint(sd), False, 2, pickle),
+        ("zip_numpy_args_protocol4.pt", numpy_checkpoint(sd), True, 4, pickle),
+        ("legacy_numpy2_args.pt", numpy_checkpoint(sd), False, 2,
+         numpy2_pickle_module()),
+    ]
+    for name, obj, zip_format, protocol, module in training:
+        save(obj, name, zip_format, protocol, module)
+        good.append(name)
 
     bad = {}
 
@@ -157,6 +237,15 @@ def main():
     bad_file("evil_plain_pickle.pkl", "global",
              raw=pickle.dumps(Call(os.system, "echo pwned"), protocol=4))
     bad_file("whole_module.pt", "global", torch.nn.Linear(2, 2))
+    small = OrderedDict([("conv.weight", torch.ones(2))])
+    bad_file("evil_metadata_zip.pt", "global",
+             {"epoch": 1, "state_dict": small,
+              "args": argparse.Namespace(lr=0.1,
+                                         hook=Call(os.system, "echo pwned"))})
+    bad_file("evil_metadata_legacy.pt", "global",
+             {"model": small, "best_acc1": np.array(
+                 [Call(exec, "print('pwned')")], dtype=object)},
+             zip_format=False)
     bad_file("not_checkpoint.txt", "format",
              raw=b"this is a text file, not a checkpoint\n")
     bad_file("empty.pt", "format", raw=b"")
@@ -170,6 +259,10 @@ def main():
     bad_file("both_wrappers.pt", "content", {"model": sd, "state_dict": sd})
     bad_file("non_tensor_value.pt", "content",
              OrderedDict([("conv.weight", torch.ones(1)), ("conv.note", 3)]))
+    bad_file("numpy_in_state_dict.pt", "content",
+             {"state_dict": OrderedDict([("conv.weight", torch.ones(1)),
+                                         ("bn.momentum", np.float64(0.1))]),
+              "epoch": 1})
     bad_file("duplicate_after_prefix.pt", "content",
              OrderedDict([("conv.weight", torch.ones(1)),
                           ("module.conv.weight", torch.ones(1))]))
