@@ -8,7 +8,8 @@ require (
 	github.com/mmcloughlin/avo v0.5.0 // indirect
 	github.com/nlpodyssey/gopickle v0.2.0 // indirect
 	github.com/spf13/pflag v1.1.0 // indirect
-	golang.org/x/mod v0.6.0 // indirect
-	golang.org/x/sys v0.41.0 // indirect
-	golang.org/x/tools v0.2.0 // indirect
+	golang.org/x/mod v0.41.0 // indirect
+	golang.org/x/sync v0.23.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/tools v0.51.0 // indirect
 )

@@ -4,11 +4,20 @@ package kernels
 //
 // A convolution of group g of image n is the GEMM
 // y[n,g] (Kg x OH*OW) = w[g] (Kg x Cg*KH*KW) * col (Cg*KH*KW x OH*OW),
-// where col is the unfolded input (im2col). col is built a slab of output
-// columns at a time so it stays in cache and the scratch stays small; a
-// 1x1 stride-1 unpadded convolution skips it (x already is col). Depthwise
-// convolutions (groups == C == K) run direct kernels instead: their GEMMs
-// would be 1 x 9 x OH*OW.
+// where col is the unfolded input. The weights are packed once per call;
+// how col reaches the micro-kernel depends on the shape:
+//   - stride 1, wide images: col's rows are shifted windows of the
+//     zero-padded image, packed straight from it (implicit GEMM);
+//   - 1x1, stride 1, no padding (and wide): x already is col;
+//   - otherwise (strided, the 7x7 stem, small images): im2col, a slab of
+//     columns at a time across the batch, so the slab stays in cache and
+//     no tile is left mostly empty by a small image.
+//
+// Backward to the input of a stride-1 convolution is a forward one of dy
+// with the weights transposed per group and rotated 180 degrees; strided
+// ones compute w^T dy and fold it back (col2im). Backward to the weights
+// is dy col^T summed over images. Depthwise convolutions (groups == C ==
+// K) run direct kernels instead: their GEMMs would be 1 x 9 x OH*OW.
 
 import (
 	"fmt"
@@ -128,14 +137,15 @@ func convGEMM(p *ConvParams, x, w, bias, y []float32, beta float32, flip bool) {
 	kk := p.KH * p.KW
 	rows := cg * kk
 	size := packedASize(kg, rows)
-	wp := getScratch(size * p.Groups)
+	packed := getScratch(size * p.Groups)
 	var wf *[]float32
 	if flip {
-		// wf[g][k][c][kh][kw] = w[g][c][k][KH-1-kh][KW-1-kw]
+		// wf[g][k][c][kh][kw] = w[g][c][k][KH-1-kh][KW-1-kw], reading w
+		// in order (strided reads of a large w miss the cache every time).
 		wf = getScratch(p.K * rows)
 		for g := range p.Groups {
-			for k := range kg {
-				for c := range cg {
+			for c := range cg {
+				for k := range kg {
 					src := w[((g*cg+c)*kg+k)*kk:][:kk]
 					dst := (*wf)[((g*kg+k)*cg+c)*kk:][:kk]
 					for i, v := range src {
@@ -147,15 +157,41 @@ func convGEMM(p *ConvParams, x, w, bias, y []float32, beta float32, flip bool) {
 		w = *wf
 	}
 	for g := range p.Groups {
-		packWholeA(false, kg, rows, 1, w[g*kg*rows:], rows, (*wp)[g*size:])
+		packWholeA(false, kg, rows, 1, w[g*kg*rows:], rows, (*packed)[g*size:])
 	}
-	j := newConvJob(p, x, *wp, bias, y)
+	j := newConvJob(p, x, *packed, bias, y)
 	j.beta, j.packedSize = beta, size
-	j.overImages(j.forwardFn)
+	ohw := p.OutH() * p.OutW()
+	switch {
+	case p.StrideH == 1 && p.StrideW == 1 && !p.pointwise() && p.OutW() >= 28:
+		// Rows of the unfolded input are shifted windows of the padded
+		// image: packed straight from it, no im2col. Narrower images
+		// would waste too many wrapped-around columns.
+		hp, wp := p.H+2*p.PadH, p.W+2*p.PadW
+		j.rowOff = j.rowOff[:0]
+		for c := range cg {
+			for kh := range p.KH {
+				for kw := range p.KW {
+					j.rowOff = append(j.rowOff, c*hp*wp+kh*p.DilH*wp+kw*p.DilW)
+				}
+			}
+		}
+		j.overTasks(p.N*p.Groups, j.forwardPaddedFn)
+	case p.pointwise() && ohw >= 256:
+		// x already is the unfolded input, image by image, and its
+		// rows are wide enough that the last tile wastes little.
+		j.overTasks(p.N*p.Groups, j.pointwiseFn)
+	default:
+		// Slabs of columns across the batch: no tile is left mostly
+		// empty by a small image, and the slabs are the parallel tasks.
+		j.slab = slabCols(rows, p.N*ohw)
+		j.slabs = (p.N*ohw + j.slab - 1) / j.slab
+		j.overTasks(p.Groups*j.slabs, j.forwardFn)
+	}
 	j.release()
-	gemmScratch.Put(wp)
+	putScratch(packed)
 	if wf != nil {
-		gemmScratch.Put(wf)
+		putScratch(wf)
 	}
 }
 
@@ -183,15 +219,15 @@ func Conv2dBackwardData(p ConvParams, dy, w, dx []float32) {
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rows := cg * p.KH * p.KW
 	size := packedASize(rows, kg)
-	wp := getScratch(size * p.Groups)
+	packed := getScratch(size * p.Groups)
 	for g := range p.Groups {
-		packWholeA(true, rows, kg, 1, w[g*kg*rows:], rows, (*wp)[g*size:])
+		packWholeA(true, rows, kg, 1, w[g*kg*rows:], rows, (*packed)[g*size:])
 	}
-	j := newConvJob(&p, dx, *wp, nil, dy)
+	j := newConvJob(&p, dx, *packed, nil, dy)
 	j.packedSize = size
-	j.overImages(j.backwardDataFn)
+	j.overTasks(p.N*p.Groups, j.backwardDataFn)
 	j.release()
-	gemmScratch.Put(wp)
+	putScratch(packed)
 }
 
 // Conv2dBackwardWeight adds the gradient with respect to the weight to dw.
@@ -199,17 +235,32 @@ func Conv2dBackwardWeight(p ConvParams, x, dy, dw []float32) {
 	p.check("Conv2dBackwardWeight", sliceLen{"x", len(x), p.xLen()}, sliceLen{"dy", len(dy), p.yLen()},
 		sliceLen{"dw", len(dw), p.wLen()})
 	j := newConvJob(&p, x, dw, nil, dy)
+	workers := parWorkers()
 	switch {
 	case p.depthwise():
 		parallelFor(p.C, j.dwBackwardWeightFn)
-	case p.Groups >= parWorkers():
+	case p.Groups >= workers:
 		// Groups own disjoint slices of dw: one serial GEMM chain each.
 		j.parallelGEMM = false
-		parallelFor(p.Groups, j.backwardWeightFn)
+		parallelFor(p.Groups, j.backwardWeightGroupsFn)
+	case p.N >= 2 && workers >= 2:
+		// Every image adds into all of dw: chunks of images into
+		// separate buffers, so the unfolding runs in parallel too.
+		j.parallelGEMM = false
+		j.chunks = min(p.N, workers)
+		partial := getScratch((j.chunks - 1) * p.wLen())
+		j.partial = *partial
+		parallelFor(j.chunks, j.backwardWeightImagesFn)
+		for c := 1; c < j.chunks; c++ {
+			for i, v := range j.partial[(c-1)*p.wLen() : c*p.wLen()] {
+				dw[i] += v
+			}
+		}
+		j.partial = nil
+		putScratch(partial)
 	default:
-		// Every image adds into all of dw: images in turn, GEMMs parallel.
 		j.parallelGEMM = true
-		j.backwardWeight(0, p.Groups)
+		j.weightGrad(dw, 0, p.Groups, 0, p.N)
 	}
 	j.release()
 }
@@ -241,15 +292,27 @@ type convJob struct {
 	packedSize int
 	beta       float32
 
-	forwardFn, backwardDataFn, backwardWeightFn       func(lo, hi int)
-	dwForwardFn, dwBackwardDataFn, dwBackwardWeightFn func(lo, hi int)
+	// The slab width and count of the forward pass.
+	slab, slabs int
+	// Offsets of the unfolded rows in a padded image (forwardPadded).
+	rowOff []int
+	// Image chunks of the weight gradient and their partial sums.
+	chunks  int
+	partial []float32
+
+	forwardFn, forwardPaddedFn, pointwiseFn, backwardDataFn func(lo, hi int)
+	backwardWeightGroupsFn, backwardWeightImagesFn          func(lo, hi int)
+	dwForwardFn, dwBackwardDataFn, dwBackwardWeightFn       func(lo, hi int)
 }
 
 var convJobs = sync.Pool{New: func() any {
 	j := new(convJob)
 	j.forwardFn = j.forward
+	j.pointwiseFn = j.pointwise
+	j.forwardPaddedFn = j.forwardPadded
 	j.backwardDataFn = j.backwardData
-	j.backwardWeightFn = j.backwardWeight
+	j.backwardWeightGroupsFn = j.backwardWeightGroups
+	j.backwardWeightImagesFn = j.backwardWeightImages
 	j.dwForwardFn = j.dwForward
 	j.dwBackwardDataFn = j.dwBackwardData
 	j.dwBackwardWeightFn = j.dwBackwardWeight
@@ -267,64 +330,149 @@ func (j *convJob) release() {
 	convJobs.Put(j)
 }
 
-// overImages runs fn over the N*Groups (image, group) tasks: spread over
-// the pool when there are enough of them, else in turn with each GEMM
-// spread over the pool.
-func (j *convJob) overImages(fn func(lo, hi int)) {
-	tasks := j.p.N * j.p.Groups
-	if tasks >= parWorkers() {
+// overTasks runs fn over tasks [0, n): spread over the pool when there
+// are enough of them, else in turn with each GEMM spread over the pool.
+func (j *convJob) overTasks(n int, fn func(lo, hi int)) {
+	if n >= parWorkers() {
 		j.parallelGEMM = false
-		parallelFor(tasks, fn)
+		parallelFor(n, fn)
 		return
 	}
 	j.parallelGEMM = true
-	fn(0, tasks)
+	fn(0, n)
 }
 
-func (j *convJob) gemm(transA, transB bool, m, n, k int, a []float32, lda int,
-	b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc, j.parallelGEMM)
-}
-
-// forward computes tasks [lo, hi) of (image, group) pairs.
-func (j *convJob) forward(lo, hi int) {
+// pointwise computes (image, group) tasks [lo, hi) of a 1x1 stride-1
+// unpadded convolution: y[n,g] = beta*y[n,g] + w[g] x[n,g] (+ bias).
+func (j *convJob) pointwise(lo, hi int) {
 	p := &j.p
 	cg, kg := p.C/p.Groups, p.K/p.Groups
-	rows := cg * p.KH * p.KW
-	ohw := p.OutH() * p.OutW()
-	var slab *[]float32
-	ns := ohw
-	if !p.pointwise() {
-		ns = slabCols(rows, ohw)
-		slab = getScratch(rows * ns)
-	}
+	hw := p.H * p.W
 	for t := lo; t < hi; t++ {
 		n, g := t/p.Groups, t%p.Groups
-		x := j.x[(n*p.C+g*cg)*p.H*p.W:]
-		w := j.w[g*j.packedSize:]
-		y := j.y[(n*p.K+g*kg)*ohw:]
-		if slab == nil {
-			sgemmPrepacked(kg, ohw, rows, w, x, ohw, j.beta, y, ohw, j.parallelGEMM)
-		} else {
-			for s0 := 0; s0 < ohw; s0 += ns {
-				w0 := min(ns, ohw-s0)
-				im2col(p, x, cg, s0, w0, *slab)
-				sgemmPrepacked(kg, w0, rows, w, *slab, w0, j.beta, y[s0:], ohw, j.parallelGEMM)
-			}
-		}
+		y := j.y[(n*p.K+g*kg)*hw:]
+		sgemmPrepacked(kg, hw, cg, j.w[g*j.packedSize:], j.x[(n*p.C+g*cg)*hw:], hw, nil, j.beta, y, hw, false, j.parallelGEMM)
 		if j.bias != nil {
 			for k := range kg {
 				b := j.bias[g*kg+k]
-				yk := y[k*ohw : (k+1)*ohw]
+				yk := y[k*hw : (k+1)*hw]
 				for i := range yk {
 					yk[i] += b
 				}
 			}
 		}
 	}
-	if slab != nil {
-		gemmScratch.Put(slab)
+}
+
+// forwardPadded computes (image, group) tasks [lo, hi) of a stride-1
+// convolution. The group's planes are copied into a zero-framed buffer
+// hp x wp; there, output (oh, ow) is column oh*wp+ow of a GEMM whose row
+// (c, kh, kw) is the buffer read from offset rowOff[r] on, so the packing
+// reads contiguous runs. The wp-ow0 columns per row that wrap around are
+// computed and dropped.
+func (j *convJob) forwardPadded(lo, hi int) {
+	p := &j.p
+	cg, kg := p.C/p.Groups, p.K/p.Groups
+	rows := cg * p.KH * p.KW
+	oh0, ow0 := p.OutH(), p.OutW()
+	hp, wp := p.H+2*p.PadH, p.W+2*p.PadW
+	cols := oh0 * wp
+	// A kc x ns packed B block, the A block and the output tile share L2.
+	ns := min(cols, 240)
+	ldo := roundUp(ns, gemmNR)
+	xp := getScratch(cg*hp*wp + (p.KW-1)*p.DilW)
+	out := getScratch(roundUp(kg, gemmMR) * ldo)
+	clear(*xp) // the frame stays zero; only the interior is rewritten
+	for t := lo; t < hi; t++ {
+		n, g := t/p.Groups, t%p.Groups
+		x := j.x[(n*p.C+g*cg)*p.H*p.W:]
+		for c := range cg {
+			for ih := range p.H {
+				copy((*xp)[c*hp*wp+(ih+p.PadH)*wp+p.PadW:][:p.W], x[(c*p.H+ih)*p.W:][:p.W])
+			}
+		}
+		y := j.y[(n*p.K+g*kg)*oh0*ow0:]
+		for s0 := 0; s0 < cols; s0 += ns {
+			nq := min(ns, cols-s0)
+			clear(*out)
+			sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], (*xp)[s0:], 0, j.rowOff, 1, *out, ldo, true, j.parallelGEMM)
+			for q := s0; q < s0+nq; {
+				oh, ow := q/wp, q%wp
+				if ow >= ow0 {
+					q += wp - ow
+					continue
+				}
+				run := min(ow0-ow, s0+nq-q)
+				for k := range kg {
+					src := (*out)[k*ldo+q-s0:][:run]
+					dst := y[k*oh0*ow0+oh*ow0+ow:][:run]
+					var b float32
+					if j.bias != nil {
+						b = j.bias[g*kg+k]
+					}
+					if j.beta == 0 {
+						for i, v := range src {
+							dst[i] = v + b
+						}
+					} else {
+						for i, v := range src {
+							dst[i] = j.beta*dst[i] + v + b
+						}
+					}
+				}
+				q += run
+			}
+		}
 	}
+	putScratch(xp)
+	putScratch(out)
+}
+
+// forward computes (group, slab) tasks [lo, hi): one slab of j.slab
+// columns of the unfolded input (across images) times the group's packed
+// weights into a scratch tile, then scattered into y.
+func (j *convJob) forward(lo, hi int) {
+	p := &j.p
+	cg, kg := p.C/p.Groups, p.K/p.Groups
+	rows := cg * p.KH * p.KW
+	ohw := p.OutH() * p.OutW()
+	total := p.N * ohw
+	col := getScratch(rows * j.slab)
+	ldo := roundUp(j.slab, gemmNR)
+	out := getScratch(roundUp(kg, gemmMR) * ldo)
+	for t := lo; t < hi; t++ {
+		g, sl := t/j.slabs, t%j.slabs
+		q0 := sl * j.slab
+		nq := min(j.slab, total-q0)
+		im2col(p, j.x[g*cg*p.H*p.W:], cg, q0, nq, *col)
+		clear(*out)
+		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], *col, nq, nil, 1, *out, ldo, true, j.parallelGEMM)
+		// Column q is (n, s); each image's run of columns is contiguous in y.
+		for q := q0; q < q0+nq; {
+			n, s := q/ohw, q%ohw
+			run := min(ohw-s, q0+nq-q)
+			for k := range kg {
+				src := (*out)[k*ldo+q-q0:][:run]
+				dst := j.y[(n*p.K+g*kg+k)*ohw+s:][:run]
+				var b float32
+				if j.bias != nil {
+					b = j.bias[g*kg+k]
+				}
+				if j.beta == 0 {
+					for i, v := range src {
+						dst[i] = v + b
+					}
+				} else {
+					for i, v := range src {
+						dst[i] = j.beta*dst[i] + v + b
+					}
+				}
+			}
+			q += run
+		}
+	}
+	putScratch(col)
+	putScratch(out)
 }
 
 // backwardData adds dx for tasks [lo, hi) of (image, group) pairs of a
@@ -344,16 +492,37 @@ func (j *convJob) backwardData(lo, hi int) {
 		dy := j.y[(n*p.K+g*kg)*ohw:]
 		for s0 := 0; s0 < ohw; s0 += ns {
 			w0 := min(ns, ohw-s0)
-			sgemmPrepacked(rows, w0, kg, w, dy[s0:], ohw, 0, *slab, w0, j.parallelGEMM)
+			sgemmPrepacked(rows, w0, kg, w, dy[s0:], ohw, nil, 0, *slab, w0, false, j.parallelGEMM)
 			col2im(p, *slab, cg, s0, w0, dx)
 		}
 	}
-	gemmScratch.Put(slab)
+	putScratch(slab)
 }
 
-// backwardWeight adds dw for groups [lo, hi), summing over all images:
-// dw[g] += dy[n,g] col^T.
-func (j *convJob) backwardWeight(lo, hi int) {
+// backwardWeightGroups adds dw for groups [lo, hi), summing all images.
+func (j *convJob) backwardWeightGroups(lo, hi int) {
+	j.weightGrad(j.w, lo, hi, 0, j.p.N)
+}
+
+// backwardWeightImages adds image chunks [lo, hi) of j.chunks: chunk 0
+// into dw itself, chunk c > 0 into its own zeroed partial buffer, which
+// Conv2dBackwardWeight then adds to dw in chunk order (deterministic for
+// a given GOMAXPROCS).
+func (j *convJob) backwardWeightImages(lo, hi int) {
+	size := j.p.wLen()
+	for c := lo; c < hi; c++ {
+		dw := j.w
+		if c > 0 {
+			dw = j.partial[(c-1)*size : c*size]
+			clear(dw)
+		}
+		j.weightGrad(dw, 0, j.p.Groups, c*j.p.N/j.chunks, (c+1)*j.p.N/j.chunks)
+	}
+}
+
+// weightGrad adds to dw (all groups) the gradient of groups [g0, g1) over
+// images [n0, n1): dw[g] += dy[n,g] col^T.
+func (j *convJob) weightGrad(dw []float32, g0, g1, n0, n1 int) {
 	p := &j.p
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rows := cg * p.KH * p.KW
@@ -364,24 +533,24 @@ func (j *convJob) backwardWeight(lo, hi int) {
 		ns = slabCols(rows, ohw)
 		slab = getScratch(rows * ns)
 	}
-	for g := lo; g < hi; g++ {
-		dw := j.w[g*kg*rows:]
-		for n := range p.N {
+	for g := g0; g < g1; g++ {
+		dwg := dw[g*kg*rows:]
+		for n := n0; n < n1; n++ {
 			x := j.x[(n*p.C+g*cg)*p.H*p.W:]
 			dy := j.y[(n*p.K+g*kg)*ohw:]
 			if slab == nil {
-				j.gemm(false, true, kg, rows, ohw, dy, ohw, x, ohw, 1, dw, rows)
+				j.gemm(false, true, kg, rows, ohw, dy, ohw, x, ohw, 1, dwg, rows)
 				continue
 			}
 			for s0 := 0; s0 < ohw; s0 += ns {
 				w0 := min(ns, ohw-s0)
 				im2col(p, x, cg, s0, w0, *slab)
-				j.gemm(false, true, kg, rows, w0, dy[s0:], ohw, *slab, w0, 1, dw, rows)
+				j.gemm(false, true, kg, rows, w0, dy[s0:], ohw, *slab, w0, 1, dwg, rows)
 			}
 		}
 	}
 	if slab != nil {
-		gemmScratch.Put(slab)
+		putScratch(slab)
 	}
 }
 
@@ -389,34 +558,81 @@ func (j *convJob) backwardWeight(lo, hi int) {
 func (j *convJob) dwForward(lo, hi int) {
 	p := &j.p
 	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
+	g := newDWGeom(p)
+	sc := getDWScratch(&g)
 	for t := lo; t < hi; t++ {
 		c := t % p.C
 		var b float32
 		if j.bias != nil {
 			b = j.bias[c]
 		}
-		dwPlaneForward(p, j.x[t*hw:(t+1)*hw], j.w[c*kk:(c+1)*kk], b, j.y[t*ohw:(t+1)*ohw])
+		x, w, y := j.x[t*hw:(t+1)*hw], j.w[c*kk:(c+1)*kk], j.y[t*ohw:(t+1)*ohw]
+		if dw3x3(p) {
+			dw3x3Forward(&g, x, w, b, y, sc, false)
+		} else {
+			dwPlaneForwardGeneric(p, x, w, b, y)
+		}
 	}
+	dwScratches.Put(sc)
 }
 
 // dwBackwardData adds dx for depthwise planes [lo, hi).
 func (j *convJob) dwBackwardData(lo, hi int) {
 	p := &j.p
 	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
+	g := newDWGeom(p)
+	q, flipped := dwFlipped3x3(p)
+	flipped = flipped && dw3x3(p)
+	gs := &g // the geometry the scratch serves
+	var gq dwGeom
+	if flipped {
+		gq = newDWGeom(&q)
+		gs = &gq
+	}
+	sc := getDWScratch(gs)
+	var rot [9]float32
 	for t := lo; t < hi; t++ {
 		c := t % p.C
-		dwPlaneBackwardData(p, j.y[t*ohw:(t+1)*ohw], j.w[c*kk:(c+1)*kk], j.x[t*hw:(t+1)*hw])
+		dy, w, dx := j.y[t*ohw:(t+1)*ohw], j.w[c*kk:(c+1)*kk], j.x[t*hw:(t+1)*hw]
+		switch {
+		case flipped:
+			for i := range rot {
+				rot[i] = w[8-i]
+			}
+			dw3x3Forward(&gq, dy, rot[:], 0, dx, sc, true)
+		case dw3x3(p) && p.StrideH == 2:
+			dw3x3S2BackwardData(&g, dy, w, dx)
+		default:
+			dwPlaneBackwardDataGeneric(p, dy, w, dx)
+		}
 	}
+	dwScratches.Put(sc)
 }
 
 // dwBackwardWeight adds dw for channels [lo, hi), summing over images.
 func (j *convJob) dwBackwardWeight(lo, hi int) {
 	p := &j.p
 	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
+	g := newDWGeom(p)
+	sc := getDWScratch(&g)
 	for c := lo; c < hi; c++ {
 		for n := range p.N {
 			t := n*p.C + c
-			dwPlaneBackwardWeight(p, j.x[t*hw:(t+1)*hw], j.y[t*ohw:(t+1)*ohw], j.w[c*kk:(c+1)*kk])
+			x, dy, dw := j.x[t*hw:(t+1)*hw], j.y[t*ohw:(t+1)*ohw], j.w[c*kk:(c+1)*kk]
+			if dw3x3(p) {
+				dw3x3BackwardWeight(&g, x, dy, dw, sc)
+			} else {
+				dwPlaneBackwardWeightGeneric(p, x, dy, dw)
+			}
 		}
 	}
+	dwScratches.Put(sc)
+}
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// gemm is Sgemm with alpha 1, on the pool or not as the job decided.
+func (j *convJob) gemm(transA, transB bool, m, n, k int, a []float32, lda int,
+	b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc, j.parallelGEMM)
 }

@@ -28,10 +28,11 @@ func validRange(out, stride, off, in int) (lo, hi int) {
 // holds x[n][c][oh*sh-ph+kh*dh][ow*sw-pw+kw*dw] (zero outside) at
 // col[r*nq+q-q0]. x starts at the group's first channel of image 0.
 func im2col(p *ConvParams, x []float32, cg, q0, nq int, col []float32) {
-	ow0 := p.OutW()
-	ohw := p.OutH() * ow0
+	oh0, ow0 := p.OutH(), p.OutW()
+	ohw := oh0 * ow0
 	hw := p.H * p.W
 	img := p.C * hw
+	n0, oh00, ow00 := q0/ohw, q0%ohw/ow0, q0%ow0 // position of column q0
 	for c := range cg {
 		for kh := range p.KH {
 			for kw := range p.KW {
@@ -39,32 +40,70 @@ func im2col(p *ConvParams, x []float32, cg, q0, nq int, col []float32) {
 				dst := col[r*nq : (r+1)*nq]
 				offW := kw*p.DilW - p.PadW
 				lo, hi := validRange(ow0, p.StrideW, offW, p.W)
-				for q := q0; q < q0+nq; {
-					n := q / ohw
-					oh := (q - n*ohw) / ow0
-					a0 := q - n*ohw - oh*ow0
-					a1 := min(ow0, a0+q0+nq-q)
-					seg := dst[q-q0 : q-q0+a1-a0]
+				// Walk the slab one output row segment at a time,
+				// tracking (n, oh, ow) instead of dividing.
+				n, oh, a0 := n0, oh00, ow00
+				for q := 0; q < nq; {
+					a1 := min(ow0, a0+nq-q)
+					seg := dst[q : q+a1-a0]
 					q += a1 - a0
 					ih := oh*p.StrideH - p.PadH + kh*p.DilH
 					a, b := max(lo, a0), min(hi, a1)
 					if ih < 0 || ih >= p.H || a >= b {
-						clear(seg)
-						continue
+						zero(seg)
+					} else {
+						xrow := x[n*img+c*hw+ih*p.W:][:p.W]
+						zero(seg[:a-a0])
+						zero(seg[b-a0:])
+						switch p.StrideW {
+						case 1:
+							src := xrow[a+offW : b+offW]
+							if len(src) < 16 {
+								// Short rows (late layers): a call to
+								// memmove costs more than the copy.
+								d := seg[a-a0 : b-a0]
+								//lint:ignore S1001 measured: the loop beats memmove below 16 elements
+								for i := range src {
+									d[i] = src[i]
+								}
+							} else {
+								copy(seg[a-a0:b-a0], src)
+							}
+						case 2:
+							gatherEven(seg[a-a0:b-a0], xrow[2*a+offW:])
+						default:
+							for ow := a; ow < b; ow++ {
+								seg[ow-a0] = xrow[ow*p.StrideW+offW]
+							}
+						}
 					}
-					clear(seg[:a-a0])
-					clear(seg[b-a0:])
-					xrow := x[n*img+c*hw+ih*p.W:][:p.W]
-					if p.StrideW == 1 {
-						copy(seg[a-a0:b-a0], xrow[a+offW:b+offW])
-						continue
-					}
-					for ow := a; ow < b; ow++ {
-						seg[ow-a0] = xrow[ow*p.StrideW+offW]
+					a0 = 0
+					if oh++; oh == oh0 {
+						oh, n = 0, n+1
 					}
 				}
 			}
 		}
+	}
+}
+
+// zero clears a short slice in place (the borders of im2col rows are
+// a float or two, for which a call to memclr costs more than the stores).
+func zero(s []float32) {
+	if len(s) > 16 {
+		clear(s)
+		return
+	}
+	for i := 0; i < len(s); i++ {
+		s[i] = 0
+	}
+}
+
+// gatherEvenGeneric sets dst[i] = src[2*i]: an im2col row segment of a
+// stride-2 convolution.
+func gatherEvenGeneric(dst, src []float32) {
+	for i := range dst {
+		dst[i] = src[2*i]
 	}
 }
 

@@ -9,6 +9,8 @@ package kernels
 
 import (
 	"fmt"
+	"math/bits"
+	"slices"
 	"sync"
 )
 
@@ -26,8 +28,13 @@ const (
 // sgemmMicro(kc, a, b, c, ldc) adds the product of a packed mr x kc A panel
 // (a[p*mr+i]) and a packed kc x nr B panel (b[p*nr+j]) to the tile
 // c[i*ldc+j], i < mr, j < nr.
+//
+// sgemmPackB(nr, kc, b, ldb, dst, stride, panels) packs that many full
+// nr-column panels of kc rows of B, panel q at dst[q*stride:]:
+// dst[q*stride+p*nr+j] = b[p*ldb+q*nr+j].
 var (
 	sgemmMicro         = sgemmMicroGeneric
+	sgemmPackB         = sgemmPackBGeneric
 	gemmMR, gemmNR int = genericMR, genericNR
 )
 
@@ -39,13 +46,6 @@ var (
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, c []float32, ldc int) {
 	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true)
-}
-
-// sgemmSerial is Sgemm on the calling goroutine only, for callers that
-// already split their work over the pool.
-func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
-	b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false)
 }
 
 func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
@@ -96,24 +96,40 @@ func packWholeA(transA bool, m, k int, alpha float32, a []float32, lda int, dst 
 }
 
 // sgemmPrepacked is sgemm with op(A) already packed by packWholeA
-// (alpha included) on the current path.
-func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, beta float32,
-	c []float32, ldc int, parallel bool) {
+// (alpha included) on the current path. With rowOff set, row p of B
+// starts at b[rowOff[p]] (ldb unused): a convolution's rows are shifted
+// windows of its padded input. With tiled set, C is scratch with room
+// for whole tiles (ceil(m/mr)*mr rows, ldc >= ceil(n/nr)*nr) whose
+// padding the caller ignores, so edge tiles need no detour.
+func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []int, beta float32,
+	c []float32, ldc int, tiled, parallel bool) {
 	if m == 0 || n == 0 {
 		return
 	}
-	checkMatrix("B", false, k, n, b, ldb)
+	if rowOff == nil {
+		checkMatrix("B", false, k, n, b, ldb)
+	} else if k > 0 && (len(rowOff) < k || slices.Max(rowOff[:k])+n > len(b)) {
+		panic(fmt.Sprintf("kernels.sgemm: B rows at offsets up to %d, %d long, overrun %d elements",
+			slices.Max(rowOff[:k]), n, len(b)))
+	}
+	if tiled {
+		mPad, nPad := (m+gemmMR-1)/gemmMR*gemmMR, (n+gemmNR-1)/gemmNR*gemmNR
+		if ldc < nPad {
+			panic(fmt.Sprintf("kernels.sgemm: tiled C has ldc %d < %d", ldc, nPad))
+		}
+		checkMatrix("C", false, mPad, nPad, c, ldc)
+	}
 	checkMatrix("C", false, m, n, c, ldc)
 	scaleMatrix(m, n, beta, c, ldc)
 	if k == 0 {
 		return
 	}
 	j := gemmJobs.Get().(*gemmJob)
-	j.transB, j.m, j.n, j.k = false, m, n, k
-	j.pre, j.b, j.ldb, j.c, j.ldc = pre, b, ldb, c, ldc
+	j.transB, j.m, j.n, j.k, j.tiled = false, m, n, k, tiled
+	j.pre, j.b, j.ldb, j.rowOff, j.c, j.ldc = pre, b, ldb, rowOff, c, ldc
 	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
 	j.run(parallel && m*n*k >= 48*48*48)
-	j.pre, j.b, j.c = nil, nil, nil
+	j.pre, j.b, j.rowOff, j.c, j.tiled = nil, nil, nil, nil, false
 	gemmJobs.Put(j)
 }
 
@@ -157,6 +173,8 @@ type gemmJob struct {
 	a, b, c        []float32
 	lda, ldb, ldc  int
 	pre            []float32 // op(A) packed by packWholeA, or nil
+	rowOff         []int     // B row p starts at b[rowOff[p]] instead of b[p*ldb]
+	tiled          bool      // C has room for whole edge tiles (sgemmPrepacked)
 	mr, nr         int
 	micro          func(kc int, a, b, c []float32, ldc int)
 
@@ -177,16 +195,24 @@ var gemmJobs = sync.Pool{New: func() any {
 	return j
 }}
 
-// gemmScratch pools float32 buffers (packed blocks, edge tiles).
-var gemmScratch = sync.Pool{New: func() any { return new([]float32) }}
+// scratch pools float32 buffers (packed blocks, im2col slabs, edge
+// tiles) by power-of-two capacity, so buffers of different sizes do not
+// evict each other and warm calls allocate nothing.
+var scratch [64]sync.Pool
 
 func getScratch(n int) *[]float32 {
-	p := gemmScratch.Get().(*[]float32)
-	if cap(*p) < n {
-		*p = make([]float32, n)
+	class := bits.Len(uint(max(n, 1) - 1))
+	p, _ := scratch[class].Get().(*[]float32)
+	if p == nil {
+		b := make([]float32, 1<<class)
+		p = &b
 	}
 	*p = (*p)[:n]
 	return p
+}
+
+func putScratch(p *[]float32) {
+	scratch[bits.Len(uint(cap(*p)-1))].Put(p)
 }
 
 func (j *gemmJob) run(parallel bool) {
@@ -218,7 +244,7 @@ func (j *gemmJob) run(parallel bool) {
 		}
 	}
 	j.bp = nil
-	gemmScratch.Put(bpBuf)
+	putScratch(bpBuf)
 }
 
 // packB packs column panels [lo, hi) of the current op(B) block:
@@ -230,16 +256,24 @@ func (j *gemmJob) packB(lo, hi int) {
 	c0, c1 := j.jc+lo*nr, min(j.jc+hi*nr, j.jc+j.nc) // stored columns covered
 	full := (c1 - c0) / nr                           // panels with nr columns
 	if !j.transB {
-		for p := range kc {
-			src := j.b[(j.pc+p)*j.ldb+c0 : (j.pc+p)*j.ldb+c1]
-			for q := range full {
-				off := (lo+q)*kc*nr + p*nr
-				copyRow(j.bp[off:off+nr], src[q*nr:])
+		base := j.pc*j.ldb + c0
+		if j.rowOff != nil {
+			// Rows at arbitrary offsets (a convolution's padded input).
+			for p := range kc {
+				sgemmPackB(nr, 1, j.b[j.rowOff[j.pc+p]+c0:], 0, j.bp[lo*kc*nr+p*nr:], kc*nr, full)
 			}
-			if w := len(src) - full*nr; w > 0 {
+		} else {
+			sgemmPackB(nr, kc, j.b[base:], j.ldb, j.bp[lo*kc*nr:], kc*nr, full)
+		}
+		if w := c1 - c0 - full*nr; w > 0 {
+			for p := range kc {
+				row := base + p*j.ldb
+				if j.rowOff != nil {
+					row = j.rowOff[j.pc+p] + c0
+				}
 				off := (lo+full)*kc*nr + p*nr
 				d := j.bp[off : off+nr]
-				copy(d, src[full*nr:])
+				copy(d, j.b[row+full*nr:][:w])
 				clear(d[w:])
 			}
 		}
@@ -371,7 +405,7 @@ func (j *gemmJob) compute(lo, hi int) {
 				apan := ap[ir*kc : ir*kc+mr*kc]
 				h := min(mr, mc-ir)
 				row0 := i0 + ir
-				if h == mr && w == nr {
+				if h == mr && w == nr || j.tiled {
 					j.micro(kc, apan, bpan, j.c[row0*j.ldc+col0:], j.ldc)
 					continue
 				}
@@ -387,5 +421,5 @@ func (j *gemmJob) compute(lo, hi int) {
 			}
 		}
 	}
-	gemmScratch.Put(apBuf)
+	putScratch(apBuf)
 }

@@ -6,14 +6,23 @@ const (
 	avx2NR = 16
 )
 
-// setGEMMPath points the SGEMM micro-kernel at path p. The AVX-512 path
-// uses the AVX2 kernel for now: its 6x16 tile already keeps both FMA pipes
+// sgemmPackBAVX2 adapts the generated 16-column packer to sgemmPackB.
+func sgemmPackBAVX2(_, kc int, b []float32, ldb int, dst []float32, stride, panels int) {
+	if panels > 0 && kc > 0 {
+		_ = b[(kc-1)*ldb+panels*avx2NR-1] // the assembly trusts these bounds
+		_ = dst[(panels-1)*stride+kc*avx2NR-1]
+		sgemmPackB16AVX2(kc, b, ldb, dst, stride, panels)
+	}
+}
+
+// setGEMMPath points the SGEMM kernels at path p. The AVX-512 path uses
+// the AVX2 kernels for now: the 6x16 tile already keeps both FMA pipes
 // busy, and no AVX-512 machine was at hand to tune a wider one.
 func setGEMMPath(p Path) {
 	switch p {
 	case AVX2, AVX512:
-		sgemmMicro, gemmMR, gemmNR = sgemmMicroAVX2, avx2MR, avx2NR
+		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroAVX2, sgemmPackBAVX2, avx2MR, avx2NR
 	default:
-		sgemmMicro, gemmMR, gemmNR = sgemmMicroGeneric, genericMR, genericNR
+		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroGeneric, sgemmPackBGeneric, genericMR, genericNR
 	}
 }

@@ -5,26 +5,46 @@
 #include "textflag.h"
 
 // func sgemmMicroAVX2(kc int, a []float32, b []float32, c []float32, ldc int)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·sgemmMicroAVX2(SB), NOSPLIT, $0-88
-	MOVQ   kc+0(FP), CX
-	MOVQ   a_base+8(FP), SI
-	MOVQ   b_base+32(FP), DI
-	MOVQ   c_base+56(FP), DX
-	MOVQ   ldc+80(FP), R8
-	SHLQ   $0x02, R8
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 60(AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 60(AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 60(AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 60(AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 60(AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 60(AX)
+	VXORPS     Y0, Y0, Y0
+	VXORPS     Y1, Y1, Y1
+	VXORPS     Y2, Y2, Y2
+	VXORPS     Y3, Y3, Y3
+	VXORPS     Y4, Y4, Y4
+	VXORPS     Y5, Y5, Y5
+	VXORPS     Y6, Y6, Y6
+	VXORPS     Y7, Y7, Y7
+	VXORPS     Y8, Y8, Y8
+	VXORPS     Y9, Y9, Y9
+	VXORPS     Y10, Y10, Y10
+	VXORPS     Y11, Y11, Y11
 
 	// Main loop: unrolled k steps.
 loop:
@@ -175,5 +195,44 @@ store:
 	VMOVUPS Y10, (DX)
 	VADDPS  32(DX), Y11, Y11
 	VMOVUPS Y11, 32(DX)
+	VZEROUPPER
+	RET
+
+// func sgemmPackB16AVX2(kc int, b []float32, ldb int, dst []float32, stride int, panels int)
+// Requires: AVX
+TEXT ·sgemmPackB16AVX2(SB), NOSPLIT, $0-80
+	MOVQ  kc+0(FP), CX
+	MOVQ  b_base+8(FP), SI
+	MOVQ  ldb+32(FP), R8
+	MOVQ  dst_base+40(FP), DI
+	MOVQ  panels+72(FP), R9
+	SHLQ  $0x02, R8
+	MOVQ  stride+64(FP), R10
+	SHLQ  $0x02, R10
+	TESTQ R9, R9
+	JE    done
+
+row:
+	TESTQ CX, CX
+	JE    done
+	MOVQ  SI, AX
+	MOVQ  DI, DX
+	MOVQ  R9, BX
+
+panel:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ    $0x40, AX
+	ADDQ    R10, DX
+	DECQ    BX
+	JNE     panel
+	ADDQ    R8, SI
+	ADDQ    $0x40, DI
+	DECQ    CX
+	JMP     row
+
+done:
 	VZEROUPPER
 	RET

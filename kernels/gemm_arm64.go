@@ -15,8 +15,8 @@ func sgemmMicroNEON(kc int, a, b, c []float32, ldc int)
 // setGEMMPath points the SGEMM micro-kernel at path p.
 func setGEMMPath(p Path) {
 	if p == NEON {
-		sgemmMicro, gemmMR, gemmNR = sgemmMicroNEON, neonMR, neonNR
+		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroNEON, sgemmPackBGeneric, neonMR, neonNR
 		return
 	}
-	sgemmMicro, gemmMR, gemmNR = sgemmMicroGeneric, genericMR, genericNR
+	sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroGeneric, sgemmPackBGeneric, genericMR, genericNR
 }

@@ -61,3 +61,16 @@ func sgemmMicroGeneric(kc int, a, b, c []float32, ldc int) {
 	r[2] += c32
 	r[3] += c33
 }
+
+// sgemmPackBGeneric packs panels full nr-column panels of kc rows of B
+// (row stride ldb), panel q at dst[q*stride:]:
+// dst[q*stride+p*nr+j] = b[p*ldb+q*nr+j]. Rows are read in order so the
+// hardware prefetchers stream B.
+func sgemmPackBGeneric(nr, kc int, b []float32, ldb int, dst []float32, stride, panels int) {
+	for p := range kc {
+		src := b[p*ldb : p*ldb+panels*nr]
+		for q := range panels {
+			copyRow(dst[q*stride+p*nr:][:nr], src[q*nr:])
+		}
+	}
+}

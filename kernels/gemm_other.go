@@ -4,5 +4,5 @@ package kernels
 
 // setGEMMPath: only the generic micro-kernel exists off amd64 and arm64.
 func setGEMMPath(Path) {
-	sgemmMicro, gemmMR, gemmNR = sgemmMicroGeneric, genericMR, genericNR
+	sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroGeneric, sgemmPackBGeneric, genericMR, genericNR
 }

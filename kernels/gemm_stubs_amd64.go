@@ -9,3 +9,11 @@ package kernels
 //
 //go:noescape
 func sgemmMicroAVX2(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmPackB16AVX2 packs panels full 16-column panels of kc rows of B (row
+// stride ldb floats), panel q starting stride floats after panel q-1:
+// dst[q*stride+p*16+j] = b[p*ldb+q*16+j]. Rows are read in order so the
+// prefetchers stream B; the Go version pays a memmove call per 64 bytes.
+//
+//go:noescape
+func sgemmPackB16AVX2(kc int, b []float32, ldb int, dst []float32, stride int, panels int)

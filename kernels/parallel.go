@@ -7,7 +7,7 @@ package kernels
 // The caller of parallelFor works too and claims chunks from the same
 // atomic counter as the pool, so a parallelFor nested inside another can
 // never deadlock: if no worker is free, the caller simply runs every chunk
-// itself. Jobs are recycled through a sync.Pool, so a call allocates
+// itself. Jobs are recycled through a free list, so a call allocates
 // nothing once warm.
 
 import (
@@ -32,8 +32,20 @@ var (
 	parQueue   = make(chan *parJob, 256)
 	parMu      sync.Mutex
 	parStarted int // pool goroutines running
-	parJobs    = sync.Pool{New: func() any { return &parJob{fin: make(chan struct{}, 1)} }}
+	// parFree recycles jobs. Not a sync.Pool: the last holder of a job is
+	// often a pool goroutine, whose per-P private slot the caller's P
+	// cannot reach, so a sync.Pool would keep allocating.
+	parFree = make(chan *parJob, 64)
 )
+
+func getParJob() *parJob {
+	select {
+	case j := <-parFree:
+		return j
+	default:
+		return &parJob{fin: make(chan struct{}, 1)}
+	}
+}
 
 // parWorkers is the number of goroutines (the caller included) a
 // parallelFor may use now: GOMAXPROCS, read per call so `go test -cpu 1,2`
@@ -79,7 +91,10 @@ func (j *parJob) run() {
 func (j *parJob) release() {
 	if j.refs.Add(-1) == 0 {
 		j.fn = nil
-		parJobs.Put(j)
+		select {
+		case parFree <- j:
+		default:
+		}
 	}
 }
 
@@ -99,7 +114,7 @@ func parallelFor(n int, fn func(lo, hi int)) {
 		return
 	}
 	chunks := min(n, w)
-	j := parJobs.Get().(*parJob)
+	j := getParJob()
 	j.fn, j.n = fn, n
 	j.chunk = (n + chunks - 1) / chunks
 	j.chunks = int64((n + j.chunk - 1) / j.chunk)

@@ -28,6 +28,7 @@ func main() {
 	Package("github.com/dghcore/dghcore/kernels")
 	ConstraintExpr("amd64")
 	sgemmMicroAVX2()
+	sgemmPackB16AVX2()
 	Generate()
 }
 
@@ -43,6 +44,17 @@ func sgemmMicroAVX2() {
 	cp := Load(Param("c").Base(), RDX)
 	ldc := Load(Param("ldc"), R8)
 	SHLQ(U8(2), ldc) // floats to bytes
+
+	Comment("Start pulling the C tile into L1; it is only touched at the end.")
+	row := GP64()
+	MOVQ(cp, row)
+	for i := range mr {
+		if i > 0 {
+			ADDQ(ldc, row)
+		}
+		PREFETCHT0(Mem{Base: row})
+		PREFETCHT0(Mem{Base: row, Disp: 60})
+	}
 
 	acc := [mr][2]VecPhysical{}
 	for i := range mr {
@@ -99,6 +111,50 @@ func sgemmMicroAVX2() {
 			VMOVUPS(acc[i][h], m)
 		}
 	}
+	VZEROUPPER()
+	RET()
+}
+
+func sgemmPackB16AVX2() {
+	TEXT("sgemmPackB16AVX2", NOSPLIT, "func(kc int, b []float32, ldb int, dst []float32, stride int, panels int)")
+	Doc("sgemmPackB16AVX2 packs panels full 16-column panels of kc rows of B (row",
+		"stride ldb floats), panel q starting stride floats after panel q-1:",
+		"dst[q*stride+p*16+j] = b[p*ldb+q*16+j]. Rows are read in order so the",
+		"prefetchers stream B; the Go version pays a memmove call per 64 bytes.")
+	Pragma("noescape")
+	kc := Load(Param("kc"), RCX)
+	src := Load(Param("b").Base(), RSI)
+	ldb := Load(Param("ldb"), R8)
+	dst := Load(Param("dst").Base(), RDI)
+	panels := Load(Param("panels"), R9)
+	SHLQ(U8(2), ldb)
+	stride := Load(Param("stride"), R10)
+	SHLQ(U8(2), stride) // floats to bytes
+	TESTQ(panels, panels)
+	JE(LabelRef("done"))
+
+	Label("row")
+	TESTQ(kc, kc)
+	JE(LabelRef("done"))
+	s, d, q := GP64(), GP64(), GP64()
+	MOVQ(src, s)
+	MOVQ(dst, d)
+	MOVQ(panels, q)
+	Label("panel")
+	VMOVUPS(Mem{Base: s}, Y0)
+	VMOVUPS(Mem{Base: s, Disp: 32}, Y1)
+	VMOVUPS(Y0, Mem{Base: d})
+	VMOVUPS(Y1, Mem{Base: d, Disp: 32})
+	ADDQ(U8(64), s)
+	ADDQ(stride, d)
+	DECQ(q)
+	JNE(LabelRef("panel"))
+	ADDQ(ldb, src)
+	ADDQ(U8(64), dst)
+	DECQ(kc)
+	JMP(LabelRef("row"))
+
+	Label("done")
 	VZEROUPPER()
 	RET()
 }

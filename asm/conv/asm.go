@@ -1,0 +1,178 @@
+// Command conv generates the amd64 depthwise-convolution row kernels of
+// package kernels (SPEC section 1, kernels: direct depthwise 3x3 stride 1
+// and 2). Run by go generate from kernels/gen.go; it writes
+// kernels/conv_amd64.s and its Go stubs.
+//
+// Each kernel sweeps one output row of a 3x3 depthwise convolution eight
+// columns at a time with AVX2+FMA; the Go caller handles the border
+// columns and the last few columns.
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+func main() {
+	Package("github.com/dghcore/dghcore/kernels")
+	ConstraintExpr("amd64")
+	dwRowForward("dwRow3x3S1AVX2", 1)
+	dwRowForward("dwRow3x3S2AVX2", 2)
+	dwRowGrad3x3S1()
+	gatherEven()
+	Generate()
+}
+
+// taps broadcasts the nine taps (and, with bias, w[9]) into Y0-Y9.
+func taps(w Register, bias bool) {
+	n := 9
+	if bias {
+		n = 10
+	}
+	for i := range n {
+		VBROADCASTSS(Mem{Base: w, Disp: 4 * i}, ymm(i))
+	}
+}
+
+// dwRowForward: y[i] (=|+=) w[9] + sum_{kh,kw} w[kh*3+kw] * r_kh[s*i+kw]
+// for i < n, n a multiple of 8. Stride 2 deinterleaves 16 input floats
+// into even and odd lanes with VSHUFPS + VPERMPD.
+func dwRowForward(name string, stride int) {
+	TEXT(name, NOSPLIT, "func(n int, y, r0, r1, r2 []float32, w *[10]float32, accumulate bool)")
+	Doc(name+" computes n (a multiple of 8) outputs of one row of a 3x3",
+		"depthwise convolution with stride "+map[int]string{1: "1", 2: "2"}[stride]+":",
+		"y[i] = w[9] + sum over kh, kw of w[kh*3+kw]*r_kh[stride*i+kw], stored or",
+		"(accumulate) added to y.")
+	Pragma("noescape")
+	n := Load(Param("n"), RCX)
+	y := Load(Param("y").Base(), RDI)
+	rows := []Register{Load(Param("r0").Base(), RSI), Load(Param("r1").Base(), R8), Load(Param("r2").Base(), R9)}
+	w := Load(Param("w"), RAX)
+	acc := Load(Param("accumulate"), RDX.As8())
+	taps(w, true)
+	sum := Y10
+
+	Label("loop")
+	CMPQ(n, U8(8))
+	JL(LabelRef("done"))
+	VMOVAPS(Y9, sum)
+	for kh, r := range rows {
+		if stride == 1 {
+			for kw := range 3 {
+				VFMADD231PS(Mem{Base: r, Disp: 4 * kw}, ymm(3*kh+kw), sum)
+			}
+			continue
+		}
+		// Even lanes of r[0:16] are taps kw=0, odd lanes kw=1; even
+		// lanes of r[2:18] are kw=2.
+		lo, hi, ev, od := Y11, Y12, Y13, Y14
+		VMOVUPS(Mem{Base: r}, lo)
+		VMOVUPS(Mem{Base: r, Disp: 32}, hi)
+		VSHUFPS(U8(0x88), hi, lo, ev)
+		VSHUFPS(U8(0xDD), hi, lo, od)
+		VPERMPD(U8(0xD8), ev, ev)
+		VPERMPD(U8(0xD8), od, od)
+		VFMADD231PS(ev, ymm(3*kh), sum)
+		VFMADD231PS(od, ymm(3*kh+1), sum)
+		VMOVUPS(Mem{Base: r, Disp: 8}, lo)
+		VMOVUPS(Mem{Base: r, Disp: 40}, hi)
+		VSHUFPS(U8(0x88), hi, lo, ev)
+		VPERMPD(U8(0xD8), ev, ev)
+		VFMADD231PS(ev, ymm(3*kh+2), sum)
+	}
+	TESTB(acc, acc)
+	JE(LabelRef("store" + name))
+	VADDPS(Mem{Base: y}, sum, sum)
+	Label("store" + name)
+	VMOVUPS(sum, Mem{Base: y})
+	ADDQ(U8(32), y)
+	for _, r := range rows {
+		ADDQ(U8(32*stride), r)
+	}
+	SUBQ(U8(8), n)
+	JMP(LabelRef("loop"))
+
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// dwRowGrad3x3S1: grad[kh*3+kw] += sum_{i<n} dy[i] * r_kh[i+kw], n a multiple
+// of 8: nine vector accumulators, summed horizontally at the end.
+func dwRowGrad3x3S1() {
+	TEXT("dwRowGrad3x3S1AVX2", NOSPLIT, "func(n int, dy, r0, r1, r2 []float32, grad *[9]float32)")
+	Doc("dwRowGrad3x3S1AVX2 adds one row's contribution to the filter gradient",
+		"of a stride-1 3x3 depthwise convolution: grad[kh*3+kw] += sum over i < n",
+		"(a multiple of 8) of dy[i]*r_kh[i+kw].")
+	Pragma("noescape")
+	n := Load(Param("n"), RCX)
+	dy := Load(Param("dy").Base(), RDI)
+	rows := []Register{Load(Param("r0").Base(), RSI), Load(Param("r1").Base(), R8), Load(Param("r2").Base(), R9)}
+	g := Load(Param("grad"), RAX)
+	for i := range 9 {
+		VXORPS(ymm(i), ymm(i), ymm(i))
+	}
+	d := Y9
+	Label("gloop")
+	CMPQ(n, U8(8))
+	JL(LabelRef("gdone"))
+	VMOVUPS(Mem{Base: dy}, d)
+	for kh, r := range rows {
+		for kw := range 3 {
+			VFMADD231PS(Mem{Base: r, Disp: 4 * kw}, d, ymm(3*kh+kw))
+		}
+	}
+	ADDQ(U8(32), dy)
+	for _, r := range rows {
+		ADDQ(U8(32), r)
+	}
+	SUBQ(U8(8), n)
+	JMP(LabelRef("gloop"))
+
+	Label("gdone")
+	for i := range 9 {
+		v := ymm(i)
+		x := v.AsX()
+		VEXTRACTF128(U8(1), v, X10)
+		VADDPS(X10, x, x)
+		VHADDPS(x, x, x)
+		VHADDPS(x, x, x)
+		VADDSS(Mem{Base: g, Disp: 4 * i}, x, x)
+		VMOVSS(x, Mem{Base: g, Disp: 4 * i})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// gatherEven: dst[i] = src[2*i] for i < n, n a multiple of 8 (the im2col
+// rows of a stride-2 convolution), by the same deinterleave as the
+// stride-2 row kernel.
+func gatherEven() {
+	TEXT("gatherEvenAVX2", NOSPLIT, "func(n int, dst, src []float32)")
+	Doc("gatherEvenAVX2 sets dst[i] = src[2*i] for i < n, n a multiple of 8;",
+		"src must hold 2*n floats.")
+	Pragma("noescape")
+	n := Load(Param("n"), RCX)
+	dst := Load(Param("dst").Base(), RDI)
+	src := Load(Param("src").Base(), RSI)
+	Label("eloop")
+	CMPQ(n, U8(8))
+	JL(LabelRef("edone"))
+	VMOVUPS(Mem{Base: src}, Y0)
+	VMOVUPS(Mem{Base: src, Disp: 32}, Y1)
+	VSHUFPS(U8(0x88), Y1, Y0, Y2)
+	VPERMPD(U8(0xD8), Y2, Y2)
+	VMOVUPS(Y2, Mem{Base: dst})
+	ADDQ(U8(32), dst)
+	ADDQ(U8(64), src)
+	SUBQ(U8(8), n)
+	JMP(LabelRef("eloop"))
+	Label("edone")
+	VZEROUPPER()
+	RET()
+}
+
+func ymm(i int) VecPhysical {
+	return []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15}[i]
+}

@@ -1,0 +1,56 @@
+package kernels
+
+// dwRow3x3AVX2 runs the generated row kernel on the largest multiple of 8
+// outputs whose reads stay inside the rows, the generic code on the rest.
+func dwRow3x3AVX2(s int, y, r0, r1, r2 []float32, w *[10]float32, acc bool) {
+	n := len(y) / 8 * 8
+	// Reads reach r[s*n+1] (stride 2 loads 18 floats per 8 outputs).
+	if short := min(len(r0), len(r1), len(r2)); s*n+2 > short {
+		n = max(0, (short-2)/s) / 8 * 8
+	}
+	if n > 0 {
+		if s == 1 {
+			dwRow3x3S1AVX2(n, y, r0, r1, r2, w, acc)
+		} else {
+			dwRow3x3S2AVX2(n, y, r0, r1, r2, w, acc)
+		}
+	}
+	dwRow3x3Generic(s, y[n:], r0[s*n:], r1[s*n:], r2[s*n:], w, acc)
+}
+
+// dwRowGrad3x3AVX2 runs the generated stride-1 gradient row kernel on a
+// multiple of 8 outputs, the generic code on the rest and on stride 2.
+func dwRowGrad3x3AVX2(s int, dy, r0, r1, r2 []float32, g *[9]float32) {
+	n := 0
+	if s == 1 {
+		n = len(dy) / 8 * 8
+		if short := min(len(r0), len(r1), len(r2)); n+2 > short {
+			n = max(0, short-2) / 8 * 8
+		}
+		if n > 0 {
+			dwRowGrad3x3S1AVX2(n, dy, r0, r1, r2, g)
+		}
+	}
+	dwRowGrad3x3Generic(s, dy[n:], r0[s*n:], r1[s*n:], r2[s*n:], g)
+}
+
+// gatherEvenAVX2Tail runs the generated gather on a multiple of 8 and the
+// generic loop on the rest.
+func gatherEvenAVX2Tail(dst, src []float32) {
+	n := min(len(dst), len(src)/2) / 8 * 8
+	if n > 0 {
+		gatherEvenAVX2(n, dst, src)
+	}
+	gatherEvenGeneric(dst[n:], src[2*n:])
+}
+
+// setConvPath points the depthwise row kernels and the stride-2 gather at
+// path p (AVX-512 uses the AVX2 ones).
+func setConvPath(p Path) {
+	switch p {
+	case AVX2, AVX512:
+		dwRow3x3, dwRowGrad3x3, gatherEven = dwRow3x3AVX2, dwRowGrad3x3AVX2, gatherEvenAVX2Tail
+	default:
+		dwRow3x3, dwRowGrad3x3, gatherEven = dwRow3x3Generic, dwRowGrad3x3Generic, gatherEvenGeneric
+	}
+}
