@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""PyTorch timing of one BRECQ AdaRound step, beside Go's
+BenchmarkReconstructionStep (brecq/bench_test.go): the same blocks at batch
+32, forward with soft-rounded folded weights, |pred - target|^2 summed over
+channels and averaged, plus the rounding term at beta 10, backward, Adam.
+
+Run from the repository root with the Go benchmark's thread count:
+  /usr/bin/python3 tools/torchref/bench_brecq.py --threads 2 [--steps 5]
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from brecq import (InvertedResidual, BasicBlock, Bottleneck, fold, init_alpha, lp, per_channel_view, rounding_term,
+                   search_rows, soft_pairs, soft_weight)
+
+
+class SoftBlock:
+    """A block's convs as (folded weight, bias, alpha, quantizer) plus the
+    wiring of the quant block of SPEC 4.2 in weight-only mode."""
+
+    def __init__(self, blk, bits=4):
+        self.blk, self.bits, self.convs = blk, bits, {}
+        for name, conv, bn in soft_pairs(blk):
+            w, b = fold(conv, bn)
+            d, z, _ = search_rows(w, bits)
+            dv, zv = per_channel_view(d, w), per_channel_view(z, w)
+            alpha = init_alpha(w, dv).requires_grad_(True)
+            self.convs[name] = (conv, w, b, alpha, dv, zv)
+
+    def alphas(self):
+        return [c[3] for c in self.convs.values()]
+
+    def conv(self, name, x, act):
+        conv, w, b, alpha, dv, zv = self.convs[name]
+        y = F.conv2d(x, soft_weight(w, alpha, dv, zv, self.bits), b, conv.stride, conv.padding, conv.dilation, conv.groups)
+        return act(y) if act is not None else y
+
+    def forward(self, x):
+        b = self.blk
+        if isinstance(b, InvertedResidual):
+            names = list(self.convs)
+            y = x
+            for k, n in enumerate(names):
+                y = self.conv(n, y, None if k == len(names) - 1 else F.relu6)
+            return x + y if b.use_res else y
+        names = [n for n in self.convs if not n.startswith("downsample")]
+        y = x
+        for k, n in enumerate(names):
+            y = self.conv(n, y, None if k == len(names) - 1 else F.relu)
+        s = self.conv("downsample.0", x, None) if b.downsample is not None else x
+        return F.relu(y + s)
+
+
+def bench(name, blk, shape, steps, warmup):
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for k, t in blk.state_dict().items():
+            if k.endswith("num_batches_tracked"):
+                continue
+            if t.dim() > 1:
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
+            else:
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+    sb = SoftBlock(blk)
+    opt = torch.optim.Adam(sb.alphas(), lr=1e-3)
+    x = torch.randn(shape, generator=gen)
+    with torch.no_grad():
+        target = sb.forward(torch.randn(shape, generator=gen))
+    beta, weight = 10.0, 0.01
+
+    def step():
+        opt.zero_grad()
+        out = sb.forward(x)
+        rec = lp(out, target, 2.0)
+        rnd = sum(rounding_term(a, beta, weight) for a in sb.alphas())
+        (rec + rnd).backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    ms = times[len(times) // 2] * 1000
+    print("%-22s %9.1f ms/step %8.2f images/s" % (name, ms, shape[0] / (ms / 1000)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    print("torch %s, %d threads, median of %d steps" % (torch.__version__, a.threads, a.steps))
+    bench("resnet18_basicblock", BasicBlock(64, 64, 1), (32, 64, 56, 56), a.steps, a.warmup)
+    bench("resnet50_bottleneck", Bottleneck(64, 64, 1), (32, 64, 56, 56), a.steps, a.warmup)
+    bench("mobilenet_v2_invres", InvertedResidual(24, 24, 1, 6), (32, 24, 56, 56), a.steps, a.warmup)
+
+
+if __name__ == "__main__":
+    main()
