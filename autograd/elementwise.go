@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/dghcore/dghcore/kernels"
-	"github.com/dghcore/dghcore/tensor"
 )
 
 func mustSameShape(op string, a, b *Var) {
@@ -20,16 +19,16 @@ func mustSameShape(op string, a, b *Var) {
 // Add returns a + b.
 func Add(a, b *Var) *Var {
 	mustSameShape("Add", a, b)
-	out := result(tensor.New(a.Value.Shape...))
+	out := overwrittenOutput(pick(a, b), a.Value.Shape...)
 	kernels.Add(out.Value.Data, a.Value.Data, b.Value.Data)
 	if needsGrad(a, b) {
 		record(out, func() {
 			// d(a+b)/da = d(a+b)/db = 1
 			if a.requiresGrad {
-				kernels.Axpy(1, out.Grad.Data, a.gradBuf().Data)
+				a.accumulate(out.Grad.Data)
 			}
 			if b.requiresGrad {
-				kernels.Axpy(1, out.Grad.Data, b.gradBuf().Data)
+				b.accumulate(out.Grad.Data)
 			}
 		}, a, b)
 	}
@@ -39,12 +38,12 @@ func Add(a, b *Var) *Var {
 // Sub returns a - b.
 func Sub(a, b *Var) *Var {
 	mustSameShape("Sub", a, b)
-	out := result(tensor.New(a.Value.Shape...))
+	out := overwrittenOutput(pick(a, b), a.Value.Shape...)
 	kernels.Sub(out.Value.Data, a.Value.Data, b.Value.Data)
 	if needsGrad(a, b) {
 		record(out, func() {
 			if a.requiresGrad {
-				kernels.Axpy(1, out.Grad.Data, a.gradBuf().Data)
+				a.accumulate(out.Grad.Data)
 			}
 			if b.requiresGrad {
 				kernels.Axpy(-1, out.Grad.Data, b.gradBuf().Data)
@@ -57,7 +56,7 @@ func Sub(a, b *Var) *Var {
 // Mul returns the elementwise product a * b.
 func Mul(a, b *Var) *Var {
 	mustSameShape("Mul", a, b)
-	out := result(tensor.New(a.Value.Shape...))
+	out := overwrittenOutput(pick(a, b), a.Value.Shape...)
 	kernels.Mul(out.Value.Data, a.Value.Data, b.Value.Data)
 	if needsGrad(a, b) {
 		record(out, func() {
@@ -75,7 +74,7 @@ func Mul(a, b *Var) *Var {
 
 // Scale returns s * x.
 func Scale(x *Var, s float32) *Var {
-	out := result(tensor.New(x.Value.Shape...))
+	out := overwrittenOutput(x, x.Value.Shape...)
 	kernels.Scale(out.Value.Data, s, x.Value.Data)
 	if needsGrad(x) {
 		record(out, func() {
@@ -87,11 +86,11 @@ func Scale(x *Var, s float32) *Var {
 
 // AddScalar returns x + s.
 func AddScalar(x *Var, s float32) *Var {
-	out := result(tensor.New(x.Value.Shape...))
+	out := overwrittenOutput(x, x.Value.Shape...)
 	kernels.AddScalar(out.Value.Data, x.Value.Data, s)
 	if needsGrad(x) {
 		record(out, func() {
-			kernels.Axpy(1, out.Grad.Data, x.gradBuf().Data)
+			x.accumulate(out.Grad.Data)
 		}, x)
 	}
 	return out
@@ -99,7 +98,7 @@ func AddScalar(x *Var, s float32) *Var {
 
 // ReLU returns max(x, 0); the gradient is zero at 0, as in PyTorch.
 func ReLU(x *Var) *Var {
-	out := result(tensor.New(x.Value.Shape...))
+	out := overwrittenOutput(x, x.Value.Shape...)
 	kernels.ReLU(out.Value.Data, x.Value.Data)
 	if needsGrad(x) {
 		record(out, func() {
@@ -111,7 +110,7 @@ func ReLU(x *Var) *Var {
 
 // ReLU6 returns min(max(x, 0), 6); no gradient at either bound.
 func ReLU6(x *Var) *Var {
-	out := result(tensor.New(x.Value.Shape...))
+	out := overwrittenOutput(x, x.Value.Shape...)
 	kernels.ReLU6(out.Value.Data, x.Value.Data)
 	if needsGrad(x) {
 		record(out, func() {
@@ -125,7 +124,7 @@ func ReLU6(x *Var) *Var {
 // DGH output loss (SPEC 3.6). Like torch.clamp(x, min=s) the gradient
 // passes where x >= s.
 func MaxScalar(x *Var, s float32) *Var {
-	out := result(tensor.New(x.Value.Shape...))
+	out := overwrittenOutput(x, x.Value.Shape...)
 	kernels.MaxScalar(out.Value.Data, x.Value.Data, s)
 	if needsGrad(x) {
 		record(out, func() {
@@ -137,7 +136,7 @@ func MaxScalar(x *Var, s float32) *Var {
 
 // Sqrt returns sqrt(x).
 func Sqrt(x *Var) *Var {
-	out := result(tensor.New(x.Value.Shape...))
+	out := overwrittenOutput(x, x.Value.Shape...)
 	kernels.Sqrt(out.Value.Data, x.Value.Data)
 	if needsGrad(x) {
 		record(out, func() {
@@ -150,7 +149,7 @@ func Sqrt(x *Var) *Var {
 
 // Pow returns x^p elementwise.
 func Pow(x *Var, p float32) *Var {
-	out := result(tensor.New(x.Value.Shape...))
+	out := overwrittenOutput(x, x.Value.Shape...)
 	kernels.Pow(out.Value.Data, x.Value.Data, p)
 	if needsGrad(x) {
 		record(out, func() {

@@ -39,7 +39,7 @@ func Conv2d(x, w, b *Var, stride, padding, dilation [2]int, groups int) *Var {
 		}
 		bias = b.Value.Data
 	}
-	out := result(tensor.New(p.N, p.K, p.OutH(), p.OutW()))
+	out := overwrittenOutput(x, p.N, p.K, p.OutH(), p.OutW())
 	kernels.Conv2dForward(p, x.Value.Data, w.Value.Data, bias, out.Value.Data)
 	if needsGrad(x, w, b) {
 		record(out, func() {
@@ -68,7 +68,7 @@ func Linear(x, w, b *Var) *Var {
 	if b != nil && b.Value.Numel() != nOut {
 		panic(fmt.Sprintf("autograd.Linear: bias %v for %d outputs", b.Value.Shape, nOut))
 	}
-	out := result(tensor.New(n, nOut))
+	out := overwrittenOutput(x, n, nOut)
 	y := out.Value.Data
 	if b != nil {
 		for r := range n {
@@ -153,7 +153,7 @@ func BatchNorm(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var,
 		scale[ch] = float32(g * invStd)
 		shift[ch] = float32(bt - float64(runningMean.Data[ch])*g*invStd)
 	}
-	out := result(tensor.New(xs...))
+	out := overwrittenOutput(x, xs...)
 	kernels.ScaleShift(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, kernels.ActNone)
 	if !grad {
 		channelScratch.Put(buf)
@@ -203,7 +203,7 @@ func GlobalAvgPool(x *Var) *Var {
 		panic(fmt.Sprintf("autograd.GlobalAvgPool: input %v, want [N,C,H,W]", xs))
 	}
 	n, c, hw := xs[0], xs[1], xs[2]*xs[3]
-	out := result(tensor.New(n, c))
+	out := overwrittenOutput(x, n, c)
 	kernels.AvgPoolGlobalForward(n, c, hw, x.Value.Data, out.Value.Data)
 	if needsGrad(x) {
 		record(out, func() {
@@ -227,7 +227,7 @@ func MaxPool2d(x *Var, kernel, stride, pad [2]int) *Var {
 	if err := p.Validate(); err != nil {
 		panic(fmt.Sprintf("autograd.MaxPool2d: input %v: %v", xs, err))
 	}
-	out := result(tensor.New(p.N, p.C, p.OutH(), p.OutW()))
+	out := overwrittenOutput(x, p.N, p.C, p.OutH(), p.OutW())
 	if !needsGrad(x) {
 		kernels.MaxPool2dForward(p, x.Value.Data, out.Value.Data, nil)
 		return out

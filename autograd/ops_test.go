@@ -97,6 +97,18 @@ func TestGradients(t *testing.T) {
 		{name: "MeanSquare/2,3", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 2)}, f: unary(func(x *Var) *Var { return MeanSquare(x, 2, 3) })},
 		{name: "Mean/2d-channel", inputs: []*tensor.Tensor{randn(r, 4, 3)}, f: unary(func(x *Var) *Var { return Mean(x, 0) })},
 		{name: "MeanSquare/0,2,3", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 2)}, f: unary(func(x *Var) *Var { return MeanSquare(x, 0, 2, 3) })},
+		{name: "ChannelMoments/both", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 3)}, f: unary(func(x *Var) *Var {
+			m, ms := ChannelMoments(x)
+			return Add(Mul(m, m), Scale(ms, 0.7))
+		})},
+		{name: "ChannelMoments/mean-only", inputs: []*tensor.Tensor{randn(r, 3, 2, 4)}, f: unary(func(x *Var) *Var {
+			m, _ := ChannelMoments(x)
+			return m
+		})},
+		{name: "ChannelMoments/square-only", inputs: []*tensor.Tensor{randn(r, 4, 3)}, f: unary(func(x *Var) *Var {
+			_, ms := ChannelMoments(x)
+			return ms
+		})},
 		{name: "Std/unbiased", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 3)}, f: unary(func(x *Var) *Var { return Std(x, []int{2, 3}, true) })},
 		{name: "Std/biased", inputs: []*tensor.Tensor{randn(r, 2, 3, 4)}, f: unary(func(x *Var) *Var { return Std(x, []int{0, 2}, false) })},
 		{name: "Max/last", inputs: []*tensor.Tensor{distinct(r, 3, 5)}, f: unary(func(x *Var) *Var { return Max(x, 1) })},
@@ -186,5 +198,22 @@ func fakeQuantSurrogate(x0 *tensor.Tensor, delta0, zp []float32, bits int, perCh
 			out[i] = (min(max(u, 0), qmax) - z) * d
 		}
 		return out
+	}
+}
+
+// TestChannelMomentsMatchesMeans checks the fused moments against Mean and
+// MeanSquare over the same axes, bit for bit.
+func TestChannelMomentsMatchesMeans(t *testing.T) {
+	r := tensor.NewRNG(3)
+	x := Const(r.Randn(3, 5, 4, 6))
+	m, ms := ChannelMoments(x)
+	wm, wms := Mean(x, 0, 2, 3), MeanSquare(x, 0, 2, 3)
+	for c := range 5 {
+		if m.Value.Data[c] != wm.Value.Data[c] || ms.Value.Data[c] != wms.Value.Data[c] {
+			t.Fatalf("channel %d: moments %v %v, want %v %v", c, m.Value.Data[c], ms.Value.Data[c], wm.Value.Data[c], wms.Value.Data[c])
+		}
+	}
+	if m.RequiresGrad() || ms.RequiresGrad() {
+		t.Error("moments of a constant require a gradient")
 	}
 }

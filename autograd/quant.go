@@ -29,11 +29,11 @@ func ClampST(x *Var, lo, hi []float32) *Var {
 		panic(fmt.Sprintf("autograd.ClampST: input %v with %d lower and %d upper bounds", s, len(lo), len(hi)))
 	}
 	n, c := s[0], s[1]
-	out := result(tensor.New(s...))
+	out := overwrittenOutput(x, s...)
 	kernels.ClampChannels(n, c, x.Value.Numel()/max(n*c, 1), x.Value.Data, lo, hi, out.Value.Data)
 	if needsGrad(x) {
 		record(out, func() {
-			kernels.Axpy(1, out.Grad.Data, x.gradBuf().Data)
+			x.accumulate(out.Grad.Data)
 		}, x)
 	}
 	return out
@@ -47,7 +47,7 @@ func FakeQuant(x, delta *Var, zp float32, bits int) *Var {
 	if delta.Value.Numel() != 1 {
 		panic(fmt.Sprintf("autograd.FakeQuant: delta %v, want one value", delta.Value.Shape))
 	}
-	out := result(tensor.New(x.Value.Shape...))
+	out := overwrittenOutput(x, x.Value.Shape...)
 	d := delta.Value.Data[0]
 	kernels.FakeQuant(out.Value.Data, x.Value.Data, d, zp, levels)
 	if needsGrad(x, delta) {
@@ -73,7 +73,7 @@ func FakeQuantPerChannel(x *Var, delta, zp []float32, bits int) *Var {
 		panic(fmt.Sprintf("autograd.FakeQuantPerChannel: input %v with %d deltas and %d zero points", x.Value.Shape, len(delta), len(zp)))
 	}
 	rows := x.Value.Shape[0]
-	out := result(tensor.New(x.Value.Shape...))
+	out := overwrittenOutput(x, x.Value.Shape...)
 	kernels.FakeQuantPerChannel(out.Value.Data, x.Value.Data, rows, delta, zp, levels)
 	if needsGrad(x) {
 		record(out, func() {
@@ -96,7 +96,7 @@ func AdaRound(w *tensor.Tensor, alpha *Var, delta, zp []float32, bits int) *Var 
 	if !tensor.SameShape(w, alpha.Value) || len(delta) != rows || len(zp) != rows {
 		panic(fmt.Sprintf("autograd.AdaRound: weight %v, alpha %v, %d deltas, %d zero points", w.Shape, alpha.Value.Shape, len(delta), len(zp)))
 	}
-	out := result(tensor.New(w.Shape...))
+	out := overwrittenOutput(alpha, w.Shape...)
 	kernels.AdaRoundForward(out.Value.Data, w.Data, alpha.Value.Data, rows, delta, zp, levels)
 	if needsGrad(alpha) {
 		record(out, func() {
@@ -109,7 +109,7 @@ func AdaRound(w *tensor.Tensor, alpha *Var, delta, zp []float32, bits int) *Var 
 // AdaRoundRegularizer is the rounding term weight*sum(1 - |2h(alpha)-1|^beta)
 // of SPEC 4.4 as a scalar.
 func AdaRoundRegularizer(alpha *Var, beta, weight float32) *Var {
-	out := result(tensor.FromSlice([]float32{kernels.AdaRoundRegularizer(alpha.Value.Data, beta, nil, weight)}))
+	out := wrap(alpha, tensor.FromSlice([]float32{kernels.AdaRoundRegularizer(alpha.Value.Data, beta, nil, weight)}))
 	if needsGrad(alpha) {
 		record(out, func() {
 			// The kernel's gradient is for the term itself; scale by the

@@ -15,7 +15,7 @@ import (
 
 // Sum returns the sum of all elements as a scalar (shape []).
 func Sum(x *Var) *Var {
-	out := result(tensor.FromSlice([]float32{kernels.Sum(x.Value.Data)}))
+	out := wrap(x, tensor.FromSlice([]float32{kernels.Sum(x.Value.Data)}))
 	if needsGrad(x) {
 		record(out, func() {
 			kernels.AddScalar(x.gradBuf().Data, x.gradBuf().Data, out.Grad.Data[0])
@@ -26,7 +26,7 @@ func Sum(x *Var) *Var {
 
 // SumSquares returns the sum of x^2 as a scalar.
 func SumSquares(x *Var) *Var {
-	out := result(tensor.FromSlice([]float32{kernels.SumSquares(x.Value.Data)}))
+	out := wrap(x, tensor.FromSlice([]float32{kernels.SumSquares(x.Value.Data)}))
 	if needsGrad(x) {
 		record(out, func() {
 			kernels.Axpy(2*out.Grad.Data[0], x.Value.Data, x.gradBuf().Data)
@@ -168,7 +168,7 @@ func (r reduction) rowLayout() (rows, cols int, ok bool) {
 // and per-row means run on the kernels; other axis sets take the general
 // odometer path.
 func meanOf(x *Var, r reduction, squared bool) *Var {
-	out := result(tensor.New(r.outShape...))
+	out := output(x, r.outShape...)
 	xv, y := x.Value.Data, out.Value.Data
 	inv := 1 / float64(r.count)
 	n, c, hw, isChannel := r.channelLayout()
@@ -233,41 +233,114 @@ func meanOf(x *Var, r reduction, squared bool) *Var {
 	}, x)
 }
 
+// ChannelMoments returns the per-channel mean and mean of squares of x
+// [N,C,...] over every axis but 1, as Mean(x, 0, 2, ...) and
+// MeanSquare(x, 0, 2, ...) give them, in one pass over x forward and one
+// backward: DGH takes both of every BatchNorm input (SPEC 3.3). The two
+// results are views of one hidden [2, C] node whose backward sees both
+// gradients at once.
+func ChannelMoments(x *Var) (mean, meanSq *Var) {
+	s := x.Value.Shape
+	if len(s) < 2 {
+		panic(fmt.Sprintf("autograd.ChannelMoments: input %v, want [N,C,...]", s))
+	}
+	n, c := s[0], s[1]
+	hw := tensor.Numel(s[2:])
+	both := output(x, 2, c)
+	m := both.Value.Data
+	kernels.ChannelMoments(n, c, hw, x.Value.Data, m[:c], m[c:])
+	mean = wrap(both, tensor.FromSlice(m[:c], c))
+	meanSq = wrap(both, tensor.FromSlice(m[c:], c))
+	if !needsGrad(x) {
+		return mean, meanSq
+	}
+	record(both, func() {
+		g := both.Grad.Data
+		kernels.ChannelMomentsBackward(n, c, hw, x.Value.Data, g[:c], g[c:], x.gradBuf().Data)
+	}, x)
+	for i, v := range []*Var{mean, meanSq} {
+		record(v, func() {
+			kernels.Axpy(1, v.Grad.Data, both.gradBuf().Data[i*c:(i+1)*c])
+		}, both)
+	}
+	return mean, meanSq
+}
+
 // Std is the standard deviation of x over axes (all if empty), unbiased
-// (divide by count-1) or not, as torch.std.
+// (divide by count-1) or not, as torch.std. Two passes (mean, then
+// squared deviations) in float64 avoid the cancellation of E[x^2]-m^2.
+// Reductions over trailing axes (per sample and channel over H, W, as the
+// DGH output loss takes them, SPEC 3.6) run as direct loops over rows;
+// other axis sets take the general odometer path.
 func Std(x *Var, axes []int, unbiased bool) *Var {
 	r := newReduction("Std", x.Value.Shape, axes)
 	xv := x.Value.Data
-	sum := r.sums(xv, identity)
-	mean := make([]float64, len(sum))
-	for o, s := range sum {
-		mean[o] = s / float64(r.count)
-	}
-	dev := make([]float64, len(sum))
-	r.each(func(i, o int) {
-		d := float64(xv[i]) - mean[o]
-		dev[o] += d * d
-	})
+	rows, cols, isRows := r.rowLayout()
 	denom := float64(r.count)
 	if unbiased {
 		denom--
 	}
-	out := result(tensor.New(r.outShape...))
-	for o, s := range dev {
-		out.Value.Data[o] = float32(math.Sqrt(s / denom))
+	out := output(x, r.outShape...)
+	y := out.Value.Data
+	var mean []float64
+	if isRows {
+		mean = make([]float64, rows)
+		for row := range rows {
+			m, dev := meanDeviation(xv[row*cols : (row+1)*cols])
+			mean[row] = m
+			y[row] = float32(math.Sqrt(dev / denom))
+		}
+	} else {
+		mean = r.sums(xv, identity)
+		for o := range mean {
+			mean[o] /= float64(r.count)
+		}
+		dev := make([]float64, len(mean))
+		r.each(func(i, o int) {
+			d := float64(xv[i]) - mean[o]
+			dev[o] += d * d
+		})
+		for o, s := range dev {
+			y[o] = float32(math.Sqrt(s / denom))
+		}
 	}
-	if needsGrad(x) {
-		record(out, func() {
-			// std = sqrt(sum (x-m)^2 / denom): dstd/dx = (x-m)/(denom*std)
-			// (the mean's own dependence on x sums to zero).
-			dy, dx := out.Grad.Data, x.gradBuf().Data
-			y := out.Value.Data
-			r.each(func(i, o int) {
-				dx[i] += float32(float64(dy[o]) * (float64(xv[i]) - mean[o]) / (denom * float64(y[o])))
-			})
-		}, x)
+	if !needsGrad(x) {
+		return out
 	}
-	return out
+	return record(out, func() {
+		// std = sqrt(sum (x-m)^2 / denom): dstd/dx = (x-m)/(denom*std)
+		// (the mean's own dependence on x sums to zero).
+		dy, dx := out.Grad.Data, x.gradBuf().Data
+		if isRows {
+			for row := range rows {
+				k := float64(dy[row]) / (denom * float64(y[row]))
+				m := mean[row]
+				seg := dx[row*cols : (row+1)*cols]
+				for i, v := range xv[row*cols : (row+1)*cols] {
+					seg[i] += float32(k * (float64(v) - m))
+				}
+			}
+			return
+		}
+		r.each(func(i, o int) {
+			dx[i] += float32(float64(dy[o]) * (float64(xv[i]) - mean[o]) / (denom * float64(y[o])))
+		})
+	}, x)
+}
+
+// meanDeviation returns the mean of seg and the sum of squared deviations
+// from it, in float64 (NaN mean for an empty seg, as torch).
+func meanDeviation(seg []float32) (mean, dev float64) {
+	var s float64
+	for _, v := range seg {
+		s += float64(v)
+	}
+	mean = s / float64(len(seg))
+	for _, v := range seg {
+		d := float64(v) - mean
+		dev += d * d
+	}
+	return mean, dev
 }
 
 // Max returns the maxima of x along axis; the gradient goes to the first
@@ -288,7 +361,7 @@ func extreme(x *Var, axis int, isMax bool) *Var {
 	}
 	outer, length, inner := tensor.Numel(shape[:ax]), shape[ax], tensor.Numel(shape[ax+1:])
 	outShape := slices.Concat(shape[:ax], shape[ax+1:])
-	out := result(tensor.New(outShape...))
+	out := output(x, outShape...)
 	arg := make([]int32, outer*inner) // index along axis of each result
 	xv, y := x.Value.Data, out.Value.Data
 	if inner == 1 {
@@ -338,7 +411,7 @@ func LpLoss(pred, target *Var, p float32) *Var {
 	// divided by the number of positions that are not on axis 1.
 	rows := pred.Value.Numel() / shape[1]
 	total := kernels.LpDistance(pred.Value.Data, target.Value.Data, p)
-	out := result(tensor.FromSlice([]float32{float32(total / float64(rows))}))
+	out := wrap(pick(pred, target), tensor.FromSlice([]float32{float32(total / float64(rows))}))
 	if needsGrad(pred, target) {
 		record(out, func() {
 			var dp, dt []float32

@@ -7,16 +7,15 @@ import (
 	"fmt"
 
 	"github.com/dghcore/dghcore/kernels"
-	"github.com/dghcore/dghcore/tensor"
 )
 
 // Reshape returns x with another shape of the same size (one -1 is
 // inferred). The value shares x's data; the gradient is reshaped back.
 func Reshape(x *Var, shape ...int) *Var {
-	out := result(x.Value.Reshape(shape...))
+	out := wrap(x, x.Value.Reshape(shape...))
 	if needsGrad(x) {
 		record(out, func() {
-			kernels.Axpy(1, out.Grad.Data, x.gradBuf().Data)
+			x.accumulate(out.Grad.Data)
 		}, x)
 	}
 	return out
@@ -42,7 +41,7 @@ func image4(op string, x *Var) (n, c, h, w int) {
 // FlipW mirrors x [N,C,H,W] left to right (the DGH horizontal flip).
 func FlipW(x *Var) *Var {
 	n, c, h, w := image4("FlipW", x)
-	out := result(tensor.New(n, c, h, w))
+	out := overwrittenOutput(x, n, c, h, w)
 	flipRows(out.Value.Data, x.Value.Data, w, false)
 	if needsGrad(x) {
 		record(out, func() {
@@ -74,7 +73,7 @@ func Crop(x *Var, top, left, h, w int) *Var {
 	if top < 0 || left < 0 || h < 0 || w < 0 || top+h > xh || left+w > xw {
 		panic(fmt.Sprintf("autograd.Crop: window %dx%d at (%d,%d) outside %dx%d", h, w, top, left, xh, xw))
 	}
-	out := result(tensor.New(n, c, h, w))
+	out := overwrittenOutput(x, n, c, h, w)
 	// The crop is the inside of a pad with negative margins: both move a
 	// window between an h x w and an xh x xw plane.
 	copyWindow(out.Value.Data, h, w, x.Value.Data, xh, xw, top, left, n*c, false)
@@ -93,7 +92,7 @@ func Pad(x *Var, top, bottom, left, right int) *Var {
 		panic(fmt.Sprintf("autograd.Pad: negative padding %d %d %d %d", top, bottom, left, right))
 	}
 	h, w := xh+top+bottom, xw+left+right
-	out := result(tensor.New(n, c, h, w))
+	out := output(x, n, c, h, w)
 	addWindowBack(out.Value.Data, h, w, x.Value.Data, xh, xw, top, left, n*c)
 	if needsGrad(x) {
 		record(out, func() {

@@ -9,6 +9,7 @@ package autograd
 import (
 	"fmt"
 
+	"github.com/dghcore/dghcore/kernels"
 	"github.com/dghcore/dghcore/tensor"
 )
 
@@ -22,6 +23,7 @@ type Var struct {
 	requiresGrad bool
 	parents      []*Var
 	backward     func() // reads v.Grad, accumulates into parents' grads
+	arena        *Arena // where ops on v allocate; nil: the heap
 }
 
 // NewVar wraps a tensor; requiresGrad marks a leaf whose gradient is wanted.
@@ -51,9 +53,32 @@ func (v *Var) Detach() *Var { return Const(v.Value) }
 // gradBuf returns v's gradient buffer, allocating it zeroed on first use.
 func (v *Var) gradBuf() *tensor.Tensor {
 	if v.Grad == nil {
-		v.Grad = tensor.New(v.Value.Shape...)
+		v.Grad = v.newGrad(true)
 	}
 	return v.Grad
+}
+
+// accumulate adds g to v's gradient. The first contribution is copied
+// into a new buffer rather than added to a cleared one, which saves a
+// pass over memory where a gradient has one source (most of a network).
+func (v *Var) accumulate(g []float32) {
+	if v.Grad == nil {
+		v.Grad = v.newGrad(false)
+		copy(v.Grad.Data, g)
+		return
+	}
+	kernels.Axpy(1, g, v.Grad.Data)
+}
+
+// newGrad returns a buffer for v's gradient, zeroed if zero is set (a
+// heap buffer always is). An intermediate node takes it from its arena; a
+// leaf's gradient outlives the step (an optimizer reads it), so it always
+// lives on the heap.
+func (v *Var) newGrad(zero bool) *tensor.Tensor {
+	if v.arena != nil && v.backward != nil {
+		return v.arena.alloc(v.Value.Shape, zero)
+	}
+	return tensor.New(v.Value.Shape...)
 }
 
 // record makes out a graph node with the given parents and backward
@@ -131,5 +156,39 @@ func needsGrad(vs ...*Var) bool {
 	return false
 }
 
-// result wraps a freshly computed value as an op's output.
-func result(t *tensor.Tensor) *Var { return &Var{Value: t} }
+// output returns an op's zeroed output of the given shape, allocated in
+// src's arena if it has one (src may be nil).
+func output(src *Var, shape ...int) *Var {
+	if src != nil && src.arena != nil {
+		return &Var{Value: src.arena.alloc(shape, true), arena: src.arena}
+	}
+	return &Var{Value: tensor.New(shape...)}
+}
+
+// overwrittenOutput is output for ops whose forward kernel writes every
+// element: a buffer reused from the arena is not cleared first.
+func overwrittenOutput(src *Var, shape ...int) *Var {
+	if src != nil && src.arena != nil {
+		return &Var{Value: src.arena.alloc(shape, false), arena: src.arena}
+	}
+	return &Var{Value: tensor.New(shape...)}
+}
+
+// wrap makes t, computed from src (which may be nil), an op's output in
+// src's arena: ops on it allocate there too.
+func wrap(src *Var, t *tensor.Tensor) *Var {
+	out := &Var{Value: t}
+	if src != nil {
+		out.arena = src.arena
+	}
+	return out
+}
+
+// pick returns whichever of a binary op's inputs has an arena (a if both
+// or neither do).
+func pick(a, b *Var) *Var {
+	if a.arena == nil && b != nil && b.arena != nil {
+		return b
+	}
+	return a
+}

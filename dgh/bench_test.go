@@ -2,6 +2,7 @@ package dgh
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -9,20 +10,25 @@ import (
 // BenchmarkDGHStep times one batch step of DGH (augment, forward, BN and
 // output loss, backward, RAdam, scheduler, statistics refresh) with random
 // weights; tools/torchref/bench_dgh.py times the same step in PyTorch.
+// With one batch the statistics refresh is never needed (see
+// generator.stale); the 2batches case alternates two batches, so every
+// step refreshes the other one's, the cost with many batches.
 func BenchmarkDGHStep(b *testing.B) {
 	for _, bc := range []struct {
 		name          string
 		classes       int
 		size, padding int
+		batches       int
 	}{
-		{"resnet18", 1000, 224, 32},
-		{"mobilenet_v2", 1000, 224, 32},
-		{"resnet20", 10, 32, 4},
+		{"resnet18", 1000, 224, 32, 1},
+		{"mobilenet_v2", 1000, 224, 32, 1},
+		{"resnet20", 10, 32, 4, 1},
+		{"resnet20/2batches", 10, 32, 4, 2},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			const batch = 32
-			m := randomModel(b, bc.name, 3, bc.classes, 1)
-			cfg := Config{NImages: batch, BatchSize: batch, ImageSize: bc.size, Padding: bc.padding,
+			m := randomModel(b, strings.TrimSuffix(bc.name, "/2batches"), 3, bc.classes, 1)
+			cfg := Config{NImages: bc.batches * batch, BatchSize: batch, ImageSize: bc.size, Padding: bc.padding,
 				Mean: []float32{0.485, 0.456, 0.406}, Std: []float32{0.229, 0.224, 0.225}}
 			s, err := cfg.resolve(m.Spec)
 			if err != nil {
@@ -38,8 +44,8 @@ func BenchmarkDGHStep(b *testing.B) {
 			}
 			b.ResetTimer()
 			start := time.Now()
-			for range b.N {
-				if _, err := g.step(0); err != nil {
+			for i := range b.N {
+				if _, err := g.step(i % bc.batches); err != nil {
 					b.Fatal(err)
 				}
 			}

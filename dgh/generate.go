@@ -61,6 +61,9 @@ type generator struct {
 	rec    *recorder
 	lastBN int // index into rec.layers of the output loss's layer
 	pipe   *pipeline
+	// arena recycles the activations and gradients of one forward (and
+	// backward) pass for the next; it is reset once the pass is done.
+	arena *autograd.Arena
 
 	imageMean, imageStd []float32 // layer 0 targets: mean 0, variance 1
 
@@ -68,6 +71,14 @@ type generator struct {
 	images  *tensor.Tensor // N x C x (S+P) x (S+P); batches are views
 	batches []*batch
 	stats   []batchStats // per batch, of its finalised images
+	// stale marks batches stepped since their statistics were measured.
+	// Step 8 of SPEC section 3 is done lazily: a batch's statistics are
+	// only read by the steps of other batches (its own step replaces them
+	// by live ones) and the images do not change in between, so measuring
+	// just before they are read gives the same numbers and skips the
+	// forward pass whenever a batch is stepped twice in a row (always,
+	// with a single batch).
+	stale []bool
 
 	iter  int   // completed iterations
 	pos   int   // batches of the current iteration already stepped
@@ -93,7 +104,7 @@ func newGenerator(model *zoo.Model, s settings) (*generator, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &generator{s: s, net: net, rec: rec, lastBN: len(rec.layers) - 1, pipe: newPipeline(&s)}
+	g := &generator{s: s, net: net, rec: rec, lastBN: len(rec.layers) - 1, pipe: newPipeline(&s), arena: autograd.NewArena()}
 	if name := model.Spec.LastBN; name != "" {
 		g.lastBN = -1
 		for i, l := range rec.layers {
@@ -140,6 +151,7 @@ func (g *generator) makeBatches() error {
 	for b := range nb {
 		lo, hi := g.s.batchRange(b)
 		x := autograd.NewVar(g.images.Batch(lo, hi), true)
+		x.SetArena(g.arena)
 		opt, err := optim.NewRAdam([]*autograd.Var{x}, optim.RAdamConfig{
 			LR: g.s.lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 		})
@@ -165,6 +177,7 @@ func (g *generator) measureAll(ctx context.Context) (err error) {
 		}
 	}()
 	g.stats = make([]batchStats, len(g.batches))
+	g.stale = make([]bool, len(g.batches))
 	for b, bt := range g.batches {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("dgh: stopped while measuring the starting images: %w", err)
@@ -270,6 +283,12 @@ func (g *generator) progress(startTime time.Time, startSteps int, bn, out float6
 func (g *generator) step(b int) (stepResult, error) {
 	bt := g.batches[b]
 	aug := g.pipe.draw(g.rng)
+	// Nothing computed in the step outlives it: the loss values are
+	// copied out and the images' gradient is a leaf's, on the heap.
+	defer g.arena.Reset()
+	if err := g.refresh(b); err != nil {
+		return stepResult{}, err
+	}
 	bt.opt.ZeroGrad()
 	r, err := g.lossAndGrad(b, aug)
 	if err != nil {
@@ -279,12 +298,24 @@ func (g *generator) step(b int) (stepResult, error) {
 		return r, fmt.Errorf("dgh: batch %d: %w", b, err)
 	}
 	bt.sched.Step(r.total)
-	st, err := g.measure(bt.x.Value)
-	if err != nil {
-		return r, err
-	}
-	g.stats[b] = st
+	g.stale[b] = true
 	return r, nil
+}
+
+// refresh measures every stale batch but skip (-1 for none), so the
+// statistics a step of batch skip reads are those of the current images.
+func (g *generator) refresh(skip int) error {
+	for j, bt := range g.batches {
+		if j == skip || !g.stale[j] {
+			continue
+		}
+		st, err := g.measure(bt.x.Value)
+		if err != nil {
+			return err
+		}
+		g.stats[j], g.stale[j] = st, false
+	}
+	return nil
 }
 
 // lossAndGrad augments batch b, runs the model, and backpropagates the

@@ -95,12 +95,17 @@ func TestGenerateDeterministic(t *testing.T) {
 	}
 }
 
-// cancelAfter cancels ctx once the model's first conv has run n times,
-// which lands in the middle of an iteration.
+// cancelAfter cancels ctx once the model's first conv has run n times on
+// images that want a gradient, that is in the n-th batch step (the
+// statistics measurements run without gradients, and how many of them a
+// step runs depends on the batch order).
 func cancelAfter(model *zoo.Model, n int, cancel context.CancelFunc) (remove func()) {
 	conv := layers.NamedModules(model.Net)[1].Module.(*layers.Conv2d)
 	calls := 0
-	return conv.AddHook(func(layers.Module, *autograd.Var, *autograd.Var) {
+	return conv.AddHook(func(_ layers.Module, in, _ *autograd.Var) {
+		if !in.RequiresGrad() {
+			return
+		}
 		calls++
 		if calls == n {
 			cancel()
@@ -122,9 +127,8 @@ func TestResumeGivesSameImages(t *testing.T) {
 		{"cancel mid-iteration", func(t *testing.T, cfg Config) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			// 2 measurements at start, then 2 forwards per batch step:
-			// call 2+2*4+1 is in batch step 5, the first of iteration 3.
-			remove := cancelAfter(model, 11, cancel)
+			// Batch step 5 is the first of iteration 3.
+			remove := cancelAfter(model, 5, cancel)
 			defer remove()
 			_, err := Generate(ctx, model, cfg)
 			if !errors.Is(err, context.Canceled) {
@@ -257,5 +261,46 @@ func TestEstimateMemory(t *testing.T) {
 	}
 	if want := small + 4*4*72*3*12*12 + 4*72*3*8*8; big != want {
 		t.Fatalf("72 more images: estimate %d, want %d", big, want)
+	}
+}
+
+// TestLazyStatisticsAreCurrent checks the lazy step 8: whenever a batch
+// step starts, the statistics it reads of every other batch are those of
+// that batch's current images, exactly.
+func TestLazyStatisticsAreCurrent(t *testing.T) {
+	model := smallModel(t)
+	s, err := Config{NImages: 10, BatchSize: 4, Padding: 4, Seed: 3}.resolve(model.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := newGenerator(model, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	if err := g.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range []int{0, 0, 2, 1, 0, 1, 1, 2} {
+		if err := g.refresh(b); err != nil {
+			t.Fatal(err)
+		}
+		for j, bt := range g.batches {
+			if j == b {
+				continue
+			}
+			want, err := g.measure(bt.x.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for l := range want.mean {
+				if !slices.Equal(g.stats[j].mean[l], want.mean[l]) || !slices.Equal(g.stats[j].meanSq[l], want.meanSq[l]) {
+					t.Fatalf("step %d (batch %d): batch %d layer %d statistics are not those of its images", i, b, j, l)
+				}
+			}
+		}
+		if _, err := g.step(b); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

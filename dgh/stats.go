@@ -3,6 +3,7 @@ package dgh
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/dghcore/dghcore/autograd"
 	"github.com/dghcore/dghcore/layers"
@@ -118,7 +119,7 @@ type batchStats struct {
 
 // momentVars computes layer l's per-channel moments as graph nodes.
 func momentVars(a *autograd.Var) (mean, meanSq *autograd.Var) {
-	return autograd.Mean(a, 0, 2, 3), autograd.MeanSquare(a, 0, 2, 3)
+	return autograd.ChannelMoments(a)
 }
 
 // grownSqrt is sqrt(v + eps) with eps = 1e-6 grown x10 until every value
@@ -245,16 +246,20 @@ func tile(v []float32, n int) *tensor.Tensor {
 // measure runs a no-gradient forward pass on a batch's finalised images
 // and returns its statistics (SPEC section 3, step 8 and the start).
 func (g *generator) measure(x *tensor.Tensor) (batchStats, error) {
-	img := g.pipe.finalize(autograd.Const(x))
+	c := autograd.Const(x)
+	c.SetArena(g.arena)
+	defer g.arena.Reset()
+	defer clear(g.rec.inputs)
+	img := g.pipe.finalize(c)
 	if _, err := g.rec.forward(g.net, img); err != nil {
 		return batchStats{}, err
 	}
 	nl := len(g.rec.layers) + 1
 	st := batchStats{mean: make([][]float32, nl), meanSq: make([][]float32, nl)}
 	for l := range nl {
+		// Copies: the moments live in the arena, which is reset on return.
 		m, ms := momentVars(g.rec.layerInput(img, l))
-		st.mean[l], st.meanSq[l] = m.Value.Data, ms.Value.Data
+		st.mean[l], st.meanSq[l] = slices.Clone(m.Value.Data), slices.Clone(ms.Value.Data)
 	}
-	clear(g.rec.inputs)
 	return st, nil
 }
