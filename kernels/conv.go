@@ -139,7 +139,16 @@ func convGEMM(p *ConvParams, x, w, bias, y []float32, beta float32, flip bool) {
 	size := packedASize(kg, rows)
 	packed := getScratch(size * p.Groups)
 	var wf *[]float32
-	if flip {
+	switch {
+	case flip && kk == 1:
+		// A 1x1 kernel needs no rotation: the flipped weight is each
+		// group's [C/G][K/G] block transposed, which the packer reads
+		// as is (a transposing copy of a large w misses the cache on
+		// every write).
+		for g := range p.Groups {
+			packWholeA(true, kg, rows, 1, w[g*kg*rows:], kg, (*packed)[g*size:])
+		}
+	case flip:
 		// wf[g][k][c][kh][kw] = w[g][c][k][KH-1-kh][KW-1-kw], reading w
 		// in order (strided reads of a large w miss the cache every time).
 		wf = getScratch(p.K * rows)
@@ -155,9 +164,11 @@ func convGEMM(p *ConvParams, x, w, bias, y []float32, beta float32, flip bool) {
 			}
 		}
 		w = *wf
-	}
-	for g := range p.Groups {
-		packWholeA(false, kg, rows, 1, w[g*kg*rows:], rows, (*packed)[g*size:])
+		fallthrough
+	default:
+		for g := range p.Groups {
+			packWholeA(false, kg, rows, 1, w[g*kg*rows:], rows, (*packed)[g*size:])
+		}
 	}
 	j := newConvJob(p, x, *packed, bias, y)
 	j.beta, j.packedSize = beta, size
@@ -576,20 +587,26 @@ func (j *convJob) dwForward(lo, hi int) {
 	dwScratches.Put(sc)
 }
 
-// dwBackwardData adds dx for depthwise planes [lo, hi).
+// dwBackwardData adds dx for depthwise planes [lo, hi). Both 3x3 strides
+// become stride-1 passes with the taps rotated: over dy itself (with
+// the complementary padding) or over dy spread out (stride 2).
 func (j *convJob) dwBackwardData(lo, hi int) {
 	p := &j.p
 	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
 	g := newDWGeom(p)
 	q, flipped := dwFlipped3x3(p)
 	flipped = flipped && dw3x3(p)
-	gs := &g // the geometry the scratch serves
+	spread := dw3x3(p) && p.StrideH == 2
 	var gq dwGeom
-	if flipped {
+	switch {
+	case flipped:
 		gq = newDWGeom(&q)
-		gs = &gq
+	case spread:
+		q = ConvParams{N: 1, C: 1, H: p.H, W: p.W, K: 1, KH: 3, KW: 3, StrideH: 1, StrideW: 1,
+			PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}
+		gq = newDWGeom(&q)
 	}
-	sc := getDWScratch(gs)
+	sc := getDWScratch(&gq)
 	var rot [9]float32
 	for t := lo; t < hi; t++ {
 		c := t % p.C
@@ -600,8 +617,8 @@ func (j *convJob) dwBackwardData(lo, hi int) {
 				rot[i] = w[8-i]
 			}
 			dw3x3Forward(&gq, dy, rot[:], 0, dx, sc, true)
-		case dw3x3(p) && p.StrideH == 2:
-			dw3x3S2BackwardData(&g, dy, w, dx)
+		case spread:
+			dw3x3S2BackwardData(&g, &gq, dy, w, dx, sc)
 		default:
 			dwPlaneBackwardDataGeneric(p, dy, w, dx)
 		}

@@ -18,17 +18,42 @@ func dwRow3x3AVX2(s int, y, r0, r1, r2 []float32, w *[10]float32, acc bool) {
 	dwRow3x3Generic(s, y[n:], r0[s*n:], r1[s*n:], r2[s*n:], w, acc)
 }
 
-// dwRowGrad3x3AVX2 runs the generated stride-1 gradient row kernel on a
-// multiple of 8 outputs, the generic code on the rest and on stride 2.
-func dwRowGrad3x3AVX2(s int, dy, r0, r1, r2 []float32, g *[9]float32) {
-	n := 0
+// dwPlane3x3AVX2 runs the generated plane kernel, whose last vector per
+// row is masked, when its reads stay inside x and its writes inside y
+// (the callers' frames see to that), else the generic plane code.
+func dwPlane3x3AVX2(s, rows, cols int, y []float32, ldy int, x []float32, ldx int, w *[10]float32, acc bool) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	nv := (cols + 7) / 8
+	if len(x) < (s*(rows-1)+2)*ldx+s*8*nv+2 || len(y) < (rows-1)*ldy+cols {
+		dwPlane3x3Generic(s, rows, cols, y, ldy, x, ldx, w, acc)
+		return
+	}
+	var mask [8]int32 // on the stack: the stubs are noescape
+	for i := range cols % 8 {
+		mask[i] = -1
+	}
 	if s == 1 {
-		n = len(dy) / 8 * 8
-		if short := min(len(r0), len(r1), len(r2)); n+2 > short {
-			n = max(0, short-2) / 8 * 8
-		}
-		if n > 0 {
+		dwPlane3x3S1AVX2(rows, cols, y, ldy, x, ldx, w[:], mask[:], acc)
+	} else {
+		dwPlane3x3S2AVX2(rows, cols, y, ldy, x, ldx, w[:], mask[:], acc)
+	}
+}
+
+// dwRowGrad3x3AVX2 runs the generated gradient row kernel on the largest
+// multiple of 8 outputs whose reads stay inside the rows, the generic
+// code on the rest.
+func dwRowGrad3x3AVX2(s int, dy, r0, r1, r2 []float32, g *[9]float32) {
+	n := len(dy) / 8 * 8
+	if short := min(len(r0), len(r1), len(r2)); s*n+2 > short {
+		n = max(0, (short-2)/s) / 8 * 8
+	}
+	if n > 0 {
+		if s == 1 {
 			dwRowGrad3x3S1AVX2(n, dy, r0, r1, r2, g)
+		} else {
+			dwRowGrad3x3S2AVX2(n, dy, r0, r1, r2, g)
 		}
 	}
 	dwRowGrad3x3Generic(s, dy[n:], r0[s*n:], r1[s*n:], r2[s*n:], g)
@@ -44,13 +69,13 @@ func gatherEvenAVX2Tail(dst, src []float32) {
 	gatherEvenGeneric(dst[n:], src[2*n:])
 }
 
-// setConvPath points the depthwise row kernels and the stride-2 gather at
-// path p (AVX-512 uses the AVX2 ones).
+// setConvPath points the depthwise plane and row kernels and the
+// stride-2 gather at path p (AVX-512 uses the AVX2 ones).
 func setConvPath(p Path) {
 	switch p {
 	case AVX2, AVX512:
-		dwRow3x3, dwRowGrad3x3, gatherEven = dwRow3x3AVX2, dwRowGrad3x3AVX2, gatherEvenAVX2Tail
+		dwPlane3x3, dwRow3x3, dwRowGrad3x3, gatherEven = dwPlane3x3AVX2, dwRow3x3AVX2, dwRowGrad3x3AVX2, gatherEvenAVX2Tail
 	default:
-		dwRow3x3, dwRowGrad3x3, gatherEven = dwRow3x3Generic, dwRowGrad3x3Generic, gatherEvenGeneric
+		dwPlane3x3, dwRow3x3, dwRowGrad3x3, gatherEven = dwPlane3x3Generic, dwRow3x3Generic, dwRowGrad3x3Generic, gatherEvenGeneric
 	}
 }

@@ -136,6 +136,245 @@ done:
 	VZEROUPPER
 	RET
 
+// func dwPlane3x3S1AVX2(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)
+// Requires: AVX, FMA3
+TEXT ·dwPlane3x3S1AVX2(SB), NOSPLIT, $0-129
+	MOVQ         w_base+80(FP), AX
+	VBROADCASTSS (AX), Y0
+	VBROADCASTSS 4(AX), Y1
+	VBROADCASTSS 8(AX), Y2
+	VBROADCASTSS 12(AX), Y3
+	VBROADCASTSS 16(AX), Y4
+	VBROADCASTSS 20(AX), Y5
+	VBROADCASTSS 24(AX), Y6
+	VBROADCASTSS 28(AX), Y7
+	VBROADCASTSS 32(AX), Y8
+	VBROADCASTSS 36(AX), Y9
+	MOVQ         mask_base+104(FP), BX
+	VMOVDQU      (BX), Y15
+	MOVQ         rows+0(FP), R10
+	MOVQ         cols+8(FP), R11
+	MOVQ         y_base+16(FP), R12
+	MOVQ         ldy+40(FP), R13
+	MOVQ         x_base+48(FP), BX
+	MOVQ         ldx+72(FP), R9
+	MOVB         accumulate+128(FP), DL
+	SHLQ         $0x02, R13
+	SHLQ         $0x02, R9
+	MOVQ         R9, CX
+
+prow:
+	TESTQ R10, R10
+	JZ    pdone
+	MOVQ  BX, SI
+	MOVQ  R12, DI
+	MOVQ  R11, R8
+
+pcol:
+	CMPQ        R8, $0x08
+	JL          ptail
+	VMOVAPS     Y9, Y10
+	VFMADD231PS (SI), Y0, Y10
+	VFMADD231PS 4(SI), Y1, Y10
+	VFMADD231PS 8(SI), Y2, Y10
+	VFMADD231PS (SI)(R9*1), Y3, Y10
+	VFMADD231PS 4(SI)(R9*1), Y4, Y10
+	VFMADD231PS 8(SI)(R9*1), Y5, Y10
+	VFMADD231PS (SI)(R9*2), Y6, Y10
+	VFMADD231PS 4(SI)(R9*2), Y7, Y10
+	VFMADD231PS 8(SI)(R9*2), Y8, Y10
+	TESTB       DL, DL
+	JE          pstore
+	VADDPS      (DI), Y10, Y10
+
+pstore:
+	VMOVUPS Y10, (DI)
+	ADDQ    $0x20, DI
+	ADDQ    $0x20, SI
+	SUBQ    $0x08, R8
+	JMP     pcol
+
+ptail:
+	TESTQ       R8, R8
+	JZ          pnext
+	VMOVAPS     Y9, Y10
+	VFMADD231PS (SI), Y0, Y10
+	VFMADD231PS 4(SI), Y1, Y10
+	VFMADD231PS 8(SI), Y2, Y10
+	VFMADD231PS (SI)(R9*1), Y3, Y10
+	VFMADD231PS 4(SI)(R9*1), Y4, Y10
+	VFMADD231PS 8(SI)(R9*1), Y5, Y10
+	VFMADD231PS (SI)(R9*2), Y6, Y10
+	VFMADD231PS 4(SI)(R9*2), Y7, Y10
+	VFMADD231PS 8(SI)(R9*2), Y8, Y10
+	TESTB       DL, DL
+	JE          pmstore
+	VMASKMOVPS  (DI), Y15, Y11
+	VADDPS      Y11, Y10, Y10
+
+pmstore:
+	VMASKMOVPS Y10, Y15, (DI)
+
+pnext:
+	ADDQ R13, R12
+	ADDQ CX, BX
+	DECQ R10
+	JMP  prow
+
+pdone:
+	VZEROUPPER
+	RET
+
+// func dwPlane3x3S2AVX2(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)
+// Requires: AVX, AVX2, FMA3
+TEXT ·dwPlane3x3S2AVX2(SB), NOSPLIT, $0-129
+	MOVQ         w_base+80(FP), AX
+	VBROADCASTSS (AX), Y0
+	VBROADCASTSS 4(AX), Y1
+	VBROADCASTSS 8(AX), Y2
+	VBROADCASTSS 12(AX), Y3
+	VBROADCASTSS 16(AX), Y4
+	VBROADCASTSS 20(AX), Y5
+	VBROADCASTSS 24(AX), Y6
+	VBROADCASTSS 28(AX), Y7
+	VBROADCASTSS 32(AX), Y8
+	VBROADCASTSS 36(AX), Y9
+	MOVQ         mask_base+104(FP), BX
+	VMOVDQU      (BX), Y15
+	MOVQ         rows+0(FP), R10
+	MOVQ         cols+8(FP), R11
+	MOVQ         y_base+16(FP), R12
+	MOVQ         ldy+40(FP), R13
+	MOVQ         x_base+48(FP), BX
+	MOVQ         ldx+72(FP), R9
+	MOVB         accumulate+128(FP), DL
+	SHLQ         $0x02, R13
+	SHLQ         $0x02, R9
+	MOVQ         R9, CX
+	SHLQ         $0x01, CX
+
+prow:
+	TESTQ R10, R10
+	JZ    pdone
+	MOVQ  BX, SI
+	MOVQ  R12, DI
+	MOVQ  R11, R8
+
+pcol:
+	CMPQ        R8, $0x08
+	JL          ptail
+	VMOVAPS     Y9, Y10
+	VMOVUPS     (SI), Y11
+	VMOVUPS     32(SI), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VSHUFPS     $0xdd, Y12, Y11, Y14
+	VPERMPD     $0xd8, Y13, Y13
+	VPERMPD     $0xd8, Y14, Y14
+	VFMADD231PS Y13, Y0, Y10
+	VFMADD231PS Y14, Y1, Y10
+	VMOVUPS     8(SI), Y11
+	VMOVUPS     40(SI), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VPERMPD     $0xd8, Y13, Y13
+	VFMADD231PS Y13, Y2, Y10
+	VMOVUPS     (SI)(R9*1), Y11
+	VMOVUPS     32(SI)(R9*1), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VSHUFPS     $0xdd, Y12, Y11, Y14
+	VPERMPD     $0xd8, Y13, Y13
+	VPERMPD     $0xd8, Y14, Y14
+	VFMADD231PS Y13, Y3, Y10
+	VFMADD231PS Y14, Y4, Y10
+	VMOVUPS     8(SI)(R9*1), Y11
+	VMOVUPS     40(SI)(R9*1), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VPERMPD     $0xd8, Y13, Y13
+	VFMADD231PS Y13, Y5, Y10
+	VMOVUPS     (SI)(R9*2), Y11
+	VMOVUPS     32(SI)(R9*2), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VSHUFPS     $0xdd, Y12, Y11, Y14
+	VPERMPD     $0xd8, Y13, Y13
+	VPERMPD     $0xd8, Y14, Y14
+	VFMADD231PS Y13, Y6, Y10
+	VFMADD231PS Y14, Y7, Y10
+	VMOVUPS     8(SI)(R9*2), Y11
+	VMOVUPS     40(SI)(R9*2), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VPERMPD     $0xd8, Y13, Y13
+	VFMADD231PS Y13, Y8, Y10
+	TESTB       DL, DL
+	JE          pstore
+	VADDPS      (DI), Y10, Y10
+
+pstore:
+	VMOVUPS Y10, (DI)
+	ADDQ    $0x20, DI
+	ADDQ    $0x40, SI
+	SUBQ    $0x08, R8
+	JMP     pcol
+
+ptail:
+	TESTQ       R8, R8
+	JZ          pnext
+	VMOVAPS     Y9, Y10
+	VMOVUPS     (SI), Y11
+	VMOVUPS     32(SI), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VSHUFPS     $0xdd, Y12, Y11, Y14
+	VPERMPD     $0xd8, Y13, Y13
+	VPERMPD     $0xd8, Y14, Y14
+	VFMADD231PS Y13, Y0, Y10
+	VFMADD231PS Y14, Y1, Y10
+	VMOVUPS     8(SI), Y11
+	VMOVUPS     40(SI), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VPERMPD     $0xd8, Y13, Y13
+	VFMADD231PS Y13, Y2, Y10
+	VMOVUPS     (SI)(R9*1), Y11
+	VMOVUPS     32(SI)(R9*1), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VSHUFPS     $0xdd, Y12, Y11, Y14
+	VPERMPD     $0xd8, Y13, Y13
+	VPERMPD     $0xd8, Y14, Y14
+	VFMADD231PS Y13, Y3, Y10
+	VFMADD231PS Y14, Y4, Y10
+	VMOVUPS     8(SI)(R9*1), Y11
+	VMOVUPS     40(SI)(R9*1), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VPERMPD     $0xd8, Y13, Y13
+	VFMADD231PS Y13, Y5, Y10
+	VMOVUPS     (SI)(R9*2), Y11
+	VMOVUPS     32(SI)(R9*2), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VSHUFPS     $0xdd, Y12, Y11, Y14
+	VPERMPD     $0xd8, Y13, Y13
+	VPERMPD     $0xd8, Y14, Y14
+	VFMADD231PS Y13, Y6, Y10
+	VFMADD231PS Y14, Y7, Y10
+	VMOVUPS     8(SI)(R9*2), Y11
+	VMOVUPS     40(SI)(R9*2), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VPERMPD     $0xd8, Y13, Y13
+	VFMADD231PS Y13, Y8, Y10
+	TESTB       DL, DL
+	JE          pmstore
+	VMASKMOVPS  (DI), Y15, Y11
+	VADDPS      Y11, Y10, Y10
+
+pmstore:
+	VMASKMOVPS Y10, Y15, (DI)
+
+pnext:
+	ADDQ R13, R12
+	ADDQ CX, BX
+	DECQ R10
+	JMP  prow
+
+pdone:
+	VZEROUPPER
+	RET
+
 // func dwRowGrad3x3S1AVX2(n int, dy []float32, r0 []float32, r1 []float32, r2 []float32, grad *[9]float32)
 // Requires: AVX, FMA3
 TEXT ·dwRowGrad3x3S1AVX2(SB), NOSPLIT, $0-112
@@ -172,6 +411,133 @@ gloop:
 	ADDQ        $0x20, SI
 	ADDQ        $0x20, R8
 	ADDQ        $0x20, R9
+	SUBQ        $0x08, CX
+	JMP         gloop
+
+gdone:
+	VEXTRACTF128 $0x01, Y0, X10
+	VADDPS       X10, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VADDSS       (AX), X0, X0
+	VMOVSS       X0, (AX)
+	VEXTRACTF128 $0x01, Y1, X10
+	VADDPS       X10, X1, X1
+	VHADDPS      X1, X1, X1
+	VHADDPS      X1, X1, X1
+	VADDSS       4(AX), X1, X1
+	VMOVSS       X1, 4(AX)
+	VEXTRACTF128 $0x01, Y2, X10
+	VADDPS       X10, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS      X2, X2, X2
+	VADDSS       8(AX), X2, X2
+	VMOVSS       X2, 8(AX)
+	VEXTRACTF128 $0x01, Y3, X10
+	VADDPS       X10, X3, X3
+	VHADDPS      X3, X3, X3
+	VHADDPS      X3, X3, X3
+	VADDSS       12(AX), X3, X3
+	VMOVSS       X3, 12(AX)
+	VEXTRACTF128 $0x01, Y4, X10
+	VADDPS       X10, X4, X4
+	VHADDPS      X4, X4, X4
+	VHADDPS      X4, X4, X4
+	VADDSS       16(AX), X4, X4
+	VMOVSS       X4, 16(AX)
+	VEXTRACTF128 $0x01, Y5, X10
+	VADDPS       X10, X5, X5
+	VHADDPS      X5, X5, X5
+	VHADDPS      X5, X5, X5
+	VADDSS       20(AX), X5, X5
+	VMOVSS       X5, 20(AX)
+	VEXTRACTF128 $0x01, Y6, X10
+	VADDPS       X10, X6, X6
+	VHADDPS      X6, X6, X6
+	VHADDPS      X6, X6, X6
+	VADDSS       24(AX), X6, X6
+	VMOVSS       X6, 24(AX)
+	VEXTRACTF128 $0x01, Y7, X10
+	VADDPS       X10, X7, X7
+	VHADDPS      X7, X7, X7
+	VHADDPS      X7, X7, X7
+	VADDSS       28(AX), X7, X7
+	VMOVSS       X7, 28(AX)
+	VEXTRACTF128 $0x01, Y8, X10
+	VADDPS       X10, X8, X8
+	VHADDPS      X8, X8, X8
+	VHADDPS      X8, X8, X8
+	VADDSS       32(AX), X8, X8
+	VMOVSS       X8, 32(AX)
+	VZEROUPPER
+	RET
+
+// func dwRowGrad3x3S2AVX2(n int, dy []float32, r0 []float32, r1 []float32, r2 []float32, grad *[9]float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·dwRowGrad3x3S2AVX2(SB), NOSPLIT, $0-112
+	MOVQ   n+0(FP), CX
+	MOVQ   dy_base+8(FP), DI
+	MOVQ   r0_base+32(FP), SI
+	MOVQ   r1_base+56(FP), R8
+	MOVQ   r2_base+80(FP), R9
+	MOVQ   grad+104(FP), AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+
+gloop:
+	CMPQ        CX, $0x08
+	JL          gdone
+	VMOVUPS     (DI), Y9
+	VMOVUPS     (SI), Y11
+	VMOVUPS     32(SI), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VSHUFPS     $0xdd, Y12, Y11, Y14
+	VPERMPD     $0xd8, Y13, Y13
+	VPERMPD     $0xd8, Y14, Y14
+	VFMADD231PS Y13, Y9, Y0
+	VFMADD231PS Y14, Y9, Y1
+	VMOVUPS     8(SI), Y11
+	VMOVUPS     40(SI), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VPERMPD     $0xd8, Y13, Y13
+	VFMADD231PS Y13, Y9, Y2
+	VMOVUPS     (R8), Y11
+	VMOVUPS     32(R8), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VSHUFPS     $0xdd, Y12, Y11, Y14
+	VPERMPD     $0xd8, Y13, Y13
+	VPERMPD     $0xd8, Y14, Y14
+	VFMADD231PS Y13, Y9, Y3
+	VFMADD231PS Y14, Y9, Y4
+	VMOVUPS     8(R8), Y11
+	VMOVUPS     40(R8), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VPERMPD     $0xd8, Y13, Y13
+	VFMADD231PS Y13, Y9, Y5
+	VMOVUPS     (R9), Y11
+	VMOVUPS     32(R9), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VSHUFPS     $0xdd, Y12, Y11, Y14
+	VPERMPD     $0xd8, Y13, Y13
+	VPERMPD     $0xd8, Y14, Y14
+	VFMADD231PS Y13, Y9, Y6
+	VFMADD231PS Y14, Y9, Y7
+	VMOVUPS     8(R9), Y11
+	VMOVUPS     40(R9), Y12
+	VSHUFPS     $0x88, Y12, Y11, Y13
+	VPERMPD     $0xd8, Y13, Y13
+	VFMADD231PS Y13, Y9, Y8
+	ADDQ        $0x20, DI
+	ADDQ        $0x40, SI
+	ADDQ        $0x40, R8
+	ADDQ        $0x40, R9
 	SUBQ        $0x08, CX
 	JMP         gloop
 

@@ -7,7 +7,7 @@ import (
 )
 
 // The convolutions of resnet18 and mobilenet_v2 at 224x224, batch 8, each
-// distinct shape once, in network order (SPEC section 6: speed by go test
+// distinct shape once, in network order, all three passes (SPEC section 6: speed by go test
 // -bench, side by side with PyTorch).
 const benchBatch = 8
 
@@ -82,7 +82,7 @@ func benchName(p ConvParams) string {
 }
 
 func benchConvs(b *testing.B, convs []ConvParams) {
-	for _, dir := range []string{"fwd", "bwd_data"} {
+	for _, dir := range []string{"fwd", "bwd_data", "bwd_weight"} {
 		for _, p := range convs {
 			b.Run(dir+"/"+benchName(p), func(b *testing.B) {
 				r := rand.New(rand.NewPCG(1, 1))
@@ -90,8 +90,11 @@ func benchConvs(b *testing.B, convs []ConvParams) {
 				w := randSlice(r, p.K*p.C/p.Groups*p.KH*p.KW, 1)
 				y := randSlice(r, p.N*p.K*p.OutH()*p.OutW(), 1)
 				run := func() { Conv2dForward(p, x, w, nil, y) }
-				if dir == "bwd_data" {
+				switch dir {
+				case "bwd_data":
 					run = func() { Conv2dBackwardData(p, y, w, x) }
+				case "bwd_weight":
+					run = func() { Conv2dBackwardWeight(p, x, y, w) }
 				}
 				run() // warm the scratch pools
 				b.ReportAllocs()
@@ -111,3 +114,18 @@ func benchConvs(b *testing.B, convs []ConvParams) {
 
 func BenchmarkConvResNet18(b *testing.B)    { benchConvs(b, resnet18Convs()) }
 func BenchmarkConvMobileNetV2(b *testing.B) { benchConvs(b, mobilenetV2Convs()) }
+
+// BenchmarkConvDepthwiseHot times 3x3 depthwise planes that stay in L1
+// (one image, 16 channels): the per-plane cost that dominates the small
+// late-network layers, without the memory traffic of the big ones.
+func BenchmarkConvDepthwiseHot(b *testing.B) {
+	var convs []ConvParams
+	for _, h := range []int{7, 14, 28, 56} {
+		for _, s := range []int{1, 2} {
+			p := conv2dParams(16, h, 16, 3, s, 16)
+			p.N = 1
+			convs = append(convs, p)
+		}
+	}
+	benchConvs(b, convs)
+}

@@ -20,12 +20,37 @@ func dwRow3x3S1AVX2(n int, y []float32, r0 []float32, r1 []float32, r2 []float32
 //go:noescape
 func dwRow3x3S2AVX2(n int, y []float32, r0 []float32, r1 []float32, r2 []float32, w *[10]float32, accumulate bool)
 
+// dwPlane3x3S1AVX2 computes rows x cols outputs of a 3x3 depthwise convolution
+// with stride 1 over the zero-framed plane x (row stride ldx):
+// y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
+// stored or (accumulate) added; w holds the ten taps, mask (eight lanes)
+// selects the first cols%8 lanes.
+//
+//go:noescape
+func dwPlane3x3S1AVX2(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)
+
+// dwPlane3x3S2AVX2 computes rows x cols outputs of a 3x3 depthwise convolution
+// with stride 2 over the zero-framed plane x (row stride ldx):
+// y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
+// stored or (accumulate) added; w holds the ten taps, mask (eight lanes)
+// selects the first cols%8 lanes.
+//
+//go:noescape
+func dwPlane3x3S2AVX2(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)
+
 // dwRowGrad3x3S1AVX2 adds one row's contribution to the filter gradient
 // of a stride-1 3x3 depthwise convolution: grad[kh*3+kw] += sum over i < n
 // (a multiple of 8) of dy[i]*r_kh[i+kw].
 //
 //go:noescape
 func dwRowGrad3x3S1AVX2(n int, dy []float32, r0 []float32, r1 []float32, r2 []float32, grad *[9]float32)
+
+// dwRowGrad3x3S2AVX2 adds one row's contribution to the filter gradient
+// of a stride-2 3x3 depthwise convolution: grad[kh*3+kw] += sum over i < n
+// (a multiple of 8) of dy[i]*r_kh[2*i+kw].
+//
+//go:noescape
+func dwRowGrad3x3S2AVX2(n int, dy []float32, r0 []float32, r1 []float32, r2 []float32, grad *[9]float32)
 
 // gatherEvenAVX2 sets dst[i] = src[2*i] for i < n, n a multiple of 8;
 // src must hold 2*n floats.

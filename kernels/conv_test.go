@@ -39,6 +39,11 @@ var convCases = []ConvParams{
 	{N: 2, C: 4, H: 13, W: 11, K: 3, KH: 3, KW: 2, StrideH: 3, StrideW: 2, PadH: 0, PadW: 1, DilH: 2, DilW: 3, Groups: 1},
 	{N: 1, C: 64, H: 17, W: 17, K: 7, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	{N: 3, C: 33, H: 7, W: 7, K: 17, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	// Grouped 1x1 (its backward-data pass packs w transposed per group).
+	{N: 2, C: 4, H: 5, W: 7, K: 6, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Groups: 2},
+	// Depthwise rows of whole vectors only (no masked tail), both strides.
+	{N: 2, C: 3, H: 5, W: 16, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
+	{N: 2, C: 3, H: 6, W: 16, K: 3, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
 }
 
 func convName(p ConvParams) string {

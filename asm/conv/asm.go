@@ -3,9 +3,10 @@
 // and 2). Run by go generate from kernels/gen.go; it writes
 // kernels/conv_amd64.s and its Go stubs.
 //
-// Each kernel sweeps one output row of a 3x3 depthwise convolution eight
-// columns at a time with AVX2+FMA; the Go caller handles the border
-// columns and the last few columns.
+// The row kernels sweep one output row of a 3x3 depthwise convolution
+// eight columns at a time with AVX2+FMA, the Go caller doing the last few
+// columns; the plane kernels sweep every output row of a zero-framed
+// plane, masking each row's last vector, so a plane is a single call.
 package main
 
 import (
@@ -19,7 +20,10 @@ func main() {
 	ConstraintExpr("amd64")
 	dwRowForward("dwRow3x3S1AVX2", 1)
 	dwRowForward("dwRow3x3S2AVX2", 2)
-	dwRowGrad3x3S1()
+	dwPlaneForward("dwPlane3x3S1AVX2", 1)
+	dwPlaneForward("dwPlane3x3S2AVX2", 2)
+	dwRowGrad3x3("dwRowGrad3x3S1AVX2", 1)
+	dwRowGrad3x3("dwRowGrad3x3S2AVX2", 2)
 	gatherEven()
 	Generate()
 }
@@ -98,13 +102,127 @@ func dwRowForward(name string, stride int) {
 	RET()
 }
 
-// dwRowGrad3x3S1: grad[kh*3+kw] += sum_{i<n} dy[i] * r_kh[i+kw], n a multiple
-// of 8: nine vector accumulators, summed horizontally at the end.
-func dwRowGrad3x3S1() {
-	TEXT("dwRowGrad3x3S1AVX2", NOSPLIT, "func(n int, dy, r0, r1, r2 []float32, grad *[9]float32)")
-	Doc("dwRowGrad3x3S1AVX2 adds one row's contribution to the filter gradient",
-		"of a stride-1 3x3 depthwise convolution: grad[kh*3+kw] += sum over i < n",
-		"(a multiple of 8) of dy[i]*r_kh[i+kw].")
+// dwPlaneForward: rows x cols outputs of a 3x3 depthwise convolution
+// over a zero-framed plane x (row stride ldx), written (or added) straight
+// into y (row stride ldy): output row r reads x rows stride*r..+2. Eight
+// columns at a time, the last cols%8 through the mask, so no output is
+// computed twice or copied; a row's last vector reads up to 10 (stride
+// 2: 18) floats from its start, which the caller's frame and tail cover.
+func dwPlaneForward(name string, stride int) {
+	TEXT(name, NOSPLIT, "func(rows, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)")
+	Doc(name+" computes rows x cols outputs of a 3x3 depthwise convolution",
+		"with stride "+map[int]string{1: "1", 2: "2"}[stride]+" over the zero-framed plane x (row stride ldx):",
+		"y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],",
+		"stored or (accumulate) added; w holds the ten taps, mask (eight lanes)",
+		"selects the first cols%8 lanes.")
+	Pragma("noescape")
+	// Taps and mask first: their pointers' registers are reused.
+	w := Load(Param("w").Base(), RAX)
+	taps(w, true)
+	mask := Load(Param("mask").Base(), RBX)
+	VMOVDQU(Mem{Base: mask}, Y15)
+	rows := Load(Param("rows"), R10)
+	cols := Load(Param("cols"), R11)
+	yRow := Load(Param("y").Base(), R12)
+	ldy := Load(Param("ldy"), R13)
+	xRow := Load(Param("x").Base(), RBX)
+	ldx := Load(Param("ldx"), R9)
+	acc := Load(Param("accumulate"), DX.As8())
+	SHLQ(U8(2), ldy)
+	SHLQ(U8(2), ldx)
+	// The next output row starts stride input rows further down.
+	next := RCX
+	MOVQ(ldx, next)
+	if stride == 2 {
+		SHLQ(U8(1), next)
+	}
+	p, q, c := RSI, RDI, R8
+	sum := Y10
+
+	// row kh of the three under p: p + kh*ldx.
+	at := func(kh, disp int) Mem {
+		m := Mem{Base: p, Disp: disp}
+		if kh > 0 {
+			m.Index, m.Scale = ldx, uint8(kh)
+		}
+		return m
+	}
+	compute := func() {
+		VMOVAPS(Y9, sum)
+		for kh := range 3 {
+			if stride == 1 {
+				for kw := range 3 {
+					VFMADD231PS(at(kh, 4*kw), ymm(3*kh+kw), sum)
+				}
+				continue
+			}
+			lo, hi, ev, od := Y11, Y12, Y13, Y14
+			VMOVUPS(at(kh, 0), lo)
+			VMOVUPS(at(kh, 32), hi)
+			VSHUFPS(U8(0x88), hi, lo, ev)
+			VSHUFPS(U8(0xDD), hi, lo, od)
+			VPERMPD(U8(0xD8), ev, ev)
+			VPERMPD(U8(0xD8), od, od)
+			VFMADD231PS(ev, ymm(3*kh), sum)
+			VFMADD231PS(od, ymm(3*kh+1), sum)
+			VMOVUPS(at(kh, 8), lo)
+			VMOVUPS(at(kh, 40), hi)
+			VSHUFPS(U8(0x88), hi, lo, ev)
+			VPERMPD(U8(0xD8), ev, ev)
+			VFMADD231PS(ev, ymm(3*kh+2), sum)
+		}
+	}
+
+	Label("prow")
+	TESTQ(rows, rows)
+	JZ(LabelRef("pdone"))
+	MOVQ(xRow, p)
+	MOVQ(yRow, q)
+	MOVQ(cols, c)
+	Label("pcol")
+	CMPQ(c, U8(8))
+	JL(LabelRef("ptail"))
+	compute()
+	TESTB(acc, acc)
+	JE(LabelRef("pstore"))
+	VADDPS(Mem{Base: q}, sum, sum)
+	Label("pstore")
+	VMOVUPS(sum, Mem{Base: q})
+	ADDQ(U8(32), q)
+	ADDQ(U8(32*stride), p)
+	SUBQ(U8(8), c)
+	JMP(LabelRef("pcol"))
+
+	Label("ptail")
+	TESTQ(c, c)
+	JZ(LabelRef("pnext"))
+	compute()
+	TESTB(acc, acc)
+	JE(LabelRef("pmstore"))
+	VMASKMOVPS(Mem{Base: q}, Y15, Y11)
+	VADDPS(Y11, sum, sum)
+	Label("pmstore")
+	VMASKMOVPS(sum, Y15, Mem{Base: q})
+
+	Label("pnext")
+	ADDQ(ldy, yRow)
+	ADDQ(next, xRow)
+	DECQ(rows)
+	JMP(LabelRef("prow"))
+
+	Label("pdone")
+	VZEROUPPER()
+	RET()
+}
+
+// dwRowGrad3x3: grad[kh*3+kw] += sum_{i<n} dy[i] * r_kh[s*i+kw], n a
+// multiple of 8: nine vector accumulators, summed horizontally at the end.
+// Stride 2 deinterleaves the rows as dwRowForward does.
+func dwRowGrad3x3(name string, stride int) {
+	TEXT(name, NOSPLIT, "func(n int, dy, r0, r1, r2 []float32, grad *[9]float32)")
+	Doc(name+" adds one row's contribution to the filter gradient",
+		"of a stride-"+map[int]string{1: "1", 2: "2"}[stride]+" 3x3 depthwise convolution: grad[kh*3+kw] += sum over i < n",
+		"(a multiple of 8) of dy[i]*r_kh["+map[int]string{1: "", 2: "2*"}[stride]+"i+kw].")
 	Pragma("noescape")
 	n := Load(Param("n"), RCX)
 	dy := Load(Param("dy").Base(), RDI)
@@ -119,13 +237,30 @@ func dwRowGrad3x3S1() {
 	JL(LabelRef("gdone"))
 	VMOVUPS(Mem{Base: dy}, d)
 	for kh, r := range rows {
-		for kw := range 3 {
-			VFMADD231PS(Mem{Base: r, Disp: 4 * kw}, d, ymm(3*kh+kw))
+		if stride == 1 {
+			for kw := range 3 {
+				VFMADD231PS(Mem{Base: r, Disp: 4 * kw}, d, ymm(3*kh+kw))
+			}
+			continue
 		}
+		lo, hi, ev, od := Y11, Y12, Y13, Y14
+		VMOVUPS(Mem{Base: r}, lo)
+		VMOVUPS(Mem{Base: r, Disp: 32}, hi)
+		VSHUFPS(U8(0x88), hi, lo, ev)
+		VSHUFPS(U8(0xDD), hi, lo, od)
+		VPERMPD(U8(0xD8), ev, ev)
+		VPERMPD(U8(0xD8), od, od)
+		VFMADD231PS(ev, d, ymm(3*kh))
+		VFMADD231PS(od, d, ymm(3*kh+1))
+		VMOVUPS(Mem{Base: r, Disp: 8}, lo)
+		VMOVUPS(Mem{Base: r, Disp: 40}, hi)
+		VSHUFPS(U8(0x88), hi, lo, ev)
+		VPERMPD(U8(0xD8), ev, ev)
+		VFMADD231PS(ev, d, ymm(3*kh+2))
 	}
 	ADDQ(U8(32), dy)
 	for _, r := range rows {
-		ADDQ(U8(32), r)
+		ADDQ(U8(32*stride), r)
 	}
 	SUBQ(U8(8), n)
 	JMP(LabelRef("gloop"))
