@@ -6,6 +6,8 @@ package dataset
 // palette is looked up, and 16-bit samples keep their high byte.
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -15,9 +17,30 @@ import (
 	"os"
 )
 
-// decodeRGB decodes a JPEG or PNG stream, told apart by content.
+// decodeRGB decodes a JPEG or PNG stream, told apart by content. Baseline
+// JPEGs go through our decoder, which reproduces libjpeg's samples
+// (jpeg_decode.go); the JPEG variants it leaves alone, and files it finds
+// corrupt but image/jpeg still reads, decode as before with image/jpeg.
 func decodeRGB(r io.Reader) (rgbImage, error) {
-	img, _, err := image.Decode(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return rgbImage{}, err
+	}
+	if bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
+		img, jerr := decodeJPEG(data)
+		if jerr == nil {
+			return toRGB(img), nil
+		}
+		img, _, err := image.Decode(bytes.NewReader(data))
+		if err != nil {
+			if errors.Is(jerr, errJPEGUnsupported) {
+				return rgbImage{}, err
+			}
+			return rgbImage{}, jerr
+		}
+		return toRGB(img), nil
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		return rgbImage{}, err
 	}

@@ -1,15 +1,17 @@
 package dataset
 
 // Colour conversion of decoded JPEGs as libjpeg(-turbo) does it by default,
-// which is what PIL, and so torchvision's reference numbers, see. Go's
-// image/jpeg hands back the chroma planes at their stored (subsampled)
-// resolution; color.YCbCrToRGB would repeat each chroma sample over its
-// 2x2 (or 2x1, 1x2) block. libjpeg instead upsamples "fancily": linear
-// interpolation between sample centres, output centres at 1/4 and 3/4 of
-// the way between input centres, with fixed rounding biases, and image
-// edges replicated. Most ImageNet photographs are 4:2:0, where the
-// difference reaches ten levels on sharp colour edges. The IDCT itself
-// still differs from libjpeg's by a level or so.
+// which is what PIL, and so torchvision's reference numbers, see. Our
+// baseline decoder (jpeg_decode.go) and image/jpeg hand back the chroma
+// planes at their stored (subsampled) resolution; color.YCbCrToRGB would
+// repeat each chroma sample over its 2x2 (or 2x1, 1x2) block. libjpeg
+// instead upsamples "fancily": linear interpolation between sample
+// centres, output centres at 1/4 and 3/4 of the way between input centres,
+// with fixed rounding biases, and image edges replicated. Most ImageNet
+// photographs are 4:2:0, where the difference reaches ten levels on sharp
+// colour edges. Fed our decoder's planes the result equals PIL's bit for
+// bit; fed image/jpeg's (progressive files) it is within a level or two,
+// from image/jpeg's different IDCT.
 
 import "image"
 

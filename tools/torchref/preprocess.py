@@ -9,7 +9,8 @@ is a SpaceX photograph released into the public domain. Get them with
 
     apt-get download python3-skimage && dpkg-deb -x python3-skimage_*.deb /tmp/sk
 
-and run, from the repository root,
+and, for the restart-marker and multi-scan re-codings, jpegtran from
+Debian's libjpeg-turbo-progs; then run, from the repository root,
 
     /usr/bin/python3 tools/torchref/preprocess.py --source /tmp/sk/usr/lib/python3/dist-packages/skimage/data
 
@@ -29,6 +30,8 @@ Outputs (dataset/testdata/):
 import argparse
 import os
 import shutil
+import subprocess
+import tempfile
 
 import numpy as np
 import torch
@@ -76,7 +79,27 @@ def make_photos(src):
     # 241x263 4:2:2 JPEG, portrait, upscaled.
     Image.open(os.path.join(src, "coffee.png")).convert("RGB").crop((100, 50, 341, 313)).save(
         os.path.join(photos, "coffee_422.jpg"), quality=85, subsampling=1)
+    # Lossless re-codings (jpegtran) exercising the entropy decoder: restart
+    # markers every 7 MCUs (not a multiple of the 25 MCUs per row), and one
+    # scan per component with restarts every 5 blocks.
+    jpegtran(["-restart", "7B"], "chelsea_420.jpg", "chelsea_420_rst.jpg")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as script:
+        script.write("0;\n1;\n2;\n")
+        script.flush()
+        jpegtran(["-restart", "5B", "-scans", script.name], "coffee_422.jpg", "coffee_422_scans.jpg")
+    # 263x391 greyscale (one-component) JPEG.
+    Image.open(os.path.join(src, "camera.png")).crop((150, 60, 413, 451)).save(
+        os.path.join(photos, "camera_grey.jpg"), quality=90)
+    # 241x263 progressive JPEG: decoded by image/jpeg, not bit-exact.
+    Image.open(os.path.join(src, "coffee.png")).convert("RGB").crop((100, 50, 341, 313)).save(
+        os.path.join(photos, "coffee_progressive.jpg"), quality=85, progressive=True)
     return sorted(n for n in os.listdir(photos) if n.endswith((".png", ".jpg")))
+
+
+def jpegtran(args, src, dst):
+    photos = os.path.join(OUT, "photos")
+    subprocess.run(["jpegtran", "-copy", "all", *args, "-outfile", os.path.join(photos, dst),
+                    os.path.join(photos, src)], check=True)
 
 
 def make_photo_fixtures(names):
