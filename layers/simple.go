@@ -77,10 +77,25 @@ func NewSequential(modules ...Module) *Sequential {
 	return &Sequential{Modules: modules}
 }
 
-// Forward feeds x through every module via Apply.
+// Forward feeds x through every module via Apply. In inference a
+// Conv2d, BatchNorm2d (, ReLU/ReLU6) run without hooks is fused, and the
+// buffers of fused outputs the next module has consumed are reused (see
+// FusedConvBNAct).
 func (s *Sequential) Forward(x *autograd.Var) *autograd.Var {
-	for _, m := range s.Modules {
-		x = Apply(m, x)
+	pooled := false // x is a fused output of this call, buffer from bufPool
+	for i := 0; i < len(s.Modules); {
+		y, n := fuseAt(s.Modules, i, x)
+		fused, safe := n > 0, true
+		if !fused {
+			m := s.Modules[i]
+			safe = keepsNoInput(m)
+			y, n = Apply(m, x), 1
+		}
+		if pooled && safe && !SameData(x, y) {
+			putBuf(x.Value.Data)
+		}
+		x, pooled = y, fused
+		i += n
 	}
 	return x
 }

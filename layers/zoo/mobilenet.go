@@ -1,7 +1,10 @@
 package zoo
 
 import (
+	"slices"
+
 	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/kernels"
 	"github.com/dghcore/dghcore/layers"
 )
 
@@ -16,10 +19,11 @@ type MobileNetV2 struct {
 }
 
 // Forward maps images [N, 3, H, W] to logits [N, classes].
+// In inference, a feature's input is recycled once the feature has
+// consumed it when nothing else can hold it (see exclusive); the image
+// batch itself is the caller's.
 func (m *MobileNetV2) Forward(x *autograd.Var) *autograd.Var {
-	for _, f := range m.Features {
-		x = layers.Apply(f, x)
-	}
+	x, _ = runBlocks(m.Features, x, false)
 	return layers.Apply(m.Classifier, autograd.GlobalAvgPool(x))
 }
 
@@ -43,12 +47,19 @@ type InvertedResidual struct {
 }
 
 // Forward runs the block.
+// In inference the shortcut is added into the branch's output in place
+// when nothing else can hold that output (layers.Exclusive).
 func (b *InvertedResidual) Forward(x *autograd.Var) *autograd.Var {
 	y := layers.Apply(b.Conv, x)
-	if b.UseResidual {
-		return autograd.Add(x, y)
+	if !b.UseResidual {
+		return y
 	}
-	return y
+	if !x.RequiresGrad() && !y.RequiresGrad() && !layers.SameData(x, y) &&
+		slices.Equal(x.Shape(), y.Shape()) && layers.Exclusive(b.Conv) {
+		kernels.Add(y.Value.Data, y.Value.Data, x.Value.Data)
+		return y
+	}
+	return autograd.Add(x, y)
 }
 
 // Children lists conv.

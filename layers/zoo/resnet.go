@@ -23,15 +23,20 @@ type ResNet struct {
 }
 
 // Forward maps images [N, C, H, W] to logits [N, classes].
+// In inference the stem is fused and block inputs are recycled once
+// consumed when nothing else can hold them (see exclusive).
 func (r *ResNet) Forward(x *autograd.Var) *autograd.Var {
-	x = autograd.ReLU(layers.Apply(r.BN1, layers.Apply(r.Conv1, x)))
+	x, owned := convBN(r.Conv1, r.BN1, true, x)
 	if r.MaxPool != nil {
-		x = layers.Apply(r.MaxPool, x)
+		y := layers.Apply(r.MaxPool, x)
+		ex := !r.MaxPool.HasHooks()
+		if owned && ex && !y.RequiresGrad() {
+			layers.Recycle(x)
+		}
+		x, owned = y, ex
 	}
 	for _, stage := range r.Layers {
-		for _, b := range stage {
-			x = layers.Apply(b, x)
-		}
+		x, owned = runBlocks(stage, x, owned)
 	}
 	return layers.Apply(r.FC, autograd.GlobalAvgPool(x))
 }
@@ -79,17 +84,30 @@ func newDownsample(in, out, stride int) *layers.Sequential {
 }
 
 // Forward runs the block.
+// In inference each conv + BN (+ ReLU) is fused and the sum and ReLU
+// run in place (see convBN).
 func (b *BasicBlock) Forward(x *autograd.Var) *autograd.Var {
-	out := autograd.ReLU(layers.Apply(b.BN1, layers.Apply(b.Conv1, x)))
-	out = layers.Apply(b.BN2, layers.Apply(b.Conv2, out))
-	return autograd.ReLU(autograd.Add(out, shortcut(b.Downsample, x)))
+	out, owned := convBN(b.Conv1, b.BN1, true, x)
+	out2, owned2 := convBN(b.Conv2, b.BN2, false, out)
+	if owned && owned2 {
+		layers.Recycle(out) // consumed by the fused conv2, seen by no hook
+	}
+	return residual(b.Downsample, x, out2, owned2)
 }
 
-func shortcut(ds *layers.Sequential, x *autograd.Var) *autograd.Var {
-	if ds == nil {
-		return x
+// residual returns relu(y + shortcut(x)), recycling the downsampled
+// shortcut once added when nothing else can hold it.
+func residual(ds *layers.Sequential, x, y *autograd.Var, owned bool) *autograd.Var {
+	sc := x
+	if ds != nil {
+		sc = layers.Apply(ds, x)
 	}
-	return layers.Apply(ds, x)
+	out := addReLU(y, owned, sc)
+	if ds != nil && layers.Exclusive(ds) && !sc.RequiresGrad() && !out.RequiresGrad() &&
+		!layers.SameData(sc, x) && !layers.SameData(sc, out) {
+		layers.Recycle(sc)
+	}
+	return out
 }
 
 // Children lists conv1, bn1, conv2, bn2 and downsample (when present).
@@ -136,11 +154,19 @@ func newBottleneck(in, planes, stride int) *Bottleneck {
 }
 
 // Forward runs the block.
+// In inference each conv + BN (+ ReLU) is fused and the sum and ReLU
+// run in place (see convBN).
 func (b *Bottleneck) Forward(x *autograd.Var) *autograd.Var {
-	out := autograd.ReLU(layers.Apply(b.BN1, layers.Apply(b.Conv1, x)))
-	out = autograd.ReLU(layers.Apply(b.BN2, layers.Apply(b.Conv2, out)))
-	out = layers.Apply(b.BN3, layers.Apply(b.Conv3, out))
-	return autograd.ReLU(autograd.Add(out, shortcut(b.Downsample, x)))
+	out1, owned1 := convBN(b.Conv1, b.BN1, true, x)
+	out2, owned2 := convBN(b.Conv2, b.BN2, true, out1)
+	if owned1 && owned2 {
+		layers.Recycle(out1)
+	}
+	out3, owned3 := convBN(b.Conv3, b.BN3, false, out2)
+	if owned2 && owned3 {
+		layers.Recycle(out2)
+	}
+	return residual(b.Downsample, x, out3, owned3)
 }
 
 // Children lists conv1..3, bn1..3 and downsample (when present).

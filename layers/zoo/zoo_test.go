@@ -298,3 +298,52 @@ func TestInputGradientAgainstPyTorch(t *testing.T) {
 		})
 	}
 }
+
+// TestInferenceReuseKeepsHookedValues: the fused, buffer-reusing inference
+// path gives the logits of the plain module-by-module pass, and a value a
+// block hook holds on to is neither recycled nor overwritten by the rest
+// of the pass (BRECQ keeps a unit's input and output this way).
+func TestInferenceReuseKeepsHookedValues(t *testing.T) {
+	for _, name := range []string{"mobilenet_v2", "resnet18"} {
+		t.Run(name, func(t *testing.T) {
+			m, err := New(name, 3, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			randomize(m.Net, 3)
+			x := tensor.New(2, 3, 32, 32)
+			for i := range x.Data {
+				x.Data[i] = float32(i%17) / 8
+			}
+			in := autograd.Const(x)
+			want := slices.Clone(m.Forward(in).Value.Data)
+			if got := m.Forward(in).Value.Data; !slices.Equal(got, want) {
+				t.Fatal("a second pass gave other logits")
+			}
+			blockName := map[string]string{"mobilenet_v2": "features.3"}[name]
+			if blockName == "" {
+				blockName = "layer2.0"
+			}
+			block, _ := layers.Find(m, blockName)
+			var keptIn, keptOut *autograd.Var
+			var inCopy, outCopy []float32
+			remove := block.(layers.Hookable).AddHook(func(_ layers.Module, in, out *autograd.Var) {
+				keptIn, keptOut = in, out
+				inCopy, outCopy = slices.Clone(in.Value.Data), slices.Clone(out.Value.Data)
+			})
+			got := m.Forward(in).Value.Data
+			if !slices.Equal(got, want) {
+				t.Error("hooked pass gave other logits")
+			}
+			// Another pass may reuse every recyclable buffer.
+			remove()
+			m.Forward(in)
+			if !slices.Equal(keptIn.Value.Data, inCopy) || !slices.Equal(keptOut.Value.Data, outCopy) {
+				t.Error("a value held by a block hook was overwritten")
+			}
+			if !slices.Equal(x.Data[:17], []float32{0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1, 1.125, 1.25, 1.375, 1.5, 1.625, 1.75, 1.875, 2}) {
+				t.Error("the input was overwritten")
+			}
+		})
+	}
+}

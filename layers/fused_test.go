@@ -1,0 +1,185 @@
+package layers
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/tensor"
+)
+
+// randomizeState fills every parameter and buffer of m with random values
+// (running variances positive), so BN folds are not the identity.
+func randomizeState(m Module, rng *rand.Rand) {
+	for _, e := range StateDict(m) {
+		for i := range e.Tensor.Data {
+			e.Tensor.Data[i] = float32(rng.NormFloat64())
+		}
+		if len(e.Tensor.Shape) == 1 && len(e.Name) >= 11 && e.Name[len(e.Name)-11:] == "running_var" {
+			for i := range e.Tensor.Data {
+				e.Tensor.Data[i] = 0.2 + rng.Float32()
+			}
+		}
+	}
+}
+
+func randomInput(rng *rand.Rand, shape ...int) *autograd.Var {
+	x := tensor.New(shape...)
+	for i := range x.Data {
+		x.Data[i] = 3 * float32(rng.NormFloat64())
+	}
+	return autograd.Const(x)
+}
+
+// unfused runs s's modules one by one through their own Forward: the
+// reference the fused Sequential must reproduce.
+func unfused(s *Sequential, x *autograd.Var) *autograd.Var {
+	for _, m := range s.Modules {
+		if inner, ok := m.(*Sequential); ok {
+			x = unfused(inner, x)
+			continue
+		}
+		x = m.Forward(x)
+	}
+	return x
+}
+
+func fusedCases() []struct {
+	name  string
+	net   func() *Sequential
+	shape []int
+} {
+	return []struct {
+		name  string
+		net   func() *Sequential
+		shape []int
+	}{
+		{"conv3x3-bn-relu6", func() *Sequential {
+			return NewSequential(NewConv2d(3, 5, 3, 2, 1, 1, false), NewBatchNorm2d(5), &ReLU6{})
+		}, []int{2, 3, 9, 9}},
+		{"depthwise-bn-relu", func() *Sequential {
+			return NewSequential(NewConv2d(4, 4, 3, 1, 1, 4, false), NewBatchNorm2d(4), &ReLU{})
+		}, []int{2, 4, 7, 6}},
+		{"bias-conv-bn-no-act", func() *Sequential {
+			return NewSequential(NewConv2d(4, 6, 1, 1, 0, 1, true), NewBatchNorm2d(6))
+		}, []int{3, 4, 5, 5}},
+		{"inverted-residual-branch", func() *Sequential {
+			return NewSequential(
+				NewConv2d(4, 12, 1, 1, 0, 1, false), NewBatchNorm2d(12), &ReLU6{},
+				NewConv2d(12, 12, 3, 1, 1, 12, false), NewBatchNorm2d(12), &ReLU6{},
+				NewConv2d(12, 4, 1, 1, 0, 1, false), NewBatchNorm2d(4))
+		}, []int{2, 4, 8, 8}},
+		{"wide-stride1-bias-conv-bn-relu", func() *Sequential {
+			return NewSequential(NewConv2d(3, 5, 3, 1, 1, 1, true), NewBatchNorm2d(5), &ReLU{})
+		}, []int{2, 3, 6, 31}},
+		{"pointwise-bias-conv-bn-relu6", func() *Sequential {
+			return NewSequential(NewConv2d(5, 7, 1, 1, 0, 1, true), NewBatchNorm2d(7), &ReLU6{})
+		}, []int{2, 5, 6, 7}},
+		{"chain-then-unfusable", func() *Sequential {
+			return NewSequential(NewConv2d(3, 4, 3, 1, 1, 1, false), NewBatchNorm2d(4), &Dropout{},
+				&ReLU{}, NewConv2d(4, 4, 3, 1, 1, 1, false), NewBatchNorm2d(4), &Flatten{})
+		}, []int{2, 3, 6, 6}},
+	}
+}
+
+// TestFusedMatchesUnfused: the fused inference path computes what the
+// modules compute one by one, and a retained output is not overwritten
+// by a later call reusing buffers.
+func TestFusedMatchesUnfused(t *testing.T) {
+	for i, c := range fusedCases() {
+		t.Run(c.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			net := c.net()
+			randomizeState(net, rng)
+			x := randomInput(rng, c.shape...)
+			want := unfused(net, x)
+			got := Apply(net, x)
+			if !slices.Equal(got.Shape(), want.Shape()) {
+				t.Fatalf("shape %v, want %v", got.Shape(), want.Shape())
+			}
+			if !slices.Equal(got.Value.Data, want.Value.Data) {
+				t.Fatalf("fused output differs from the unfused chain")
+			}
+			kept := slices.Clone(got.Value.Data)
+			for range 3 {
+				again := Apply(net, randomInput(rng, c.shape...))
+				if SameData(again, got) {
+					t.Fatal("a later call returned the buffer of a retained output")
+				}
+			}
+			if !slices.Equal(got.Value.Data, kept) {
+				t.Fatal("a retained output changed under later calls")
+			}
+		})
+	}
+}
+
+// TestFusionKeepsHooks: a hook on the conv, the BN or the activation turns
+// fusion off for that chain, so it sees exactly the unfused values.
+func TestFusionKeepsHooks(t *testing.T) {
+	for pos := range 3 {
+		rng := rand.New(rand.NewPCG(uint64(pos), 9))
+		net := NewSequential(NewConv2d(3, 4, 3, 1, 1, 1, false), NewBatchNorm2d(4), &ReLU6{})
+		randomizeState(net, rng)
+		x := randomInput(rng, 2, 3, 6, 6)
+		var seenIn, seenOut *autograd.Var
+		calls := 0
+		net.Modules[pos].(Hookable).AddHook(func(_ Module, in, out *autograd.Var) {
+			seenIn, seenOut = in, out
+			calls++
+		})
+		y := Apply(net, x)
+		if calls != 1 {
+			t.Fatalf("hook on module %d ran %d times, want 1", pos, calls)
+		}
+		wantIn := x
+		for _, m := range net.Modules[:pos] {
+			wantIn = m.Forward(wantIn)
+		}
+		if !slices.Equal(seenIn.Value.Data, wantIn.Value.Data) {
+			t.Errorf("hook on module %d saw an input other than the unfused one", pos)
+		}
+		if !slices.Equal(seenOut.Value.Data, net.Modules[pos].Forward(wantIn).Value.Data) {
+			t.Errorf("hook on module %d saw an output other than the unfused one", pos)
+		}
+		if !slices.Equal(y.Value.Data, unfused(net, x).Value.Data) {
+			t.Errorf("hook on module %d: output differs from the unfused chain", pos)
+		}
+	}
+}
+
+// TestFusionOffWithGradients: with trainable parameters the chain records
+// its tape (fusion would drop it).
+func TestFusionOffWithGradients(t *testing.T) {
+	net := NewSequential(NewConv2d(3, 4, 3, 1, 1, 1, false), NewBatchNorm2d(4), &ReLU{})
+	SetRequiresGrad(net, true)
+	if !Apply(net, autograd.Const(tensor.New(1, 3, 5, 5))).RequiresGrad() {
+		t.Fatal("output does not require a gradient with trainable parameters")
+	}
+}
+
+func TestExclusive(t *testing.T) {
+	hooked := NewBatchNorm2d(2)
+	hooked.AddHook(func(Module, *autograd.Var, *autograd.Var) {})
+	hookedSeq := NewSequential(&ReLU{})
+	hookedSeq.AddHook(func(Module, *autograd.Var, *autograd.Var) {})
+	for _, c := range []struct {
+		name string
+		m    Module
+		want bool
+	}{
+		{"conv", NewConv2d(2, 2, 1, 1, 0, 1, false), true},
+		{"nested sequential", newNested(), false}, // holds a Flatten and a Dropout
+		{"plain sequential", NewSequential(NewConv2d(2, 2, 1, 1, 0, 1, false), NewBatchNorm2d(2), NewSequential(&ReLU6{})), true},
+		{"empty sequential", NewSequential(), false},
+		{"dropout", &Dropout{}, false},
+		{"hooked bn", hooked, false},
+		{"sequential holding a hooked bn", NewSequential(NewConv2d(2, 2, 1, 1, 0, 1, false), hooked), false},
+		{"hooked sequential", hookedSeq, false},
+	} {
+		if got := Exclusive(c.m); got != c.want {
+			t.Errorf("%s: Exclusive %v, want %v", c.name, got, c.want)
+		}
+	}
+}
