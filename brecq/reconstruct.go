@@ -380,6 +380,7 @@ func (r *run) reconstruct(ctx context.Context, ph Phase, jobIdx int, u Unit, in,
 	xb := tensor.New(append([]int{smp.k}, in.Shape[1:]...)...)
 	yb := tensor.New(append([]int{smp.k}, target.Shape[1:]...)...)
 	p := float32(r.lossP(ph))
+	arena := autograd.NewArena()
 	for t := 1; t <= iters; t++ {
 		if err := ctx.Err(); err != nil {
 			undo()
@@ -394,7 +395,7 @@ func (r *run) reconstruct(ctx context.Context, ph Phase, jobIdx int, u Unit, in,
 				beta = b
 			}
 		}
-		rec, roundLoss, err := reconstructionStep(u, mode, xb, yb, p, opt, params, beta, r.s.weight)
+		rec, roundLoss, err := reconstructionStep(u, mode, xb, yb, p, opt, params, beta, r.s.weight, arena)
 		if err != nil {
 			undo()
 			return fmt.Errorf("brecq: %s step %d: %w", u.UnitName(), t, err)
@@ -419,9 +420,27 @@ func (r *run) reconstruct(ctx context.Context, ph Phase, jobIdx int, u Unit, in,
 // forward under mode, the Lp reconstruction loss, backward, and, when
 // beta > 0, AdaRound's rounding term weight*sum(1-|2h-1|^beta) on every
 // parameter, then the optimizer update. It returns both losses.
-func reconstructionStep(u Unit, mode Mode, xb, yb *tensor.Tensor, p float32, opt *optim.Adam, params []*autograd.Var, beta, weight float64) (rec, round float64, err error) {
+//
+// Every step builds the same graph, so its activations and their
+// gradients (and the soft weights computed from the parameters) live in
+// arena and are handed back when the step ends; nothing computed in the
+// step outlives it. A nil arena allocates on the heap.
+func reconstructionStep(u Unit, mode Mode, xb, yb *tensor.Tensor, p float32, opt *optim.Adam, params []*autograd.Var, beta, weight float64, arena *autograd.Arena) (rec, round float64, err error) {
+	for _, a := range params {
+		a.SetArena(arena)
+	}
+	defer func() {
+		for _, a := range params {
+			a.SetArena(nil) // later inference must not allocate in the arena
+		}
+		if arena != nil {
+			arena.Reset()
+		}
+	}()
 	opt.ZeroGrad()
-	out := u.Forward(autograd.Const(xb), mode)
+	x := autograd.Const(xb)
+	x.SetArena(arena)
+	out := u.Forward(x, mode)
 	loss := autograd.LpLoss(out, autograd.Const(yb), p)
 	if err := loss.Backward(); err != nil {
 		return 0, 0, err
@@ -510,18 +529,24 @@ func (r *run) forwardAll(u Unit, x *tensor.Tensor, m Mode) *tensor.Tensor {
 	return r.mapBatches(func(v *autograd.Var) *autograd.Var { return u.Forward(v, m) }, x)
 }
 
-// mapBatches applies f to x batch by batch and stacks the results.
+// mapBatches applies f to x batch by batch and stacks the results. The
+// batches' intermediate values are recycled through an arena: only the
+// stacked result is new memory.
 func (r *run) mapBatches(f func(*autograd.Var) *autograd.Var, x *tensor.Tensor) *tensor.Tensor {
 	n, bs := x.Shape[0], max(r.s.batch, 32)
+	arena := autograd.NewArena()
 	var out *tensor.Tensor
 	for lo := 0; lo < n; lo += bs {
 		hi := min(lo+bs, n)
-		y := f(autograd.Const(x.Batch(lo, hi))).Value
+		in := autograd.Const(x.Batch(lo, hi))
+		in.SetArena(arena)
+		y := f(in).Value
 		if out == nil {
 			out = tensor.New(append([]int{n}, y.Shape[1:]...)...)
 		}
 		per := y.Numel() / (hi - lo)
 		copy(out.Data[lo*per:hi*per], y.Data)
+		arena.Reset()
 	}
 	return out
 }

@@ -245,15 +245,7 @@ func TestBlocksMatchTorch(t *testing.T) {
 		for _, name := range names {
 			t.Run(name, func(t *testing.T) {
 				dir := "block_" + name + "/"
-				m := fixtureBlocks[name]()
-				for _, e := range layers.StateDict(m) {
-					e.Tensor.CopyFrom(fixture(t, dir+e.Name))
-				}
-				b := builder{wBits: 4, aBits: 4, q: &QuantModel{}}
-				blk, err := b.block("b", m)
-				if err != nil {
-					t.Fatal(err)
-				}
+				blk := fixtureBlock(t, name)
 				for _, qm := range blk.Modules() {
 					want := fixture(t, dir+"wq_"+strings.TrimPrefix(qm.Name, "b."))
 					got := make([]float32, 0, want.Numel())
@@ -261,18 +253,9 @@ func TestBlocksMatchTorch(t *testing.T) {
 						got = append(got, qm.WQ.Delta[r], qm.WQ.ZP[r])
 					}
 					assertClose(t, qm.Name+" weight steps [delta zp]", got, want.Data)
-					for r := range qm.WQ.Delta {
-						qm.WQ.Delta[r], qm.WQ.ZP[r] = want.Data[2*r], want.Data[2*r+1]
-					}
 				}
-				aq := fixture(t, dir+"aq")
+				useTorchSteps(t, name, blk)
 				acts := blk.ActQuantizers()
-				if len(acts) != aq.Shape[0] {
-					t.Fatalf("%d activation quantizers, PyTorch %d", len(acts), aq.Shape[0])
-				}
-				for i, a := range acts {
-					a.Set(aq.Data[2*i], aq.Data[2*i+1])
-				}
 				x := autograd.Const(fixture(t, dir+"x"))
 				for _, tc := range []struct {
 					file string
@@ -317,6 +300,89 @@ func TestBlocksMatchTorch(t *testing.T) {
 					grads = append(grads, a.Delta.Grad.Data[0])
 				}
 				assertClose(t, "activation step gradients", grads, fixture(t, dir+"lsq_grad").Data)
+			})
+		}
+	})
+}
+
+// fixtureBlock builds the quant block of fixture block name from its
+// PyTorch parameters, with the steps the Go scale search finds.
+func fixtureBlock(t *testing.T, name string) *Block {
+	t.Helper()
+	m := fixtureBlocks[name]()
+	for _, e := range layers.StateDict(m) {
+		e.Tensor.CopyFrom(fixture(t, "block_"+name+"/"+e.Name))
+	}
+	b := builder{wBits: 4, aBits: 4, q: &QuantModel{}}
+	blk, err := b.block("b", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return blk
+}
+
+// useTorchSteps gives blk PyTorch's weight steps and initial activation
+// steps, so a float difference in the searches cannot move a level.
+func useTorchSteps(t *testing.T, name string, blk *Block) {
+	t.Helper()
+	dir := "block_" + name + "/"
+	for _, qm := range blk.Modules() {
+		want := fixture(t, dir+"wq_"+strings.TrimPrefix(qm.Name, "b."))
+		for r := range qm.WQ.Delta {
+			qm.WQ.Delta[r], qm.WQ.ZP[r] = want.Data[2*r], want.Data[2*r+1]
+		}
+	}
+	aq := fixture(t, dir+"aq")
+	acts := blk.ActQuantizers()
+	if len(acts) != aq.Shape[0] {
+		t.Fatalf("%d activation quantizers, PyTorch %d", len(acts), aq.Shape[0])
+	}
+	for i, a := range acts {
+		a.Set(aq.Data[2*i], aq.Data[2*i+1])
+	}
+}
+
+// TestActivationPhaseMatchesTorch runs the activation phase of SPEC 4.6
+// on a whole block for 40 steps, the block's input being the mini-batch,
+// and follows PyTorch step by step: the loss with every quantizer of the
+// block on (round-to-nearest weights) against the float output, Adam at
+// lr 4e-4 on the activation steps, the cosine schedule to 0. The steps
+// must also move: a phase that learns nothing would match a flat curve
+// only by accident.
+func TestActivationPhaseMatchesTorch(t *testing.T) {
+	onEveryPath(t, func(t *testing.T) {
+		for _, name := range []string{"basic_ds", "basic_id"} {
+			t.Run(name, func(t *testing.T) {
+				dir := "block_" + name + "/"
+				blk := fixtureBlock(t, name)
+				useTorchSteps(t, name, blk)
+				wantLoss, wantSteps := fixture(t, dir+"lsq_steps_loss"), fixture(t, dir+"lsq_steps_delta")
+				acts := blk.ActQuantizers()
+				start := make([]float32, len(acts))
+				for i, a := range acts {
+					start[i] = a.Delta.Value.Data[0]
+				}
+				x, target := fixture(t, dir+"x"), fixture(t, dir+"y_float")
+				cfg := Config{ActQuant: true, ItersA: wantLoss.Numel()}
+				s, err := cfg.resolve(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var losses []float32
+				s.progress = func(p Progress) { losses = append(losses, float32(p.RecLoss)) }
+				r := &run{s: s}
+				if err := r.reconstruct(t.Context(), PhaseActivations, 0, blk, x, target); err != nil {
+					t.Fatal(err)
+				}
+				assertClose(t, "loss per step", losses, wantLoss.Data)
+				got := make([]float32, len(acts))
+				for i, a := range acts {
+					got[i] = a.Delta.Value.Data[0]
+					if math.Abs(float64(got[i]/start[i]-1)) < 1e-3 {
+						t.Errorf("activation step %d moved from %g to %g only", i, start[i], got[i])
+					}
+				}
+				assertClose(t, "learned steps", got, wantSteps.Data[len(wantSteps.Data)-len(acts):])
 			})
 		}
 	})

@@ -20,7 +20,10 @@ the specification. Writes small float32 .npy fixtures into brecq/testdata/:
                              activation steps in forward order), outputs
                              float / weights quantized / fully quantized, and
                              one reconstruction step's loss and gradients:
-                             AdaRound alphas (p = 2) and LSQ steps (p = 2.4)
+                             AdaRound alphas (p = 2) and LSQ steps (p = 2.4);
+                             for the basic blocks lsq_steps_{loss,delta}: 40
+                             steps of the activation phase (loss per step,
+                             activation steps after each)
 
 Run from the repository root: /usr/bin/python3 tools/torchref/brecq.py
 """
@@ -33,6 +36,7 @@ import torch.nn.functional as F
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "brecq", "testdata")
 P_SEARCH = 2.4
+LSQ_STEPS = 40
 
 
 def save(name, t):
@@ -182,10 +186,12 @@ class QState:
             self.margin = min(self.margin, m)
             self.acts.append((d, z))
         d, z = self.acts[self.pos]
+        if self.lsq is not None:
+            d = self.lsq[self.pos]  # the learned step, where the ties are
         self.margin = min(self.margin, tie_distance(x, d))
         self.pos += 1
         if self.lsq is not None:
-            return lsq_quant(x, self.lsq[self.pos - 1], z, self.a_bits)
+            return lsq_quant(x, d, z, self.a_bits)
         return quant(x, d, z, self.a_bits)
 
 
@@ -356,6 +362,35 @@ def block_case(name, make, in_shape):
     save(d + "ada_loss", ada_loss.reshape(1))
     save(d + "lsq_loss", lsq_loss.reshape(1))
     save(d + "lsq_grad", torch.stack([t.grad for t in qs.lsq]))
+    return blk, x, qs, y_f
+
+
+def lsq_steps(name, blk, x, qs, y_f):
+    """The activation phase of SPEC 4.6 on one unit for LSQ_STEPS steps:
+    Adam (lr 4e-4) on the activation steps, cosine annealing to 0 over the
+    steps, the Lp loss (p = 2.4) of the fully quantized block (round-to-
+    nearest weights) against the float output, the whole input as the
+    mini-batch. Saves the loss of every step and the steps after it."""
+    qs.lsq = [d.clone().requires_grad_(True) for d, _ in qs.acts]
+    opt = torch.optim.Adam(qs.lsq, lr=4e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=LSQ_STEPS, eta_min=0)
+    qs.margin = 1.0
+    losses, steps = [], []
+    for _ in range(LSQ_STEPS):
+        opt.zero_grad()
+        qs.pos = 0
+        loss = lp(blk.qforward(qs, x, True, True), y_f, 2.4)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        steps.append(torch.stack([t.detach().clone() for t in qs.lsq]))
+    # Go must meet the same levels all the way, not only at the start (the
+    # other blocks' steps pass within 1e-5 of a rounding tie on the way).
+    assert qs.margin > 1e-4, (name, qs.margin)
+    d = "block_" + name + "/"
+    save(d + "lsq_steps_loss", torch.tensor(losses))
+    save(d + "lsq_steps_delta", torch.stack(steps))
 
 
 def main():
@@ -441,8 +476,8 @@ def main():
     save("lsq_ddelta", delta.grad.reshape(1))
 
     # SPEC 4.2
-    block_case("basic_ds", lambda: BasicBlock(4, 8, 2), (2, 4, 6, 6))
-    block_case("basic_id", lambda: BasicBlock(8, 8, 1), (2, 8, 5, 5))
+    lsq_steps("basic_ds", *block_case("basic_ds", lambda: BasicBlock(4, 8, 2), (2, 4, 6, 6)))
+    lsq_steps("basic_id", *block_case("basic_id", lambda: BasicBlock(8, 8, 1), (2, 8, 5, 5)))
     block_case("bottleneck_ds", lambda: Bottleneck(8, 4, 2), (2, 8, 6, 6))
     block_case("invres_res", lambda: InvertedResidual(8, 8, 1, 6), (1, 8, 5, 5))
     block_case("invres_e1", lambda: InvertedResidual(8, 4, 1, 1), (2, 8, 5, 5))
