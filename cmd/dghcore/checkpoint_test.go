@@ -3,9 +3,12 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"math"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,6 +51,13 @@ func randomModel(t *testing.T, name string, channels, classes int, seed uint64) 
 // FloatStorage) and each storage's little-endian bytes in archive/data/<key>.
 func writeCheckpoint(t *testing.T, path string, m *zoo.Model) {
 	t.Helper()
+	writeStateDict(t, path, layers.StateDict(m.Net))
+}
+
+// writeStateDict writes the given named tensors as writeCheckpoint does,
+// so tests can also make checkpoints with renamed or mis-shaped keys.
+func writeStateDict(t *testing.T, path string, entries []layers.NamedTensor) {
+	t.Helper()
 	var pkl bytes.Buffer
 	str := func(s string) {
 		pkl.WriteByte('X') // BINUNICODE
@@ -68,7 +78,7 @@ func writeCheckpoint(t *testing.T, path string, m *zoo.Model) {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	pkl.WriteString("\x80\x02}(") // PROTO 2, EMPTY_DICT, MARK
-	for i, e := range layers.StateDict(m.Net) {
+	for i, e := range entries {
 		key := strconv.Itoa(i)
 		str(e.Name)
 		pkl.WriteString("ctorch._utils\n_rebuild_tensor_v2\n(")
@@ -126,5 +136,73 @@ func TestWriteCheckpointLoads(t *testing.T) {
 		if want.Data[i] != have.Data[i] {
 			t.Fatalf("logit %d: loaded model %g, original %g", i, have.Data[i], want.Data[i])
 		}
+	}
+}
+
+// TestInferBadCheckpoints checks that every kind of bad checkpoint of
+// issue 4 gets one clear error line from dghcore infer and a non-zero
+// exit, naming what is wrong.
+func TestInferBadCheckpoints(t *testing.T) {
+	f := newFixture(t)
+	good, err := os.ReadFile(f.grey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, data []byte) string {
+		p := filepath.Join(f.dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	truncated := write("truncated.pth", good[:len(good)/2])
+	notCheckpoint := write("notes.pth", []byte("these are not weights\n"))
+
+	entries := layers.StateDict(f.greyM.Net)
+	renamed := slices.Clone(entries)
+	misshaped := slices.Clone(entries)
+	for i, e := range entries {
+		switch e.Name {
+		case "layer2.0.conv1.weight":
+			renamed[i].Name = "layer2.0.conv_1.weight"
+		case "layer3.1.conv2.weight":
+			misshaped[i].Tensor = tensor.New(64, 64, 3, 1)
+		}
+	}
+	renamedPath := filepath.Join(f.dir, "renamed.pth")
+	writeStateDict(t, renamedPath, renamed)
+	misshapedPath := filepath.Join(f.dir, "misshaped.pth")
+	writeStateDict(t, misshapedPath, misshaped)
+
+	in := filepath.Join(f.dir, "x.npy")
+	if err := tensor.WriteNPY(in, tensor.New(1, 1, 28, 28)); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, model, checkpoint string
+		want                    []string
+	}{
+		{"truncated", "resnet20", truncated, []string{"truncated.pth", "truncated"}},
+		{"wrong architecture", "resnet18", f.grey, []string{"resnet18", "missing", "layer4.0.conv1.weight"}},
+		{"renamed key", "resnet20", renamedPath, []string{`missing key "layer2.0.conv1.weight"`, "1 unexpected"}},
+		{"wrong shape", "resnet20", misshapedPath, []string{"layer3.1.conv2.weight", "[64 64 3 1]", "[64 64 3 3]"}},
+		{"not a checkpoint", "resnet20", notCheckpoint, []string{"notes.pth", "not a PyTorch checkpoint"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := invoke(context.Background(), "infer", "--model", tc.model,
+				"--checkpoint", tc.checkpoint, "--input", in, "--output", filepath.Join(f.dir, "y.npy"))
+			if code == exitOK {
+				t.Fatalf("exit 0 for a bad checkpoint; stdout %q", stdout)
+			}
+			if !strings.HasPrefix(stderr, "dghcore: ") || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("stderr is not one dghcore: line: %q", stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q does not say %q", stderr, w)
+				}
+			}
+		})
 	}
 }
