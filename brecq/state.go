@@ -7,9 +7,9 @@ import (
 	"encoding/gob"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/internal/statefile"
 	"github.com/dghcore/dghcore/tensor"
 )
 
@@ -70,31 +70,8 @@ func (r *run) save() (err error) {
 		}
 		st.Acts = append(st.Acts, sa)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("brecq: save state: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	w := bufio.NewWriter(f)
-	if err := gob.NewEncoder(w).Encode(&st); err != nil {
-		return fmt.Errorf("brecq: save state %s: %w", path, err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("brecq: save state %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("brecq: save state %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("brecq: save state %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("brecq: save state: %w", err)
+	if err := statefile.Write(path, &st); err != nil {
+		return fmt.Errorf("brecq: %w", err)
 	}
 	return nil
 }

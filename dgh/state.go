@@ -6,8 +6,8 @@ import (
 	"encoding/gob"
 	"fmt"
 	"os"
-	"path/filepath"
 
+	"github.com/dghcore/dghcore/internal/statefile"
 	"github.com/dghcore/dghcore/optim"
 	"github.com/dghcore/dghcore/tensor"
 )
@@ -56,31 +56,8 @@ func (g *generator) save(path string) (err error) {
 		st.Optim = append(st.Optim, bt.opt.State())
 		st.Sched = append(st.Sched, bt.sched.State())
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("dgh: save state: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	w := bufio.NewWriter(f)
-	if err := gob.NewEncoder(w).Encode(&st); err != nil {
-		return fmt.Errorf("dgh: save state %s: %w", path, err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("dgh: save state %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("dgh: save state %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("dgh: save state %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("dgh: save state: %w", err)
+	if err := statefile.Write(path, &st); err != nil {
+		return fmt.Errorf("dgh: %w", err)
 	}
 	return nil
 }
