@@ -38,6 +38,17 @@ var (
 	gemmMR, gemmNR int = genericMR, genericNR
 )
 
+// sgemmPackA6, when set (by setGEMMPath), packs kq groups of four
+// columns of six A rows the way packRows6 does; packRows6 finishes the
+// rest.
+var sgemmPackA6 func(kq int, a []float32, lda int, alpha float32, dst []float32)
+
+// sgemmMicroSet, when set, is sgemmMicro storing the product into the
+// tile instead of adding it, never reading C. A beta = 0 product uses it
+// for its first k block instead of zeroing all of C first and reading the
+// zeros back.
+var sgemmMicroSet func(kc int, a, b, c []float32, ldc int)
+
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices,
 // where op(X) is X or its transpose. op(A) is m x k, op(B) is k x n, C is
 // m x n; lda, ldb, ldc are the row strides of the stored A, B and C. When
@@ -59,17 +70,22 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	checkMatrix("A", transA, m, k, a, lda)
 	checkMatrix("B", transB, k, n, b, ldb)
 	checkMatrix("C", false, m, n, c, ldc)
-	scaleMatrix(m, n, beta, c, ldc)
+	overwrite := beta == 0 && k > 0 && alpha != 0 && sgemmMicroSet != nil
+	if !overwrite {
+		scaleMatrix(m, n, beta, c, ldc)
+	}
 	if k == 0 || alpha == 0 {
 		return
 	}
 	j := gemmJobs.Get().(*gemmJob)
+	j.overwrite, j.microSet = overwrite, sgemmMicroSet
 	j.transA, j.transB = transA, transB
 	j.m, j.n, j.k, j.alpha = m, n, k, alpha
 	j.a, j.lda, j.b, j.ldb, j.c, j.ldc = a, lda, b, ldb, c, ldc
 	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
 	j.run(parallel && m*n*k >= 48*48*48)
 	j.a, j.b, j.c = nil, nil, nil
+	j.overwrite, j.microSet = false, nil
 	gemmJobs.Put(j)
 }
 
@@ -125,7 +141,7 @@ func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []i
 		return
 	}
 	j := gemmJobs.Get().(*gemmJob)
-	j.transB, j.m, j.n, j.k, j.tiled = false, m, n, k, tiled
+	j.transB, j.m, j.n, j.k, j.tiled, j.overwrite = false, m, n, k, tiled, false
 	j.pre, j.b, j.ldb, j.rowOff, j.c, j.ldc = pre, b, ldb, rowOff, c, ldc
 	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
 	j.run(parallel && m*n*k >= 48*48*48)
@@ -177,6 +193,10 @@ type gemmJob struct {
 	tiled          bool      // C has room for whole edge tiles (sgemmPrepacked)
 	mr, nr         int
 	micro          func(kc int, a, b, c []float32, ldc int)
+	// overwrite: beta is 0 and C was not zeroed, so the first k block
+	// (pc = 0) stores its tiles with microSet instead of adding them.
+	overwrite bool
+	microSet  func(kc int, a, b, c []float32, ldc int)
 
 	// The current (jc, pc) block and how its compute is split.
 	jc, nc, pc, kc int
@@ -227,7 +247,15 @@ func (j *gemmJob) run(parallel bool) {
 		j.panels = (j.nc + j.nr - 1) / j.nr
 		for pc := 0; pc < j.k; pc += gemmKC {
 			j.pc, j.kc = pc, min(gemmKC, j.k-pc)
-			j.mBlocks = (j.m + gemmMC - 1) / gemmMC
+			// A blocks of whole mr-row panels, as even as possible, and
+			// a multiple of the worker count so every worker gets the
+			// same number of rows (a ragged last block of 32 rows left
+			// one of two workers idle for a third of the time).
+			mPanels := (j.m + j.mr - 1) / j.mr
+			j.mBlocks = (mPanels + gemmMC/j.mr - 1) / (gemmMC / j.mr)
+			if workers > 1 {
+				j.mBlocks = min(mPanels, (j.mBlocks+workers-1)/workers*workers)
+			}
 			// Enough tasks to keep every worker busy: split the panels
 			// of each A block when there are few A blocks.
 			j.nSplit = 1
@@ -340,12 +368,20 @@ func (j *gemmJob) packA(ap []float32, i0, mc int) {
 
 // packRows6 packs six rows of kc floats (row stride lda) times alpha,
 // interleaved: dst[p*6+i] = alpha*a[i*lda+p]. It is the AVX2 path's hot
-// packing loop, unrolled so the compiler drops the bounds checks.
+// packing loop (a tenth of a 512 SGEMM's time in scalar Go): the
+// assembly packer, when present, does whole groups of four columns and the
+// unrolled loop below the rest.
 func packRows6(dst, a []float32, lda, kc int, alpha float32) {
 	r0, r1, r2 := a[:kc], a[lda:lda+kc], a[2*lda:2*lda+kc]
 	r3, r4, r5 := a[3*lda:3*lda+kc], a[4*lda:4*lda+kc], a[5*lda:5*lda+kc]
 	dst = dst[:6*kc]
-	for p := range kc {
+	p0 := 0
+	if kq := kc / 4; sgemmPackA6 != nil && kq > 0 {
+		// r5 (bounds-checked above) ends the last row the assembly reads.
+		sgemmPackA6(kq, a, lda, alpha, dst)
+		p0 = 4 * kq
+	}
+	for p := p0; p < kc; p++ {
 		d := dst[p*6 : p*6+6 : p*6+6]
 		d[0] = alpha * r0[p]
 		d[1] = alpha * r1[p]
@@ -375,6 +411,16 @@ func copyRow(d, s []float32) {
 	}
 }
 
+// block returns the first row and the row count of A block ib: the
+// ceil(m/mr) row panels are dealt out evenly over the mBlocks blocks,
+// each at most gemmMC rows.
+func (j *gemmJob) block(ib int) (i0, mc int) {
+	mPanels := (j.m + j.mr - 1) / j.mr
+	lo, hi := ib*mPanels/j.mBlocks, (ib+1)*mPanels/j.mBlocks
+	i0 = lo * j.mr
+	return i0, min(hi*j.mr, j.m) - i0
+}
+
 // compute runs tasks [lo, hi): task t multiplies A block t/nSplit by
 // panel group t%nSplit of the packed B block.
 func (j *gemmJob) compute(lo, hi int) {
@@ -383,10 +429,13 @@ func (j *gemmJob) compute(lo, hi int) {
 	ap := (*apBuf)[:gemmMC*kc]
 	tile := (*apBuf)[gemmMC*kc:]
 	packed := -1
+	micro, set := j.micro, j.overwrite && j.pc == 0
+	if set {
+		micro = j.microSet
+	}
 	for t := lo; t < hi; t++ {
 		ib, js := t/j.nSplit, t%j.nSplit
-		i0 := ib * gemmMC
-		mc := min(gemmMC, j.m-i0)
+		i0, mc := j.block(ib)
 		switch {
 		case j.pre != nil:
 			mPad := (j.m + mr - 1) / mr * mr
@@ -406,14 +455,19 @@ func (j *gemmJob) compute(lo, hi int) {
 				h := min(mr, mc-ir)
 				row0 := i0 + ir
 				if h == mr && w == nr || j.tiled {
-					j.micro(kc, apan, bpan, j.c[row0*j.ldc+col0:], j.ldc)
+					micro(kc, apan, bpan, j.c[row0*j.ldc+col0:], j.ldc)
 					continue
 				}
-				// Edge tile: compute into a full tile, add the valid part.
+				// Edge tile: compute into a full tile, add (or store)
+				// the valid part.
 				clear(tile)
-				j.micro(kc, apan, bpan, tile, nr)
+				micro(kc, apan, bpan, tile, nr)
 				for ii := range h {
 					crow := j.c[(row0+ii)*j.ldc+col0 : (row0+ii)*j.ldc+col0+w]
+					if set {
+						copy(crow, tile[ii*nr:])
+						continue
+					}
 					for jj := range crow {
 						crow[jj] += tile[ii*nr+jj]
 					}

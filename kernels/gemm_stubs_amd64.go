@@ -10,6 +10,12 @@ package kernels
 //go:noescape
 func sgemmMicroAVX2(kc int, a []float32, b []float32, c []float32, ldc int)
 
+// sgemmMicroSetAVX2 stores a packed 6 x kc A panel times a packed kc x 16 B
+// panel into the 6x16 tile of C at c (row stride ldc floats); C is not read.
+//
+//go:noescape
+func sgemmMicroSetAVX2(kc int, a []float32, b []float32, c []float32, ldc int)
+
 // sgemmPackB16AVX2 packs panels full 16-column panels of kc rows of B (row
 // stride ldb floats), panel q starting stride floats after panel q-1:
 // dst[q*stride+p*16+j] = b[p*ldb+q*16+j]. Rows are read in order so the
@@ -17,3 +23,12 @@ func sgemmMicroAVX2(kc int, a []float32, b []float32, c []float32, ldc int)
 //
 //go:noescape
 func sgemmPackB16AVX2(kc int, b []float32, ldb int, dst []float32, stride int, panels int)
+
+// sgemmPackA6AVX2 packs 4*kq columns of six rows of A (row stride lda
+// floats) times alpha, interleaved: dst[p*6+i] = alpha*a[i*lda+p]. Four
+// columns at a time go through a 4x4 transpose of rows 0-3 and a 2x4
+// unpack of rows 4-5, so the scalar Go loop's six loads, multiplies and
+// stores per column become a handful of vector ones.
+//
+//go:noescape
+func sgemmPackA6AVX2(kq int, a []float32, lda int, alpha float32, dst []float32)

@@ -7,6 +7,11 @@
 // and broadcasts the six packed A values of that step from memory, so one
 // step is twelve FMAs on two loads and six broadcast loads: on Zen 3 the
 // two FMA pipes stay busy. Four steps are unrolled per loop trip.
+//
+// Beside it: the packer of 16-column B panels and the packer of 6-row A
+// panels (a 4x4 transpose per four columns, prefetching the next panel's
+// rows, since six short strided row streams are more than the hardware
+// prefetchers follow).
 package main
 
 import (
@@ -27,15 +32,26 @@ const (
 func main() {
 	Package("github.com/dghcore/dghcore/kernels")
 	ConstraintExpr("amd64")
-	sgemmMicroAVX2()
+	sgemmMicroAVX2(false)
+	sgemmMicroAVX2(true)
 	sgemmPackB16AVX2()
+	sgemmPackA6AVX2()
 	Generate()
 }
 
-func sgemmMicroAVX2() {
-	TEXT("sgemmMicroAVX2", NOSPLIT, "func(kc int, a, b, c []float32, ldc int)")
-	Doc(fmt.Sprintf("sgemmMicroAVX2 adds a packed %d x kc A panel times a packed kc x %d B panel", mr, nr),
-		fmt.Sprintf("to the %dx%d tile of C at c (row stride ldc floats).", mr, nr))
+// sgemmMicroAVX2 emits the micro-kernel that adds the product to the C
+// tile, or with set the one that overwrites the tile without reading it
+// (the first k block of a beta = 0 product, which then needs no zeroed C).
+func sgemmMicroAVX2(set bool) {
+	if set {
+		TEXT("sgemmMicroSetAVX2", NOSPLIT, "func(kc int, a, b, c []float32, ldc int)")
+		Doc(fmt.Sprintf("sgemmMicroSetAVX2 stores a packed %d x kc A panel times a packed kc x %d B", mr, nr),
+			fmt.Sprintf("panel into the %dx%d tile of C at c (row stride ldc floats); C is not read.", mr, nr))
+	} else {
+		TEXT("sgemmMicroAVX2", NOSPLIT, "func(kc int, a, b, c []float32, ldc int)")
+		Doc(fmt.Sprintf("sgemmMicroAVX2 adds a packed %d x kc A panel times a packed kc x %d B panel", mr, nr),
+			fmt.Sprintf("to the %dx%d tile of C at c (row stride ldc floats).", mr, nr))
+	}
 	Pragma("noescape")
 
 	kc := Load(Param("kc"), RCX)
@@ -99,7 +115,11 @@ func sgemmMicroAVX2() {
 	DECQ(kc)
 	JMP(LabelRef("tail"))
 
-	Comment("C += the accumulated tile.")
+	if set {
+		Comment("C = the accumulated tile.")
+	} else {
+		Comment("C += the accumulated tile.")
+	}
 	Label("store")
 	for i := range mr {
 		if i > 0 {
@@ -107,7 +127,9 @@ func sgemmMicroAVX2() {
 		}
 		for h := range 2 {
 			m := Mem{Base: cp, Disp: 32 * h}
-			VADDPS(m, acc[i][h], acc[i][h])
+			if !set {
+				VADDPS(m, acc[i][h], acc[i][h])
+			}
 			VMOVUPS(acc[i][h], m)
 		}
 	}
@@ -156,6 +178,92 @@ func sgemmPackB16AVX2() {
 
 	Label("done")
 	VZEROUPPER()
+	RET()
+}
+
+func sgemmPackA6AVX2() {
+	TEXT("sgemmPackA6AVX2", NOSPLIT, "func(kq int, a []float32, lda int, alpha float32, dst []float32)")
+	Doc("sgemmPackA6AVX2 packs 4*kq columns of six rows of A (row stride lda",
+		"floats) times alpha, interleaved: dst[p*6+i] = alpha*a[i*lda+p]. Four",
+		"columns at a time go through a 4x4 transpose of rows 0-3 and a 2x4",
+		"unpack of rows 4-5, so the scalar Go loop's six loads, multiplies and",
+		"stores per column become a handful of vector ones.")
+	Pragma("noescape")
+	kq := Load(Param("kq"), RCX)
+	p0 := Load(Param("a").Base(), RSI)
+	lda := Load(Param("lda"), R8)
+	SHLQ(U8(2), lda) // floats to bytes
+	dst := Load(Param("dst").Base(), RDI)
+	al := X15
+	alpha, err := Param("alpha").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	VBROADCASTSS(alpha.Addr, al) // alpha in every lane
+	p3 := GP64()
+	LEAQ(Mem{Base: p0, Index: lda, Scale: 2}, p3)
+	ADDQ(lda, p3) // row 3
+	// Six short strided row streams defeat the hardware prefetchers
+	// (measured: the vector packer was no faster than scalar Go, both
+	// waiting on A). The driver packs panel after panel, so each trip
+	// prefetches the same columns of the next panel's six rows, one
+	// panel ahead; prefetches past the end of A never fault.
+	p6, p9 := GP64(), GP64()
+	LEAQ(Mem{Base: p3, Index: lda, Scale: 2}, p6)
+	ADDQ(lda, p6) // row 6
+	LEAQ(Mem{Base: p6, Index: lda, Scale: 2}, p9)
+	ADDQ(lda, p9) // row 9
+
+	Label("packa")
+	TESTQ(kq, kq)
+	JE(LabelRef("packadone"))
+	r := []VecPhysical{X0, X1, X2, X3, X4, X5}
+	rowMem := []Mem{
+		{Base: p0}, {Base: p0, Index: lda, Scale: 1}, {Base: p0, Index: lda, Scale: 2},
+		{Base: p3}, {Base: p3, Index: lda, Scale: 1}, {Base: p3, Index: lda, Scale: 2},
+	}
+	for i := range 6 {
+		VMULPS(rowMem[i], al, r[i])
+	}
+	for _, m := range []Mem{
+		{Base: p6}, {Base: p6, Index: lda, Scale: 1}, {Base: p6, Index: lda, Scale: 2},
+		{Base: p9}, {Base: p9, Index: lda, Scale: 1}, {Base: p9, Index: lda, Scale: 2},
+	} {
+		PREFETCHT0(m)
+	}
+	// Rows 0-3: t0 = r0p0 r1p0 r0p1 r1p1, t1 = r0p2 r1p2 r0p3 r1p3,
+	// t2, t3 likewise for rows 2-3; then column p is a shuffle of one
+	// half of t0|t1 with the same half of t2|t3.
+	VUNPCKLPS(X1, X0, X6)
+	VUNPCKHPS(X1, X0, X7)
+	VUNPCKLPS(X3, X2, X8)
+	VUNPCKHPS(X3, X2, X9)
+	VSHUFPS(U8(0x44), X8, X6, X10)
+	VSHUFPS(U8(0xEE), X8, X6, X11)
+	VSHUFPS(U8(0x44), X9, X7, X12)
+	VSHUFPS(U8(0xEE), X9, X7, X13)
+	// Rows 4-5: u0 = r4p0 r5p0 r4p1 r5p1, u1 = r4p2 r5p2 r4p3 r5p3.
+	VUNPCKLPS(X5, X4, X0)
+	VUNPCKHPS(X5, X4, X1)
+	cols := []VecPhysical{X10, X11, X12, X13}
+	for p := range 4 {
+		VMOVUPS(cols[p], Mem{Base: dst, Disp: 24 * p})
+		u := []VecPhysical{X0, X1}[p/2]
+		if p%2 == 0 {
+			VMOVLPS(u, Mem{Base: dst, Disp: 24*p + 16})
+		} else {
+			VMOVHPS(u, Mem{Base: dst, Disp: 24*p + 16})
+		}
+	}
+	ADDQ(U8(16), p0)
+	ADDQ(U8(16), p3)
+	ADDQ(U8(16), p6)
+	ADDQ(U8(16), p9)
+	ADDQ(U8(96), dst)
+	DECQ(kq)
+	JMP(LabelRef("packa"))
+
+	Label("packadone")
 	RET()
 }
 
