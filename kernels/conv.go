@@ -482,20 +482,7 @@ func (j *convJob) forwardPadded(lo, hi int) {
 				for k := range kg {
 					src := (*out)[k*ldo+q-s0:][:run]
 					dst := y[k*oh0*ow0+oh*ow0+ow:][:run]
-					var b float32
-					if j.bias != nil {
-						b = j.bias[g*kg+k]
-					}
-					if j.beta == 0 {
-						for i, v := range src {
-							dst[i] = v + b
-						}
-					} else {
-						for i, v := range src {
-							dst[i] = j.beta*dst[i] + v + b
-						}
-					}
-					j.epi.apply(g*kg+k, dst)
+					j.store(g*kg+k, src, dst)
 				}
 				q += run
 			}
@@ -503,6 +490,25 @@ func (j *convJob) forwardPadded(lo, hi int) {
 	}
 	putScratch(xp)
 	putScratch(out)
+}
+
+// store writes one run of output channel ch from the GEMM tile src into
+// dst: adds the bias, blends with beta*dst and applies the epilogue.
+func (j *convJob) store(ch int, src, dst []float32) {
+	var b float32
+	if j.bias != nil {
+		b = j.bias[ch]
+	}
+	if j.beta == 0 {
+		for i, v := range src {
+			dst[i] = v + b
+		}
+	} else {
+		for i, v := range src {
+			dst[i] = j.beta*dst[i] + v + b
+		}
+	}
+	j.epi.apply(ch, dst)
 }
 
 // forward computes (group, slab) tasks [lo, hi): one slab of j.slab
@@ -531,20 +537,7 @@ func (j *convJob) forward(lo, hi int) {
 			for k := range kg {
 				src := (*out)[k*ldo+q-q0:][:run]
 				dst := j.y[(n*p.K+g*kg+k)*ohw+s:][:run]
-				var b float32
-				if j.bias != nil {
-					b = j.bias[g*kg+k]
-				}
-				if j.beta == 0 {
-					for i, v := range src {
-						dst[i] = v + b
-					}
-				} else {
-					for i, v := range src {
-						dst[i] = j.beta*dst[i] + v + b
-					}
-				}
-				j.epi.apply(g*kg+k, dst)
+				j.store(g*kg+k, src, dst)
 			}
 			q += run
 		}
