@@ -26,6 +26,7 @@
 package brecq
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -197,19 +198,19 @@ func CheckBits(what string, bits int) error {
 
 func (c Config) resolve(calib *tensor.Tensor) (settings, error) {
 	s := settings{
-		wBits:         orInt(c.WeightBits, DefaultWeightBits),
-		aBits:         orInt(c.ActBits, DefaultActBits),
-		iters:         max(orInt(c.NumIterations, DefaultNumIterations), 0),
-		batch:         orInt(c.BatchSize, DefaultBatchSize),
-		weight:        max(orFloat(c.Weight, DefaultWeight), 0),
-		bStart:        orFloat(c.BStart, DefaultBStart),
-		bEnd:          orFloat(c.BEnd, DefaultBEnd),
-		warmup:        max(orFloat(c.Warmup, DefaultWarmup), 0),
+		wBits:         cmp.Or(c.WeightBits, DefaultWeightBits),
+		aBits:         cmp.Or(c.ActBits, DefaultActBits),
+		iters:         max(cmp.Or(c.NumIterations, DefaultNumIterations), 0),
+		batch:         cmp.Or(c.BatchSize, DefaultBatchSize),
+		weight:        max(cmp.Or(c.Weight, DefaultWeight), 0),
+		bStart:        cmp.Or(c.BStart, DefaultBStart),
+		bEnd:          cmp.Or(c.BEnd, DefaultBEnd),
+		warmup:        max(cmp.Or(c.Warmup, DefaultWarmup), 0),
 		actQuant:      c.ActQuant,
-		itersA:        max(orInt(c.ItersA, DefaultItersA), 0),
-		lr:            orFloat(c.LR, DefaultLR),
-		p:             orFloat(c.P, DefaultP),
-		actInit:       orInt(c.ActInitSamples, DefaultActInitSamples),
+		itersA:        max(cmp.Or(c.ItersA, DefaultItersA), 0),
+		lr:            cmp.Or(c.LR, DefaultLR),
+		p:             cmp.Or(c.P, DefaultP),
+		actInit:       cmp.Or(c.ActInitSamples, DefaultActInitSamples),
 		headStem8bit:  c.HeadStem8bit,
 		noOutputQuant: c.DisableNetworkOutputQuantization,
 		layerRecon:    c.LayerReconstruction,
@@ -267,17 +268,3 @@ func (s *settings) fingerprint(model string) string {
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-
-func orInt(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
-func orFloat(v, def float64) float64 {
-	if v == 0 {
-		return def
-	}
-	return v
-}

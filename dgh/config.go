@@ -10,6 +10,7 @@
 package dgh
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"time"
@@ -103,16 +104,16 @@ type settings struct {
 // validates the result, so bad input fails before any long work.
 func (c Config) resolve(spec zoo.Spec) (settings, error) {
 	s := settings{
-		nImages:          orInt(c.NImages, DefaultNImages),
-		batchSize:        orInt(c.BatchSize, DefaultBatchSize),
-		iterations:       orInt(c.Iterations, DefaultIterations),
-		lr:               orFloat(c.LR, DefaultLR),
-		padding:          orInt(c.Padding, DefaultPadding),
-		imageSize:        orInt(c.ImageSize, spec.InputSize),
-		stdFactor:        orFloat(c.StdFactor, DefaultStdFactor),
-		outputLossFactor: orFloat(c.OutputLossFactor, float64(spec.OutputLossFactor)),
-		smoothSize:       orInt(c.SmoothingSize, DefaultSmoothingSize),
-		smoothSigma:      orFloat(c.SmoothingSigma, DefaultSmoothingSigma),
+		nImages:          cmp.Or(c.NImages, DefaultNImages),
+		batchSize:        cmp.Or(c.BatchSize, DefaultBatchSize),
+		iterations:       cmp.Or(c.Iterations, DefaultIterations),
+		lr:               cmp.Or(c.LR, DefaultLR),
+		padding:          cmp.Or(c.Padding, DefaultPadding),
+		imageSize:        cmp.Or(c.ImageSize, spec.InputSize),
+		stdFactor:        cmp.Or(c.StdFactor, DefaultStdFactor),
+		outputLossFactor: cmp.Or(c.OutputLossFactor, float64(spec.OutputLossFactor)),
+		smoothSize:       cmp.Or(c.SmoothingSize, DefaultSmoothingSize),
+		smoothSigma:      cmp.Or(c.SmoothingSigma, DefaultSmoothingSigma),
 		mean:             c.Mean,
 		std:              c.Std,
 		seed:             c.Seed,
@@ -155,20 +156,6 @@ func (c Config) resolve(spec zoo.Spec) (settings, error) {
 		}
 	}
 	return s, nil
-}
-
-func orInt(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
-func orFloat(v, def float64) float64 {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // channels is the number of image channels.

@@ -1,6 +1,7 @@
 package dgh
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -92,7 +93,7 @@ type RealData struct {
 
 // Images samples and stacks the images.
 func (s RealData) Images(ctx context.Context, _ *zoo.Model) (*tensor.Tensor, error) {
-	n := orInt(s.NImages, DefaultNImages)
+	n := cmp.Or(s.NImages, DefaultNImages)
 	if n < 1 {
 		return nil, fmt.Errorf("dgh: real data: number of images %d, want at least 1", n)
 	}
