@@ -9,18 +9,22 @@ package kernels
 //   - stride 1, wide images: col's rows are shifted windows of the
 //     zero-padded image, packed straight from it (implicit GEMM);
 //   - 1x1, stride 1, no padding (and wide): x already is col;
-//   - otherwise (strided, the 7x7 stem, small images): im2col, a slab of
-//     columns at a time across the batch, so the slab stays in cache and
-//     no tile is left mostly empty by a small image.
+//   - otherwise (strided, small images): a slab of columns at a time
+//     across the batch, so no tile is left mostly empty by a small
+//     image, gathered from x while packing through per-tap offset tables
+//     (one table serves every channel); with few channels (the 7x7 stem)
+//     im2col copies row segments into the slab instead.
 //
 // Backward to the input of a stride-1 convolution is a forward one of dy
 // with the weights transposed per group and rotated 180 degrees; strided
-// ones compute w^T dy and fold it back (col2im). Backward to the weights
+// ones compute w^T dy, dy gathered across images, and add it back into
+// dx through the same tables (or col2im). Backward to the weights
 // is dy col^T summed over images. Depthwise convolutions (groups == C ==
 // K) run direct kernels instead: their GEMMs would be 1 x 9 x OH*OW.
 
 import (
 	"fmt"
+	"math"
 	"sync"
 )
 
@@ -109,6 +113,19 @@ const pointwiseMaxWeights = 1 << 18
 // convSlabFloats bounds one im2col slab (256 KiB), so it lives in L2
 // next to the packed weights.
 const convSlabFloats = 64 << 10
+
+// gatherMinChannels is the fewest input channels per group for which
+// the unfolded input is gathered through tap tables (built once per slab,
+// used once per channel) rather than copied by im2col in row segments
+// (measured on the 7x7 stem, 3 channels: the tables cost as much as
+// the gathers, and im2col is 1.7x faster overall).
+const gatherMinChannels = 16
+
+// int32Offsets reports whether a gather table over cols output columns,
+// images of ohw columns and perImage input elements apart, fits int32.
+func int32Offsets(cols, ohw, perImage int) bool {
+	return (cols/ohw+2)*perImage <= math.MaxInt32
+}
 
 // slabCols is how many output columns one im2col slab covers: a multiple
 // of 48 (every path's nr divides it), at least 96, at most all of them.
@@ -250,12 +267,19 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 		// stay cache-resident from one image to the next; larger
 		// weights are better streamed once per slab across the batch.
 		j.overTasks(p.N*p.Groups, j.pointwiseFn)
+	case cg >= gatherMinChannels && int32Offsets(slabCols(rows, p.N*ohw)+gemmNR, ohw, p.C*p.H*p.W):
+		// Slabs of columns across the batch, gathered from the input
+		// as they are packed (no im2col buffer): no tile is left
+		// mostly empty by a small image, and the slabs are the
+		// parallel tasks.
+		j.setSlabs(p.N*ohw, slabCols(rows, p.N*ohw))
+		j.overTasks(p.Groups*j.slabs, j.forwardFn)
 	default:
-		// Slabs of columns across the batch: no tile is left mostly
-		// empty by a small image, and the slabs are the parallel tasks.
+		// Few channels (the stem): a gather table would serve only
+		// cg rows, so im2col copies whole row segments into slabs.
 		j.slab = slabCols(rows, p.N*ohw)
 		j.slabs = (p.N*ohw + j.slab - 1) / j.slab
-		j.overTasks(p.Groups*j.slabs, j.forwardFn)
+		j.overTasks(p.Groups*j.slabs, j.forwardIm2colFn)
 	}
 	j.release()
 	putScratch(packed)
@@ -294,7 +318,18 @@ func Conv2dBackwardData(p ConvParams, dy, w, dx []float32) {
 	}
 	j := newConvJob(&p, dx, *packed, nil, dy)
 	j.packedSize = size
-	j.overTasks(p.N*p.Groups, j.backwardDataFn)
+	ohw := p.OutH() * p.OutW()
+	j.imgChunk = max(1, min((384+ohw-1)/ohw, p.N/parWorkers()))
+	if cg < gatherMinChannels || !int32Offsets(j.imgChunk*ohw, ohw, max(p.C*p.H*p.W, p.K*ohw)) {
+		j.overTasks(p.N*p.Groups, j.backwardDataCol2imFn)
+		j.release()
+		putScratch(packed)
+		return
+	}
+	// Tasks of whole images (imgChunk above: whose dx no other task
+	// touches), enough of them to give each a few hundred columns, but
+	// at least one per worker.
+	j.overTasks(p.Groups*((p.N+j.imgChunk-1)/j.imgChunk), j.backwardDataFn)
 	j.release()
 	putScratch(packed)
 }
@@ -363,8 +398,11 @@ type convJob struct {
 	// epi, when set, is applied to each output piece once written.
 	epi *epilogue
 
-	// The slab width and count of the forward pass.
-	slab, slabs int
+	// The forward pass's slabs: slabs of whole nr-column panels out of
+	// the panels of all N*OH*OW output columns, at most slabMax columns.
+	slab, slabs, slabPanels, slabMax int
+	// Images per task of the strided backward to the input.
+	imgChunk int
 	// Offsets of the unfolded rows in a padded image (forwardPadded).
 	rowOff []int
 	// Image chunks of the weight gradient and their partial sums.
@@ -372,6 +410,7 @@ type convJob struct {
 	partial []float32
 
 	forwardFn, forwardPaddedFn, pointwiseFn, backwardDataFn func(lo, hi int)
+	forwardIm2colFn, backwardDataCol2imFn                   func(lo, hi int)
 	backwardWeightGroupsFn, backwardWeightImagesFn          func(lo, hi int)
 	dwForwardFn, dwBackwardDataFn, dwBackwardWeightFn       func(lo, hi int)
 }
@@ -379,6 +418,8 @@ type convJob struct {
 var convJobs = sync.Pool{New: func() any {
 	j := new(convJob)
 	j.forwardFn = j.forward
+	j.forwardIm2colFn = j.forwardIm2col
+	j.backwardDataCol2imFn = j.backwardDataCol2im
 	j.pointwiseFn = j.pointwise
 	j.forwardPaddedFn = j.forwardPadded
 	j.backwardDataFn = j.backwardData
@@ -422,7 +463,7 @@ func (j *convJob) pointwise(lo, hi int) {
 	for t := lo; t < hi; t++ {
 		n, g := t/p.Groups, t%p.Groups
 		y := j.y[(n*p.K+g*kg)*hw:]
-		sgemmPrepacked(kg, hw, cg, j.w[g*j.packedSize:], j.x[(n*p.C+g*cg)*hw:], hw, nil, j.beta, y, hw, false, j.parallelGEMM)
+		sgemmPrepacked(kg, hw, cg, j.w[g*j.packedSize:], j.x[(n*p.C+g*cg)*hw:], hw, nil, colGather{}, j.beta, y, hw, false, j.parallelGEMM)
 		if j.bias != nil {
 			for k := range kg {
 				b := j.bias[g*kg+k]
@@ -471,7 +512,7 @@ func (j *convJob) forwardPadded(lo, hi int) {
 		for s0 := 0; s0 < cols; s0 += ns {
 			nq := min(ns, cols-s0)
 			clear(*out)
-			sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], (*xp)[s0:], 0, j.rowOff, 1, *out, ldo, true, j.parallelGEMM)
+			sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], (*xp)[s0:], 0, j.rowOff, colGather{}, 1, *out, ldo, true, j.parallelGEMM)
 			for q := s0; q < s0+nq; {
 				oh, ow := q/wp, q%wp
 				if ow >= ow0 {
@@ -511,10 +552,148 @@ func (j *convJob) store(ch int, src, dst []float32) {
 	j.epi.apply(ch, dst)
 }
 
-// forward computes (group, slab) tasks [lo, hi): one slab of j.slab
+// setSlabs splits total output columns into j.slabs slabs of whole
+// panels, each at most about maxCols wide, as even as possible and, for
+// an ungrouped convolution, as many as a multiple of the worker count,
+// so no worker idles while another finishes a last slab.
+func (j *convJob) setSlabs(total, maxCols int) {
+	panels := (total + gemmNR - 1) / gemmNR
+	j.slabPanels = panels
+	j.slabs = (total + maxCols - 1) / maxCols
+	if w := parWorkers(); j.p.Groups == 1 && w > 1 {
+		j.slabs = roundUp(j.slabs, w)
+	}
+	j.slabs = min(j.slabs, panels)
+	j.slabMax = (panels + j.slabs - 1) / j.slabs * gemmNR
+}
+
+// slabRange returns the columns [q0, q1) of slab sl.
+func (j *convJob) slabRange(sl, total int) (q0, q1 int) {
+	q0 = sl * j.slabPanels / j.slabs * gemmNR
+	q1 = min(total, (sl+1)*j.slabPanels/j.slabs*gemmNR)
+	return q0, q1
+}
+
+// colTable writes, for each tap t = kh*KW+kw and each of the nq output
+// positions q0, q0+1, ... (flattened over images as (n, oh, ow)), where
+// that tap reads in a channel plane: tab[t*nq+i] is ih*W+iw plus
+// imgStride times the image's index counted from image q0/(OH*OW), or
+// -1 in the padding. It returns the largest entry.
+func colTable(p *ConvParams, q0, nq, imgStride int, tab []int32) int {
+	oh0, ow0 := p.OutH(), p.OutW()
+	ohw := oh0 * ow0
+	largest := -1
+	for kh := range p.KH {
+		for kw := range p.KW {
+			row := tab[(kh*p.KW+kw)*nq:][:nq]
+			n, s := 0, q0%ohw
+			oh, ow := s/ow0, s%ow0
+			dh, dw := kh*p.DilH-p.PadH, kw*p.DilW-p.PadW
+			for i := range row {
+				ih, iw := oh*p.StrideH+dh, ow*p.StrideW+dw
+				o := -1
+				if uint(ih) < uint(p.H) && uint(iw) < uint(p.W) {
+					o = n*imgStride + ih*p.W + iw
+					largest = max(largest, o)
+				}
+				row[i] = int32(o)
+				if ow++; ow == ow0 {
+					if ow, oh = 0, oh+1; oh == oh0 {
+						oh, n = 0, n+1
+					}
+				}
+			}
+		}
+	}
+	return largest
+}
+
+// forward computes (group, slab) tasks [lo, hi): one slab of columns of
+// the unfolded input (across images) gathered from x, times the group's
+// packed weights, into a scratch tile, then scattered into y.
+func (j *convJob) forward(lo, hi int) {
+	p := &j.p
+	cg, kg := p.C/p.Groups, p.K/p.Groups
+	kk := p.KH * p.KW
+	rows := cg * kk
+	hw, ohw := p.H*p.W, p.OutH()*p.OutW()
+	total := p.N * ohw
+	ldo := j.slabMax
+	tab := intScratch.get(kk * ldo)
+	out := getScratch(roundUp(kg, gemmMR) * ldo)
+	for t := lo; t < hi; t++ {
+		g, sl := t/j.slabs, t%j.slabs
+		q0, q1 := j.slabRange(sl, total)
+		nq := q1 - q0
+		gth := colGather{tab: (*tab)[:kk*nq], kk: kk, plane: hw}
+		gth.max = colTable(p, q0, nq, p.C*hw, gth.tab)
+		clear(*out)
+		x := j.x[(q0/ohw*p.C+g*cg)*hw:]
+		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], x, 0, nil, gth, 1, *out, ldo, true, j.parallelGEMM)
+		// Column q is (n, s); each image's run of columns is contiguous in y.
+		for q := q0; q < q1; {
+			n, s := q/ohw, q%ohw
+			run := min(ohw-s, q1-q)
+			for k := range kg {
+				src := (*out)[k*ldo+q-q0:][:run]
+				dst := j.y[(n*p.K+g*kg+k)*ohw+s:][:run]
+				j.store(g*kg+k, src, dst)
+			}
+			q += run
+		}
+	}
+	intScratch.put(tab)
+	putScratch(out)
+}
+
+// backwardData adds dx for tasks [lo, hi) of (group, chunk of imgChunk
+// images) of a strided convolution: dcol = w[g]^T dy (packed in j.w) over
+// slabs of the chunk's columns, dy gathered across images, each slab
+// added into dx through the same tap tables as the forward gather.
+func (j *convJob) backwardData(lo, hi int) {
+	p := &j.p
+	cg, kg := p.C/p.Groups, p.K/p.Groups
+	kk := p.KH * p.KW
+	rows := cg * kk
+	hw, ohw := p.H*p.W, p.OutH()*p.OutW()
+	chunks := (p.N + j.imgChunk - 1) / j.imgChunk
+	ns := min(slabCols(rows, j.imgChunk*ohw), j.imgChunk*ohw)
+	ldo := roundUp(ns, gemmNR)
+	slab := getScratch(roundUp(rows, gemmMR) * ldo)
+	dyTab := intScratch.get(ns)
+	tab := intScratch.get(kk * ns)
+	for t := lo; t < hi; t++ {
+		g, ch := t/chunks, t%chunks
+		n0, n1 := ch*j.imgChunk, min(p.N, (ch+1)*j.imgChunk)
+		cols := (n1 - n0) * ohw
+		dy := j.y[(n0*p.K+g*kg)*ohw:]
+		dx := j.x[(n0*p.C+g*cg)*hw:]
+		for s0 := 0; s0 < cols; s0 += ns {
+			nq := min(ns, cols-s0)
+			// dy row k, column q = (n, s) is dy[n*K*ohw + k*ohw + s].
+			gth := colGather{tab: (*dyTab)[:nq], kk: 1, plane: ohw}
+			for i := range gth.tab {
+				q := s0 + i
+				gth.tab[i] = int32(q/ohw*p.K*ohw + q%ohw)
+			}
+			gth.max = int(gth.tab[nq-1])
+			sgemmPrepacked(rows, nq, kg, j.w[g*j.packedSize:], dy, 0, nil, gth, 0, *slab, ldo, true, j.parallelGEMM)
+			colTable(p, s0, nq, p.C*hw, (*tab)[:kk*nq])
+			for r := range rows {
+				c, tap := r/kk, r%kk
+				scatterAddRow(dx[c*hw:], (*slab)[r*ldo:][:nq], (*tab)[tap*nq:][:nq])
+			}
+		}
+	}
+	putScratch(slab)
+	intScratch.put(dyTab)
+	intScratch.put(tab)
+}
+
+// forwardIm2col computes (group, slab) tasks [lo, hi): one slab of j.slab
 // columns of the unfolded input (across images) times the group's packed
 // weights into a scratch tile, then scattered into y.
-func (j *convJob) forward(lo, hi int) {
+func (j *convJob) forwardIm2col(lo, hi int) {
 	p := &j.p
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rows := cg * p.KH * p.KW
@@ -529,7 +708,7 @@ func (j *convJob) forward(lo, hi int) {
 		nq := min(j.slab, total-q0)
 		im2col(p, j.x[g*cg*p.H*p.W:], cg, q0, nq, *col)
 		clear(*out)
-		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], *col, nq, nil, 1, *out, ldo, true, j.parallelGEMM)
+		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], *col, nq, nil, colGather{}, 1, *out, ldo, true, j.parallelGEMM)
 		// Column q is (n, s); each image's run of columns is contiguous in y.
 		for q := q0; q < q0+nq; {
 			n, s := q/ohw, q%ohw
@@ -546,10 +725,10 @@ func (j *convJob) forward(lo, hi int) {
 	putScratch(out)
 }
 
-// backwardData adds dx for tasks [lo, hi) of (image, group) pairs of a
-// strided convolution: dcol = w[g]^T dy (packed in j.w), folded back by
+// backwardDataCol2im adds dx for tasks [lo, hi) of (image, group) pairs
+// of a strided convolution: dcol = w[g]^T dy (packed in j.w), folded back by
 // col2im.
-func (j *convJob) backwardData(lo, hi int) {
+func (j *convJob) backwardDataCol2im(lo, hi int) {
 	p := &j.p
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rows := cg * p.KH * p.KW
@@ -563,11 +742,22 @@ func (j *convJob) backwardData(lo, hi int) {
 		dy := j.y[(n*p.K+g*kg)*ohw:]
 		for s0 := 0; s0 < ohw; s0 += ns {
 			w0 := min(ns, ohw-s0)
-			sgemmPrepacked(rows, w0, kg, w, dy[s0:], ohw, nil, 0, *slab, w0, false, j.parallelGEMM)
+			sgemmPrepacked(rows, w0, kg, w, dy[s0:], ohw, nil, colGather{}, 0, *slab, w0, false, j.parallelGEMM)
 			col2im(p, *slab, cg, s0, w0, dx)
 		}
 	}
 	putScratch(slab)
+}
+
+// scatterAddRow adds v[i] to dst[idx[i]] where idx[i] is not -1 (the
+// other indices are distinct).
+func scatterAddRow(dst, v []float32, idx []int32) {
+	v = v[:len(idx)]
+	for i, o := range idx {
+		if o >= 0 {
+			dst[o] += v[i]
+		}
+	}
 }
 
 // backwardWeightGroups adds dw for groups [lo, hi), summing all images.

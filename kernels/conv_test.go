@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// convCases covers every internal route: im2col with slabs and tails,
+// convCases covers every internal route: gathered slabs and tails,
 // the pointwise shortcut, the 7x7 stride-2 stem, groups, depthwise (direct
 // kernels) and depthwise with a channel multiplier (grouped GEMM), stride,
 // padding and dilation, one image (parallel GEMM) and several.
@@ -39,6 +39,10 @@ var convCases = []ConvParams{
 	{N: 2, C: 4, H: 13, W: 11, K: 3, KH: 3, KW: 2, StrideH: 3, StrideW: 2, PadH: 0, PadW: 1, DilH: 2, DilW: 3, Groups: 1},
 	{N: 1, C: 64, H: 17, W: 17, K: 7, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	{N: 3, C: 33, H: 7, W: 7, K: 17, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	// Several slabs per image and per chunk of images (strided backward
+	// to the input), slabs across images with groups.
+	{N: 3, C: 64, H: 20, W: 19, K: 8, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 4, C: 32, H: 12, W: 12, K: 8, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 2},
 	// Grouped 1x1 (its backward-data pass packs w transposed per group).
 	{N: 2, C: 4, H: 5, W: 7, K: 6, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Groups: 2},
 	// Depthwise rows of whole vectors only (no masked tail), both strides.

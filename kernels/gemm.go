@@ -43,6 +43,10 @@ var (
 // rest.
 var sgemmPackA6 func(kq int, a []float32, lda int, alpha float32, dst []float32)
 
+// sgemmGather, when set, packs one full nr-column panel of a gathered B
+// (see sgemmGather16AVX2); packGathered does edge panels and the rest.
+var sgemmGather func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, dst []float32)
+
 // sgemmMicroSet, when set, is sgemmMicro storing the product into the
 // tile instead of adding it, never reading C. A beta = 0 product uses it
 // for its first k block instead of zeroing all of C first and reading the
@@ -111,20 +115,39 @@ func packWholeA(transA bool, m, k int, alpha float32, a []float32, lda int, dst 
 	gemmJobs.Put(j)
 }
 
+// colGather describes a B that is gathered rather than stored: element
+// (r, q) is b[(r/kk)*plane + tab[(r%kk)*n+q]], or 0 where that entry is
+// -1, n being the product's column count. Row r = c*kk+t of an unfolded
+// convolution input is tap t of channel c; tab holds, per tap, where
+// each output position's input sits in a channel plane (-1 in the
+// padding), so packing B is the whole im2col.
+type colGather struct {
+	tab       []int32 // nil: B is stored, not gathered
+	kk, plane int
+	max       int // the largest entry of tab
+}
+
 // sgemmPrepacked is sgemm with op(A) already packed by packWholeA
 // (alpha included) on the current path. With rowOff set, row p of B
 // starts at b[rowOff[p]] (ldb unused): a convolution's rows are shifted
-// windows of its padded input. With tiled set, C is scratch with room
+// windows of its padded input. With gather set, B is gathered from b
+// (ldb and rowOff unused). With tiled set, C is scratch with room
 // for whole tiles (ceil(m/mr)*mr rows, ldc >= ceil(n/nr)*nr) whose
 // padding the caller ignores, so edge tiles need no detour.
-func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []int, beta float32,
-	c []float32, ldc int, tiled, parallel bool) {
+func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []int, gather colGather,
+	beta float32, c []float32, ldc int, tiled, parallel bool) {
 	if m == 0 || n == 0 {
 		return
 	}
-	if rowOff == nil {
+	switch {
+	case gather.tab != nil:
+		if k > 0 && (len(gather.tab) < gather.kk*n || (k-1)/gather.kk*gather.plane+gather.max >= len(b)) {
+			panic(fmt.Sprintf("kernels.sgemm: gathered B of %d rows reaches element %d of %d",
+				k, (k-1)/gather.kk*gather.plane+gather.max, len(b)))
+		}
+	case rowOff == nil:
 		checkMatrix("B", false, k, n, b, ldb)
-	} else if k > 0 && (len(rowOff) < k || slices.Max(rowOff[:k])+n > len(b)) {
+	case k > 0 && (len(rowOff) < k || slices.Max(rowOff[:k])+n > len(b)):
 		panic(fmt.Sprintf("kernels.sgemm: B rows at offsets up to %d, %d long, overrun %d elements",
 			slices.Max(rowOff[:k]), n, len(b)))
 	}
@@ -142,10 +165,10 @@ func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []i
 	}
 	j := gemmJobs.Get().(*gemmJob)
 	j.transB, j.m, j.n, j.k, j.tiled, j.overwrite = false, m, n, k, tiled, false
-	j.pre, j.b, j.ldb, j.rowOff, j.c, j.ldc = pre, b, ldb, rowOff, c, ldc
+	j.pre, j.b, j.ldb, j.rowOff, j.gather, j.c, j.ldc = pre, b, ldb, rowOff, gather, c, ldc
 	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
 	j.run(parallel && m*n*k >= 48*48*48)
-	j.pre, j.b, j.rowOff, j.c, j.tiled = nil, nil, nil, nil, false
+	j.pre, j.b, j.rowOff, j.gather, j.c, j.tiled = nil, nil, nil, colGather{}, nil, false
 	gemmJobs.Put(j)
 }
 
@@ -190,6 +213,7 @@ type gemmJob struct {
 	lda, ldb, ldc  int
 	pre            []float32 // op(A) packed by packWholeA, or nil
 	rowOff         []int     // B row p starts at b[rowOff[p]] instead of b[p*ldb]
+	gather         colGather // B gathered (sgemmPrepacked), or tab nil
 	tiled          bool      // C has room for whole edge tiles (sgemmPrepacked)
 	mr, nr         int
 	micro          func(kc int, a, b, c []float32, ldc int)
@@ -215,25 +239,33 @@ var gemmJobs = sync.Pool{New: func() any {
 	return j
 }}
 
-// scratch pools float32 buffers (packed blocks, im2col slabs, edge
-// tiles) by power-of-two capacity, so buffers of different sizes do not
-// evict each other and warm calls allocate nothing.
-var scratch [64]sync.Pool
+// scratchPool pools buffers (packed blocks, padded images, gather
+// tables, edge tiles) by power-of-two capacity, so buffers of different
+// sizes do not evict each other and warm calls allocate nothing.
+type scratchPool[T any] [64]sync.Pool
 
-func getScratch(n int) *[]float32 {
+func (sp *scratchPool[T]) get(n int) *[]T {
 	class := bits.Len(uint(max(n, 1) - 1))
-	p, _ := scratch[class].Get().(*[]float32)
+	p, _ := sp[class].Get().(*[]T)
 	if p == nil {
-		b := make([]float32, 1<<class)
+		b := make([]T, 1<<class)
 		p = &b
 	}
 	*p = (*p)[:n]
 	return p
 }
 
-func putScratch(p *[]float32) {
-	scratch[bits.Len(uint(cap(*p)-1))].Put(p)
+func (sp *scratchPool[T]) put(p *[]T) {
+	sp[bits.Len(uint(cap(*p)-1))].Put(p)
 }
+
+var (
+	scratch    scratchPool[float32]
+	intScratch scratchPool[int32]
+)
+
+func getScratch(n int) *[]float32 { return scratch.get(n) }
+func putScratch(p *[]float32)     { scratch.put(p) }
 
 func (j *gemmJob) run(parallel bool) {
 	workers := 1
@@ -281,6 +313,10 @@ func (j *gemmJob) run(parallel bool) {
 // hide the memory latency.
 func (j *gemmJob) packB(lo, hi int) {
 	kc, nr := j.kc, j.nr
+	if j.gather.tab != nil {
+		j.packGathered(lo, hi)
+		return
+	}
 	c0, c1 := j.jc+lo*nr, min(j.jc+hi*nr, j.jc+j.nc) // stored columns covered
 	full := (c1 - c0) / nr                           // panels with nr columns
 	if !j.transB {
@@ -321,6 +357,44 @@ func (j *gemmJob) packB(lo, hi int) {
 				dst[p*nr+jj] = v
 			}
 		}
+	}
+}
+
+// packGathered is packB for a gathered B (colGather).
+func (j *gemmJob) packGathered(lo, hi int) {
+	g, kc, nr := &j.gather, j.kc, j.nr
+	for panel := lo; panel < hi; panel++ {
+		dst := j.bp[panel*kc*nr : (panel+1)*kc*nr]
+		col0 := j.jc + panel*nr
+		w := min(nr, j.jc+j.nc-col0)
+		c, t := j.pc/g.kk, j.pc%g.kk // row pc is tap t of channel c
+		if w == nr && sgemmGather != nil {
+			// In bounds: sgemmPrepacked checked the largest entry
+			// against b for the last row.
+			sgemmGather(kc, j.b[c*g.plane:], g.plane, g.kk, t, g.tab[col0:], j.n, dst)
+			continue
+		}
+		for p := range kc {
+			src := j.b[c*g.plane:]
+			d := dst[p*nr : p*nr+nr]
+			gatherRow(d[:w], src, g.tab[t*j.n+col0:][:w])
+			clear(d[w:])
+			if t++; t == g.kk {
+				c, t = c+1, 0
+			}
+		}
+	}
+}
+
+// gatherRow sets d[i] = src[idx[i]], or 0 where idx[i] is -1.
+func gatherRow(d, src []float32, idx []int32) {
+	d = d[:len(idx)]
+	for i, o := range idx {
+		var v float32
+		if o >= 0 {
+			v = src[o]
+		}
+		d[i] = v
 	}
 }
 

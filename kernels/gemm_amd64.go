@@ -22,9 +22,9 @@ func setGEMMPath(p Path) {
 	switch p {
 	case AVX2, AVX512:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroAVX2, sgemmPackBAVX2, avx2MR, avx2NR
-		sgemmPackA6, sgemmMicroSet = sgemmPackA6AVX2, sgemmMicroSetAVX2
+		sgemmPackA6, sgemmMicroSet, sgemmGather = sgemmPackA6AVX2, sgemmMicroSetAVX2, sgemmGather16AVX2
 	default:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroGeneric, sgemmPackBGeneric, genericMR, genericNR
-		sgemmPackA6, sgemmMicroSet = nil, nil
+		sgemmPackA6, sgemmMicroSet, sgemmGather = nil, nil, nil
 	}
 }

@@ -478,3 +478,51 @@ packa:
 
 packadone:
 	RET
+
+// func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, dst []float32)
+// Requires: AVX, AVX2
+TEXT ·sgemmGather16AVX2(SB), NOSPLIT, $0-112
+	MOVQ     kc+0(FP), CX
+	MOVQ     src_base+8(FP), SI
+	MOVQ     plane+32(FP), R8
+	SHLQ     $0x02, R8
+	MOVQ     kk+40(FP), R9
+	MOVQ     t0+48(FP), R10
+	MOVQ     tab_base+56(FP), DX
+	MOVQ     ldt+80(FP), R11
+	SHLQ     $0x02, R11
+	MOVQ     dst_base+88(FP), DI
+	MOVQ     R10, AX
+	IMULQ    R11, AX
+	ADDQ     DX, AX
+	VPCMPEQD Y15, Y15, Y15
+
+grow:
+	TESTQ      CX, CX
+	JE         gdone
+	VMOVDQU    (AX), Y2
+	VPCMPGTD   Y15, Y2, Y4
+	VXORPS     Y0, Y0, Y0
+	VGATHERDPS Y4, (SI)(Y2*4), Y0
+	VMOVUPS    Y0, (DI)
+	VMOVDQU    32(AX), Y3
+	VPCMPGTD   Y15, Y3, Y5
+	VXORPS     Y1, Y1, Y1
+	VGATHERDPS Y5, (SI)(Y3*4), Y1
+	VMOVUPS    Y1, 32(DI)
+	ADDQ       $0x40, DI
+	ADDQ       R11, AX
+	INCQ       R10
+	CMPQ       R10, R9
+	JNE        gnext
+	XORQ       R10, R10
+	MOVQ       DX, AX
+	ADDQ       R8, SI
+
+gnext:
+	DECQ CX
+	JMP  grow
+
+gdone:
+	VZEROUPPER
+	RET

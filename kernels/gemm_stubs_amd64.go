@@ -32,3 +32,12 @@ func sgemmPackB16AVX2(kc int, b []float32, ldb int, dst []float32, stride int, p
 //
 //go:noescape
 func sgemmPackA6AVX2(kq int, a []float32, lda int, alpha float32, dst []float32)
+
+// sgemmGather16AVX2 packs one 16-column panel of kc rows of a gathered B
+// (kernels.colGather): row p, tap t = (t0+p)%kk of channel (t0+p)/kk, is
+// src[channel*plane + tab[t*ldt+j]], or 0 where that index is -1, for j < 16,
+// stored at dst[p*16+j]. Two masked VGATHERDPS per row; the table rows are
+// the same for every channel, so they stay in L1.
+//
+//go:noescape
+func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, dst []float32)

@@ -36,6 +36,7 @@ func main() {
 	sgemmMicroAVX2(true)
 	sgemmPackB16AVX2()
 	sgemmPackA6AVX2()
+	sgemmGather16AVX2()
 	Generate()
 }
 
@@ -264,6 +265,59 @@ func sgemmPackA6AVX2() {
 	JMP(LabelRef("packa"))
 
 	Label("packadone")
+	RET()
+}
+
+func sgemmGather16AVX2() {
+	TEXT("sgemmGather16AVX2", NOSPLIT, "func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, dst []float32)")
+	Doc("sgemmGather16AVX2 packs one 16-column panel of kc rows of a gathered B",
+		"(kernels.colGather): row p, tap t = (t0+p)%kk of channel (t0+p)/kk, is",
+		"src[channel*plane + tab[t*ldt+j]], or 0 where that index is -1, for j < 16,",
+		"stored at dst[p*16+j]. Two masked VGATHERDPS per row; the table rows are",
+		"the same for every channel, so they stay in L1.")
+	Pragma("noescape")
+	kc := Load(Param("kc"), RCX)
+	src := Load(Param("src").Base(), RSI)
+	plane := Load(Param("plane"), R8)
+	SHLQ(U8(2), plane) // floats to bytes
+	kk := Load(Param("kk"), R9)
+	t := Load(Param("t0"), R10)
+	tab := Load(Param("tab").Base(), RDX)
+	ldt := Load(Param("ldt"), R11)
+	SHLQ(U8(2), ldt)
+	dst := Load(Param("dst").Base(), RDI)
+	row := GP64()
+	MOVQ(t, row)
+	IMULQ(ldt, row)
+	ADDQ(tab, row) // the table row of tap t
+	none := Y15
+	VPCMPEQD(none, none, none) // -1 in every lane
+
+	Label("grow")
+	TESTQ(kc, kc)
+	JE(LabelRef("gdone"))
+	for h := range 2 {
+		idx, mask, v := ymm(2+h), ymm(4+h), ymm(h)
+		VMOVDQU(Mem{Base: row, Disp: 32 * h}, idx)
+		VPCMPGTD(none, idx, mask) // lanes whose index is not -1
+		VXORPS(v, v, v)
+		VGATHERDPS(mask, Mem{Base: src, Index: idx, Scale: 4}, v)
+		VMOVUPS(v, Mem{Base: dst, Disp: 32 * h})
+	}
+	ADDQ(U8(64), dst)
+	ADDQ(ldt, row)
+	INCQ(t)
+	CMPQ(t, kk)
+	JNE(LabelRef("gnext"))
+	XORQ(t, t) // the next channel: tap 0 again
+	MOVQ(tab, row)
+	ADDQ(plane, src)
+	Label("gnext")
+	DECQ(kc)
+	JMP(LabelRef("grow"))
+
+	Label("gdone")
+	VZEROUPPER()
 	RET()
 }
 
