@@ -93,6 +93,15 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	gemmJobs.Put(j)
 }
 
+// kBlock is the depth of the k blocks of a product of depth k: at most
+// gemmKC, as even as possible (576 = 3 x 192 rather than 256+256+64,
+// whose short last block pays the tile's load and store for few steps),
+// a multiple of 4 (the micro-kernels' unroll) unless k is smaller.
+func kBlock(k int) int {
+	blocks := (k + gemmKC - 1) / gemmKC
+	return min(gemmKC, roundUp((k+blocks-1)/max(blocks, 1), 4))
+}
+
 // packedASize is the length packWholeA needs for an m x k op(A).
 func packedASize(m, k int) int {
 	return (m + gemmMR - 1) / gemmMR * gemmMR * k
@@ -107,8 +116,9 @@ func packWholeA(transA bool, m, k int, alpha float32, a []float32, lda int, dst 
 	j := gemmJobs.Get().(*gemmJob)
 	j.transA, j.m, j.k, j.alpha, j.a, j.lda, j.mr = transA, m, k, alpha, a, lda, gemmMR
 	mPad := (m + gemmMR - 1) / gemmMR * gemmMR
-	for pc := 0; pc < k; pc += gemmKC {
-		j.pc, j.kc = pc, min(gemmKC, k-pc)
+	kb := kBlock(k)
+	for pc := 0; pc < k; pc += kb {
+		j.pc, j.kc = pc, min(kb, k-pc)
 		j.packA(dst[mPad*pc:], 0, m)
 	}
 	j.a = nil
@@ -277,8 +287,9 @@ func (j *gemmJob) run(parallel bool) {
 	for jc := 0; jc < j.n; jc += gemmNC {
 		j.jc, j.nc = jc, min(gemmNC, j.n-jc)
 		j.panels = (j.nc + j.nr - 1) / j.nr
-		for pc := 0; pc < j.k; pc += gemmKC {
-			j.pc, j.kc = pc, min(gemmKC, j.k-pc)
+		kb := kBlock(j.k)
+		for pc := 0; pc < j.k; pc += kb {
+			j.pc, j.kc = pc, min(kb, j.k-pc)
 			// A blocks of whole mr-row panels, as even as possible, and
 			// a multiple of the worker count so every worker gets the
 			// same number of rows (a ragged last block of 32 rows left
