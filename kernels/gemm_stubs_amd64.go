@@ -41,3 +41,8 @@ func sgemmPackA6AVX2(kq int, a []float32, lda int, alpha float32, dst []float32)
 //
 //go:noescape
 func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, dst []float32)
+
+// fmaPeakAVX2 runs n trips of twelve independent register-only FMAs
+// (192 flops a trip): the core's measured FMA peak, the yardstick the
+// GEMM and convolution benchmarks are read against on a shared machine.
+func fmaPeakAVX2(n int)

@@ -37,6 +37,7 @@ func main() {
 	sgemmPackB16AVX2()
 	sgemmPackA6AVX2()
 	sgemmGather16AVX2()
+	fmaPeakAVX2()
 	Generate()
 }
 
@@ -317,6 +318,28 @@ func sgemmGather16AVX2() {
 	JMP(LabelRef("grow"))
 
 	Label("gdone")
+	VZEROUPPER()
+	RET()
+}
+
+func fmaPeakAVX2() {
+	TEXT("fmaPeakAVX2", NOSPLIT, "func(n int)")
+	Doc("fmaPeakAVX2 runs n trips of twelve independent register-only FMAs",
+		"(192 flops a trip): the core's measured FMA peak, the yardstick the",
+		"GEMM and convolution benchmarks are read against on a shared machine.")
+	n := Load(Param("n"), RCX)
+	for i := range 12 {
+		VXORPS(ymm(i), ymm(i), ymm(i))
+	}
+	Label("peak")
+	TESTQ(n, n)
+	JE(LabelRef("peakdone"))
+	for i := range 12 {
+		VFMADD231PS(Y12, Y13, ymm(i))
+	}
+	DECQ(n)
+	JMP(LabelRef("peak"))
+	Label("peakdone")
 	VZEROUPPER()
 	RET()
 }
