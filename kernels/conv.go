@@ -241,6 +241,19 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 			packWholeA(false, kg, rows, 1, w[g*kg*rows:], rows, (*packed)[g*size:])
 		}
 	}
+	var sub *[]float32
+	if kk == 1 && p.PadH == 0 && p.PadW == 0 && (p.StrideH > 1 || p.StrideW > 1) {
+		// A strided 1x1 convolution (ResNet's downsampling shortcut) is
+		// a pointwise one on the subsampled input: one strided copy
+		// rather than a table gather per packed element.
+		q := *p
+		q.H, q.W, q.StrideH, q.StrideW = p.OutH(), p.OutW(), 1, 1
+		sub = getScratch(p.N * p.C * q.H * q.W)
+		j := newConvJob(p, x, nil, nil, *sub)
+		parallelFor(p.N*p.C, j.subsampleFn)
+		j.release()
+		p, x = &q, *sub
+	}
 	j := newConvJob(p, x, *packed, bias, y)
 	j.beta, j.packedSize, j.epi = beta, size, e
 	ohw := p.OutH() * p.OutW()
@@ -285,6 +298,31 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 	putScratch(packed)
 	if wf != nil {
 		putScratch(wf)
+	}
+	if sub != nil {
+		putScratch(sub)
+	}
+}
+
+// subsample copies input planes [lo, hi) of x, every StrideH-th row and
+// StrideW-th column, into y (OH x OW planes).
+func (j *convJob) subsample(lo, hi int) {
+	p := &j.p
+	oh0, ow0 := p.OutH(), p.OutW()
+	for pl := lo; pl < hi; pl++ {
+		x := j.x[pl*p.H*p.W:][:p.H*p.W]
+		y := j.y[pl*oh0*ow0:][:oh0*ow0]
+		for oh := range oh0 {
+			row := x[oh*p.StrideH*p.W:]
+			d := y[oh*ow0:][:ow0]
+			if p.StrideW == 2 && len(row) >= 2*ow0 {
+				gatherEven(d, row)
+				continue
+			}
+			for ow := range d {
+				d[ow] = row[ow*p.StrideW]
+			}
+		}
 	}
 }
 
@@ -398,8 +436,10 @@ type convJob struct {
 	// epi, when set, is applied to each output piece once written.
 	epi *epilogue
 
-	// The forward pass's slabs: slabs of whole nr-column panels out of
-	// the panels of all N*OH*OW output columns, at most slabMax columns.
+	// The forward pass's slabs of the N*OH*OW output columns: slabs of
+	// them, each slab columns wide (im2col), or each a run of whole
+	// nr-column panels of the slabPanels, at most slabMax columns
+	// (gathered).
 	slab, slabs, slabPanels, slabMax int
 	// Images per task of the strided backward to the input.
 	imgChunk int
@@ -410,7 +450,7 @@ type convJob struct {
 	partial []float32
 
 	forwardFn, forwardPaddedFn, pointwiseFn, backwardDataFn func(lo, hi int)
-	forwardIm2colFn, backwardDataCol2imFn                   func(lo, hi int)
+	forwardIm2colFn, backwardDataCol2imFn, subsampleFn      func(lo, hi int)
 	backwardWeightGroupsFn, backwardWeightImagesFn          func(lo, hi int)
 	dwForwardFn, dwBackwardDataFn, dwBackwardWeightFn       func(lo, hi int)
 }
@@ -420,6 +460,7 @@ var convJobs = sync.Pool{New: func() any {
 	j.forwardFn = j.forward
 	j.forwardIm2colFn = j.forwardIm2col
 	j.backwardDataCol2imFn = j.backwardDataCol2im
+	j.subsampleFn = j.subsample
 	j.pointwiseFn = j.pointwise
 	j.forwardPaddedFn = j.forwardPadded
 	j.backwardDataFn = j.backwardData
@@ -534,17 +575,25 @@ func (j *convJob) forwardPadded(lo, hi int) {
 }
 
 // store writes one run of output channel ch from the GEMM tile src into
-// dst: adds the bias, blends with beta*dst and applies the epilogue.
+// dst: adds the bias, blends with beta*dst and applies the epilogue, in
+// one vector pass for the common cases (a scalar loop here was an eighth
+// of a small-image convolution's time).
 func (j *convJob) store(ch int, src, dst []float32) {
 	var b float32
 	if j.bias != nil {
 		b = j.bias[ch]
 	}
-	if j.beta == 0 {
-		for i, v := range src {
-			dst[i] = v + b
-		}
-	} else {
+	switch {
+	case j.beta == 0 && b == 0 && j.epi != nil:
+		scaleShiftImpl(dst, src, j.epi.scale[ch], j.epi.shift[ch], j.epi.act)
+		return
+	case j.beta == 0 && b == 0:
+		copy(dst, src)
+	case j.beta == 0:
+		addScalarRange(b, src, dst)
+	case j.beta == 1 && b == 0:
+		addImpl(dst, dst, src)
+	default:
 		for i, v := range src {
 			dst[i] = j.beta*dst[i] + v + b
 		}
