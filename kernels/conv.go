@@ -669,6 +669,7 @@ func (j *convJob) forward(lo, hi int) {
 	total := p.N * ohw
 	ldo := j.slabMax
 	tab := intScratch.get(kk * ldo)
+	seg := intScratch.get(kk * ((ldo + 7) / 8))
 	out := getScratch(roundUp(kg, gemmMR) * ldo)
 	for t := lo; t < hi; t++ {
 		g, sl := t/j.slabs, t%j.slabs
@@ -676,6 +677,9 @@ func (j *convJob) forward(lo, hi int) {
 		nq := q1 - q0
 		gth := colGather{tab: (*tab)[:kk*nq], kk: kk, plane: hw}
 		gth.max = colTable(p, q0, nq, p.C*hw, gth.tab)
+		if sgemmGather != nil {
+			gth.setSegments(nq, *seg)
+		}
 		clear(*out)
 		x := j.x[(q0/ohw*p.C+g*cg)*hw:]
 		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], x, 0, nil, gth, 1, *out, ldo, true, j.parallelGEMM)
@@ -692,6 +696,7 @@ func (j *convJob) forward(lo, hi int) {
 		}
 	}
 	intScratch.put(tab)
+	intScratch.put(seg)
 	putScratch(out)
 }
 
@@ -710,6 +715,7 @@ func (j *convJob) backwardData(lo, hi int) {
 	ldo := roundUp(ns, gemmNR)
 	slab := getScratch(roundUp(rows, gemmMR) * ldo)
 	dyTab := intScratch.get(ns)
+	dySeg := intScratch.get((ns + 7) / 8)
 	tab := intScratch.get(kk * ns)
 	for t := lo; t < hi; t++ {
 		g, ch := t/chunks, t%chunks
@@ -726,6 +732,9 @@ func (j *convJob) backwardData(lo, hi int) {
 				gth.tab[i] = int32(q/ohw*p.K*ohw + q%ohw)
 			}
 			gth.max = int(gth.tab[nq-1])
+			if sgemmGather != nil {
+				gth.setSegments(nq, *dySeg)
+			}
 			sgemmPrepacked(rows, nq, kg, j.w[g*j.packedSize:], dy, 0, nil, gth, 0, *slab, ldo, true, j.parallelGEMM)
 			colTable(p, s0, nq, p.C*hw, (*tab)[:kk*nq])
 			for r := range rows {
@@ -736,6 +745,7 @@ func (j *convJob) backwardData(lo, hi int) {
 	}
 	putScratch(slab)
 	intScratch.put(dyTab)
+	intScratch.put(dySeg)
 	intScratch.put(tab)
 }
 

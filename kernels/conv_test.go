@@ -43,6 +43,9 @@ var convCases = []ConvParams{
 	// to the input), slabs across images with groups.
 	{N: 3, C: 64, H: 20, W: 19, K: 8, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	{N: 4, C: 32, H: 12, W: 12, K: 8, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 2},
+	// Output rows of exactly 16: every group of eight gathered columns
+	// is one masked load.
+	{N: 2, C: 16, H: 16, W: 16, K: 8, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	// Strided 1x1 on rows wide enough for the vector subsampler.
 	{N: 2, C: 20, H: 6, W: 35, K: 9, KH: 1, KW: 1, StrideH: 2, StrideW: 2, DilH: 1, DilW: 1, Groups: 1},
 	// Grouped 1x1 (its backward-data pass packs w transposed per group).

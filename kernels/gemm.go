@@ -9,6 +9,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 	"sync"
@@ -45,7 +46,7 @@ var sgemmPackA6 func(kq int, a []float32, lda int, alpha float32, dst []float32)
 
 // sgemmGather, when set, packs one full nr-column panel of a gathered B
 // (see sgemmGather16AVX2); packGathered does edge panels and the rest.
-var sgemmGather func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, dst []float32)
+var sgemmGather func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)
 
 // sgemmMicroSet, when set, is sgemmMicro storing the product into the
 // tile instead of adding it, never reading C. A beta = 0 product uses it
@@ -135,6 +136,38 @@ type colGather struct {
 	tab       []int32 // nil: B is stored, not gathered
 	kk, plane int
 	max       int // the largest entry of tab
+	// seg, when set, holds for each tap t and each group of 8 columns
+	// h the base of the group's indices at seg[t*((n+7)/8)+h] when they
+	// run consecutively (ignoring -1), else math.MinInt32 (setSegments).
+	seg []int32
+}
+
+// setSegments fills g.seg (kk*ceil(n/8) entries) from g.tab, for a
+// product of n columns: groups of eight consecutive indices are packed
+// with one masked load instead of a gather.
+func (g *colGather) setSegments(n int, seg []int32) {
+	groups := (n + 7) / 8
+	g.seg = seg[:g.kk*groups]
+	for t := range g.kk {
+		for h := range groups {
+			lanes := g.tab[t*n+8*h : t*n+min(8*h+8, n)]
+			base, ok := int32(0), true
+			found := false
+			for j, o := range lanes {
+				switch {
+				case o < 0:
+				case !found:
+					base, found = o-int32(j), true
+				case o != base+int32(j):
+					ok = false
+				}
+			}
+			if !ok {
+				base = math.MinInt32
+			}
+			g.seg[t*groups+h] = base
+		}
+	}
 }
 
 // sgemmPrepacked is sgemm with op(A) already packed by packWholeA
@@ -379,10 +412,12 @@ func (j *gemmJob) packGathered(lo, hi int) {
 		col0 := j.jc + panel*nr
 		w := min(nr, j.jc+j.nc-col0)
 		c, t := j.pc/g.kk, j.pc%g.kk // row pc is tap t of channel c
-		if w == nr && sgemmGather != nil {
+		if w == nr && nr == 16 && sgemmGather != nil && g.seg != nil {
 			// In bounds: sgemmPrepacked checked the largest entry
-			// against b for the last row.
-			sgemmGather(kc, j.b[c*g.plane:], g.plane, g.kk, t, g.tab[col0:], j.n, dst)
+			// against b for the last row, and a consecutive group's
+			// masked load touches only its valid lanes.
+			groups := (j.n + 7) / 8
+			sgemmGather(kc, j.b[c*g.plane:], g.plane, g.kk, t, g.tab[col0:], j.n, g.seg[col0/8:], groups, dst)
 			continue
 		}
 		for p := range kc {

@@ -479,9 +479,9 @@ packa:
 packadone:
 	RET
 
-// func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, dst []float32)
+// func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)
 // Requires: AVX, AVX2
-TEXT ·sgemmGather16AVX2(SB), NOSPLIT, $0-112
+TEXT ·sgemmGather16AVX2(SB), NOSPLIT, $0-144
 	MOVQ     kc+0(FP), CX
 	MOVQ     src_base+8(FP), SI
 	MOVQ     plane+32(FP), R8
@@ -491,10 +491,16 @@ TEXT ·sgemmGather16AVX2(SB), NOSPLIT, $0-112
 	MOVQ     tab_base+56(FP), DX
 	MOVQ     ldt+80(FP), R11
 	SHLQ     $0x02, R11
-	MOVQ     dst_base+88(FP), DI
+	MOVQ     seg_base+88(FP), R12
+	MOVQ     lds+112(FP), R13
+	SHLQ     $0x02, R13
+	MOVQ     dst_base+120(FP), DI
 	MOVQ     R10, AX
 	IMULQ    R11, AX
 	ADDQ     DX, AX
+	MOVQ     R10, BX
+	IMULQ    R13, BX
+	ADDQ     R12, BX
 	VPCMPEQD Y15, Y15, Y15
 
 grow:
@@ -502,22 +508,42 @@ grow:
 	JE         gdone
 	VMOVDQU    (AX), Y2
 	VPCMPGTD   Y15, Y2, Y4
+	MOVLQSX    (BX), R14
+	CMPQ       R14, $-2147483648
+	JE         ggather0
+	VMASKMOVPS (SI)(R14*4), Y4, Y0
+	JMP        gstore0
+
+ggather0:
 	VXORPS     Y0, Y0, Y0
 	VGATHERDPS Y4, (SI)(Y2*4), Y0
+
+gstore0:
 	VMOVUPS    Y0, (DI)
 	VMOVDQU    32(AX), Y3
 	VPCMPGTD   Y15, Y3, Y5
+	MOVLQSX    4(BX), R14
+	CMPQ       R14, $-2147483648
+	JE         ggather1
+	VMASKMOVPS (SI)(R14*4), Y5, Y1
+	JMP        gstore1
+
+ggather1:
 	VXORPS     Y1, Y1, Y1
 	VGATHERDPS Y5, (SI)(Y3*4), Y1
-	VMOVUPS    Y1, 32(DI)
-	ADDQ       $0x40, DI
-	ADDQ       R11, AX
-	INCQ       R10
-	CMPQ       R10, R9
-	JNE        gnext
-	XORQ       R10, R10
-	MOVQ       DX, AX
-	ADDQ       R8, SI
+
+gstore1:
+	VMOVUPS Y1, 32(DI)
+	ADDQ    $0x40, DI
+	ADDQ    R11, AX
+	ADDQ    R13, BX
+	INCQ    R10
+	CMPQ    R10, R9
+	JNE     gnext
+	XORQ    R10, R10
+	MOVQ    DX, AX
+	MOVQ    R12, BX
+	ADDQ    R8, SI
 
 gnext:
 	DECQ CX

@@ -36,11 +36,14 @@ func sgemmPackA6AVX2(kq int, a []float32, lda int, alpha float32, dst []float32)
 // sgemmGather16AVX2 packs one 16-column panel of kc rows of a gathered B
 // (kernels.colGather): row p, tap t = (t0+p)%kk of channel (t0+p)/kk, is
 // src[channel*plane + tab[t*ldt+j]], or 0 where that index is -1, for j < 16,
-// stored at dst[p*16+j]. Two masked VGATHERDPS per row; the table rows are
-// the same for every channel, so they stay in L1.
+// stored at dst[p*16+j]. seg[t*lds+h] describes lanes 8h..8h+7 of tap t: when
+// their indices (other than -1) are base, base+1, ... it holds base, and the
+// lanes are one masked load; otherwise it is math.MinInt32 and they are a
+// masked VGATHERDPS (about ten times slower on Zen 3). The tables are the
+// same for every channel, so they stay in L1.
 //
 //go:noescape
-func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, dst []float32)
+func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)
 
 // fmaPeakAVX2 runs n trips of twelve independent register-only FMAs
 // (192 flops a trip): the core's measured FMA peak, the yardstick the

@@ -16,6 +16,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -270,12 +271,15 @@ func sgemmPackA6AVX2() {
 }
 
 func sgemmGather16AVX2() {
-	TEXT("sgemmGather16AVX2", NOSPLIT, "func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, dst []float32)")
+	TEXT("sgemmGather16AVX2", NOSPLIT, "func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)")
 	Doc("sgemmGather16AVX2 packs one 16-column panel of kc rows of a gathered B",
 		"(kernels.colGather): row p, tap t = (t0+p)%kk of channel (t0+p)/kk, is",
 		"src[channel*plane + tab[t*ldt+j]], or 0 where that index is -1, for j < 16,",
-		"stored at dst[p*16+j]. Two masked VGATHERDPS per row; the table rows are",
-		"the same for every channel, so they stay in L1.")
+		"stored at dst[p*16+j]. seg[t*lds+h] describes lanes 8h..8h+7 of tap t: when",
+		"their indices (other than -1) are base, base+1, ... it holds base, and the",
+		"lanes are one masked load; otherwise it is math.MinInt32 and they are a",
+		"masked VGATHERDPS (about ten times slower on Zen 3). The tables are the",
+		"same for every channel, so they stay in L1.")
 	Pragma("noescape")
 	kc := Load(Param("kc"), RCX)
 	src := Load(Param("src").Base(), RSI)
@@ -286,32 +290,49 @@ func sgemmGather16AVX2() {
 	tab := Load(Param("tab").Base(), RDX)
 	ldt := Load(Param("ldt"), R11)
 	SHLQ(U8(2), ldt)
+	seg := Load(Param("seg").Base(), R12)
+	lds := Load(Param("lds"), R13)
+	SHLQ(U8(2), lds)
 	dst := Load(Param("dst").Base(), RDI)
-	row := GP64()
+	row, segRow := GP64(), GP64()
 	MOVQ(t, row)
 	IMULQ(ldt, row)
 	ADDQ(tab, row) // the table row of tap t
+	MOVQ(t, segRow)
+	IMULQ(lds, segRow)
+	ADDQ(seg, segRow)
 	none := Y15
 	VPCMPEQD(none, none, none) // -1 in every lane
+	base := GP64()
 
 	Label("grow")
 	TESTQ(kc, kc)
 	JE(LabelRef("gdone"))
 	for h := range 2 {
 		idx, mask, v := ymm(2+h), ymm(4+h), ymm(h)
+		gather, stored := fmt.Sprintf("ggather%d", h), fmt.Sprintf("gstore%d", h)
 		VMOVDQU(Mem{Base: row, Disp: 32 * h}, idx)
 		VPCMPGTD(none, idx, mask) // lanes whose index is not -1
+		MOVLQSX(Mem{Base: segRow, Disp: 4 * h}, base)
+		CMPQ(base, I32(math.MinInt32))
+		JE(LabelRef(gather))
+		VMASKMOVPS(Mem{Base: src, Index: base, Scale: 4}, mask, v)
+		JMP(LabelRef(stored))
+		Label(gather)
 		VXORPS(v, v, v)
 		VGATHERDPS(mask, Mem{Base: src, Index: idx, Scale: 4}, v)
+		Label(stored)
 		VMOVUPS(v, Mem{Base: dst, Disp: 32 * h})
 	}
 	ADDQ(U8(64), dst)
 	ADDQ(ldt, row)
+	ADDQ(lds, segRow)
 	INCQ(t)
 	CMPQ(t, kk)
 	JNE(LabelRef("gnext"))
 	XORQ(t, t) // the next channel: tap 0 again
 	MOVQ(tab, row)
+	MOVQ(seg, segRow)
 	ADDQ(plane, src)
 	Label("gnext")
 	DECQ(kc)
