@@ -55,28 +55,111 @@ func maxPoolRange(t *task, lo, hi int) {
 	p := t.pool
 	oh, ow := p.OutH(), p.OutW()
 	x, y, arg := t.s[0], t.s[1], t.arg
+	// Output columns [jlo, jhi) have windows inside the row.
+	jlo := (p.PadW + p.StrideW - 1) / p.StrideW
+	jhi := max(jlo, min(ow, (p.W+p.PadW-p.KW)/p.StrideW+1))
 	for pl := lo; pl < hi; pl++ {
 		xp := x[pl*p.H*p.W : (pl+1)*p.H*p.W]
 		yo := pl * oh * ow
 		for i := range oh {
 			h0 := i*p.StrideH - p.PadH
 			hlo, hhi := max(h0, 0), min(h0+p.KH, p.H)
-			for j := range ow {
-				w0 := j*p.StrideW - p.PadW
-				wlo, whi := max(w0, 0), min(w0+p.KW, p.W)
-				best, at := float32(math.Inf(-1)), int32(-1)
-				for h := hlo; h < hhi; h++ {
-					for w := wlo; w < whi; w++ {
-						if v := xp[h*p.W+w]; v > best || v != v || at < 0 {
-							best, at = v, int32(h*p.W+w)
-						}
-					}
-				}
-				y[yo+i*ow+j] = best
+			if p.KH == 3 && p.KW == 3 && hhi-hlo == 3 && jhi > jlo {
+				// The windows inside the plane (all but the border
+				// of ResNet's stem pooling) without clamping.
+				var a []int32
 				if arg != nil {
-					arg[yo+i*ow+j] = at
+					a = arg[yo+i*ow+jlo : yo+i*ow+jhi]
+				}
+				maxPool3x3Row(y[yo+i*ow+jlo:yo+i*ow+jhi], a, xp, p.W, h0*p.W+jlo*p.StrideW-p.PadW, p.StrideW)
+				maxPoolWindows(p, xp, y[yo+i*ow:], arg, yo+i*ow, hlo, hhi, 0, jlo)
+				maxPoolWindows(p, xp, y[yo+i*ow:], arg, yo+i*ow, hlo, hhi, jhi, ow)
+				continue
+			}
+			maxPoolWindows(p, xp, y[yo+i*ow:], arg, yo+i*ow, hlo, hhi, 0, ow)
+		}
+	}
+}
+
+// maxPool3x3Row computes len(y) 3x3 windows whose top-left corners are
+// x[o], x[o+stride], ..., in a plane of rows w wide, taking the first
+// maximum in row-major order (a NaN replaces the best so far), as the
+// general loop does.
+func maxPool3x3Row(y []float32, arg []int32, x []float32, w, o, stride int) {
+	for j := range y {
+		win := x[o : o+2*w+3]
+		a0, a1, a2 := win[0], win[1], win[2]
+		b0, b1, b2 := win[w], win[w+1], win[w+2]
+		c0, c1, c2 := win[2*w], win[2*w+1], win[2*w+2]
+		// Branch-free: the maximum first (the builtin propagates NaN;
+		// a tree of maxima, as one chain of eight was latency-bound),
+		// then its first position, scanning backwards with selects.
+		best := max(max(a0, a1, a2), max(b0, b1, b2), max(c0, c1, c2))
+		if best != best {
+			// A NaN: the general rule (the last NaN wins).
+			at := 0
+			for d, v := range [9]float32{a0, a1, a2, b0, b1, b2, c0, c1, c2} {
+				if v != v {
+					at = d
 				}
 			}
+			y[j] = best
+			if arg != nil {
+				arg[j] = int32(o + at/3*w + at%3)
+			}
+			o += stride
+			continue
+		}
+		at := 2*w + 2
+		if c1 == best {
+			at = 2*w + 1
+		}
+		if c0 == best {
+			at = 2 * w
+		}
+		if b2 == best {
+			at = w + 2
+		}
+		if b1 == best {
+			at = w + 1
+		}
+		if b0 == best {
+			at = w
+		}
+		if a2 == best {
+			at = 2
+		}
+		if a1 == best {
+			at = 1
+		}
+		if a0 == best {
+			at = 0
+		}
+		y[j] = win[at] // not best: the first of -0 and +0, as the general loop
+		if arg != nil {
+			arg[j] = int32(o + at)
+		}
+		o += stride
+	}
+}
+
+// maxPoolWindows computes output columns [j0, j1) of one output row (y
+// from its column 0, arg from index yo) over input rows [hlo, hhi).
+func maxPoolWindows(p PoolParams, xp, y []float32, arg []int32, yo, hlo, hhi, j0, j1 int) {
+	for j := j0; j < j1; j++ {
+		w0 := j*p.StrideW - p.PadW
+		wlo, whi := max(w0, 0), min(w0+p.KW, p.W)
+		best, at := float32(math.Inf(-1)), int32(-1)
+		for h := hlo; h < hhi; h++ {
+			for w := wlo; w < whi; w++ {
+				if v := xp[h*p.W+w]; v > best || v != v || at < 0 {
+					best, at = v, int32(h*p.W+w)
+				}
+			}
+		}
+		y[j] = best
+		if arg != nil {
+			arg[yo+j] = at
 		}
 	}
 }

@@ -38,12 +38,23 @@ func TestMaxPool2d(t *testing.T) {
 		{N: 1, C: 2, H: 8, W: 8, KH: 2, KW: 2, StrideH: 2, StrideW: 2},
 		{N: 1, C: 1, H: 5, W: 6, KH: 3, KW: 2, StrideH: 1, StrideW: 3, PadH: 1, PadW: 1},
 		{N: 1, C: 1, H: 4, W: 4, KH: 1, KW: 1, StrideH: 1, StrideW: 1},
+		// ResNet's stem pooling, with interior rows and columns.
+		{N: 2, C: 2, H: 12, W: 11, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1},
+		{N: 1, C: 2, H: 9, W: 10, KH: 3, KW: 3, StrideH: 1, StrideW: 1},
 	} {
 		if err := p.Validate(); err != nil {
 			t.Fatal(err)
 		}
 		x := randSlice(r, p.N*p.C*p.H*p.W, 1)
 		x[3] = x[4] // a tie inside a window
+		for i := range x {
+			switch i % 6 {
+			case 0:
+				x[i] = 0 // ReLU zeros: ties across rows and columns
+			case 3:
+				x[i] = float32(math.Copysign(0, -1)) // the first of -0 and +0 wins
+			}
+		}
 		oh, ow := p.OutH(), p.OutW()
 		y := make([]float32, p.N*p.C*oh*ow)
 		arg := make([]int32, len(y))
@@ -64,7 +75,7 @@ func TestMaxPool2d(t *testing.T) {
 						}
 					}
 					o := pl*oh*ow + i*ow + j
-					if float64(y[o]) != best || int(arg[o]) != at {
+					if float64(y[o]) != best || int(arg[o]) != at || math.Signbit(float64(y[o])) != math.Signbit(float64(x[pl*p.H*p.W+at])) {
 						t.Fatalf("%+v out %d = %g@%d, want %g@%d", p, o, y[o], arg[o], best, at)
 					}
 				}
