@@ -69,13 +69,16 @@ func gatherEvenAVX2Tail(dst, src []float32) {
 	gatherEvenGeneric(dst[n:], src[2*n:])
 }
 
-// setConvPath points the depthwise plane and row kernels and the
-// stride-2 gather at path p (AVX-512 uses the AVX2 ones).
+// setConvPath points the depthwise plane and row kernels, the stride-2
+// gather and the stride-2 max pooling at path p (AVX-512 uses the AVX2
+// ones).
 func setConvPath(p Path) {
 	switch p {
 	case AVX2, AVX512:
 		dwPlane3x3, dwRow3x3, dwRowGrad3x3, gatherEven = dwPlane3x3AVX2, dwRow3x3AVX2, dwRowGrad3x3AVX2, gatherEvenAVX2Tail
+		maxPoolS2 = maxPool3x3S2AVX2
 	default:
 		dwPlane3x3, dwRow3x3, dwRowGrad3x3, gatherEven = dwPlane3x3Generic, dwRow3x3Generic, dwRowGrad3x3Generic, gatherEvenGeneric
+		maxPoolS2 = nil
 	}
 }

@@ -622,3 +622,141 @@ eloop:
 edone:
 	VZEROUPPER
 	RET
+
+DATA pool_lanes<>+0(SB)/4, $0x00000000
+DATA pool_lanes<>+4(SB)/4, $0x00000002
+DATA pool_lanes<>+8(SB)/4, $0x00000004
+DATA pool_lanes<>+12(SB)/4, $0x00000006
+DATA pool_lanes<>+16(SB)/4, $0x00000008
+DATA pool_lanes<>+20(SB)/4, $0x0000000a
+DATA pool_lanes<>+24(SB)/4, $0x0000000c
+DATA pool_lanes<>+28(SB)/4, $0x0000000e
+GLOBL pool_lanes<>(SB), RODATA|NOPTR, $32
+
+// func maxPool3x3S2AVX2(n int, r0 []float32, r1 []float32, r2 []float32, y []float32, arg []int32, withArg bool, base int, w int)
+// Requires: AVX, AVX2
+TEXT ·maxPool3x3S2AVX2(SB), NOSPLIT, $0-152
+	MOVQ         n+0(FP), CX
+	MOVQ         r0_base+8(FP), SI
+	MOVQ         r1_base+32(FP), R8
+	MOVQ         r2_base+56(FP), R9
+	MOVQ         y_base+80(FP), DI
+	MOVQ         arg_base+104(FP), R10
+	MOVB         withArg+128(FP), R11
+	MOVQ         base+136(FP), R12
+	MOVQ         w+144(FP), R13
+	VMOVDQU      pool_lanes<>+0(SB), Y15
+	VMOVQ        R13, X14
+	VPBROADCASTD X14, Y14
+	MOVQ         $0x00000001, R13
+	VMOVQ        R13, X13
+	VPBROADCASTD X13, Y13
+
+mploop:
+	CMPQ         CX, $0x08
+	JL           mpdone
+	VMOVQ        R12, X12
+	VPBROADCASTD X12, Y12
+	VPADDD       Y15, Y12, Y12
+	VMOVDQA      Y12, Y9
+	VMOVUPS      (SI), Y0
+	VMOVUPS      32(SI), Y1
+	VSHUFPS      $0x88, Y1, Y0, Y2
+	VPERMPD      $0xd8, Y2, Y2
+	VMOVDQA      Y9, Y3
+	VMOVAPS      Y2, Y11
+	VMOVDQA      Y3, Y10
+	VSHUFPS      $0xdd, Y1, Y0, Y2
+	VPERMPD      $0xd8, Y2, Y2
+	VPADDD       Y13, Y3, Y3
+	VCMPPS       $0x1e, Y11, Y2, Y4
+	VCMPPS       $0x03, Y2, Y2, Y5
+	VORPS        Y5, Y4, Y4
+	VBLENDVPS    Y4, Y2, Y11, Y11
+	VBLENDVPS    Y4, Y3, Y10, Y10
+	VMOVUPS      8(SI), Y0
+	VMOVUPS      40(SI), Y1
+	VSHUFPS      $0x88, Y1, Y0, Y2
+	VPERMPD      $0xd8, Y2, Y2
+	VPADDD       Y13, Y3, Y3
+	VCMPPS       $0x1e, Y11, Y2, Y4
+	VCMPPS       $0x03, Y2, Y2, Y5
+	VORPS        Y5, Y4, Y4
+	VBLENDVPS    Y4, Y2, Y11, Y11
+	VBLENDVPS    Y4, Y3, Y10, Y10
+	VPADDD       Y14, Y9, Y9
+	VMOVUPS      (R8), Y0
+	VMOVUPS      32(R8), Y1
+	VSHUFPS      $0x88, Y1, Y0, Y2
+	VPERMPD      $0xd8, Y2, Y2
+	VMOVDQA      Y9, Y3
+	VCMPPS       $0x1e, Y11, Y2, Y4
+	VCMPPS       $0x03, Y2, Y2, Y5
+	VORPS        Y5, Y4, Y4
+	VBLENDVPS    Y4, Y2, Y11, Y11
+	VBLENDVPS    Y4, Y3, Y10, Y10
+	VSHUFPS      $0xdd, Y1, Y0, Y2
+	VPERMPD      $0xd8, Y2, Y2
+	VPADDD       Y13, Y3, Y3
+	VCMPPS       $0x1e, Y11, Y2, Y4
+	VCMPPS       $0x03, Y2, Y2, Y5
+	VORPS        Y5, Y4, Y4
+	VBLENDVPS    Y4, Y2, Y11, Y11
+	VBLENDVPS    Y4, Y3, Y10, Y10
+	VMOVUPS      8(R8), Y0
+	VMOVUPS      40(R8), Y1
+	VSHUFPS      $0x88, Y1, Y0, Y2
+	VPERMPD      $0xd8, Y2, Y2
+	VPADDD       Y13, Y3, Y3
+	VCMPPS       $0x1e, Y11, Y2, Y4
+	VCMPPS       $0x03, Y2, Y2, Y5
+	VORPS        Y5, Y4, Y4
+	VBLENDVPS    Y4, Y2, Y11, Y11
+	VBLENDVPS    Y4, Y3, Y10, Y10
+	VPADDD       Y14, Y9, Y9
+	VMOVUPS      (R9), Y0
+	VMOVUPS      32(R9), Y1
+	VSHUFPS      $0x88, Y1, Y0, Y2
+	VPERMPD      $0xd8, Y2, Y2
+	VMOVDQA      Y9, Y3
+	VCMPPS       $0x1e, Y11, Y2, Y4
+	VCMPPS       $0x03, Y2, Y2, Y5
+	VORPS        Y5, Y4, Y4
+	VBLENDVPS    Y4, Y2, Y11, Y11
+	VBLENDVPS    Y4, Y3, Y10, Y10
+	VSHUFPS      $0xdd, Y1, Y0, Y2
+	VPERMPD      $0xd8, Y2, Y2
+	VPADDD       Y13, Y3, Y3
+	VCMPPS       $0x1e, Y11, Y2, Y4
+	VCMPPS       $0x03, Y2, Y2, Y5
+	VORPS        Y5, Y4, Y4
+	VBLENDVPS    Y4, Y2, Y11, Y11
+	VBLENDVPS    Y4, Y3, Y10, Y10
+	VMOVUPS      8(R9), Y0
+	VMOVUPS      40(R9), Y1
+	VSHUFPS      $0x88, Y1, Y0, Y2
+	VPERMPD      $0xd8, Y2, Y2
+	VPADDD       Y13, Y3, Y3
+	VCMPPS       $0x1e, Y11, Y2, Y4
+	VCMPPS       $0x03, Y2, Y2, Y5
+	VORPS        Y5, Y4, Y4
+	VBLENDVPS    Y4, Y2, Y11, Y11
+	VBLENDVPS    Y4, Y3, Y10, Y10
+	VMOVUPS      Y11, (DI)
+	TESTB        R11, R11
+	JE           mpnoarg
+	VMOVDQU      Y10, (R10)
+
+mpnoarg:
+	ADDQ $0x20, DI
+	ADDQ $0x20, R10
+	ADDQ $0x40, SI
+	ADDQ $0x40, R8
+	ADDQ $0x40, R9
+	ADDQ $0x10, R12
+	SUBQ $0x08, CX
+	JMP  mploop
+
+mpdone:
+	VZEROUPPER
+	RET

@@ -57,3 +57,11 @@ func dwRowGrad3x3S2AVX2(n int, dy []float32, r0 []float32, r1 []float32, r2 []fl
 //
 //go:noescape
 func gatherEvenAVX2(n int, dst []float32, src []float32)
+
+// maxPool3x3S2AVX2 computes n (a multiple of 8) 3x3 stride-2 max-pool windows
+// whose top-left corners are r0[2j], j < n, the next rows r1 and r2: y[j] is the
+// first maximum in row-major order (a NaN replaces the best so far) and, with
+// withArg, arg[j] its index base + kh*w + 2j + kw. Each row must hold 2n+2 floats.
+//
+//go:noescape
+func maxPool3x3S2AVX2(n int, r0 []float32, r1 []float32, r2 []float32, y []float32, arg []int32, withArg bool, base int, w int)

@@ -86,6 +86,24 @@ func maxPoolRange(t *task, lo, hi int) {
 // maximum in row-major order (a NaN replaces the best so far), as the
 // general loop does.
 func maxPool3x3Row(y []float32, arg []int32, x []float32, w, o, stride int) {
+	if stride == 2 && maxPoolS2 != nil {
+		// Whole groups of eight on the vector path; its loads reach one
+		// float past the last window of the third row.
+		n := len(y) / 8 * 8
+		for n > 0 && o+2*w+2*n+2 > len(x) {
+			n -= 8
+		}
+		if n > 0 {
+			if arg != nil {
+				_ = arg[n-1]
+			}
+			maxPoolS2(n, x[o:], x[o+w:], x[o+2*w:], y[:n], arg, arg != nil, o, w)
+			y, o = y[n:], o+2*n
+			if arg != nil {
+				arg = arg[n:]
+			}
+		}
+	}
 	for j := range y {
 		win := x[o : o+2*w+3]
 		a0, a1, a2 := win[0], win[1], win[2]
@@ -142,6 +160,10 @@ func maxPool3x3Row(y []float32, arg []int32, x []float32, w, o, stride int) {
 		o += stride
 	}
 }
+
+// maxPoolS2, when set (AVX2), computes whole groups of eight 3x3
+// stride-2 windows inside the plane (see maxPool3x3S2AVX2).
+var maxPoolS2 func(n int, r0, r1, r2, y []float32, arg []int32, withArg bool, base, w int)
 
 // maxPoolWindows computes output columns [j0, j1) of one output row (y
 // from its column 0, arg from index yo) over input rows [hlo, hhi).

@@ -41,6 +41,9 @@ func TestMaxPool2d(t *testing.T) {
 		// ResNet's stem pooling, with interior rows and columns.
 		{N: 2, C: 2, H: 12, W: 11, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1},
 		{N: 1, C: 2, H: 9, W: 10, KH: 3, KW: 3, StrideH: 1, StrideW: 1},
+		// Rows with groups of eight interior windows (the vector path).
+		{N: 2, C: 2, H: 9, W: 40, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1},
+		{N: 1, C: 1, H: 7, W: 37, KH: 3, KW: 3, StrideH: 2, StrideW: 2},
 	} {
 		if err := p.Validate(); err != nil {
 			t.Fatal(err)
@@ -53,6 +56,9 @@ func TestMaxPool2d(t *testing.T) {
 				x[i] = 0 // ReLU zeros: ties across rows and columns
 			case 3:
 				x[i] = float32(math.Copysign(0, -1)) // the first of -0 and +0 wins
+			}
+			if i%97 == 50 {
+				x[i] = float32(math.NaN()) // propagates; the last NaN is the index
 			}
 		}
 		oh, ow := p.OutH(), p.OutW()
@@ -69,13 +75,14 @@ func TestMaxPool2d(t *testing.T) {
 							if h < 0 || h >= p.H || w < 0 || w >= p.W {
 								continue
 							}
-							if v := float64(x[pl*p.H*p.W+h*p.W+w]); v > best {
+							if v := float64(x[pl*p.H*p.W+h*p.W+w]); v > best || v != v || at < 0 {
 								best, at = v, h*p.W+w
 							}
 						}
 					}
 					o := pl*oh*ow + i*ow + j
-					if float64(y[o]) != best || int(arg[o]) != at || math.Signbit(float64(y[o])) != math.Signbit(float64(x[pl*p.H*p.W+at])) {
+					same := float64(y[o]) == best || math.IsNaN(float64(y[o])) && math.IsNaN(best)
+					if !same || int(arg[o]) != at || math.Signbit(float64(y[o])) != math.Signbit(float64(x[pl*p.H*p.W+at])) {
 						t.Fatalf("%+v out %d = %g@%d, want %g@%d", p, o, y[o], arg[o], best, at)
 					}
 				}
