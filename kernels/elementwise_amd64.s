@@ -83,7 +83,7 @@ DATA tailmask<>+60(SB)/4, $0x00000000
 GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 
 // func dotAVX2(x []float32, y []float32) float32
-// Requires: AVX, FMA3, SSE
+// Requires: AVX, FMA3
 TEXT ·dotAVX2(SB), NOSPLIT, $0-52
 	MOVQ   x_base+0(FP), AX
 	MOVQ   y_base+24(FP), CX
@@ -143,7 +143,7 @@ done:
 	VADDPS       X1, X0, X1
 	VHADDPS      X1, X1, X1
 	VHADDPS      X1, X1, X1
-	MOVSS        X1, ret+48(FP)
+	VMOVSS       X1, ret+48(FP)
 	VZEROUPPER
 	RET
 
@@ -656,7 +656,7 @@ done:
 	RET
 
 // func sumAVX2(x []float32) float64
-// Requires: AVX, SSE2
+// Requires: AVX
 TEXT ·sumAVX2(SB), NOSPLIT, $0-32
 	MOVQ   x_base+0(FP), AX
 	MOVQ   x_len+8(FP), CX
@@ -712,12 +712,12 @@ done:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPD       X1, X0, X1
 	VHADDPD      X1, X1, X1
-	MOVSD        X1, ret+24(FP)
+	VMOVSD       X1, ret+24(FP)
 	VZEROUPPER
 	RET
 
 // func sumSquaresAVX2(x []float32) float64
-// Requires: AVX, FMA3, SSE2
+// Requires: AVX, FMA3
 TEXT ·sumSquaresAVX2(SB), NOSPLIT, $0-32
 	MOVQ   x_base+0(FP), AX
 	MOVQ   x_len+8(FP), CX
@@ -773,12 +773,12 @@ done:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPD       X1, X0, X1
 	VHADDPD      X1, X1, X1
-	MOVSD        X1, ret+24(FP)
+	VMOVSD       X1, ret+24(FP)
 	VZEROUPPER
 	RET
 
 // func momentsAVX2(x []float32) (s float64, ss float64)
-// Requires: AVX, FMA3, SSE2
+// Requires: AVX, FMA3
 TEXT ·momentsAVX2(SB), NOSPLIT, $0-40
 	MOVQ   x_base+0(FP), AX
 	MOVQ   x_len+8(FP), CX
@@ -846,14 +846,14 @@ done:
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPD       X2, X0, X2
 	VHADDPD      X2, X2, X2
-	MOVSD        X2, s+24(FP)
+	VMOVSD       X2, s+24(FP)
 	VADDPD       Y3, Y1, Y1
 	VADDPD       Y7, Y5, Y5
 	VADDPD       Y5, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPD       X0, X1, X0
 	VHADDPD      X0, X0, X0
-	MOVSD        X0, ss+32(FP)
+	VMOVSD       X0, ss+32(FP)
 	VZEROUPPER
 	RET
 

@@ -98,7 +98,7 @@ DATA tailmask<>+60(SB)/4, $0x00000000
 GLOBL tailmask<>(SB), RODATA|NOPTR, $64
 
 // func fakeQuantBackwardAVX2(x []float32, dy []float32, dx []float32, delta float32, zp float32, qmax float32) float64
-// Requires: AVX, FMA3, SSE2
+// Requires: AVX, FMA3
 TEXT ·fakeQuantBackwardAVX2(SB), NOSPLIT, $0-96
 	VBROADCASTSS delta+72(FP), Y0
 	VBROADCASTSS zp+76(FP), Y1
@@ -191,12 +191,12 @@ done:
 	VEXTRACTF128 $0x01, Y6, X0
 	VADDPD       X0, X6, X0
 	VHADDPD      X0, X0, X0
-	MOVSD        X0, ret+88(FP)
+	VMOVSD       X0, ret+88(FP)
 	VZEROUPPER
 	RET
 
 // func fakeQuantDeltaGradAVX2(x []float32, dy []float32, delta float32, zp float32, qmax float32) float64
-// Requires: AVX, FMA3, SSE2
+// Requires: AVX, FMA3
 TEXT ·fakeQuantDeltaGradAVX2(SB), NOSPLIT, $0-72
 	VBROADCASTSS delta+48(FP), Y0
 	VBROADCASTSS zp+52(FP), Y1
@@ -277,12 +277,12 @@ done:
 	VEXTRACTF128 $0x01, Y6, X0
 	VADDPD       X0, X6, X0
 	VHADDPD      X0, X0, X0
-	MOVSD        X0, ret+64(FP)
+	VMOVSD       X0, ret+64(FP)
 	VZEROUPPER
 	RET
 
 // func quantErrorLpAVX2(x []float32, delta float32, zp float32, qmax float32, p float32) float64
-// Requires: AVX, AVX2, FMA3, SSE2
+// Requires: AVX, AVX2, FMA3
 TEXT ·quantErrorLpAVX2(SB), NOSPLIT, $0-48
 	VBROADCASTSS delta+24(FP), Y0
 	VBROADCASTSS zp+28(FP), Y1
@@ -445,7 +445,7 @@ done:
 	VEXTRACTF128 $0x01, Y5, X0
 	VADDPD       X0, X5, X0
 	VHADDPD      X0, X0, X0
-	MOVSD        X0, ret+40(FP)
+	VMOVSD       X0, ret+40(FP)
 	VZEROUPPER
 	RET
 
@@ -940,7 +940,7 @@ done:
 	RET
 
 // func adaRoundRegGradAVX2(alpha []float32, dAlpha []float32, beta float32, coef float32) float64
-// Requires: AVX, AVX2, FMA3, SSE2
+// Requires: AVX, AVX2, FMA3
 TEXT ·adaRoundRegGradAVX2(SB), NOSPLIT, $0-64
 	VBROADCASTSS beta+48(FP), Y0
 	VSUBPS       c32_3f800000<>+0(SB), Y0, Y0
@@ -1173,7 +1173,7 @@ done:
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPD       X0, X2, X0
 	VHADDPD      X0, X0, X0
-	MOVSD        X0, ret+56(FP)
+	VMOVSD       X0, ret+56(FP)
 	VZEROUPPER
 	RET
 
@@ -1188,7 +1188,7 @@ DATA c32_80000000<>+28(SB)/4, $0x80000000
 GLOBL c32_80000000<>(SB), RODATA|NOPTR, $32
 
 // func adaRoundRegAVX2(alpha []float32, beta float32) float64
-// Requires: AVX, AVX2, FMA3, SSE2
+// Requires: AVX, AVX2, FMA3
 TEXT ·adaRoundRegAVX2(SB), NOSPLIT, $0-40
 	VBROADCASTSS beta+24(FP), Y0
 	VSUBPS       c32_3f800000<>+0(SB), Y0, Y0
@@ -1388,6 +1388,6 @@ done:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPD       X0, X1, X0
 	VHADDPD      X0, X0, X0
-	MOVSD        X0, ret+32(FP)
+	VMOVSD       X0, ret+32(FP)
 	VZEROUPPER
 	RET

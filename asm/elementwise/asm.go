@@ -68,7 +68,7 @@ func dot() {
 	VADDPS(acc[1], acc[0], acc[0])
 	VADDPS(acc[3], acc[2], acc[2])
 	VADDPS(acc[2], acc[0], acc[0])
-	Store(avx.HsumPS(acc[0]), ReturnIndex(0))
+	avx.StoreReturn(avx.HsumPS(acc[0]), 0)
 	VZEROUPPER()
 	RET()
 }
@@ -212,7 +212,7 @@ func sums(name string, plain, squares bool) {
 		VADDPD(acc[1], acc[0], acc[0])
 		VADDPD(acc[3], acc[2], acc[2])
 		VADDPD(acc[2], acc[0], acc[0])
-		Store(avx.HsumPD(acc[0]), ReturnIndex(ret))
+		avx.StoreReturn(avx.HsumPD(acc[0]), ret)
 		ret++
 	}
 	VZEROUPPER()

@@ -116,7 +116,7 @@ func fakeQuantBackward(name string, withDx bool) {
 		VFMADD231PD(thi, ghi, acc[1])
 	})
 	VADDPD(acc[1], acc[0], acc[0])
-	Store(avx.HsumPD(acc[0]), ReturnIndex(0))
+	avx.StoreReturn(avx.HsumPD(acc[0]), 0)
 	VZEROUPPER()
 	RET()
 }
@@ -159,7 +159,7 @@ func quantErrorLp() {
 		}
 	})
 	VADDPD(acc[1], acc[0], acc[0])
-	Store(avx.HsumPD(acc[0]), ReturnIndex(0))
+	avx.StoreReturn(avx.HsumPD(acc[0]), 0)
 	VZEROUPPER()
 	RET()
 }
@@ -413,7 +413,7 @@ func adaRoundRegularizer(name string, withGrad bool) {
 		l.Store(g, da)
 	})
 	VADDPD(acc[1], acc[0], acc[0])
-	Store(avx.HsumPD(acc[0]), ReturnIndex(0))
+	avx.StoreReturn(avx.HsumPD(acc[0]), 0)
 	VZEROUPPER()
 	RET()
 }
