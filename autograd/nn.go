@@ -112,6 +112,14 @@ var channelScratch = sync.Pool{New: func() any { return new([]float32) }}
 // y = (x - mean)/sqrt(var + eps)*gamma + beta with the running statistics
 // held fixed. gamma and beta may be nil (no affine transform).
 func BatchNorm(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32) *Var {
+	return BatchNormAct(x, runningMean, runningVar, gamma, beta, eps, kernels.ActNone)
+}
+
+// BatchNormAct is act(BatchNorm(...)) as one node: one pass over x
+// forward and one backward, where the unfused chain makes two of each.
+// Values and gradients equal the chain's (ReLU's gradient passes where
+// the output is positive, ReLU6's where it is strictly inside (0, 6)).
+func BatchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) *Var {
 	xs := x.Value.Shape
 	if len(xs) < 2 {
 		panic(fmt.Sprintf("autograd.BatchNorm: input %v, want [N,C,...]", xs))
@@ -154,7 +162,7 @@ func BatchNorm(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var,
 		shift[ch] = float32(bt - float64(runningMean.Data[ch])*g*invStd)
 	}
 	out := overwrittenOutput(x, xs...)
-	kernels.ScaleShift(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, kernels.ActNone)
+	kernels.ScaleShift(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act)
 	if !grad {
 		channelScratch.Put(buf)
 		return out
@@ -167,7 +175,7 @@ func BatchNorm(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var,
 		if gamma != nil && gamma.requiresGrad || beta != nil && beta.requiresGrad {
 			dScale, dShift = make([]float32, c), make([]float32, c)
 		}
-		kernels.ScaleShiftBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, out.Grad.Data, dx, dScale, dShift, kernels.ActNone)
+		kernels.ScaleShiftBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, out.Grad.Data, dx, dScale, dShift, act)
 		if dScale == nil {
 			return
 		}

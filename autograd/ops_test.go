@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/dghcore/dghcore/kernels"
 	"github.com/dghcore/dghcore/tensor"
 )
 
@@ -30,6 +31,7 @@ func TestGradients(t *testing.T) {
 	relu6Kinks := []float64{0, 6}
 
 	bnMean, bnVar := randn(r, 3), uniform(r, 0.5, 2, 3)
+	unitMean, unitVar := tensor.New(3), tensor.FromSlice([]float32{1, 1, 1}, 3)
 
 	// Fake-quant inputs: step 0.25, zero point 3, 4 bits. Values sit at
 	// level k + frac (|frac| < 0.4) for k well inside [0, 15], plus some
@@ -134,6 +136,14 @@ func TestGradients(t *testing.T) {
 		{name: "BatchNorm", inputs: []*tensor.Tensor{randn(r, 2, 3, 2, 2), randn(r, 3), randn(r, 3)}, f: func(in []*Var) *Var {
 			return BatchNorm(in[0], bnMean, bnVar, in[1], in[2], 1e-5)
 		}},
+		// Unit statistics and eps 0 make the batch norm the identity, so
+		// inputs kept away from the kinks keep its output away from them.
+		{name: "BatchNormAct/relu", inputs: []*tensor.Tensor{awayFrom(r, 1, 0.05, []float64{0}, 2, 3, 2, 2)}, f: unary(func(x *Var) *Var {
+			return BatchNormAct(x, unitMean, unitVar, nil, nil, 0, kernels.ActReLU)
+		})},
+		{name: "BatchNormAct/relu6", inputs: []*tensor.Tensor{awayFrom(r, 4, 0.05, relu6Kinks, 2, 3, 2, 2)}, f: unary(func(x *Var) *Var {
+			return BatchNormAct(x, unitMean, unitVar, nil, nil, 0, kernels.ActReLU6)
+		})},
 		{name: "BatchNorm/2d-noaffine", inputs: []*tensor.Tensor{randn(r, 4, 3)}, f: unary(func(x *Var) *Var { return BatchNorm(x, bnMean, bnVar, nil, nil, 1e-3) })},
 		{name: "GlobalAvgPool", inputs: []*tensor.Tensor{randn(r, 2, 3, 3, 2)}, f: unary(GlobalAvgPool)},
 		{name: "MaxPool2d/3x3-s2-p1", inputs: []*tensor.Tensor{distinct(r, 2, 2, 5, 6)}, f: unary(func(x *Var) *Var { return MaxPool2d(x, [2]int{3, 3}, s2, p1) })},

@@ -52,7 +52,7 @@ func newRecorder(net layers.Module) (*recorder, error) {
 		l.std = grownSqrt(bn.RunningVar.Data)
 		i := len(r.layers)
 		r.layers = append(r.layers, l)
-		r.removes = append(r.removes, bn.AddHook(func(_ layers.Module, in, _ *autograd.Var) {
+		r.removes = append(r.removes, bn.AddInputHook(func(_ layers.Module, in *autograd.Var) {
 			r.inputs[i] = in
 		}))
 	}

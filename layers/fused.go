@@ -76,6 +76,38 @@ func hasHooks(m Module) bool {
 	return ok && len(h.hookList()) > 0
 }
 
+// inputHooksOnly reports that every hook on m reads only its input.
+func inputHooksOnly(m Module) bool {
+	h, ok := m.(hooked)
+	if !ok {
+		return true
+	}
+	for _, e := range h.hookList() {
+		if !e.inputOnly {
+			return false
+		}
+	}
+	return true
+}
+
+// ApplyBNAct is Apply(act, Apply(bn, x)) as one autograd node
+// (autograd.BatchNormAct): one pass over the activations forward and one
+// backward instead of two of each, with the same values and gradients.
+// act may be nil, a *ReLU or a *ReLU6. ok is false, and nothing is
+// computed, when act has hooks or bn has a hook that reads its output;
+// bn's input hooks run as Apply would run them.
+func ApplyBNAct(bn *BatchNorm2d, act Module, x *autograd.Var) (out *autograd.Var, ok bool) {
+	kact, fusable := activationOf(act)
+	if !fusable || bn == nil || act != nil && hasHooks(act) || !inputHooksOnly(bn) {
+		return nil, false
+	}
+	out = autograd.BatchNormAct(x, bn.RunningMean, bn.RunningVar, bn.Weight, bn.Bias, bn.Eps, kact)
+	for _, e := range append([]hookEntry(nil), bn.hookList()...) {
+		e.fn(bn, x, nil)
+	}
+	return out, true
+}
+
 // activationOf maps a fusable activation module to its kernel; nil is
 // no activation.
 func activationOf(m Module) (kernels.Activation, bool) {

@@ -183,3 +183,52 @@ func TestExclusive(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyBNActMatchesChain: the fused batch norm + activation gives the
+// unfused chain's output and input gradient bit for bit, runs bn's input
+// hooks with the input, and refuses when a hook needs bn's output.
+func TestApplyBNActMatchesChain(t *testing.T) {
+	for i, act := range []Module{nil, &ReLU{}, &ReLU6{}} {
+		rng := rand.New(rand.NewPCG(uint64(i), 11))
+		bn := NewBatchNorm2d(4)
+		randomizeState(bn, rng)
+		x0 := randomInput(rng, 2, 4, 3, 5)
+		run := func(fused bool) (out, grad []float32) {
+			x := autograd.NewVar(x0.Value.Clone(), true)
+			var seen *autograd.Var
+			remove := bn.AddInputHook(func(_ Module, in *autograd.Var) { seen = in })
+			defer remove()
+			var y *autograd.Var
+			if fused {
+				var ok bool
+				if y, ok = ApplyBNAct(bn, act, x); !ok {
+					t.Fatalf("act %T: not fused with an input hook only", act)
+				}
+			} else {
+				y = Apply(bn, x)
+				if act != nil {
+					y = Apply(act, y)
+				}
+			}
+			if seen != x {
+				t.Fatalf("act %T fused=%v: the input hook saw %p, want the input %p", act, fused, seen, x)
+			}
+			// A weighted sum, so every element's gradient differs.
+			w := randomInput(rand.New(rand.NewPCG(9, 9)), y.Shape()...)
+			if err := autograd.Sum(autograd.Mul(y, w)).Backward(); err != nil {
+				t.Fatal(err)
+			}
+			return slices.Clone(y.Value.Data), slices.Clone(x.Grad.Data)
+		}
+		wantOut, wantGrad := run(false)
+		gotOut, gotGrad := run(true)
+		if !slices.Equal(gotOut, wantOut) || !slices.Equal(gotGrad, wantGrad) {
+			t.Fatalf("act %T: fused output or gradient differs from the chain", act)
+		}
+		remove := bn.AddHook(func(Module, *autograd.Var, *autograd.Var) {})
+		if _, ok := ApplyBNAct(bn, act, x0); ok {
+			t.Fatalf("act %T: fused although a hook reads the batch norm's output", act)
+		}
+		remove()
+	}
+}

@@ -31,17 +31,30 @@ type Hooks struct {
 }
 
 type hookEntry struct {
-	id int
-	fn Hook
+	id        int
+	fn        Hook
+	inputOnly bool // added by AddInputHook
 }
 
 // AddHook registers f to run after every Forward of the module, in
 // registration order, when the module is called through Apply. The
 // returned function removes the hook again (calling it twice is harmless).
 func (h *Hooks) AddHook(f Hook) (remove func()) {
+	return h.add(hookEntry{fn: f})
+}
+
+// AddInputHook registers f like AddHook for a hook that reads only the
+// module's input. Such hooks let a module run fused with the one after it
+// (ApplyBNAct), where the module's own output never exists.
+func (h *Hooks) AddInputHook(f func(m Module, in *autograd.Var)) (remove func()) {
+	return h.add(hookEntry{fn: func(m Module, in, _ *autograd.Var) { f(m, in) }, inputOnly: true})
+}
+
+func (h *Hooks) add(e hookEntry) (remove func()) {
 	h.nextID++
 	id := h.nextID
-	h.hooks = append(h.hooks, hookEntry{id: id, fn: f})
+	e.id = id
+	h.hooks = append(h.hooks, e)
 	return func() {
 		for i, e := range h.hooks {
 			if e.id == id {
@@ -60,6 +73,7 @@ func (h *Hooks) hookList() []hookEntry { return h.hooks }
 type Hookable interface {
 	Module
 	AddHook(f Hook) (remove func())
+	AddInputHook(f func(m Module, in *autograd.Var)) (remove func())
 }
 
 type hooked interface{ hookList() []hookEntry }

@@ -29,7 +29,11 @@ func convBN(conv *layers.Conv2d, bn *layers.BatchNorm2d, relu bool, x *autograd.
 	if y, ok := layers.FusedConvBNAct(conv, bn, act, x); ok {
 		return y, true
 	}
-	y = layers.Apply(bn, layers.Apply(conv, x))
+	c := layers.Apply(conv, x)
+	if y, ok := layers.ApplyBNAct(bn, act, c); ok {
+		return y, false
+	}
+	y = layers.Apply(bn, c)
 	if relu {
 		y = autograd.ReLU(y)
 	}
