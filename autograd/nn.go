@@ -45,7 +45,11 @@ func Conv2d(x, w, b *Var, stride, padding, dilation [2]int, groups int) *Var {
 		record(out, func() {
 			dy := out.Grad.Data
 			if x.requiresGrad {
-				kernels.Conv2dBackwardData(p, dy, w.Value.Data, x.gradBuf().Data)
+				if dx, fresh := x.gradDst(); fresh {
+					kernels.Conv2dBackwardDataSet(p, dy, w.Value.Data, dx.Data)
+				} else {
+					kernels.Conv2dBackwardData(p, dy, w.Value.Data, dx.Data)
+				}
 			}
 			if w.requiresGrad {
 				kernels.Conv2dBackwardWeight(p, x.Value.Data, dy, w.gradBuf().Data)

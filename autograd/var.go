@@ -58,6 +58,18 @@ func (v *Var) gradBuf() *tensor.Tensor {
 	return v.Grad
 }
 
+// gradDst returns v's gradient buffer for an op to add its contribution
+// to, and whether this is the first contribution: then the buffer is
+// uncleared (an intermediate's, from the arena) and the op must overwrite
+// all of it rather than add.
+func (v *Var) gradDst() (g *tensor.Tensor, fresh bool) {
+	if v.Grad == nil {
+		v.Grad = v.newGrad(false)
+		return v.Grad, true
+	}
+	return v.Grad, false
+}
+
 // accumulate adds g to v's gradient. The first contribution is copied
 // into a new buffer rather than added to a cleared one, which saves a
 // pass over memory where a gradient has one source (most of a network).

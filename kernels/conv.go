@@ -328,22 +328,41 @@ func (j *convJob) subsample(lo, hi int) {
 
 // Conv2dBackwardData adds the gradient with respect to the input to dx.
 func Conv2dBackwardData(p ConvParams, dy, w, dx []float32) {
+	conv2dBackwardData(p, dy, w, dx, true)
+}
+
+// Conv2dBackwardDataSet overwrites dx with the gradient with respect to
+// the input; dx's contents are never read (a fresh gradient buffer needs
+// no clearing, and stride-1 convolutions store instead of adding).
+func Conv2dBackwardDataSet(p ConvParams, dy, w, dx []float32) {
+	conv2dBackwardData(p, dy, w, dx, false)
+}
+
+func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 	p.check("Conv2dBackwardData", sliceLen{"dy", len(dy), p.yLen()}, sliceLen{"w", len(w), p.wLen()},
 		sliceLen{"dx", len(dx), p.xLen()})
+	stride1 := p.StrideH == 1 && p.StrideW == 1 && p.PadH <= p.DilH*(p.KH-1) && p.PadW <= p.DilW*(p.KW-1)
+	if !accumulate && (p.depthwise() || !stride1) {
+		clear(dx[:p.xLen()]) // these paths add into dx
+	}
 	if p.depthwise() {
 		j := newConvJob(&p, dx, w, nil, dy)
 		parallelFor(p.N*p.C, j.dwBackwardDataFn)
 		j.release()
 		return
 	}
-	if p.StrideH == 1 && p.StrideW == 1 && p.PadH <= p.DilH*(p.KH-1) && p.PadW <= p.DilW*(p.KW-1) {
+	if stride1 {
 		// Stride 1: dx += conv(dy, rotated transposed w) with the
 		// complementary padding, which keeps the GEMM output at C rows
 		// and needs no col2im.
 		q := ConvParams{N: p.N, C: p.K, H: p.OutH(), W: p.OutW(), K: p.C, KH: p.KH, KW: p.KW,
 			StrideH: 1, StrideW: 1, PadH: p.DilH*(p.KH-1) - p.PadH, PadW: p.DilW*(p.KW-1) - p.PadW,
 			DilH: p.DilH, DilW: p.DilW, Groups: p.Groups}
-		convGEMM(&q, dy, w, nil, dx, 1, true)
+		beta := float32(1)
+		if !accumulate {
+			beta = 0
+		}
+		convGEMM(&q, dy, w, nil, dx, beta, true)
 		return
 	}
 	// Strided: dcol = w^T dy per group, folded back by col2im.

@@ -166,6 +166,13 @@ func checkConv(t *testing.T, p ConvParams) {
 	dx := append([]float32(nil), dx0...)
 	Conv2dBackwardData(p, dy, w, dx)
 	checkAccum(t, "dx", dx, dx0, dxs, dxa, bwdTerms)
+	// The overwriting variant must not read dx: NaN garbage in, the
+	// gradient alone out.
+	for i := range dx {
+		dx[i] = float32(math.NaN())
+	}
+	Conv2dBackwardDataSet(p, dy, w, dx)
+	checkAccum(t, "dx (set)", dx, nil, dxs, dxa, bwdTerms)
 
 	dw0 := randSlice(r, nw, 1)
 	dw := append([]float32(nil), dw0...)
