@@ -12,7 +12,8 @@ import (
 // conv + BN (+ ReLU) through layers.FusedConvBNAct, the residual sum and
 // its ReLU in place, and buffers recycled once consumed, all only when no
 // value requires a gradient and no hook can hold a value (otherwise the
-// blocks run module by module, as before).
+// blocks run module by module, as before, but for a batch norm and its
+// ReLU, which become one autograd node when hooks allow: ApplyBNAct).
 
 // reluAct stands for the ReLU the ResNet blocks apply as a function; it is
 // never exposed, so no hook is ever registered on it.
