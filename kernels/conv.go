@@ -620,6 +620,26 @@ func (j *convJob) store(ch int, src, dst []float32) {
 	j.epi.apply(ch, dst)
 }
 
+// storeSlab scatters a slab's output tile (group g's channels, row
+// stride ldo, column i holding output column q0+i of [q0, q1)) into y
+// through store. Column q is (n, s); each image's run of columns is
+// contiguous in y.
+func (j *convJob) storeSlab(g, q0, q1 int, out []float32, ldo int) {
+	p := &j.p
+	kg := p.K / p.Groups
+	ohw := p.OutH() * p.OutW()
+	for q := q0; q < q1; {
+		n, s := q/ohw, q%ohw
+		run := min(ohw-s, q1-q)
+		for k := range kg {
+			src := out[k*ldo+q-q0:][:run]
+			dst := j.y[(n*p.K+g*kg+k)*ohw+s:][:run]
+			j.store(g*kg+k, src, dst)
+		}
+		q += run
+	}
+}
+
 // setSlabs splits total output columns into j.slabs slabs of whole
 // panels, each at most about maxCols wide, as even as possible and, for
 // an ungrouped convolution, as many as a multiple of the worker count,
@@ -702,17 +722,7 @@ func (j *convJob) forward(lo, hi int) {
 		clear(*out)
 		x := j.x[(q0/ohw*p.C+g*cg)*hw:]
 		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], x, 0, nil, gth, 1, *out, ldo, true, j.parallelGEMM)
-		// Column q is (n, s); each image's run of columns is contiguous in y.
-		for q := q0; q < q1; {
-			n, s := q/ohw, q%ohw
-			run := min(ohw-s, q1-q)
-			for k := range kg {
-				src := (*out)[k*ldo+q-q0:][:run]
-				dst := j.y[(n*p.K+g*kg+k)*ohw+s:][:run]
-				j.store(g*kg+k, src, dst)
-			}
-			q += run
-		}
+		j.storeSlab(g, q0, q1, *out, ldo)
 	}
 	intScratch.put(tab)
 	intScratch.put(seg)
@@ -787,17 +797,7 @@ func (j *convJob) forwardIm2col(lo, hi int) {
 		im2col(p, j.x[g*cg*p.H*p.W:], cg, q0, nq, *col)
 		clear(*out)
 		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], *col, nq, nil, colGather{}, 1, *out, ldo, true, j.parallelGEMM)
-		// Column q is (n, s); each image's run of columns is contiguous in y.
-		for q := q0; q < q0+nq; {
-			n, s := q/ohw, q%ohw
-			run := min(ohw-s, q0+nq-q)
-			for k := range kg {
-				src := (*out)[k*ldo+q-q0:][:run]
-				dst := j.y[(n*p.K+g*kg+k)*ohw+s:][:run]
-				j.store(g*kg+k, src, dst)
-			}
-			q += run
-		}
+		j.storeSlab(g, q0, q0+nq, *out, ldo)
 	}
 	putScratch(col)
 	putScratch(out)
