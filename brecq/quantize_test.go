@@ -13,36 +13,9 @@ import (
 	"testing"
 
 	"github.com/dghcore/dghcore/autograd"
-	"github.com/dghcore/dghcore/layers"
-	"github.com/dghcore/dghcore/layers/zoo"
+	"github.com/dghcore/dghcore/layers/zoo/zootest"
 	"github.com/dghcore/dghcore/tensor"
 )
-
-// randomModel returns the named zoo model with seeded random parameters:
-// He-scaled weights, BatchNorms near the identity.
-func randomModel(t testing.TB, name string, inCh, classes int, seed uint64) *zoo.Model {
-	t.Helper()
-	m, err := zoo.New(name, inCh, classes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := tensor.NewRNG(seed)
-	for _, e := range layers.StateDict(m.Net) {
-		d := e.Tensor
-		switch {
-		case strings.HasSuffix(e.Name, "running_var"):
-			rng.FillUniform(d, 0.5, 1.5)
-		case strings.HasSuffix(e.Name, "running_mean"), strings.HasSuffix(e.Name, "bias"):
-			rng.FillUniform(d, -0.2, 0.2)
-		case d.Dims() == 1: // BN gamma
-			rng.FillUniform(d, 0.5, 1.2)
-		default:
-			fanIn := d.Numel() / d.Shape[0]
-			rng.FillNormal(d, 0, float32(math.Sqrt(2/float64(fanIn))))
-		}
-	}
-	return m
-}
 
 func randomImages(seed uint64, shape ...int) *tensor.Tensor {
 	return tensor.NewRNG(seed).Randn(shape...)
@@ -65,7 +38,7 @@ func TestReconstructionBeatsNearest(t *testing.T) {
 		t.Skip("reconstructs resnet20 twice (about 10 s)")
 	}
 	for _, layer := range []bool{false, true} {
-		m := randomModel(t, "resnet20", 3, 10, 1)
+		m := zootest.RandomModel(t, "resnet20", 3, 10, 1)
 		calib := randomImages(2, 32, 3, 4, 4)
 		// A short schedule (no warmup, low starting temperature) so the
 		// rounding settles within 100 steps.
@@ -107,7 +80,7 @@ func TestW8A8StaysCloseToFloat(t *testing.T) {
 		{"resnet20", 1, 8, 10, true, true},
 	} {
 		t.Run(fmt.Sprintf("layer=%t,head_stem=%t", tc.layer, tc.head), func(t *testing.T) {
-			m := randomModel(t, tc.model, tc.inCh, 10, 5)
+			m := zootest.RandomModel(t, tc.model, tc.inCh, 10, 5)
 			calib := randomImages(6, 16, tc.inCh, tc.size, tc.size)
 			q, err := Quantize(context.Background(), m, calib, Config{
 				WeightBits: 8, ActBits: 8, ActQuant: true, NumIterations: tc.iters, ItersA: tc.iters,
@@ -133,7 +106,7 @@ func TestW8A8StaysCloseToFloat(t *testing.T) {
 // TestMobileNetV2RunsEveryOption takes MobileNetV2 through both phases
 // with every switch on, a few steps per unit.
 func TestMobileNetV2RunsEveryOption(t *testing.T) {
-	m := randomModel(t, "mobilenet_v2", 3, 10, 21)
+	m := zootest.RandomModel(t, "mobilenet_v2", 3, 10, 21)
 	calib := randomImages(22, 4, 3, 32, 32)
 	q, err := Quantize(context.Background(), m, calib, Config{
 		NumIterations: 2, ItersA: 2, BatchSize: 2, ActQuant: true, HeadStem8bit: true,
@@ -180,7 +153,7 @@ func TestUnits(t *testing.T) {
 		{"mobilenet_v2", 3, append(append([]string{"features.0.0"}, seqNames("features.", 1, 17)...),
 			"features.18.0", "classifier.1"), 1 + 1*2 + 16*3 + 1 + 1},
 	} {
-		m := randomModel(t, tc.model, tc.inCh, 10, 3)
+		m := zootest.RandomModel(t, tc.model, tc.inCh, 10, 3)
 		q, err := New(m, 4, 4)
 		if err != nil {
 			t.Fatal(err)
@@ -229,7 +202,7 @@ func seqNames(prefix string, lo, hi int) []string {
 }
 
 func TestHeadStem8bitAndOutput(t *testing.T) {
-	m := randomModel(t, "resnet20", 1, 10, 9)
+	m := zootest.RandomModel(t, "resnet20", 1, 10, 9)
 	calib := randomImages(10, 8, 1, 4, 4)
 	steps := map[Phase]int{}
 	afterWeights := 0
@@ -282,7 +255,7 @@ func TestHeadStem8bitAndOutput(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	m := randomModel(t, "resnet20", 1, 10, 1)
+	m := zootest.RandomModel(t, "resnet20", 1, 10, 1)
 	calib := randomImages(1, 4, 1, 4, 4)
 	for _, tc := range []struct {
 		name  string
@@ -316,7 +289,7 @@ func TestConfigErrors(t *testing.T) {
 // that resuming from the saved state gives the same model as a run that
 // was never interrupted.
 func TestResumeRepeatsUninterruptedRun(t *testing.T) {
-	m := randomModel(t, "resnet20", 1, 10, 11)
+	m := zootest.RandomModel(t, "resnet20", 1, 10, 11)
 	calib := randomImages(12, 12, 1, 4, 4)
 	base := Config{NumIterations: 6, ItersA: 5, BatchSize: 4, ActQuant: true, Seed: 13}
 	ref, err := Quantize(context.Background(), m, calib, base)

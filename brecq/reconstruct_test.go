@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/layers/zoo/zootest"
 	"github.com/dghcore/dghcore/optim"
 	"github.com/dghcore/dghcore/tensor"
 )
@@ -17,7 +18,7 @@ func TestArenaStepsAreIdentical(t *testing.T) {
 		losses, params []float32
 	}
 	run := func(arena *autograd.Arena) result {
-		m := randomModel(t, "resnet20", 3, 10, 31)
+		m := zootest.RandomModel(t, "resnet20", 3, 10, 31)
 		q, err := New(m, 4, 4)
 		if err != nil {
 			t.Fatal(err)

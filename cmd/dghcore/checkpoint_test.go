@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,35 +14,9 @@ import (
 
 	"github.com/dghcore/dghcore/layers"
 	"github.com/dghcore/dghcore/layers/zoo"
+	"github.com/dghcore/dghcore/layers/zoo/zootest"
 	"github.com/dghcore/dghcore/tensor"
 )
-
-// randomModel is the named zoo architecture with seeded random weights
-// (He-scaled convolutions, BatchNorms near the identity), so tests run
-// the whole program on a model of any input channels and classes.
-func randomModel(t *testing.T, name string, channels, classes int, seed uint64) *zoo.Model {
-	t.Helper()
-	m, err := zoo.New(name, channels, classes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := tensor.NewRNG(seed)
-	for _, e := range layers.StateDict(m.Net) {
-		d := e.Tensor
-		switch {
-		case strings.HasSuffix(e.Name, "running_var"):
-			rng.FillUniform(d, 0.5, 1.5)
-		case strings.HasSuffix(e.Name, "running_mean"), strings.HasSuffix(e.Name, "bias"):
-			rng.FillUniform(d, -0.2, 0.2)
-		case d.Dims() == 1: // BatchNorm weight
-			rng.FillUniform(d, 0.5, 1.2)
-		default:
-			fanIn := d.Numel() / d.Shape[0]
-			rng.FillNormal(d, 0, float32(math.Sqrt(2/float64(fanIn))))
-		}
-	}
-	return m
-}
 
 // writeCheckpoint saves m's state dict the way torch.save does since
 // torch 1.6: a zip archive with the pickled dict in archive/data.pkl
@@ -123,7 +96,7 @@ func writeStateDict(t *testing.T, path string, entries []layers.NamedTensor) {
 // TestWriteCheckpointLoads checks the test writer against the real
 // loader: the model built from the file computes what the original does.
 func TestWriteCheckpointLoads(t *testing.T) {
-	m := randomModel(t, "resnet20", 3, 4, 1)
+	m := zootest.RandomModel(t, "resnet20", 3, 4, 1)
 	path := t.TempDir() + "/tiny.pth"
 	writeCheckpoint(t, path, m)
 	got, err := zoo.Load("resnet20", path)

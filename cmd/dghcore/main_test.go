@@ -19,6 +19,7 @@ import (
 
 	"github.com/dghcore/dghcore/dgh"
 	"github.com/dghcore/dghcore/layers/zoo"
+	"github.com/dghcore/dghcore/layers/zoo/zootest"
 	"github.com/dghcore/dghcore/tensor"
 )
 
@@ -44,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{dir: t.TempDir(), imagenetPath: filepath.Join("..", "..", "dataset", "testdata", "imagenet")}
 	f.grey, f.rgb = filepath.Join(f.dir, "grey.pth"), filepath.Join(f.dir, "rgb.pth")
-	f.greyM, f.rgbM = randomModel(t, "resnet20", 1, 10, 1), randomModel(t, "resnet20", 3, 3, 2)
+	f.greyM, f.rgbM = zootest.RandomModel(t, "resnet20", 1, 10, 1), zootest.RandomModel(t, "resnet20", 3, 3, 2)
 	writeCheckpoint(t, f.grey, f.greyM)
 	writeCheckpoint(t, f.rgb, f.rgbM)
 	return f
