@@ -6,6 +6,9 @@ package kernels
 // y[n,g] (Kg x OH*OW) = w[g] (Kg x Cg*KH*KW) * col (Cg*KH*KW x OH*OW),
 // where col is the unfolded input. The weights are packed once per call;
 // how col reaches the micro-kernel depends on the shape:
+//   - output rows a multiple of 8 wide, planes of 16 (AVX2): no col at
+//     all, the micro-kernel reads the framed input in place and writes y
+//     (the direct path, conv_direct.go);
 //   - stride 1, wide images: col's rows are shifted windows of the
 //     zero-padded image, packed straight from it (implicit GEMM);
 //   - 1x1, stride 1, no padding (and wide): x already is col;
@@ -258,6 +261,9 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 	j.beta, j.packedSize, j.epi = beta, size, e
 	ohw := p.OutH() * p.OutW()
 	switch {
+	case useDirect(p):
+		j.setDirect()
+		j.overTasks(p.N*p.Groups*j.tileChunks, j.forwardDirectFn)
 	case p.StrideH == 1 && p.StrideW == 1 && !p.pointwise() && p.OutW() >= 28:
 		// Rows of the unfolded input are shifted windows of the padded
 		// image: packed straight from it, no im2col. Narrower images
@@ -464,12 +470,18 @@ type convJob struct {
 	imgChunk int
 	// Offsets of the unfolded rows in a padded image (forwardPadded).
 	rowOff []int
+	// The direct path (conv_direct.go): the phase buffer's rows and
+	// phase-row width, each tap's offset in it, and the tasks per image.
+	dHp, dWq   int
+	dOff       []int32
+	tileChunks int
 	// Image chunks of the weight gradient and their partial sums.
 	chunks  int
 	partial []float32
 
 	forwardFn, forwardPaddedFn, pointwiseFn, backwardDataFn func(lo, hi int)
 	forwardIm2colFn, backwardDataCol2imFn, subsampleFn      func(lo, hi int)
+	forwardDirectFn                                         func(lo, hi int)
 	backwardWeightGroupsFn, backwardWeightImagesFn          func(lo, hi int)
 	dwForwardFn, dwBackwardDataFn, dwBackwardWeightFn       func(lo, hi int)
 }
@@ -482,6 +494,7 @@ var convJobs = sync.Pool{New: func() any {
 	j.subsampleFn = j.subsample
 	j.pointwiseFn = j.pointwise
 	j.forwardPaddedFn = j.forwardPadded
+	j.forwardDirectFn = j.forwardDirect
 	j.backwardDataFn = j.backwardData
 	j.backwardWeightGroupsFn = j.backwardWeightGroups
 	j.backwardWeightImagesFn = j.backwardWeightImages

@@ -50,6 +50,20 @@ var convCases = []ConvParams{
 	{N: 2, C: 20, H: 6, W: 35, K: 9, KH: 1, KW: 1, StrideH: 2, StrideW: 2, DilH: 1, DilW: 1, Groups: 1},
 	// Grouped 1x1 (its backward-data pass packs w transposed per group).
 	{N: 2, C: 4, H: 5, W: 7, K: 6, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Groups: 2},
+	// The direct path (output rows a multiple of 8, planes of 16): two
+	// groups of eight in one row or in two (8 wide), a K that leaves 1
+	// row for the last panel, stride-2 and -3 phases of odd and even
+	// widths, a 7x7 stride-2 stem, dilated taps landing in either phase,
+	// unequal strides, groups, and one image split into tile runs.
+	{N: 2, C: 5, H: 8, W: 16, K: 7, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 1, C: 3, H: 16, W: 16, K: 13, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 2, C: 4, H: 15, W: 15, K: 4, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 1, C: 2, H: 22, W: 22, K: 3, KH: 3, KW: 3, StrideH: 3, StrideW: 3, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 2, C: 3, H: 32, W: 32, K: 8, KH: 7, KW: 7, StrideH: 2, StrideW: 2, PadH: 3, PadW: 3, DilH: 1, DilW: 1, Groups: 1},
+	{N: 1, C: 2, H: 15, W: 15, K: 3, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2, DilH: 2, DilW: 2, Groups: 1},
+	{N: 1, C: 2, H: 15, W: 15, K: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 3, DilH: 1, DilW: 3, Groups: 1},
+	{N: 2, C: 4, H: 11, W: 16, K: 6, KH: 3, KW: 5, StrideH: 2, StrideW: 1, PadH: 1, PadW: 2, DilH: 1, DilW: 1, Groups: 2},
+	{N: 1, C: 16, H: 32, W: 32, K: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	// Depthwise rows of whole vectors only (no masked tail), both strides.
 	{N: 2, C: 3, H: 5, W: 16, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
 	{N: 2, C: 3, H: 6, W: 16, K: 3, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
@@ -162,6 +176,23 @@ func checkConv(t *testing.T, p ConvParams) {
 	Conv2dForward(p, x, w, bias, y)
 	checkAccum(t, "y+bias", y, nil, ys, ya, fwdTerms)
 
+	// The fused epilogue is bit for bit the two calls.
+	scale, shift := randSlice(r, p.K, 1), randSlice(r, p.K, 1)
+	for _, act := range []Activation{ActNone, ActReLU6} {
+		for _, b := range [][]float32{nil, bias} {
+			want := make([]float32, ny)
+			Conv2dForward(p, x, w, b, want)
+			ScaleShift(p.N, p.K, ohw, want, scale, shift, want, act)
+			got := randSlice(r, ny, 1)
+			Conv2dForwardScaleShift(p, x, w, b, scale, shift, got, act)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("Conv2dForwardScaleShift (%v, bias %v)[%d] = %g, want %g", act, b != nil, i, got[i], want[i])
+				}
+			}
+		}
+	}
+
 	dx0 := randSlice(r, nx, 1)
 	dx := append([]float32(nil), dx0...)
 	Conv2dBackwardData(p, dy, w, dx)
@@ -210,4 +241,38 @@ func TestConvParamsValidate(t *testing.T) {
 			t.Errorf("%s: Validate accepted %+v", name, p)
 		}
 	}
+}
+
+// TestConvDirectMicro checks every direct micro-kernel (each row count,
+// storing and adding) against its definition, convDirectGeneric, on k
+// lengths with every unroll tail and offsets scattered over the input.
+func TestConvDirectMicro(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		if convDirectMicro == nil {
+			t.Skip("no direct micro-kernel on this path")
+		}
+		r := rand.New(rand.NewPCG(7, 7))
+		for _, kc := range []int{1, 3, 4, 7, 17, 33} {
+			for h := 1; h <= gemmMR; h++ {
+				for set := range 2 {
+					a := randSlice(r, kc*gemmMR, 1)
+					x := randSlice(r, 300, 1)
+					d := r.IntN(100)
+					off := make([]int32, kc)
+					for p := range off {
+						off[p] = int32(r.IntN(len(x) - d - 8))
+					}
+					const ldc = 19
+					c0 := randSlice(r, (h-1)*ldc+16, 1)
+					got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
+					convDirectMicro[set][h](kc, a, x, off, d, got, ldc)
+					convDirectGeneric(h, set == 1, kc, a, x, off, d, want, ldc)
+					for i := range got {
+						mag := float64(kc + 1)
+						checkClose(t, fmt.Sprintf("kc=%d h=%d set=%d: c", kc, h, set), i, float64(got[i]), float64(want[i]), mag, 4*u32)
+					}
+				}
+			}
+		}
+	})
 }

@@ -23,8 +23,17 @@ func setGEMMPath(p Path) {
 	case AVX2, AVX512:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroAVX2, sgemmPackBAVX2, avx2MR, avx2NR
 		sgemmPackA6, sgemmMicroSet, sgemmGather = sgemmPackA6AVX2, sgemmMicroSetAVX2, sgemmGather16AVX2
+		convDirectMicro = &convDirectAVX2
 	default:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroGeneric, sgemmPackBGeneric, genericMR, genericNR
 		sgemmPackA6, sgemmMicroSet, sgemmGather = nil, nil, nil
+		convDirectMicro = nil
 	}
+}
+
+// convDirectAVX2 are the generated direct-convolution micro-kernels by
+// [set][rows] (see convDirectMicro).
+var convDirectAVX2 = [2][maxMR + 1]func(kc int, a, x []float32, off []int32, d int, c []float32, ldc int){
+	{nil, convDirect1AVX2, convDirect2AVX2, convDirect3AVX2, convDirect4AVX2, convDirect5AVX2, convDirect6AVX2},
+	{nil, convDirectSet1AVX2, convDirectSet2AVX2, convDirectSet3AVX2, convDirectSet4AVX2, convDirectSet5AVX2, convDirectSet6AVX2},
 }
