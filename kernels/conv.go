@@ -474,6 +474,7 @@ type convJob struct {
 	// phase-row width, each tap's offset in it, and the tasks per image.
 	dHp, dWq   int
 	dOff       []int32
+	dFill      []phaseFill
 	tileChunks int
 	// Image chunks of the weight gradient and their partial sums.
 	chunks  int

@@ -19,38 +19,52 @@ import (
 // output planes whose width is a multiple of 8 and size a multiple of 16
 // (ResNet-20's 32x32, 16x16 and 8x8; ResNet-18's 112 and 56).
 
-// convDirectMicro[set][h] is the direct micro-kernel for h (1..gemmMR)
-// rows, storing the tile (set) or adding it; nil on paths without one.
+// convDirectMicro[set][tail], when set (AVX2), runs the direct
+// micro-kernel over a column of weight panels, storing the tiles (set) or
+// adding them:
 //
-// convDirectMicro[set][h](kc, a, x, off, d, c, ldc) takes the tile's rows
-// 0..h-1 of the packed panel a (a[p*gemmMR+i]) times B, where B[p][j] is
-// x[off[p]+j] for j < 8 and x[d+off[p]+j-8] for 8 <= j < 16, into
-// c[i*ldc+j].
-var convDirectMicro *[2][maxMR + 1]func(kc int, a, x []float32, off []int32, d int, c []float32, ldc int)
+//	convDirectMicro[set][tail](kc, panels, a, x, off, d, c, ldc)
+//
+// multiplies panels full gemmMR-row packed panels of a (a[p*gemmMR+i],
+// gemmMR*kc floats apart) and then the first tail rows of the next by
+// the kc x 16 matrix B[p][j] = x[off[p]+j] for j < 8, x[d+off[p]+j-8]
+// for j >= 8, into the rows c[i*ldc:][:16].
+var convDirectMicro *[2][directMR]func(kc, panels int, a, x []float32, off []int32, d int, c []float32, ldc int)
+
+// directMR is the panel height the direct micro-kernels are built for;
+// the path runs only when gemmMR matches (packed panels are gemmMR tall).
+const directMR = 6
 
 // convDirectGeneric is the definition of the direct micro-kernel.
-func convDirectGeneric(h int, set bool, kc int, a, x []float32, off []int32, d int, c []float32, ldc int) {
-	var acc [maxMR][16]float32
-	for p := range kc {
-		o := int(off[p])
-		lo, hi := x[o:][:8], x[d+o:][:8]
-		for i := range h {
-			ai := a[p*gemmMR+i]
-			for j, v := range lo {
-				acc[i][j] += ai * v
-			}
-			for j, v := range hi {
-				acc[i][8+j] += ai * v
+func convDirectGeneric(set bool, kc, panels, tail int, a, x []float32, off []int32, d int, c []float32, ldc int) {
+	for pn := range panels + 1 {
+		h := gemmMR
+		if pn == panels {
+			h = tail
+		}
+		ap, cp := a[pn*gemmMR*kc:], c[pn*gemmMR*ldc:]
+		var acc [maxMR][16]float32
+		for p := range kc {
+			o := int(off[p])
+			lo, hi := x[o:][:8], x[d+o:][:8]
+			for i := range h {
+				ai := ap[p*gemmMR+i]
+				for j, v := range lo {
+					acc[i][j] += ai * v
+				}
+				for j, v := range hi {
+					acc[i][8+j] += ai * v
+				}
 			}
 		}
-	}
-	for i := range h {
-		row := c[i*ldc:][:16]
-		for j := range row {
-			if set {
-				row[j] = acc[i][j]
-			} else {
-				row[j] += acc[i][j]
+		for i := range h {
+			row := cp[i*ldc:][:16]
+			for j := range row {
+				if set {
+					row[j] = acc[i][j]
+				} else {
+					row[j] += acc[i][j]
+				}
 			}
 		}
 	}
@@ -59,7 +73,7 @@ func convDirectGeneric(h int, set bool, kc int, a, x []float32, off []int32, d i
 // useDirect reports whether the forward convolution p runs on the direct
 // path.
 func useDirect(p *ConvParams) bool {
-	if convDirectMicro == nil || p.pointwise() || p.depthwise() {
+	if convDirectMicro == nil || gemmMR != directMR || p.pointwise() || p.depthwise() {
 		return false
 	}
 	oh0, ow0 := p.OutH(), p.OutW()
@@ -79,6 +93,13 @@ func (j *convJob) setDirect() {
 	j.dHp = p.H + 2*p.PadH
 	j.dWq = (p.W + 2*p.PadW + s - 1) / s
 	plane := j.dHp * j.dWq
+	// Padded column ph + s*i is input column ph + s*i - PadW.
+	j.dFill = j.dFill[:0]
+	for ph := range s {
+		i0 := max(0, (p.PadW-ph+s-1)/s)
+		x0 := ph + s*i0 - p.PadW
+		j.dFill = append(j.dFill, phaseFill{i0, x0, max(0, (p.W-x0+s-1)/s)})
+	}
 	j.dOff = j.dOff[:0]
 	for c := range p.C / p.Groups {
 		for kh := range p.KH {
@@ -120,31 +141,32 @@ func (j *convJob) fillPhases(x, buf []float32) {
 	s := p.StrideW
 	hp, wq := j.dHp, j.dWq
 	for c := range p.C / p.Groups {
-		for ih := range p.H {
-			row := x[(c*p.H+ih)*p.W:][:p.W]
-			for ph := range s {
-				// Padded column ph + s*i is input column ph + s*i - PadW.
-				i0 := max(0, (p.PadW-ph+s-1)/s)
-				x0 := ph + s*i0 - p.PadW
-				if x0 >= p.W {
-					continue
-				}
-				n := (p.W - x0 + s - 1) / s
-				dst := buf[((c*s+ph)*hp+ih+p.PadH)*wq+i0:][:n]
+		for ph, f := range j.dFill {
+			if f.n == 0 {
+				continue
+			}
+			dst := buf[((c*s+ph)*hp+p.PadH)*wq+f.i0:]
+			src := x[c*p.H*p.W+f.x0:]
+			for ih := range p.H {
+				d, r := dst[ih*wq:][:f.n], src[ih*p.W:]
 				switch s {
 				case 1:
-					copy(dst, row)
+					copy(d, r)
 				case 2:
-					gatherEven(dst, row[x0:])
+					gatherEven(d, r)
 				default:
-					for i := range dst {
-						dst[i] = row[x0+s*i]
+					for i := range d {
+						d[i] = r[s*i]
 					}
 				}
 			}
 		}
 	}
 }
+
+// phaseFill is what one row of input fills of one phase of the buffer:
+// n floats from column i0 on, read from input column x0 every stride.
+type phaseFill struct{ i0, x0, n int }
 
 // forwardDirect computes tasks [lo, hi) of the direct path: task t is
 // run t%tileChunks of the 16-output tiles of image-group t/tileChunks.
@@ -187,10 +209,7 @@ func (j *convJob) forwardDirect(lo, hi int) {
 				if pc > 0 {
 					m = &convDirectMicro[0]
 				}
-				for i := 0; i < kg; i += gemmMR {
-					h := min(gemmMR, kg-i)
-					m[h](kc, a[mPad*pc+i*kc:][:gemmMR*kc], (*buf)[b:], j.dOff[pc:pc+kc], d, y[i*ohw+q:], ohw)
-				}
+				m[kg%gemmMR](kc, kg/gemmMR, a[mPad*pc:][:mPad*kc], (*buf)[b:], j.dOff[pc:pc+kc], d, y[q:], ohw)
 			}
 		}
 		for k := range kg {

@@ -243,9 +243,10 @@ func TestConvParamsValidate(t *testing.T) {
 	}
 }
 
-// TestConvDirectMicro checks every direct micro-kernel (each row count,
-// storing and adding) against its definition, convDirectGeneric, on k
-// lengths with every unroll tail and offsets scattered over the input.
+// TestConvDirectMicro checks every direct micro-kernel (each tail row
+// count, storing and adding, zero to two full panels) against its
+// definition, convDirectGeneric, on k lengths with every unroll tail and
+// offsets scattered over the input.
 func TestConvDirectMicro(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
 		if convDirectMicro == nil {
@@ -253,23 +254,25 @@ func TestConvDirectMicro(t *testing.T) {
 		}
 		r := rand.New(rand.NewPCG(7, 7))
 		for _, kc := range []int{1, 3, 4, 7, 17, 33} {
-			for h := 1; h <= gemmMR; h++ {
-				for set := range 2 {
-					a := randSlice(r, kc*gemmMR, 1)
-					x := randSlice(r, 300, 1)
-					d := r.IntN(100)
-					off := make([]int32, kc)
-					for p := range off {
-						off[p] = int32(r.IntN(len(x) - d - 8))
-					}
-					const ldc = 19
-					c0 := randSlice(r, (h-1)*ldc+16, 1)
-					got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
-					convDirectMicro[set][h](kc, a, x, off, d, got, ldc)
-					convDirectGeneric(h, set == 1, kc, a, x, off, d, want, ldc)
-					for i := range got {
-						mag := float64(kc + 1)
-						checkClose(t, fmt.Sprintf("kc=%d h=%d set=%d: c", kc, h, set), i, float64(got[i]), float64(want[i]), mag, 4*u32)
+			for panels := range 3 {
+				for tail := range directMR {
+					for set := range 2 {
+						a := randSlice(r, (panels+1)*directMR*kc, 1)
+						x := randSlice(r, 300, 1)
+						d := r.IntN(100)
+						off := make([]int32, kc)
+						for p := range off {
+							off[p] = int32(r.IntN(len(x) - d - 8))
+						}
+						const ldc = 19
+						c0 := randSlice(r, (panels*directMR+tail)*ldc+16, 1)
+						got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
+						convDirectMicro[set][tail](kc, panels, a, x, off, d, got, ldc)
+						convDirectGeneric(set == 1, kc, panels, tail, a, x, off, d, want, ldc)
+						for i := range got {
+							what := fmt.Sprintf("kc=%d panels=%d tail=%d set=%d: c", kc, panels, tail, set)
+							checkClose(t, what, i, float64(got[i]), float64(want[i]), float64(kc+1), 4*u32)
+						}
 					}
 				}
 			}

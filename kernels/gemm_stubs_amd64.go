@@ -45,89 +45,101 @@ func sgemmPackA6AVX2(kq int, a []float32, lda int, alpha float32, dst []float32)
 //go:noescape
 func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)
 
-// convDirect1AVX2 adds rows 0..0 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 1, j < 16.
+// convDirect0AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 0 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+0.
 //
 //go:noescape
-func convDirect1AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect0AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirectSet1AVX2 stores rows 0..0 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 1, j < 16.
+// convDirectSet0AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 0 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+0.
 //
 //go:noescape
-func convDirectSet1AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet0AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirect2AVX2 adds rows 0..1 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 2, j < 16.
+// convDirect1AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 1 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+1.
 //
 //go:noescape
-func convDirect2AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect1AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirectSet2AVX2 stores rows 0..1 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 2, j < 16.
+// convDirectSet1AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 1 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+1.
 //
 //go:noescape
-func convDirectSet2AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet1AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirect3AVX2 adds rows 0..2 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 3, j < 16.
+// convDirect2AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 2 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+2.
 //
 //go:noescape
-func convDirect3AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect2AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirectSet3AVX2 stores rows 0..2 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 3, j < 16.
+// convDirectSet2AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 2 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+2.
 //
 //go:noescape
-func convDirectSet3AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet2AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirect4AVX2 adds rows 0..3 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 4, j < 16.
+// convDirect3AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 3 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+3.
 //
 //go:noescape
-func convDirect4AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect3AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirectSet4AVX2 stores rows 0..3 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 4, j < 16.
+// convDirectSet3AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 3 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+3.
 //
 //go:noescape
-func convDirectSet4AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet3AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirect5AVX2 adds rows 0..4 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 5, j < 16.
+// convDirect4AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 4 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+4.
 //
 //go:noescape
-func convDirect5AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect4AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirectSet5AVX2 stores rows 0..4 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 5, j < 16.
+// convDirectSet4AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 4 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+4.
 //
 //go:noescape
-func convDirectSet5AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet4AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirect6AVX2 adds rows 0..5 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 6, j < 16.
+// convDirect5AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 5 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+5.
 //
 //go:noescape
-func convDirect6AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect5AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirectSet6AVX2 stores rows 0..5 of a packed 6 x kc A panel times the kc x 16
-// matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile
-// c[i*ldc+j], i < 6, j < 16.
+// convDirectSet5AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 5 rows of the next, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+5.
 //
 //go:noescape
-func convDirectSet6AVX2(kc int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet5AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // fmaPeakAVX2 runs n trips of twelve independent register-only FMAs
 // (192 flops a trip): the core's measured FMA peak, the yardstick the

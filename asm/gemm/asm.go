@@ -38,9 +38,9 @@ func main() {
 	sgemmPackB16AVX2()
 	sgemmPackA6AVX2()
 	sgemmGather16AVX2()
-	for h := 1; h <= mr; h++ {
-		convDirectAVX2(h, false)
-		convDirectAVX2(h, true)
+	for tail := range mr {
+		convDirectAVX2(tail, false)
+		convDirectAVX2(tail, true)
 	}
 	fmaPeakAVX2()
 	Generate()
@@ -144,90 +144,111 @@ func sgemmMicroAVX2(set bool) {
 	RET()
 }
 
-// convDirectAVX2 emits the direct-convolution micro-kernel for h <= mr
-// output channels: the micro-kernel above with B read in place instead of
-// packed. Row p of B for eight output pixels is x[off[p]:][:8] and for the
-// next eight x[d+off[p]:][:8], where x holds the zero-framed input (split
-// into stride phases, so a row of eight outputs reads eight consecutive
-// floats); C is h rows of 16 consecutive floats, ldc apart. Only h rows
-// are computed, so a 16-channel layer wastes no FMAs on a 6+6+4 split.
-func convDirectAVX2(h int, set bool) {
-	name := fmt.Sprintf("convDirect%dAVX2", h)
+// convDirectAVX2 emits the direct-convolution micro-kernel: the
+// micro-kernel above with B read in place instead of packed, run over a
+// whole column of panels in one call. Row p of B for eight output pixels
+// is x[off[p]:][:8] and for the next eight x[d+off[p]:][:8], where x holds
+// the zero-framed input (split into stride phases, so a row of eight
+// outputs reads eight consecutive floats); C is rows of 16 consecutive
+// floats, ldc apart. The call computes `panels` full panels of mr rows,
+// then one of tail rows, so a 16-channel layer computes 6+6+4 rows (not
+// 18) and pays one call per tile, not three.
+func convDirectAVX2(tail int, set bool) {
+	name := fmt.Sprintf("convDirect%dAVX2", tail)
 	verb := "adds"
 	if set {
-		name = fmt.Sprintf("convDirectSet%dAVX2", h)
+		name = fmt.Sprintf("convDirectSet%dAVX2", tail)
 		verb = "stores"
 	}
-	TEXT(name, NOSPLIT, "func(kc int, a, x []float32, off []int32, d int, c []float32, ldc int)")
-	Doc(fmt.Sprintf("%s %s rows 0..%d of a packed %d x kc A panel times the kc x 16", name, verb, h-1, mr),
-		"matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8) to the C tile",
-		fmt.Sprintf("c[i*ldc+j], i < %d, j < 16.", h))
+	TEXT(name, NOSPLIT, "func(kc, panels int, a, x []float32, off []int32, d int, c []float32, ldc int)")
+	Doc(fmt.Sprintf("%s %s panels packed %d x kc A panels (mr*kc floats apart), then the", name, verb, mr),
+		fmt.Sprintf("first %d rows of the next, times the kc x 16 matrix", tail),
+		"B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows",
+		fmt.Sprintf("c[i*ldc:][:16], i < %d*panels+%d.", mr, tail))
 	Pragma("noescape")
-	kc := Load(Param("kc"), RCX)
-	ap := Load(Param("a").Base(), RSI)
-	x0 := Load(Param("x").Base(), RDI)
-	off := Load(Param("off").Base(), R8)
-	x1 := Load(Param("d"), R9)
+	kc := Load(Param("kc"), GP64())
+	panels := Load(Param("panels"), GP64())
+	ap := Load(Param("a").Base(), GP64())
+	x0 := Load(Param("x").Base(), GP64())
+	off0 := Load(Param("off").Base(), GP64())
+	x1 := Load(Param("d"), GP64())
 	LEAQ(Mem{Base: x0, Index: x1, Scale: 4}, x1)
-	cp := Load(Param("c").Base(), RDX)
-	ldc := Load(Param("ldc"), R10)
+	cp := Load(Param("c").Base(), GP64())
+	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc) // floats to bytes
-
-	acc := make([][2]VecPhysical, h)
-	for i := range h {
-		acc[i] = [2]VecPhysical{ymm(2 * i), ymm(2*i + 1)}
-		VXORPS(acc[i][0], acc[i][0], acc[i][0])
-		VXORPS(acc[i][1], acc[i][1], acc[i][1])
-	}
+	k, off, row := GP64(), GP64(), GP64()
+	o := []GPVirtual{GP64(), GP64()}
 	b0, b1 := Y12, Y13
 	bc := [2]VecPhysical{Y14, Y15}
-	o := []GPVirtual{GP64(), GP64(), GP64(), GP64()}
-	step := func(u int) {
-		MOVLQSX(Mem{Base: off, Disp: 4 * u}, o[u])
-		VMOVUPS(Mem{Base: x0, Index: o[u], Scale: 4}, b0)
-		VMOVUPS(Mem{Base: x1, Index: o[u], Scale: 4}, b1)
+
+	// panel emits one panel of h rows; labels carry the suffix sfx.
+	panel := func(h int, sfx string) {
+		acc := make([][2]VecPhysical, h)
 		for i := range h {
-			s := bc[i%2]
-			VBROADCASTSS(Mem{Base: ap, Disp: 4 * (mr*u + i)}, s)
-			VFMADD231PS(b0, s, acc[i][0])
-			VFMADD231PS(b1, s, acc[i][1])
+			acc[i] = [2]VecPhysical{ymm(2 * i), ymm(2*i + 1)}
+			VXORPS(acc[i][0], acc[i][0], acc[i][0])
+			VXORPS(acc[i][1], acc[i][1], acc[i][1])
 		}
-	}
-
-	Comment("Main loop: unrolled k steps.")
-	Label("loop")
-	CMPQ(kc, U8(unroll))
-	JL(LabelRef("tail"))
-	for u := range unroll {
-		step(u)
-	}
-	ADDQ(U32(4*mr*unroll), ap)
-	ADDQ(U8(4*unroll), off)
-	SUBQ(U8(unroll), kc)
-	JMP(LabelRef("loop"))
-
-	Comment("Remaining k steps one at a time.")
-	Label("tail")
-	TESTQ(kc, kc)
-	JE(LabelRef("store"))
-	step(0)
-	ADDQ(U8(4*mr), ap)
-	ADDQ(U8(4), off)
-	DECQ(kc)
-	JMP(LabelRef("tail"))
-
-	Label("store")
-	for i := range h {
-		if i > 0 {
-			ADDQ(ldc, cp)
-		}
-		for k := range 2 {
-			m := Mem{Base: cp, Disp: 32 * k}
-			if !set {
-				VADDPS(m, acc[i][k], acc[i][k])
+		MOVQ(kc, k)
+		MOVQ(off0, off)
+		step := func(u int) {
+			r := o[u%2]
+			MOVLQSX(Mem{Base: off, Disp: 4 * u}, r)
+			VMOVUPS(Mem{Base: x0, Index: r, Scale: 4}, b0)
+			VMOVUPS(Mem{Base: x1, Index: r, Scale: 4}, b1)
+			for i := range h {
+				s := bc[i%2]
+				VBROADCASTSS(Mem{Base: ap, Disp: 4 * (mr*u + i)}, s)
+				VFMADD231PS(b0, s, acc[i][0])
+				VFMADD231PS(b1, s, acc[i][1])
 			}
-			VMOVUPS(acc[i][k], m)
 		}
+		Label("loop" + sfx)
+		CMPQ(k, U8(unroll))
+		JL(LabelRef("tail" + sfx))
+		for u := range unroll {
+			step(u)
+		}
+		ADDQ(U32(4*mr*unroll), ap)
+		ADDQ(U8(4*unroll), off)
+		SUBQ(U8(unroll), k)
+		JMP(LabelRef("loop" + sfx))
+		Label("tail" + sfx)
+		TESTQ(k, k)
+		JE(LabelRef("store" + sfx))
+		step(0)
+		ADDQ(U8(4*mr), ap)
+		ADDQ(U8(4), off)
+		DECQ(k)
+		JMP(LabelRef("tail" + sfx))
+		Label("store" + sfx)
+		MOVQ(cp, row)
+		for i := range h {
+			if i > 0 {
+				ADDQ(ldc, row)
+			}
+			for half := range 2 {
+				m := Mem{Base: row, Disp: 32 * half}
+				if !set {
+					VADDPS(m, acc[i][half], acc[i][half])
+				}
+				VMOVUPS(acc[i][half], m)
+			}
+		}
+	}
+
+	Comment("Full panels; a panel's k loop leaves a at the next one.")
+	Label("panel")
+	TESTQ(panels, panels)
+	JE(LabelRef("last"))
+	panel(mr, "")
+	LEAQ(Mem{Base: row, Index: ldc, Scale: 1}, cp)
+	DECQ(panels)
+	JMP(LabelRef("panel"))
+	Label("last")
+	if tail > 0 {
+		Comment(fmt.Sprintf("The last %d rows.", tail))
+		panel(tail, "t")
 	}
 	VZEROUPPER()
 	RET()
