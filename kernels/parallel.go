@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // parJob is one parallelFor call: n items cut into chunks of size chunk.
@@ -63,10 +64,42 @@ func parWorkers() int {
 	return w
 }
 
+// parSpin is how long a pool goroutine with nothing to do, or a caller
+// waiting for the last chunk, polls before parking. Waking a parked
+// goroutine takes a futex and, on a virtual machine, often a halted vCPU:
+// tens of microseconds, as long as many of the parallel sections here (a
+// per-channel pass over a ResNet-20 activation), so without it the
+// caller did most of their work alone. OpenMP runtimes spin likewise.
+const parSpin = 100 * time.Microsecond
+
 func parLoop() {
-	for j := range parQueue {
+	for {
+		j := pollJob()
+		if j == nil {
+			j = <-parQueue
+		}
 		j.run()
 		j.release()
+	}
+}
+
+// pollJob returns the next queued job, or nil when none came within
+// parSpin.
+func pollJob() *parJob {
+	var start time.Time
+	for i := 0; ; i++ {
+		select {
+		case j := <-parQueue:
+			return j
+		default:
+		}
+		if i%64 == 0 {
+			if i == 0 {
+				start = time.Now()
+			} else if time.Since(start) > parSpin {
+				return nil
+			}
+		}
 	}
 }
 
@@ -113,7 +146,10 @@ func parallelFor(n int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	chunks := min(n, w)
+	// Four chunks per goroutine: whoever finishes early (a worker woken
+	// late, a core the host lent elsewhere for a while) takes over
+	// chunks instead of waiting for the last one.
+	chunks := min(n, 4*w)
 	j := getParJob()
 	j.fn, j.n = fn, n
 	j.chunk = (n + chunks - 1) / chunks
@@ -121,7 +157,7 @@ func parallelFor(n int, fn func(lo, hi int)) {
 	j.done.Store(0)
 	j.next.Store(0)
 	j.refs.Store(1)
-	for i := 1; i < chunks; i++ {
+	for i := 1; i < min(chunks, w); i++ {
 		j.refs.Add(1)
 		select {
 		case parQueue <- j:
@@ -130,6 +166,14 @@ func parallelFor(n int, fn func(lo, hi int)) {
 		}
 	}
 	j.run()
+	// The other chunks are running: poll for them a while (see parSpin)
+	// before parking. fin is still drained, the last chunk always sends.
+	start := time.Now()
+	for i := 1; j.done.Load() < j.chunks; i++ {
+		if i%64 == 0 && time.Since(start) > parSpin {
+			break
+		}
+	}
 	<-j.fin
 	j.release()
 }
