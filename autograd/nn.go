@@ -124,6 +124,18 @@ func BatchNorm(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var,
 // Values and gradients equal the chain's (ReLU's gradient passes where
 // the output is positive, ReLU6's where it is strictly inside (0, 6)).
 func BatchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) *Var {
+	return batchNormAct(x, runningMean, runningVar, gamma, beta, eps, act, false)
+}
+
+// BatchNormActMoments is BatchNormAct that also takes x's per-channel
+// moments in the same pass and keeps them with x, where ChannelMoments
+// finds them instead of reading x again (DGH takes the moments of every
+// BatchNorm input). x's value must not change afterwards.
+func BatchNormActMoments(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) *Var {
+	return batchNormAct(x, runningMean, runningVar, gamma, beta, eps, act, true)
+}
+
+func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation, moments bool) *Var {
 	xs := x.Value.Shape
 	if len(xs) < 2 {
 		panic(fmt.Sprintf("autograd.BatchNorm: input %v, want [N,C,...]", xs))
@@ -166,7 +178,18 @@ func BatchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 		shift[ch] = float32(bt - float64(runningMean.Data[ch])*g*invStd)
 	}
 	out := overwrittenOutput(x, xs...)
-	kernels.ScaleShift(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act)
+	if moments {
+		var m []float32
+		if x.arena != nil {
+			m = x.arena.alloc([]int{2 * c}, false).Data
+		} else {
+			m = make([]float32, 2*c)
+		}
+		kernels.ScaleShiftMoments(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act, m[:c], m[c:])
+		x.moments = m
+	} else {
+		kernels.ScaleShift(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act)
+	}
 	if !grad {
 		channelScratch.Put(buf)
 		return out

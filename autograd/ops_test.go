@@ -2,6 +2,7 @@ package autograd
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/dghcore/dghcore/kernels"
@@ -225,5 +226,57 @@ func TestChannelMomentsMatchesMeans(t *testing.T) {
 	}
 	if m.RequiresGrad() || ms.RequiresGrad() {
 		t.Error("moments of a constant require a gradient")
+	}
+}
+
+// TestBatchNormActMoments checks that the moments BatchNormActMoments
+// leaves with its input are those ChannelMoments computes itself, bit for
+// bit, its output is BatchNormAct's, and gradients still flow through the
+// moments (their backward reads x, not the cache).
+func TestBatchNormActMoments(t *testing.T) {
+	r := tensor.NewRNG(5)
+	mean, variance := r.Randn(4), r.Randn(4)
+	for i, v := range variance.Data {
+		variance.Data[i] = v*v + 0.1
+	}
+	gamma, beta := Const(r.Randn(4)), Const(r.Randn(4))
+	for _, arena := range []bool{false, true} {
+		xv := r.Randn(3, 4, 5, 7)
+		plain := NewVar(xv.Clone(), true)
+		cached := NewVar(xv.Clone(), true)
+		if arena {
+			a := NewArena()
+			plain.SetArena(a)
+			cached.SetArena(a)
+		}
+		want := BatchNormAct(plain, mean, variance, gamma, beta, 1e-5, kernels.ActReLU)
+		got := BatchNormActMoments(cached, mean, variance, gamma, beta, 1e-5, kernels.ActReLU)
+		if len(cached.moments) != 8 {
+			t.Fatalf("arena %v: %d cached moments, want 8", arena, len(cached.moments))
+		}
+		// Poison the input after the fact: only the cache can now give
+		// the right moments.
+		saved := slices.Clone(cached.Value.Data)
+		clear(cached.Value.Data)
+		gm, gsq := ChannelMoments(cached)
+		copy(cached.Value.Data, saved)
+		wm, wsq := ChannelMoments(plain)
+		for i := range want.Value.Data {
+			if math.Float32bits(got.Value.Data[i]) != math.Float32bits(want.Value.Data[i]) {
+				t.Fatalf("arena %v: output[%d] = %g, want %g", arena, i, got.Value.Data[i], want.Value.Data[i])
+			}
+		}
+		for c := range 4 {
+			if gm.Value.Data[c] != wm.Value.Data[c] || gsq.Value.Data[c] != wsq.Value.Data[c] {
+				t.Fatalf("arena %v: channel %d moments %g %g, want %g %g", arena, c, gm.Value.Data[c], gsq.Value.Data[c], wm.Value.Data[c], wsq.Value.Data[c])
+			}
+		}
+		Sum(Add(Add(Sum(want), Sum(wm)), Sum(wsq))).Backward()
+		Sum(Add(Add(Sum(got), Sum(gm)), Sum(gsq))).Backward()
+		for i := range plain.Grad.Data {
+			if math.Float32bits(cached.Grad.Data[i]) != math.Float32bits(plain.Grad.Data[i]) {
+				t.Fatalf("arena %v: grad[%d] = %g, want %g", arena, i, cached.Grad.Data[i], plain.Grad.Data[i])
+			}
+		}
 	}
 }

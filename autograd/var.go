@@ -24,6 +24,10 @@ type Var struct {
 	parents      []*Var
 	backward     func() // reads v.Grad, accumulates into parents' grads
 	arena        *Arena // where ops on v allocate; nil: the heap
+	// moments, when set, holds Value's per-channel mean then mean of
+	// squares, left by an op that read Value anyway
+	// (BatchNormActMoments) for ChannelMoments.
+	moments []float32
 }
 
 // NewVar wraps a tensor; requiresGrad marks a leaf whose gradient is wanted.

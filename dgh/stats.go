@@ -55,6 +55,11 @@ func newRecorder(net layers.Module) (*recorder, error) {
 		r.removes = append(r.removes, bn.AddInputHook(func(_ layers.Module, in *autograd.Var) {
 			r.inputs[i] = in
 		}))
+		// The losses take the moments of every BN input: the fused
+		// BN pass computes them while it reads the input anyway.
+		was := bn.InputMoments
+		bn.InputMoments = true
+		r.removes = append(r.removes, func() { bn.InputMoments = was })
 	}
 	if len(r.layers) == 0 {
 		return nil, fmt.Errorf("dgh: the model has no BatchNorm2d layer to align")

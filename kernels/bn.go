@@ -83,6 +83,42 @@ func ScaleShift(n, c, hw int, x, scale, shift, y []float32, act Activation) {
 	t.release()
 }
 
+// ScaleShiftMoments is ScaleShift that also writes x's per-channel mean
+// and mean of squares, bit for bit those of ChannelMoments: each plane's
+// sums come from the same kernel, and the planes of a channel add up in
+// image order. The plane is read from memory once, by the moments; the
+// scale-and-shift then finds it in L1. y may be x.
+func ScaleShiftMoments(n, c, hw int, x, scale, shift, y []float32, act Activation, mean, meanSq []float32) {
+	t := newTask(scaleShiftMomentsRange)
+	t.n, t.act = [3]int{n, c, hw}, act
+	t.s[0], t.s[1], t.s[2], t.s[3] = x[:n*c*hw], scale[:c], shift[:c], y[:n*c*hw]
+	t.partials(2 * n * c)
+	t.spread(n*c, n*c*hw)
+	inv := 1 / float64(n*hw)
+	for ch := range c {
+		var s, ss float64
+		for b := range n {
+			s += t.part[2*(b*c+ch)]
+			ss += t.part[2*(b*c+ch)+1]
+		}
+		mean[ch] = float32(s * inv)
+		meanSq[ch] = float32(ss * inv)
+	}
+	t.release()
+}
+
+// scaleShiftMomentsRange runs planes [lo, hi) of ScaleShiftMoments,
+// leaving each plane's sums in t.part.
+func scaleShiftMomentsRange(t *task, lo, hi int) {
+	c, hw := t.n[1], t.n[2]
+	x, scale, shift, y := t.s[0], t.s[1], t.s[2], t.s[3]
+	for pl := lo; pl < hi; pl++ {
+		o, ch := pl*hw, pl%c
+		t.part[2*pl], t.part[2*pl+1] = momentsImpl(x[o : o+hw])
+		scaleShiftImpl(y[o:o+hw], x[o:o+hw], scale[ch], shift[ch], t.act)
+	}
+}
+
 // scaleShiftRange runs planes [lo, hi) of the n*c planes.
 func scaleShiftRange(t *task, lo, hi int) {
 	c, hw := t.n[1], t.n[2]

@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -83,6 +84,46 @@ func actRef(act Activation, v float64) float64 {
 		return math.Min(math.Max(v, 0), 6)
 	}
 	return v
+}
+
+// TestScaleShiftMoments checks that the fused kernel is bit for bit
+// ScaleShift and ChannelMoments (which are checked against float64
+// definitions above), also in place and on shapes split over the pool.
+func TestScaleShiftMoments(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(27, 28))
+		shapes := append([][3]int{{32, 16, 1024}, {3, 5, 4099}}, bnShapes...)
+		for _, act := range []Activation{ActNone, ActReLU} {
+			for _, s := range shapes {
+				n, c, hw := s[0], s[1], s[2]
+				x := randSlice(r, n*c*hw, 3)
+				scale, shift := randSlice(r, c, 2), randSlice(r, c, 2)
+				wantY := make([]float32, len(x))
+				ScaleShift(n, c, hw, x, scale, shift, wantY, act)
+				wantM, wantSq := make([]float32, c), make([]float32, c)
+				ChannelMoments(n, c, hw, x, wantM, wantSq)
+				for _, inPlace := range []bool{false, true} {
+					xx := slices.Clone(x)
+					y := xx
+					if !inPlace {
+						y = make([]float32, len(x))
+					}
+					m, sq := make([]float32, c), make([]float32, c)
+					ScaleShiftMoments(n, c, hw, xx, scale, shift, y, act, m, sq)
+					for _, cmp := range []struct {
+						what      string
+						got, want []float32
+					}{{"y", y, wantY}, {"mean", m, wantM}, {"meanSq", sq, wantSq}} {
+						for i := range cmp.want {
+							if math.Float32bits(cmp.got[i]) != math.Float32bits(cmp.want[i]) {
+								t.Fatalf("%v shape %v in place %v: %s[%d] = %g, want %g", act, s, inPlace, cmp.what, i, cmp.got[i], cmp.want[i])
+							}
+						}
+					}
+				}
+			}
+		}
+	})
 }
 
 func TestScaleShift(t *testing.T) {

@@ -16,6 +16,10 @@ type BatchNorm2d struct {
 	Weight, Bias            *autograd.Var // gamma and beta, [C]
 	RunningMean, RunningVar *tensor.Tensor
 	Eps                     float32
+	// InputMoments asks ApplyBNAct to take the input's per-channel
+	// moments while it normalises it and keep them with the input, where
+	// autograd.ChannelMoments finds them (DGH measures every BN input).
+	InputMoments bool
 }
 
 // NewBatchNorm2d returns the identity normalisation PyTorch starts from:

@@ -101,7 +101,11 @@ func ApplyBNAct(bn *BatchNorm2d, act Module, x *autograd.Var) (out *autograd.Var
 	if !fusable || bn == nil || act != nil && hasHooks(act) || !inputHooksOnly(bn) {
 		return nil, false
 	}
-	out = autograd.BatchNormAct(x, bn.RunningMean, bn.RunningVar, bn.Weight, bn.Bias, bn.Eps, kact)
+	if bn.InputMoments {
+		out = autograd.BatchNormActMoments(x, bn.RunningMean, bn.RunningVar, bn.Weight, bn.Bias, bn.Eps, kact)
+	} else {
+		out = autograd.BatchNormAct(x, bn.RunningMean, bn.RunningVar, bn.Weight, bn.Bias, bn.Eps, kact)
+	}
 	for _, e := range append([]hookEntry(nil), bn.hookList()...) {
 		e.fn(bn, x, nil)
 	}
