@@ -210,8 +210,11 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	kk := p.KH * p.KW
 	rows := cg * kk
-	size := packedASize(kg, rows)
+	size := packedASize(kg, rows) // also packDirectA's size
 	packed := getScratch(size * p.Groups)
+	// The direct path packs its own panels (directSplit); a 1x1 kernel
+	// never takes it (pointwise or subsampled to pointwise below).
+	direct := kk > 1 && useDirect(p)
 	var wf *[]float32
 	switch {
 	case flip && kk == 1:
@@ -241,6 +244,10 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 		fallthrough
 	default:
 		for g := range p.Groups {
+			if direct {
+				packDirectA(kg, rows, kBlock(rows), w[g*kg*rows:], (*packed)[g*size:])
+				continue
+			}
 			packWholeA(false, kg, rows, 1, w[g*kg*rows:], rows, (*packed)[g*size:])
 		}
 	}
@@ -261,7 +268,7 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 	j.beta, j.packedSize, j.epi = beta, size, e
 	ohw := p.OutH() * p.OutW()
 	switch {
-	case useDirect(p):
+	case direct:
 		j.setDirect()
 		j.overTasks(p.N*p.Groups*j.tileChunks, j.forwardDirectFn)
 	case p.StrideH == 1 && p.StrideW == 1 && !p.pointwise() && p.OutW() >= 28:

@@ -23,32 +23,76 @@ import (
 // micro-kernel over a column of weight panels, storing the tiles (set) or
 // adding them:
 //
-//	convDirectMicro[set][tail](kc, panels, a, x, off, d, c, ldc)
+//	convDirectMicro[set][tail](kc, panels, tails, a, x, off, d, c, ldc)
 //
-// multiplies panels full gemmMR-row packed panels of a (a[p*gemmMR+i],
-// gemmMR*kc floats apart) and then the first tail rows of the next by
-// the kc x 16 matrix B[p][j] = x[off[p]+j] for j < 8, x[d+off[p]+j-8]
-// for j >= 8, into the rows c[i*ldc:][:16].
-var convDirectMicro *[2][directMR]func(kc, panels int, a, x []float32, off []int32, d int, c []float32, ldc int)
+// multiplies panels full directMR-row packed panels of a (a[p*directMR+i],
+// directMR*kc floats apart) and then the first tail rows of each of the
+// next tails panels by the kc x 16 matrix B[p][j] = x[off[p]+j] for j < 8,
+// x[d+off[p]+j-8] for j >= 8, into the rows c[i*ldc:][:16].
+var convDirectMicro *[2][directMR]func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int)
 
 // directMR is the panel height the direct micro-kernels are built for;
-// the path runs only when gemmMR matches (packed panels are gemmMR tall).
+// the path runs only when gemmMR matches.
 const directMR = 6
 
-// convDirectGeneric is the definition of the direct micro-kernel.
-func convDirectGeneric(set bool, kc, panels, tail int, a, x []float32, off []int32, d int, c []float32, ldc int) {
-	for pn := range panels + 1 {
-		h := gemmMR
-		if pn == panels {
-			h = tail
+// directSplit cuts kg output channels into panels of 6 rows and then
+// tails panels of tail rows, preferring tails of 5 (16 = 6+5+5, 32 =
+// 6+6+5+5+5+5): a 4-row panel runs 20% slower per row, fewer rows starve
+// the FMA pipes worse.
+func directSplit(kg int) (panels, tails, tail int) {
+	if b := (directMR - kg%directMR) % directMR; kg >= 5*b {
+		if b == 0 {
+			return kg / directMR, 0, 0
 		}
-		ap, cp := a[pn*gemmMR*kc:], c[pn*gemmMR*ldc:]
-		var acc [maxMR][16]float32
+		return (kg - 5*b) / directMR, b, 5
+	}
+	if kg%directMR == 0 {
+		return kg / directMR, 0, 0
+	}
+	return kg / directMR, 1, kg % directMR
+}
+
+// packDirectA packs the kg x rows weights w (row-major) for the direct
+// micro-kernel, split as directSplit says, in k blocks of kb rows: block
+// pc starts at dst[np*directMR*pc] (np panels) and holds its panels in
+// order, each directMR*kc floats, k-major, the unused rows zero.
+func packDirectA(kg, rows, kb int, w, dst []float32) {
+	full, tails, tail := directSplit(kg)
+	np := full + tails
+	for pc := 0; pc < rows; pc += kb {
+		kc := min(kb, rows-pc)
+		blk := dst[np*directMR*pc:][:np*directMR*kc]
+		for pn := range np {
+			r0, h := pn*directMR, directMR
+			if pn >= full {
+				r0, h = full*directMR+(pn-full)*tail, tail
+			}
+			pan := blk[pn*directMR*kc:][:directMR*kc]
+			clear(pan)
+			for i := range h {
+				src := w[(r0+i)*rows+pc:][:kc]
+				for k, v := range src {
+					pan[k*directMR+i] = v
+				}
+			}
+		}
+	}
+}
+
+// convDirectGeneric is the definition of the direct micro-kernel.
+func convDirectGeneric(set bool, kc, panels, tails, tail int, a, x []float32, off []int32, d int, c []float32, ldc int) {
+	for pn := range panels + tails {
+		h, r0 := directMR, pn*directMR
+		if pn >= panels {
+			h, r0 = tail, panels*directMR+(pn-panels)*tail
+		}
+		ap, cp := a[pn*directMR*kc:], c[r0*ldc:]
+		var acc [directMR][16]float32
 		for p := range kc {
 			o := int(off[p])
 			lo, hi := x[o:][:8], x[d+o:][:8]
 			for i := range h {
-				ai := ap[p*gemmMR+i]
+				ai := ap[p*directMR+i]
 				for j, v := range lo {
 					acc[i][j] += ai * v
 				}
@@ -195,7 +239,8 @@ func (j *convJob) forwardDirect(lo, hi int) {
 			}
 		}
 		a := j.w[g*j.packedSize:]
-		mPad := roundUp(kg, gemmMR)
+		mPad := roundUp(kg, directMR)
+		full, tails, tail := directSplit(kg)
 		kb := kBlock(rows)
 		for tile := t0; tile < t1; tile++ {
 			q := tile * 16
@@ -209,7 +254,7 @@ func (j *convJob) forwardDirect(lo, hi int) {
 				if pc > 0 {
 					m = &convDirectMicro[0]
 				}
-				m[kg%gemmMR](kc, kg/gemmMR, a[mPad*pc:][:mPad*kc], (*buf)[b:], j.dOff[pc:pc+kc], d, y[q:], ohw)
+				m[tail](kc, full, tails, a[mPad*pc:][:mPad*kc], (*buf)[b:], j.dOff[pc:pc+kc], d, y[q:], ohw)
 			}
 		}
 		for k := range kg {

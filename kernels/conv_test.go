@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -244,9 +245,9 @@ func TestConvParamsValidate(t *testing.T) {
 }
 
 // TestConvDirectMicro checks every direct micro-kernel (each tail row
-// count, storing and adding, zero to two full panels) against its
-// definition, convDirectGeneric, on k lengths with every unroll tail and
-// offsets scattered over the input.
+// count, storing and adding, zero to two full panels and zero to two
+// tail panels) against its definition, convDirectGeneric, on k lengths
+// with every unroll tail and offsets scattered over the input.
 func TestConvDirectMicro(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
 		if convDirectMicro == nil {
@@ -256,26 +257,64 @@ func TestConvDirectMicro(t *testing.T) {
 		for _, kc := range []int{1, 3, 4, 7, 17, 33} {
 			for panels := range 3 {
 				for tail := range directMR {
-					for set := range 2 {
-						a := randSlice(r, (panels+1)*directMR*kc, 1)
-						x := randSlice(r, 300, 1)
-						d := r.IntN(100)
-						off := make([]int32, kc)
-						for p := range off {
-							off[p] = int32(r.IntN(len(x) - d - 8))
+					for tails := range 3 {
+						if tail == 0 && tails > 0 {
+							continue
 						}
-						const ldc = 19
-						c0 := randSlice(r, (panels*directMR+tail)*ldc+16, 1)
-						got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
-						convDirectMicro[set][tail](kc, panels, a, x, off, d, got, ldc)
-						convDirectGeneric(set == 1, kc, panels, tail, a, x, off, d, want, ldc)
-						for i := range got {
-							what := fmt.Sprintf("kc=%d panels=%d tail=%d set=%d: c", kc, panels, tail, set)
-							checkClose(t, what, i, float64(got[i]), float64(want[i]), float64(kc+1), 4*u32)
+						for set := range 2 {
+							a := randSlice(r, (panels+tails)*directMR*kc, 1)
+							x := randSlice(r, 300, 1)
+							d := r.IntN(100)
+							off := make([]int32, kc)
+							for p := range off {
+								off[p] = int32(r.IntN(len(x) - d - 8))
+							}
+							const ldc = 19
+							c0 := randSlice(r, (panels*directMR+tails*tail)*ldc+16, 1)
+							got, want := slices.Clone(c0), slices.Clone(c0)
+							convDirectMicro[set][tail](kc, panels, tails, a, x, off, d, got, ldc)
+							convDirectGeneric(set == 1, kc, panels, tails, tail, a, x, off, d, want, ldc)
+							// The magnitude each output's roundings scale with:
+							// the same sums over absolute values.
+							abs := func(v []float32) []float32 {
+								out := make([]float32, len(v))
+								for i, e := range v {
+									out[i] = float32(math.Abs(float64(e)))
+								}
+								return out
+							}
+							mag := abs(c0)
+							if set == 1 {
+								clear(mag)
+							}
+							convDirectGeneric(false, kc, panels, tails, tail, abs(a), abs(x), off, d, mag, ldc)
+							for i := range got {
+								what := fmt.Sprintf("kc=%d panels=%d tails=%dx%d set=%d: c", kc, panels, tails, tail, set)
+								checkClose(t, what, i, float64(got[i]), float64(want[i]), float64(mag[i]), float64(kc+2)*u32)
+							}
 						}
 					}
 				}
 			}
 		}
 	})
+}
+
+// TestDirectSplit checks that the panel split covers every channel once
+// and uses tails of 5 where it can.
+func TestDirectSplit(t *testing.T) {
+	for kg := 1; kg <= 200; kg++ {
+		full, tails, tail := directSplit(kg)
+		if full*directMR+tails*tail != kg || (tails > 0) != (tail > 0) || tail >= directMR {
+			t.Fatalf("kg=%d: %d x 6 + %d x %d", kg, full, tails, tail)
+		}
+		if kg >= 25 && tails > 0 && tail != 5 {
+			t.Errorf("kg=%d: tails of %d, want 5", kg, tail)
+		}
+	}
+	for kg, want := range map[int][3]int{16: {1, 2, 5}, 32: {2, 4, 5}, 64: {9, 2, 5}, 12: {2, 0, 0}, 4: {0, 1, 4}} {
+		if f, n, h := directSplit(kg); [3]int{f, n, h} != want {
+			t.Errorf("directSplit(%d) = %d, %d, %d, want %v", kg, f, n, h, want)
+		}
+	}
 }

@@ -33,7 +33,7 @@ func setGEMMPath(p Path) {
 
 // convDirectAVX2 are the generated direct-convolution micro-kernels by
 // [set][tail rows] (see convDirectMicro).
-var convDirectAVX2 = [2][directMR]func(kc, panels int, a, x []float32, off []int32, d int, c []float32, ldc int){
+var convDirectAVX2 = [2][directMR]func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int){
 	{convDirect0AVX2, convDirect1AVX2, convDirect2AVX2, convDirect3AVX2, convDirect4AVX2, convDirect5AVX2},
 	{convDirectSet0AVX2, convDirectSet1AVX2, convDirectSet2AVX2, convDirectSet3AVX2, convDirectSet4AVX2, convDirectSet5AVX2},
 }

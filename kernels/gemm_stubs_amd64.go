@@ -46,100 +46,100 @@ func sgemmPackA6AVX2(kq int, a []float32, lda int, alpha float32, dst []float32)
 func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)
 
 // convDirect0AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 0 rows of the next, times the kc x 16 matrix
+// first 0 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+0.
+// c[i*ldc:][:16], i < 6*panels+0*tails.
 //
 //go:noescape
-func convDirect0AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect0AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirectSet0AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 0 rows of the next, times the kc x 16 matrix
+// first 0 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+0.
+// c[i*ldc:][:16], i < 6*panels+0*tails.
 //
 //go:noescape
-func convDirectSet0AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet0AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirect1AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 1 rows of the next, times the kc x 16 matrix
+// first 1 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+1.
+// c[i*ldc:][:16], i < 6*panels+1*tails.
 //
 //go:noescape
-func convDirect1AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect1AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirectSet1AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 1 rows of the next, times the kc x 16 matrix
+// first 1 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+1.
+// c[i*ldc:][:16], i < 6*panels+1*tails.
 //
 //go:noescape
-func convDirectSet1AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet1AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirect2AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 2 rows of the next, times the kc x 16 matrix
+// first 2 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+2.
+// c[i*ldc:][:16], i < 6*panels+2*tails.
 //
 //go:noescape
-func convDirect2AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect2AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirectSet2AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 2 rows of the next, times the kc x 16 matrix
+// first 2 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+2.
+// c[i*ldc:][:16], i < 6*panels+2*tails.
 //
 //go:noescape
-func convDirectSet2AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet2AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirect3AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 3 rows of the next, times the kc x 16 matrix
+// first 3 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+3.
+// c[i*ldc:][:16], i < 6*panels+3*tails.
 //
 //go:noescape
-func convDirect3AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect3AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirectSet3AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 3 rows of the next, times the kc x 16 matrix
+// first 3 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+3.
+// c[i*ldc:][:16], i < 6*panels+3*tails.
 //
 //go:noescape
-func convDirectSet3AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet3AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirect4AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 4 rows of the next, times the kc x 16 matrix
+// first 4 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+4.
+// c[i*ldc:][:16], i < 6*panels+4*tails.
 //
 //go:noescape
-func convDirect4AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect4AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirectSet4AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 4 rows of the next, times the kc x 16 matrix
+// first 4 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+4.
+// c[i*ldc:][:16], i < 6*panels+4*tails.
 //
 //go:noescape
-func convDirectSet4AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet4AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirect5AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 5 rows of the next, times the kc x 16 matrix
+// first 5 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+5.
+// c[i*ldc:][:16], i < 6*panels+5*tails.
 //
 //go:noescape
-func convDirect5AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirect5AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // convDirectSet5AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
-// first 5 rows of the next, times the kc x 16 matrix
+// first 5 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
-// c[i*ldc:][:16], i < 6*panels+5.
+// c[i*ldc:][:16], i < 6*panels+5*tails.
 //
 //go:noescape
-func convDirectSet5AVX2(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+func convDirectSet5AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
 // fmaPeakAVX2 runs n trips of twelve independent register-only FMAs
 // (192 flops a trip): the core's measured FMA peak, the yardstick the
