@@ -9,10 +9,11 @@ package kernels
 //   - output rows a multiple of 8 wide, planes of 16 (AVX2): no col at
 //     all, the micro-kernel reads the framed input in place and writes y
 //     (the direct path, conv_direct.go);
-//   - stride 1, wide images: col's rows are shifted windows of the
-//     zero-padded image, packed straight from it (implicit GEMM);
+//   - wide images: col's rows are shifted windows of the zero-padded
+//     image, split by stride phase when strided, packed straight from it
+//     (implicit GEMM);
 //   - 1x1, stride 1, no padding (and wide): x already is col;
-//   - otherwise (strided, small images): a slab of columns at a time
+//   - otherwise (small images): a slab of columns at a time
 //     across the batch, so no tile is left mostly empty by a small
 //     image, gathered from x while packing through per-tap offset tables
 //     (one table serves every channel); with few channels (the 7x7 stem)
@@ -28,6 +29,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -271,18 +273,15 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 	case direct:
 		j.setDirect()
 		j.overTasks(p.N*p.Groups*j.tileChunks, j.forwardDirectFn)
-	case p.StrideH == 1 && p.StrideW == 1 && !p.pointwise() && p.OutW() >= 28:
-		// Rows of the unfolded input are shifted windows of the padded
-		// image: packed straight from it, no im2col. Narrower images
-		// would waste too many wrapped-around columns.
-		hp, wp := p.H+2*p.PadH, p.W+2*p.PadW
+	case !p.pointwise() && paddedWaste(p) <= 1.0/14:
+		// Rows of the unfolded input are shifted windows of the
+		// zero-framed image (split by stride phase when strided):
+		// packed straight from it, no im2col. Narrower images would
+		// waste too many wrapped-around columns.
+		j.setPhases()
 		j.rowOff = j.rowOff[:0]
-		for c := range cg {
-			for kh := range p.KH {
-				for kw := range p.KW {
-					j.rowOff = append(j.rowOff, c*hp*wp+kh*p.DilH*wp+kw*p.DilW)
-				}
-			}
+		for _, o := range j.dOff {
+			j.rowOff = append(j.rowOff, int(o))
 		}
 		j.overTasks(p.N*p.Groups, j.forwardPaddedFn)
 	case p.pointwise() && (ohw >= 256 || ohw >= 32 && kg*rows <= pointwiseMaxWeights):
@@ -315,6 +314,13 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 	if sub != nil {
 		putScratch(sub)
 	}
+}
+
+// paddedWaste is the share of the GEMM columns forwardPadded computes
+// and drops: the phase rows' width past the output's.
+func paddedWaste(p *ConvParams) float64 {
+	wq := (p.W + 2*p.PadW + p.StrideW - 1) / p.StrideW
+	return float64(wq-p.OutW()) / float64(wq)
 }
 
 // subsample copies input planes [lo, hi) of x, every StrideH-th row and
@@ -477,12 +483,13 @@ type convJob struct {
 	imgChunk int
 	// Offsets of the unfolded rows in a padded image (forwardPadded).
 	rowOff []int
-	// The direct path (conv_direct.go): the phase buffer's rows and
-	// phase-row width, each tap's offset in it, and the tasks per image.
-	dHp, dWq   int
-	dOff       []int32
-	dFill      []phaseFill
-	tileChunks int
+	// The phase buffer (conv_direct.go, setPhases): a phase plane's rows
+	// and width, each tap's offset, the buffer's length; the direct
+	// path's tasks per image.
+	dHq, dWq, dLen int
+	dOff           []int32
+	dFill          []phaseFill
+	tileChunks     int
 	// Image chunks of the weight gradient and their partial sums.
 	chunks  int
 	partial []float32
@@ -562,42 +569,38 @@ func (j *convJob) pointwise(lo, hi int) {
 	}
 }
 
-// forwardPadded computes (image, group) tasks [lo, hi) of a stride-1
-// convolution. The group's planes are copied into a zero-framed buffer
-// hp x wp; there, output (oh, ow) is column oh*wp+ow of a GEMM whose row
+// forwardPadded computes (image, group) tasks [lo, hi) of a convolution
+// through the phase buffer (setPhases; for stride 1 simply the zero-framed
+// image): output (oh, ow) is column oh*dWq+ow of a GEMM whose row
 // (c, kh, kw) is the buffer read from offset rowOff[r] on, so the packing
-// reads contiguous runs. The wp-ow0 columns per row that wrap around are
+// reads contiguous runs. The dWq-OW columns per row that wrap around are
 // computed and dropped.
 func (j *convJob) forwardPadded(lo, hi int) {
 	p := &j.p
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rows := cg * p.KH * p.KW
 	oh0, ow0 := p.OutH(), p.OutW()
-	hp, wp := p.H+2*p.PadH, p.W+2*p.PadW
-	cols := oh0 * wp
+	wq := j.dWq
+	cols := oh0 * wq
 	// A kc x ns packed B block, the A block and the output tile share L2.
 	ns := min(cols, 240)
 	ldo := roundUp(ns, gemmNR)
-	xp := getScratch(cg*hp*wp + (p.KW-1)*p.DilW)
+	// The last rows' reads run past the planes into the wrapped columns.
+	xp := getScratch(max(j.dLen, slices.Max(j.rowOff)+cols))
 	out := getScratch(roundUp(kg, gemmMR) * ldo)
 	clear(*xp) // the frame stays zero; only the interior is rewritten
 	for t := lo; t < hi; t++ {
 		n, g := t/p.Groups, t%p.Groups
-		x := j.x[(n*p.C+g*cg)*p.H*p.W:]
-		for c := range cg {
-			for ih := range p.H {
-				copy((*xp)[c*hp*wp+(ih+p.PadH)*wp+p.PadW:][:p.W], x[(c*p.H+ih)*p.W:][:p.W])
-			}
-		}
+		j.fillPhases(j.x[(n*p.C+g*cg)*p.H*p.W:], *xp)
 		y := j.y[(n*p.K+g*kg)*oh0*ow0:]
 		for s0 := 0; s0 < cols; s0 += ns {
 			nq := min(ns, cols-s0)
 			clear(*out)
 			sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], (*xp)[s0:], 0, j.rowOff, colGather{}, 1, *out, ldo, true, j.parallelGEMM)
 			for q := s0; q < s0+nq; {
-				oh, ow := q/wp, q%wp
+				oh, ow := q/wq, q%wq
 				if ow >= ow0 {
-					q += wp - ow
+					q += wq - ow
 					continue
 				}
 				run := min(ow0-ow, s0+nq-q)

@@ -8,12 +8,11 @@ import (
 // The direct convolution path: no unfolded input at all, packed or not.
 //
 // The input planes of one image are copied once into a zero-framed buffer,
-// split by column phase for a strided convolution (phase ph of a padded
-// row holds its columns ph, ph+s, ph+2s, ...). In that buffer the input
-// that tap (c, kh, kw) reads for eight outputs of one output row is eight
-// consecutive floats, off[c,kh,kw] after where the group's first tap
-// starts. A micro-kernel multiplies a packed panel of weights (all of
-// K = C/G*KH*KW, no k blocking) by sixteen such outputs read in place and
+// split by stride phase for a strided convolution (see setPhases). In
+// that buffer the input that tap (c, kh, kw) reads for eight outputs of
+// one output row is eight consecutive floats, off[c,kh,kw] after where
+// the group's first tap starts. A micro-kernel multiplies packed panels
+// of weights (a k block of K = C/G*KH*KW) by sixteen such outputs read in place and
 // writes the h x 16 tile straight into y: no B packing, no output tile to
 // copy back, and only the rows the layer has are computed. It serves
 // output planes whose width is a multiple of 8 and size a multiple of 16
@@ -129,31 +128,42 @@ func useDirect(p *ConvParams) bool {
 	return int64(p.C/p.Groups)*int64(s)*int64(p.H+2*p.PadH)*int64(wq) < 1<<31
 }
 
-// setDirect fills the direct path's geometry of j.p: the phase buffer's
-// shape and every tap's offset in it.
-func (j *convJob) setDirect() {
+// setPhases fills the geometry of the phase buffer (used by the direct
+// and the padded paths): the input of one image-group, zero-framed and
+// split by stride phase in both directions, so that with output rows
+// dWq floats apart, the input tap (c, kh, kw) reads for output (oh, ow)
+// is at dOff[c,kh,kw] + oh*dWq + ow. Phase (ph, pw) of channel c holds
+// the padded input's rows ph, ph+sh, ... and columns pw, pw+sw, ....
+func (j *convJob) setPhases() {
 	p := &j.p
-	s := p.StrideW
-	j.dHp = p.H + 2*p.PadH
-	j.dWq = (p.W + 2*p.PadW + s - 1) / s
-	plane := j.dHp * j.dWq
-	// Padded column ph + s*i is input column ph + s*i - PadW.
+	sh, sw := p.StrideH, p.StrideW
+	j.dHq = (p.H + 2*p.PadH + sh - 1) / sh
+	j.dWq = (p.W + 2*p.PadW + sw - 1) / sw
+	plane := j.dHq * j.dWq
+	// Padded column pw + sw*i is input column pw + sw*i - PadW.
 	j.dFill = j.dFill[:0]
-	for ph := range s {
-		i0 := max(0, (p.PadW-ph+s-1)/s)
-		x0 := ph + s*i0 - p.PadW
-		j.dFill = append(j.dFill, phaseFill{i0, x0, max(0, (p.W-x0+s-1)/s)})
+	for pw := range sw {
+		i0 := max(0, (p.PadW-pw+sw-1)/sw)
+		x0 := pw + sw*i0 - p.PadW
+		j.dFill = append(j.dFill, phaseFill{i0, x0, max(0, (p.W-x0+sw-1)/sw)})
 	}
 	j.dOff = j.dOff[:0]
 	for c := range p.C / p.Groups {
 		for kh := range p.KH {
 			for kw := range p.KW {
-				col := kw * p.DilW
-				o := (c*s+col%s)*plane + kh*p.DilH*j.dWq + col/s
+				row, col := kh*p.DilH, kw*p.DilW
+				o := ((c*sh+row%sh)*sw+col%sw)*plane + row/sh*j.dWq + col/sw
 				j.dOff = append(j.dOff, int32(o))
 			}
 		}
 	}
+	j.dLen = (p.C / p.Groups) * sh * sw * plane
+}
+
+// setDirect readies the direct path: the phase buffer and its tasks.
+func (j *convJob) setDirect() {
+	p := &j.p
+	j.setPhases()
 	// Tasks: whole images when there are enough to share out, else
 	// runs of tiles (each task then fills its image's buffer itself).
 	images := p.N * p.Groups
@@ -165,8 +175,8 @@ func (j *convJob) setDirect() {
 	// The micro-kernel trusts its reads: the last tile's second group
 	// reaches furthest.
 	ohw := p.OutH() * p.OutW()
-	if reach := j.directBase(ohw-8) + int(slices.Max(j.dOff)) + 8; reach > (p.C/p.Groups)*s*plane {
-		panic(fmt.Sprintf("kernels: direct convolution reads %d floats of a %d-float buffer", reach, (p.C/p.Groups)*s*plane))
+	if reach := j.directBase(ohw-8) + int(slices.Max(j.dOff)) + 8; reach > j.dLen {
+		panic(fmt.Sprintf("kernels: direct convolution reads %d floats of a %d-float buffer", reach, j.dLen))
 	}
 }
 
@@ -174,33 +184,33 @@ func (j *convJob) setDirect() {
 // reads its first tap.
 func (j *convJob) directBase(q int) int {
 	ow0 := j.p.OutW()
-	return q/ow0*j.p.StrideH*j.dWq + q%ow0
+	return q/ow0*j.dWq + q%ow0
 }
 
-// fillPhases copies the cg input planes x into the phase buffer buf,
-// whose frame is already zero: row r, phase ph, column i holds padded
-// column ph + s*i of padded row r.
+// fillPhases copies the cg input planes x into the phase buffer buf
+// (see setPhases), whose frame is already zero.
 func (j *convJob) fillPhases(x, buf []float32) {
 	p := &j.p
-	s := p.StrideW
-	hp, wq := j.dHp, j.dWq
+	sh, sw := p.StrideH, p.StrideW
+	plane := j.dHq * j.dWq
 	for c := range p.C / p.Groups {
-		for ph, f := range j.dFill {
-			if f.n == 0 {
-				continue
-			}
-			dst := buf[((c*s+ph)*hp+p.PadH)*wq+f.i0:]
-			src := x[c*p.H*p.W+f.x0:]
-			for ih := range p.H {
-				d, r := dst[ih*wq:][:f.n], src[ih*p.W:]
-				switch s {
+		for ih := range p.H {
+			r := ih + p.PadH // padded row: phase r%sh, row r/sh there
+			src := x[(c*p.H+ih)*p.W:][:p.W]
+			for pw, f := range j.dFill {
+				if f.n == 0 {
+					continue
+				}
+				d := buf[((c*sh+r%sh)*sw+pw)*plane+r/sh*j.dWq+f.i0:][:f.n]
+				row := src[f.x0:]
+				switch sw {
 				case 1:
-					copy(d, r)
+					copy(d, row)
 				case 2:
-					gatherEven(d, r)
+					gatherEven(d, row)
 				default:
 					for i := range d {
-						d[i] = r[s*i]
+						d[i] = row[sw*i]
 					}
 				}
 			}
@@ -220,7 +230,7 @@ func (j *convJob) forwardDirect(lo, hi int) {
 	rows := cg * p.KH * p.KW
 	ohw := p.OutH() * p.OutW()
 	tiles := ohw / 16
-	buf := getScratch(cg * p.StrideW * j.dHp * j.dWq)
+	buf := getScratch(j.dLen)
 	clear(*buf) // the frame stays zero; fillPhases rewrites the rest
 	set := 0
 	if j.beta == 0 {
