@@ -194,26 +194,43 @@ func (j *convJob) fillPhases(x, buf []float32) {
 	sh, sw := p.StrideH, p.StrideW
 	plane := j.dHq * j.dWq
 	for c := range p.C / p.Groups {
-		for ih := range p.H {
-			r := ih + p.PadH // padded row: phase r%sh, row r/sh there
-			src := x[(c*p.H+ih)*p.W:][:p.W]
-			for pw, f := range j.dFill {
-				if f.n == 0 {
-					continue
+		src := x[c*p.H*p.W:][:p.H*p.W]
+		for pw, f := range j.dFill {
+			if f.n == 0 {
+				continue
+			}
+			col := ((c*sh)*sw+pw)*plane + f.i0
+			if sh == 1 {
+				// One row phase: rows dWq apart (no per-row index math:
+				// this loop is a tenth of a small-channel convolution).
+				dst := buf[col+p.PadH*j.dWq:]
+				for ih := range p.H {
+					fillRow(dst[ih*j.dWq:][:f.n], src[ih*p.W+f.x0:], sw)
 				}
-				d := buf[((c*sh+r%sh)*sw+pw)*plane+r/sh*j.dWq+f.i0:][:f.n]
-				row := src[f.x0:]
-				switch sw {
-				case 1:
-					copy(d, row)
-				case 2:
-					gatherEven(d, row)
-				default:
-					for i := range d {
-						d[i] = row[sw*i]
-					}
+				continue
+			}
+			// Padded row ih+PadH is row i of row phase ph.
+			ph, i := p.PadH%sh, p.PadH/sh
+			for ih := range p.H {
+				fillRow(buf[col+ph*sw*plane+i*j.dWq:][:f.n], src[ih*p.W+f.x0:], sw)
+				if ph++; ph == sh {
+					ph, i = 0, i+1
 				}
 			}
+		}
+	}
+}
+
+// fillRow sets d[i] = row[s*i].
+func fillRow(d, row []float32, s int) {
+	switch s {
+	case 1:
+		copy(d, row)
+	case 2:
+		gatherEven(d, row)
+	default:
+		for i := range d {
+			d[i] = row[s*i]
 		}
 	}
 }
