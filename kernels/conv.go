@@ -595,8 +595,7 @@ func (j *convJob) forwardPadded(lo, hi int) {
 		y := j.y[(n*p.K+g*kg)*oh0*ow0:]
 		for s0 := 0; s0 < cols; s0 += ns {
 			nq := min(ns, cols-s0)
-			clear(*out)
-			sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], (*xp)[s0:], 0, j.rowOff, colGather{}, 1, *out, ldo, true, j.parallelGEMM)
+			sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], (*xp)[s0:], 0, j.rowOff, colGather{}, 0, *out, ldo, true, j.parallelGEMM)
 			for q := s0; q < s0+nq; {
 				oh, ow := q/wq, q%wq
 				if ow >= ow0 {
@@ -743,9 +742,8 @@ func (j *convJob) forward(lo, hi int) {
 		if sgemmGather != nil {
 			gth.setSegments(nq, *seg)
 		}
-		clear(*out)
 		x := j.x[(q0/ohw*p.C+g*cg)*hw:]
-		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], x, 0, nil, gth, 1, *out, ldo, true, j.parallelGEMM)
+		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], x, 0, nil, gth, 0, *out, ldo, true, j.parallelGEMM)
 		j.storeSlab(g, q0, q1, *out, ldo)
 	}
 	intScratch.put(tab)
@@ -819,8 +817,7 @@ func (j *convJob) forwardIm2col(lo, hi int) {
 		q0 := sl * j.slab
 		nq := min(j.slab, total-q0)
 		im2col(p, j.x[g*cg*p.H*p.W:], cg, q0, nq, *col)
-		clear(*out)
-		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], *col, nq, nil, colGather{}, 1, *out, ldo, true, j.parallelGEMM)
+		sgemmPrepacked(kg, nq, rows, j.w[g*j.packedSize:], *col, nq, nil, colGather{}, 0, *out, ldo, true, j.parallelGEMM)
 		j.storeSlab(g, q0, q0+nq, *out, ldo)
 	}
 	putScratch(col)

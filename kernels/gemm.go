@@ -202,16 +202,23 @@ func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []i
 		checkMatrix("C", false, mPad, nPad, c, ldc)
 	}
 	checkMatrix("C", false, m, n, c, ldc)
-	scaleMatrix(m, n, beta, c, ldc)
+	// As in sgemm: a beta = 0 product stores its first k block rather
+	// than clearing C and adding to the zeros.
+	overwrite := beta == 0 && k > 0 && sgemmMicroSet != nil
+	if !overwrite {
+		scaleMatrix(m, n, beta, c, ldc)
+	}
 	if k == 0 {
 		return
 	}
 	j := gemmJobs.Get().(*gemmJob)
-	j.transB, j.m, j.n, j.k, j.tiled, j.overwrite = false, m, n, k, tiled, false
+	j.transB, j.m, j.n, j.k, j.tiled = false, m, n, k, tiled
+	j.overwrite, j.microSet = overwrite, sgemmMicroSet
 	j.pre, j.b, j.ldb, j.rowOff, j.gather, j.c, j.ldc = pre, b, ldb, rowOff, gather, c, ldc
 	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
 	j.run(parallel && m*n*k >= 48*48*48)
 	j.pre, j.b, j.rowOff, j.gather, j.c, j.tiled = nil, nil, nil, colGather{}, nil, false
+	j.overwrite, j.microSet = false, nil
 	gemmJobs.Put(j)
 }
 
