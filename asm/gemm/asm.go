@@ -128,20 +128,27 @@ func sgemmMicroAVX2(set bool) {
 		Comment("C += the accumulated tile.")
 	}
 	Label("store")
-	for i := range mr {
+	storeTile(cp, ldc, acc[:], set)
+	VZEROUPPER()
+	RET()
+}
+
+// storeTile stores (set) or adds the accumulators acc[i] (two vectors,
+// 16 floats) to C row i, starting at row and ldc bytes apart; it leaves
+// row at the last row.
+func storeTile(row, ldc Register, acc [][2]VecPhysical, set bool) {
+	for i := range acc {
 		if i > 0 {
-			ADDQ(ldc, cp)
+			ADDQ(ldc, row)
 		}
 		for h := range 2 {
-			m := Mem{Base: cp, Disp: 32 * h}
+			m := Mem{Base: row, Disp: 32 * h}
 			if !set {
 				VADDPS(m, acc[i][h], acc[i][h])
 			}
 			VMOVUPS(acc[i][h], m)
 		}
 	}
-	VZEROUPPER()
-	RET()
 }
 
 // convDirectAVX2 emits the direct-convolution micro-kernel: the
@@ -225,18 +232,7 @@ func convDirectAVX2(tail int, set bool) {
 		JMP(LabelRef("tail" + sfx))
 		Label("store" + sfx)
 		MOVQ(cp, row)
-		for i := range h {
-			if i > 0 {
-				ADDQ(ldc, row)
-			}
-			for half := range 2 {
-				m := Mem{Base: row, Disp: 32 * half}
-				if !set {
-					VADDPS(m, acc[i][half], acc[i][half])
-				}
-				VMOVUPS(acc[i][half], m)
-			}
-		}
+		storeTile(row, ldc, acc, set)
 	}
 
 	Comment("Full panels; a panel's k loop leaves a at the next one.")
