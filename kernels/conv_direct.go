@@ -12,9 +12,10 @@ import (
 // that buffer the input that tap (c, kh, kw) reads for eight outputs of
 // one output row is eight consecutive floats, off[c,kh,kw] after where
 // the group's first tap starts. A micro-kernel multiplies packed panels
-// of weights (a k block of K = C/G*KH*KW) by sixteen such outputs read in place and
-// writes the h x 16 tile straight into y: no B packing, no output tile to
-// copy back, and only the rows the layer has are computed. It serves
+// of weights (a k block of K = C/G*KH*KW, every output channel) by
+// sixteen such outputs read in place and writes the tiles straight into
+// y: no B packing, no output tile to copy back, and only the rows the
+// layer has are computed (panels of 6 and 5, directSplit). It serves
 // output planes whose width is a multiple of 8 and size a multiple of 16
 // (ResNet-20's 32x32, 16x16 and 8x8; ResNet-18's 112 and 56).
 
@@ -123,9 +124,10 @@ func useDirect(p *ConvParams) bool {
 	if ow0%8 != 0 || oh0*ow0%16 != 0 {
 		return false
 	}
-	s := p.StrideW
-	wq := (p.W + 2*p.PadW + s - 1) / s
-	return int64(p.C/p.Groups)*int64(s)*int64(p.H+2*p.PadH)*int64(wq) < 1<<31
+	// The phase buffer (setPhases) must be indexable with int32.
+	sh, sw := p.StrideH, p.StrideW
+	hq, wq := (p.H+2*p.PadH+sh-1)/sh, (p.W+2*p.PadW+sw-1)/sw
+	return int64(p.C/p.Groups)*int64(sh*sw)*int64(hq)*int64(wq) < 1<<31
 }
 
 // setPhases fills the geometry of the phase buffer (used by the direct
@@ -273,7 +275,7 @@ func (j *convJob) forwardDirect(lo, hi int) {
 			q := tile * 16
 			b := j.directBase(q)
 			d := j.directBase(q+8) - b
-			// k blocks as packWholeA laid them out: the panel and the
+			// k blocks as packDirectA laid them out: a panel and the
 			// input it reads share L1.
 			for pc := 0; pc < rows; pc += kb {
 				kc := min(kb, rows-pc)
