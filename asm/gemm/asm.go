@@ -11,7 +11,9 @@
 // Beside it: the packer of 16-column B panels and the packer of 6-row A
 // panels (a 4x4 transpose per four columns, prefetching the next panel's
 // rows, since six short strided row streams are more than the hardware
-// prefetchers follow).
+// prefetchers follow), the gathering B packer, and the direct-convolution
+// micro-kernels, the same tile with B read in place through a per-tap
+// offset table (see convDirectAVX2).
 package main
 
 import (
