@@ -10,35 +10,31 @@ import (
 	"github.com/dghcore/dghcore/autograd"
 	"github.com/dghcore/dghcore/layers"
 	"github.com/dghcore/dghcore/layers/zoo"
+	"github.com/dghcore/dghcore/layers/zoo/zootest"
 	"github.com/dghcore/dghcore/tensor"
 )
 
 // randomModel is a zoo architecture with He-initialised random weights,
-// BN affine parameters near identity and random running statistics.
+// BN affine parameters near identity and random running statistics,
+// drawn differently from zootest.RandomModel's (the BN-loss tests here
+// are tuned to these).
 func randomModel(t testing.TB, name string, inCh, classes int, seed uint64) *zoo.Model {
 	t.Helper()
-	m, err := zoo.New(name, inCh, classes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := tensor.NewRNG(seed)
-	for _, e := range layers.StateDict(m.Net) {
-		x := e.Tensor
+	return zootest.RandomModelWith(t, name, inCh, classes, seed, func(rng *tensor.RNG, name string, x *tensor.Tensor) bool {
 		switch {
-		case strings.HasSuffix(e.Name, "running_mean"):
+		case strings.HasSuffix(name, "running_mean"):
 			rng.FillNormal(x, 0, 0.1)
-		case strings.HasSuffix(e.Name, "running_var"):
+		case strings.HasSuffix(name, "running_var"):
 			rng.FillUniform(x, 0.5, 1.5)
-		case x.Dims() == 1 && strings.HasSuffix(e.Name, "weight"):
+		case x.Dims() == 1 && strings.HasSuffix(name, "weight"):
 			rng.FillUniform(x, 0.8, 1.2)
 		case x.Dims() == 1:
 			rng.FillNormal(x, 0, 0.05)
 		default:
-			fanIn := x.Numel() / x.Shape[0]
-			rng.FillNormal(x, 0, float32(math.Sqrt(2/float64(fanIn))))
+			return false
 		}
-	}
-	return m
+		return true
+	})
 }
 
 // calibrateBN sets every BN layer's running statistics to those of its

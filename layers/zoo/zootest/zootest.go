@@ -1,5 +1,5 @@
 // Package zootest builds zoo models with seeded random weights for the
-// tests of the packages above the zoo (brecq, the command): no
+// tests of the packages above the zoo (dgh, brecq, the command): no
 // checkpoint needed, any input channels and classes.
 package zootest
 
@@ -13,11 +13,36 @@ import (
 	"github.com/dghcore/dghcore/tensor"
 )
 
+// Init draws the state-dict tensor d named name from rng and reports
+// true, or reports false for a tensor to get He-scaled normal weights.
+type Init func(rng *tensor.RNG, name string, d *tensor.Tensor) bool
+
 // RandomModel returns the named zoo architecture with seeded random
 // parameters: He-scaled weights, BatchNorms near the identity (gamma in
 // [0.5, 1.2], running variance in [0.5, 1.5], running mean and biases in
 // [-0.2, 0.2]).
 func RandomModel(t testing.TB, name string, inCh, classes int, seed uint64) *zoo.Model {
+	t.Helper()
+	return RandomModelWith(t, name, inCh, classes, seed, nearIdentity)
+}
+
+func nearIdentity(rng *tensor.RNG, name string, d *tensor.Tensor) bool {
+	switch {
+	case strings.HasSuffix(name, "running_var"):
+		rng.FillUniform(d, 0.5, 1.5)
+	case strings.HasSuffix(name, "running_mean"), strings.HasSuffix(name, "bias"):
+		rng.FillUniform(d, -0.2, 0.2)
+	case d.Dims() == 1: // BatchNorm weight
+		rng.FillUniform(d, 0.5, 1.2)
+	default:
+		return false
+	}
+	return true
+}
+
+// RandomModelWith is RandomModel with the tensors other than weights
+// drawn by init, in state-dict order from one generator seeded by seed.
+func RandomModelWith(t testing.TB, name string, inCh, classes int, seed uint64, init Init) *zoo.Model {
 	t.Helper()
 	m, err := zoo.New(name, inCh, classes)
 	if err != nil {
@@ -25,15 +50,7 @@ func RandomModel(t testing.TB, name string, inCh, classes int, seed uint64) *zoo
 	}
 	rng := tensor.NewRNG(seed)
 	for _, e := range layers.StateDict(m.Net) {
-		d := e.Tensor
-		switch {
-		case strings.HasSuffix(e.Name, "running_var"):
-			rng.FillUniform(d, 0.5, 1.5)
-		case strings.HasSuffix(e.Name, "running_mean"), strings.HasSuffix(e.Name, "bias"):
-			rng.FillUniform(d, -0.2, 0.2)
-		case d.Dims() == 1: // BatchNorm weight
-			rng.FillUniform(d, 0.5, 1.2)
-		default:
+		if d := e.Tensor; !init(rng, e.Name, d) {
 			fanIn := d.Numel() / d.Shape[0]
 			rng.FillNormal(d, 0, float32(math.Sqrt(2/float64(fanIn))))
 		}
