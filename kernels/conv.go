@@ -332,15 +332,7 @@ func (j *convJob) subsample(lo, hi int) {
 		x := j.x[pl*p.H*p.W:][:p.H*p.W]
 		y := j.y[pl*oh0*ow0:][:oh0*ow0]
 		for oh := range oh0 {
-			row := x[oh*p.StrideH*p.W:]
-			d := y[oh*ow0:][:ow0]
-			if p.StrideW == 2 && len(row) >= 2*ow0 {
-				gatherEven(d, row)
-				continue
-			}
-			for ow := range d {
-				d[ow] = row[ow*p.StrideW]
-			}
+			fillRow(y[oh*ow0:][:ow0], x[oh*p.StrideH*p.W:], p.StrideW)
 		}
 	}
 }

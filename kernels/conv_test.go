@@ -47,8 +47,10 @@ var convCases = []ConvParams{
 	// Output rows of exactly 16: every group of eight gathered columns
 	// is one masked load.
 	{N: 2, C: 16, H: 16, W: 16, K: 8, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
-	// Strided 1x1 on rows wide enough for the vector subsampler.
+	// Strided 1x1 on rows wide enough for the vector subsampler, and
+	// strided only down the rows.
 	{N: 2, C: 20, H: 6, W: 35, K: 9, KH: 1, KW: 1, StrideH: 2, StrideW: 2, DilH: 1, DilW: 1, Groups: 1},
+	{N: 2, C: 5, H: 7, W: 9, K: 4, KH: 1, KW: 1, StrideH: 2, StrideW: 1, DilH: 1, DilW: 1, Groups: 1},
 	// Grouped 1x1 (its backward-data pass packs w transposed per group).
 	{N: 2, C: 4, H: 5, W: 7, K: 6, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Groups: 2},
 	// The direct path (output rows a multiple of 8, planes of 16): two

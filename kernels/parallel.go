@@ -85,22 +85,30 @@ func parLoop() {
 
 // pollJob returns the next queued job, or nil when none came within
 // parSpin.
-func pollJob() *parJob {
-	var start time.Time
-	for i := 0; ; i++ {
+func pollJob() (j *parJob) {
+	if poll(func() bool {
 		select {
-		case j := <-parQueue:
-			return j
+		case j = <-parQueue:
+			return true
 		default:
+			return false
 		}
-		if i%64 == 0 {
-			if i == 0 {
-				start = time.Now()
-			} else if time.Since(start) > parSpin {
-				return nil
-			}
+	}) {
+		return j
+	}
+	return nil
+}
+
+// poll calls done until it reports true, or parSpin has passed (the
+// clock read every 64 calls), and reports whether it did.
+func poll(done func() bool) bool {
+	start := time.Now()
+	for i := 1; !done(); i++ {
+		if i%64 == 0 && time.Since(start) > parSpin {
+			return false
 		}
 	}
+	return true
 }
 
 // run claims and executes chunks until none is left.
@@ -168,12 +176,7 @@ func parallelFor(n int, fn func(lo, hi int)) {
 	j.run()
 	// The other chunks are running: poll for them a while (see parSpin)
 	// before parking. fin is still drained, the last chunk always sends.
-	start := time.Now()
-	for i := 1; j.done.Load() < j.chunks; i++ {
-		if i%64 == 0 && time.Since(start) > parSpin {
-			break
-		}
-	}
+	poll(func() bool { return j.done.Load() >= j.chunks })
 	<-j.fin
 	j.release()
 }
