@@ -256,6 +256,9 @@ func (j *convJob) forwardDirect(lo, hi int) {
 		set = 1
 	}
 	micro := &convDirectMicro[set]
+	mPad := roundUp(kg, directMR)
+	full, tails, tail := directSplit(kg)
+	kb := kBlock(rows)
 	for t := lo; t < hi; t++ {
 		img, chunk := t/j.tileChunks, t%j.tileChunks
 		n, g := img/p.Groups, img%p.Groups
@@ -268,9 +271,6 @@ func (j *convJob) forwardDirect(lo, hi int) {
 			}
 		}
 		a := j.w[g*j.packedSize:]
-		mPad := roundUp(kg, directMR)
-		full, tails, tail := directSplit(kg)
-		kb := kBlock(rows)
 		for tile := t0; tile < t1; tile++ {
 			q := tile * 16
 			b := j.directBase(q)
