@@ -20,9 +20,12 @@ package kernels
 //     im2col copies row segments into the slab instead.
 //
 // Backward to the input of a stride-1 convolution is a forward one of dy
-// with the weights transposed per group and rotated 180 degrees; strided
-// ones compute w^T dy, dy gathered across images, and add it back into
-// dx through the same tables (or col2im). Backward to the weights
+// with the weights transposed per group and rotated 180 degrees; a
+// strided 1x1 one is a pointwise one added back every stride; other
+// strided ones compute dcol = w^T dy and add it back into dx: on wide
+// images each row of dcol as one run into the phase buffer (the adjoint
+// of the implicit GEMM's packing), on small ones through the forward
+// gather's tables (or col2im). Backward to the weights
 // is dy col^T summed over images. Depthwise convolutions (groups == C ==
 // K) run direct kernels instead: their GEMMs would be 1 x 9 x OH*OW.
 
@@ -323,6 +326,14 @@ func paddedWaste(p *ConvParams) float64 {
 	return float64(wq-p.OutW()) / float64(wq)
 }
 
+// upsampleMinWidth is the narrowest output for which the backward to the
+// input of a strided 1x1 convolution runs the pointwise one and adds it
+// back every stride, rather than scattering dcol through tap tables
+// (one AVX2 core, medians of alternated runs: 1.0-1.6x at 8 to 28 wide,
+// 0.8x at resnet18's 7 wide, where the pointwise GEMM on 49-column
+// images is the slower one).
+const upsampleMinWidth = 8
+
 // subsample copies input planes [lo, hi) of x, every StrideH-th row and
 // StrideW-th column, into y (OH x OW planes).
 func (j *convJob) subsample(lo, hi int) {
@@ -333,6 +344,20 @@ func (j *convJob) subsample(lo, hi int) {
 		y := j.y[pl*oh0*ow0:][:oh0*ow0]
 		for oh := range oh0 {
 			fillRow(y[oh*ow0:][:ow0], x[oh*p.StrideH*p.W:], p.StrideW)
+		}
+	}
+}
+
+// upsample adds the OH x OW planes [lo, hi) of y into x every
+// StrideH-th row and StrideW-th column: the adjoint of subsample.
+func (j *convJob) upsample(lo, hi int) {
+	p := &j.p
+	oh0, ow0 := p.OutH(), p.OutW()
+	for pl := lo; pl < hi; pl++ {
+		x := j.x[pl*p.H*p.W:][:p.H*p.W]
+		y := j.y[pl*oh0*ow0:][:oh0*ow0]
+		for oh := range oh0 {
+			foldRow(x[oh*p.StrideH*p.W:], y[oh*ow0:][:ow0], p.StrideW)
 		}
 	}
 }
@@ -376,7 +401,21 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 		convGEMM(&q, dy, w, nil, dx, beta, true)
 		return
 	}
-	// Strided: dcol = w^T dy per group, folded back by col2im.
+	if p.KH*p.KW == 1 && p.PadH == 0 && p.PadW == 0 && p.OutW() >= upsampleMinWidth {
+		// A strided 1x1 convolution is a pointwise one on the
+		// subsampled input (see convGEMM): its backward is the
+		// pointwise one's, added back every stride.
+		q := p
+		q.H, q.W, q.StrideH, q.StrideW = p.OutH(), p.OutW(), 1, 1
+		sub := getScratch(q.xLen())
+		conv2dBackwardData(q, dy, w, *sub, false)
+		j := newConvJob(&p, dx, nil, nil, *sub)
+		parallelFor(p.N*p.C, j.upsampleFn)
+		j.release()
+		putScratch(sub)
+		return
+	}
+	// Strided: dcol = w^T dy per group, folded back into dx.
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rows := cg * p.KH * p.KW
 	size := packedASize(rows, kg)
@@ -388,16 +427,23 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 	j.packedSize = size
 	ohw := p.OutH() * p.OutW()
 	j.imgChunk = max(1, min((384+ohw-1)/ohw, p.N/parWorkers()))
-	if cg < gatherMinChannels || !int32Offsets(j.imgChunk*ohw, ohw, max(p.C*p.H*p.W, p.K*ohw)) {
+	switch {
+	case p.KH*p.KW > 1 && paddedWaste(&p) <= 1.0/14:
+		// dcol's rows add into the phase buffer as contiguous runs
+		// (as in the forward pass, narrower images waste too many
+		// wrapped-around columns: 0.85-1.0x at resnet20's 8 wide;
+		// 1.0-1.1x at resnet18's 14 and 28 wide, 1.5-2x for the 7x7
+		// and 3x3 stems and resnet20's 16 wide, on one AVX2 core).
+		j.setPhases()
+		j.overTasks(p.Groups*((p.N+j.imgChunk-1)/j.imgChunk), j.backwardDataPaddedFn)
+	case cg < gatherMinChannels || !int32Offsets(j.imgChunk*ohw, ohw, max(p.C*p.H*p.W, p.K*ohw)):
 		j.overTasks(p.N*p.Groups, j.backwardDataCol2imFn)
-		j.release()
-		putScratch(packed)
-		return
+	default:
+		// Tasks of whole images (imgChunk above: whose dx no other
+		// task touches), enough of them to give each a few hundred
+		// columns, but at least one per worker.
+		j.overTasks(p.Groups*((p.N+j.imgChunk-1)/j.imgChunk), j.backwardDataFn)
 	}
-	// Tasks of whole images (imgChunk above: whose dx no other task
-	// touches), enough of them to give each a few hundred columns, but
-	// at least one per worker.
-	j.overTasks(p.Groups*((p.N+j.imgChunk-1)/j.imgChunk), j.backwardDataFn)
 	j.release()
 	putScratch(packed)
 }
@@ -488,7 +534,8 @@ type convJob struct {
 
 	forwardFn, forwardPaddedFn, pointwiseFn, backwardDataFn func(lo, hi int)
 	forwardIm2colFn, backwardDataCol2imFn, subsampleFn      func(lo, hi int)
-	forwardDirectFn                                         func(lo, hi int)
+	upsampleFn                                              func(lo, hi int)
+	forwardDirectFn, backwardDataPaddedFn                   func(lo, hi int)
 	backwardWeightGroupsFn, backwardWeightImagesFn          func(lo, hi int)
 	dwForwardFn, dwBackwardDataFn, dwBackwardWeightFn       func(lo, hi int)
 }
@@ -503,6 +550,8 @@ var convJobs = sync.Pool{New: func() any {
 	j.forwardPaddedFn = j.forwardPadded
 	j.forwardDirectFn = j.forwardDirect
 	j.backwardDataFn = j.backwardData
+	j.backwardDataPaddedFn = j.backwardDataPadded
+	j.upsampleFn = j.upsample
 	j.backwardWeightGroupsFn = j.backwardWeightGroups
 	j.backwardWeightImagesFn = j.backwardWeightImages
 	j.dwForwardFn = j.dwForward
@@ -790,6 +839,68 @@ func (j *convJob) backwardData(lo, hi int) {
 	intScratch.put(dyTab)
 	intScratch.put(dySeg)
 	intScratch.put(tab)
+}
+
+// backwardDataPadded adds dx for tasks [lo, hi) of (group, chunk of
+// imgChunk images) of a strided convolution through the phase buffer,
+// the adjoint of forwardPadded: dy is laid out on the buffer's output
+// grid (output row oh at column oh*dWq, the wrapped-around columns zero),
+// so row (c, kh, kw) of dcol = w[g]^T dy adds into the buffer as one
+// contiguous run from dOff[c,kh,kw] on; each image's buffer is then
+// folded back into dx.
+func (j *convJob) backwardDataPadded(lo, hi int) {
+	p := &j.p
+	cg, kg := p.C/p.Groups, p.K/p.Groups
+	rows := cg * p.KH * p.KW
+	oh0, ow0 := p.OutH(), p.OutW()
+	wq := j.dWq
+	cols := oh0 * wq // one image's columns
+	// A wrapped-around column's zero lands up to a row past the planes.
+	span := max(j.dLen, int(slices.Max(j.dOff))+cols)
+	chunks := (p.N + j.imgChunk - 1) / j.imgChunk
+	ldb := j.imgChunk * cols
+	ns := min(slabCols(rows, ldb), ldb)
+	ldo := roundUp(ns, gemmNR)
+	grid := getScratch(kg * ldb)
+	clear(*grid) // the wrapped-around columns stay zero
+	slab := getScratch(roundUp(rows, gemmMR) * ldo)
+	buf := getScratch(j.imgChunk * span)
+	for t := lo; t < hi; t++ {
+		g, ch := t/chunks, t%chunks
+		n0, n1 := ch*j.imgChunk, min(p.N, (ch+1)*j.imgChunk)
+		for n := n0; n < n1; n++ {
+			dy := j.y[(n*p.K+g*kg)*oh0*ow0:]
+			for k := range kg {
+				dst := (*grid)[k*ldb+(n-n0)*cols:]
+				for oh := range oh0 {
+					copy(dst[oh*wq:][:ow0], dy[(k*oh0+oh)*ow0:][:ow0])
+				}
+			}
+		}
+		b := (*buf)[:(n1-n0)*span]
+		clear(b)
+		total := (n1 - n0) * cols
+		for s0 := 0; s0 < total; s0 += ns {
+			nq := min(ns, total-s0)
+			sgemmPrepacked(rows, nq, kg, j.w[g*j.packedSize:], (*grid)[s0:], ldb, nil, colGather{}, 0, *slab, ldo, true, j.parallelGEMM)
+			for q := s0; q < s0+nq; {
+				s := q % cols
+				run := min(cols-s, s0+nq-q)
+				img := b[q/cols*span+s:]
+				for r, o := range j.dOff {
+					d := img[o:][:run]
+					addImpl(d, d, (*slab)[r*ldo+q-s0:][:run])
+				}
+				q += run
+			}
+		}
+		for n := n0; n < n1; n++ {
+			j.foldPhases(b[(n-n0)*span:], j.x[(n*p.C+g*cg)*p.H*p.W:])
+		}
+	}
+	putScratch(grid)
+	putScratch(slab)
+	putScratch(buf)
 }
 
 // forwardIm2col computes (group, slab) tasks [lo, hi): one slab of j.slab

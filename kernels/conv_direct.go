@@ -223,6 +223,44 @@ func (j *convJob) fillPhases(x, buf []float32) {
 	}
 }
 
+// foldPhases adds the phase buffer buf (see setPhases) back into the cg
+// input planes dx: the adjoint of fillPhases, the frame dropped.
+func (j *convJob) foldPhases(buf, dx []float32) {
+	p := &j.p
+	sh, sw := p.StrideH, p.StrideW
+	plane := j.dHq * j.dWq
+	for c := range p.C / p.Groups {
+		dst := dx[c*p.H*p.W:][:p.H*p.W]
+		for pw, f := range j.dFill {
+			if f.n == 0 {
+				continue
+			}
+			col := ((c*sh)*sw+pw)*plane + f.i0
+			// Padded row ih+PadH is row i of row phase ph.
+			ph, i := p.PadH%sh, p.PadH/sh
+			for ih := range p.H {
+				foldRow(dst[ih*p.W+f.x0:], buf[col+ph*sw*plane+i*j.dWq:][:f.n], sw)
+				if ph++; ph == sh {
+					ph, i = 0, i+1
+				}
+			}
+		}
+	}
+}
+
+// foldRow adds d[i] to row[s*i].
+func foldRow(row, d []float32, s int) {
+	if s == 1 {
+		row = row[:len(d)]
+		addImpl(row, row, d)
+		return
+	}
+	_ = row[s*(len(d)-1)]
+	for i, v := range d {
+		row[s*i] += v
+	}
+}
+
 // fillRow sets d[i] = row[s*i].
 func fillRow(d, row []float32, s int) {
 	switch s {

@@ -67,6 +67,11 @@ var convCases = []ConvParams{
 	{N: 1, C: 2, H: 15, W: 15, K: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 3, DilH: 1, DilW: 3, Groups: 1},
 	{N: 2, C: 4, H: 11, W: 16, K: 6, KH: 3, KW: 5, StrideH: 2, StrideW: 1, PadH: 1, PadW: 2, DilH: 1, DilW: 1, Groups: 2},
 	{N: 1, C: 16, H: 32, W: 32, K: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	// Strided backward to the input through the phase buffer: taps
+	// dilated onto one column phase, unequal strides; small images in
+	// chunks of several (the last one short).
+	{N: 1, C: 2, H: 9, W: 61, K: 3, KH: 3, KW: 3, StrideH: 3, StrideW: 2, PadH: 1, PadW: 2, DilH: 1, DilW: 2, Groups: 1},
+	{N: 7, C: 4, H: 9, W: 33, K: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	// Depthwise rows of whole vectors only (no masked tail), both strides.
 	{N: 2, C: 3, H: 5, W: 16, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
 	{N: 2, C: 3, H: 6, W: 16, K: 3, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
