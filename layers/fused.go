@@ -219,6 +219,30 @@ func fuseAt(ms []Module, i int, x *autograd.Var) (*autograd.Var, int) {
 	return nil, 0
 }
 
+// bnActAt runs the batch norm ms[i], with the activation after it if
+// there is one, as one autograd node (ApplyBNAct): where fuseAt does not
+// apply (a gradient is wanted, or hooks), the convolution before it runs
+// on its own but the normalisation and activation still take one pass
+// each way, and the BN input's moments come from it (InputMoments). n is
+// how many modules ran, 0 when ms[i] is not a batch norm ApplyBNAct takes.
+func bnActAt(ms []Module, i int, x *autograd.Var) (*autograd.Var, int) {
+	bn, ok := ms[i].(*BatchNorm2d)
+	if !ok {
+		return nil, 0
+	}
+	if i+1 < len(ms) && ms[i+1] != nil {
+		if _, ok := activationOf(ms[i+1]); ok {
+			if y, ok := ApplyBNAct(bn, ms[i+1], x); ok {
+				return y, 2
+			}
+		}
+	}
+	if y, ok := ApplyBNAct(bn, nil, x); ok {
+		return y, 1
+	}
+	return nil, 0
+}
+
 // keepsNoInput reports whether m is one of this package's modules that
 // never hold on to (or return) their input once Forward returns and has
 // no hooks that could.

@@ -232,3 +232,80 @@ func TestApplyBNActMatchesChain(t *testing.T) {
 		remove()
 	}
 }
+
+// TestSequentialBNActWithGradients: when a gradient is wanted (no fused
+// inference), a Sequential still runs each batch norm and the activation
+// after it as one node (ApplyBNAct), with the values and gradients of the
+// module-by-module chain, and takes the moments of an InputMoments batch
+// norm's input in that pass.
+func TestSequentialBNActWithGradients(t *testing.T) {
+	for i, c := range fusedCases() {
+		for _, params := range []bool{false, true} {
+			rng := rand.New(rand.NewPCG(uint64(i), 13))
+			net := c.net()
+			randomizeState(net, rng)
+			SetRequiresGrad(net, params)
+			x0 := randomInput(rng, c.shape...)
+			w := randomInput(rng, unfused(net, x0).Shape()...)
+			run := func(fused bool) (out []float32, grads [][]float32, bnIn []*autograd.Var) {
+				x := autograd.NewVar(x0.Value.Clone(), true)
+				var removes []func()
+				for _, m := range NamedModules(net) {
+					if bn, ok := m.Module.(*BatchNorm2d); ok {
+						bn.InputMoments = fused
+						removes = append(removes, bn.AddInputHook(func(_ Module, in *autograd.Var) { bnIn = append(bnIn, in) }))
+					}
+				}
+				defer func() {
+					for _, r := range removes {
+						r()
+					}
+				}()
+				var y *autograd.Var
+				if fused {
+					y = Apply(net, x)
+				} else {
+					y = unfused(net, x)
+				}
+				for _, p := range Parameters(net) {
+					p.ZeroGrad()
+				}
+				if err := autograd.Sum(autograd.Mul(y, w)).Backward(); err != nil {
+					t.Fatal(err)
+				}
+				grads = append(grads, slices.Clone(x.Grad.Data))
+				if params {
+					for _, p := range Parameters(net) {
+						grads = append(grads, slices.Clone(p.Grad.Data))
+					}
+				}
+				return slices.Clone(y.Value.Data), grads, bnIn
+			}
+			wantOut, wantGrads, _ := run(false)
+			gotOut, gotGrads, bnIn := run(true)
+			if !slices.Equal(gotOut, wantOut) {
+				t.Fatalf("%s params=%v: output differs from the chain", c.name, params)
+			}
+			for k := range wantGrads {
+				if !slices.Equal(gotGrads[k], wantGrads[k]) {
+					t.Fatalf("%s params=%v: gradient %d differs from the chain", c.name, params, k)
+				}
+			}
+			if len(bnIn) == 0 {
+				t.Fatalf("%s: no batch norm input seen", c.name)
+			}
+			// Poison each batch norm input: only moments taken in the
+			// normalising pass survive it.
+			for k, in := range bnIn {
+				want, _ := autograd.ChannelMoments(autograd.Const(in.Value.Clone()))
+				saved := slices.Clone(in.Value.Data)
+				clear(in.Value.Data)
+				got, _ := autograd.ChannelMoments(in)
+				copy(in.Value.Data, saved)
+				if !slices.Equal(got.Value.Data, want.Value.Data) {
+					t.Fatalf("%s params=%v: batch norm %d did not run as one node taking its input's moments", c.name, params, k)
+				}
+			}
+		}
+	}
+}

@@ -87,9 +87,12 @@ func (s *Sequential) Forward(x *autograd.Var) *autograd.Var {
 		y, n := fuseAt(s.Modules, i, x)
 		fused, safe := n > 0, true
 		if !fused {
-			m := s.Modules[i]
-			safe = keepsNoInput(m)
-			y, n = Apply(m, x), 1
+			if y, n = bnActAt(s.Modules, i, x); n == 0 {
+				y, n = Apply(s.Modules[i], x), 1
+			}
+			for _, m := range s.Modules[i : i+n] {
+				safe = safe && keepsNoInput(m)
+			}
 		}
 		if pooled && safe && !SameData(x, y) {
 			putBuf(x.Value.Data)
