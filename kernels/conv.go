@@ -378,14 +378,18 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 	p.check("Conv2dBackwardData", sliceLen{"dy", len(dy), p.yLen()}, sliceLen{"w", len(w), p.wLen()},
 		sliceLen{"dx", len(dx), p.xLen()})
 	stride1 := p.StrideH == 1 && p.StrideW == 1 && p.PadH <= p.DilH*(p.KH-1) && p.PadW <= p.DilW*(p.KW-1)
-	if !accumulate && (p.depthwise() || !stride1) {
-		clear(dx[:p.xLen()]) // these paths add into dx
-	}
 	if p.depthwise() {
 		j := newConvJob(&p, dx, w, nil, dy)
+		j.beta = 0 // dwBackwardData: store rather than add
+		if accumulate {
+			j.beta = 1
+		}
 		parallelFor(p.N*p.C, j.dwBackwardDataFn)
 		j.release()
 		return
+	}
+	if !accumulate && !stride1 {
+		clear(dx[:p.xLen()]) // the strided paths add into dx
 	}
 	if stride1 {
 		// Stride 1: dx += conv(dy, rotated transposed w) with the
@@ -1040,9 +1044,10 @@ func (j *convJob) dwForward(lo, hi int) {
 	dwScratches.Put(sc)
 }
 
-// dwBackwardData adds dx for depthwise planes [lo, hi). Both 3x3 strides
-// become stride-1 passes with the taps rotated: over dy itself (with
-// the complementary padding) or over dy spread out (stride 2).
+// dwBackwardData adds (beta 1) or stores (beta 0) dx for depthwise
+// planes [lo, hi). Both 3x3 strides become stride-1 passes with the taps
+// rotated: over dy itself (with the complementary padding) or over dy
+// spread out (stride 2).
 func (j *convJob) dwBackwardData(lo, hi int) {
 	p := &j.p
 	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
@@ -1061,6 +1066,7 @@ func (j *convJob) dwBackwardData(lo, hi int) {
 	}
 	sc := getDWScratch(&gq)
 	var rot [9]float32
+	acc := j.beta != 0
 	for t := lo; t < hi; t++ {
 		c := t % p.C
 		dy, w, dx := j.y[t*ohw:(t+1)*ohw], j.w[c*kk:(c+1)*kk], j.x[t*hw:(t+1)*hw]
@@ -1069,10 +1075,13 @@ func (j *convJob) dwBackwardData(lo, hi int) {
 			for i := range rot {
 				rot[i] = w[8-i]
 			}
-			dw3x3Forward(&gq, dy, rot[:], 0, dx, sc, true)
+			dw3x3Forward(&gq, dy, rot[:], 0, dx, sc, acc)
 		case spread:
-			dw3x3S2BackwardData(&g, &gq, dy, w, dx, sc)
+			dw3x3S2BackwardData(&g, &gq, dy, w, dx, sc, acc)
 		default:
+			if !acc {
+				clear(dx)
+			}
 			dwPlaneBackwardDataGeneric(p, dy, w, dx)
 		}
 	}

@@ -215,19 +215,20 @@ func dw3x3BackwardWeight(g *dwGeom, x, dy, dw []float32, sc *dwScratch) {
 	}
 }
 
-// dw3x3S2BackwardData adds one plane's input gradient for stride 2: it
+// dw3x3S2BackwardData adds (acc) or stores one plane's input gradient
+// for stride 2: it
 // is a stride-1 pass of the taps rotated 180 degrees over dy spread to
 // every other row and column, framed so that dx[ih][iw] reads rows
 // ih..ih+2 and columns iw..iw+2. The zeros cost four times the
 // multiply-adds of a scatter, but every one of them is in a vector.
 // gq is the stride-1 geometry of a dx-sized plane with a frame of one.
-func dw3x3S2BackwardData(g, gq *dwGeom, dy, w, dx []float32, sc *dwScratch) {
+func dw3x3S2BackwardData(g, gq *dwGeom, dy, w, dx []float32, sc *dwScratch, acc bool) {
 	for i := range 9 {
 		sc.taps[i] = w[8-i]
 	}
 	sc.taps[9] = 0
 	gq.dilatePlane(dy, g.oh0, g.ow0, 2-g.ph, 2-g.pw, sc)
-	dwPlane3x3(1, gq.oh0, gq.ow0, dx, gq.ow0, sc.pad, gq.wp, &sc.taps, true)
+	dwPlane3x3(1, gq.oh0, gq.ow0, dx, gq.ow0, sc.pad, gq.wp, &sc.taps, acc)
 }
 
 // The plane and row kernels in use (and im2col's stride-2 gather), set
