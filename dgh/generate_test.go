@@ -264,6 +264,30 @@ func TestEstimateMemory(t *testing.T) {
 	}
 }
 
+// TestActivationsPerImage: every leaf module's output counts once, but an
+// activation right after a batch norm runs fused with it and adds nothing.
+func TestActivationsPerImage(t *testing.T) {
+	conv := func() layers.Module { return layers.NewConv2d(3, 4, 3, 1, 1, 1, false) }
+	for _, c := range []struct {
+		name string
+		net  layers.Module
+		want int64
+	}{
+		{"conv-bn-relu6", layers.NewSequential(conv(), layers.NewBatchNorm2d(4), &layers.ReLU6{}), 75 + 100 + 100},
+		{"conv-bn", layers.NewSequential(conv(), layers.NewBatchNorm2d(4)), 75 + 100 + 100},
+		{"conv-relu", layers.NewSequential(conv(), &layers.ReLU{}), 75 + 100 + 100},
+		{"conv-bn-relu-relu", layers.NewSequential(conv(), layers.NewBatchNorm2d(4), &layers.ReLU{}, &layers.ReLU{}), 75 + 100 + 100 + 100},
+	} {
+		got, err := activationsPerImage(c.net, 3, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("%s: %d values per image, want %d", c.name, got, c.want)
+		}
+	}
+}
+
 // TestLazyStatisticsAreCurrent checks the lazy step 8: whenever a batch
 // step starts, the statistics it reads of every other batch are those of
 // that batch's current images, exactly.

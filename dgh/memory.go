@@ -52,7 +52,10 @@ func EstimateMemory(model *zoo.Model, cfg Config) (int64, error) {
 }
 
 // activationsPerImage counts the values every leaf module outputs for one
-// image, through temporary hooks.
+// image, through temporary hooks. An activation applied to a batch norm's
+// output is not counted: the two run as one node (layers.ApplyBNAct)
+// whose output is the only tensor they keep (the hooks here turn that
+// fusion off while counting).
 func activationsPerImage(net layers.Module, c, size int) (n int64, err error) {
 	var removes []func()
 	defer func() {
@@ -63,12 +66,21 @@ func activationsPerImage(net layers.Module, c, size int) (n int64, err error) {
 			err = fmt.Errorf("dgh: running the model on a %dx%dx%d image: %v", c, size, size, r)
 		}
 	}()
+	bnOut := map[*autograd.Var]bool{}
 	for _, nm := range layers.NamedModules(net) {
 		if _, ok := nm.Module.(layers.Container); ok {
 			continue
 		}
 		if h, ok := nm.Module.(layers.Hookable); ok {
-			removes = append(removes, h.AddHook(func(_ layers.Module, _, out *autograd.Var) {
+			removes = append(removes, h.AddHook(func(m layers.Module, in, out *autograd.Var) {
+				switch m.(type) {
+				case *layers.BatchNorm2d:
+					bnOut[out] = true
+				case *layers.ReLU, *layers.ReLU6:
+					if bnOut[in] {
+						return
+					}
+				}
 				n += int64(out.Value.Numel())
 			}))
 		}
