@@ -832,10 +832,12 @@ func (j *convJob) backwardData(lo, hi int) {
 				gth.setSegments(nq, *dySeg)
 			}
 			sgemmPrepacked(rows, nq, kg, j.w[g*j.packedSize:], dy, 0, nil, gth, 0, *slab, ldo, true, j.parallelGEMM)
+			// The table counts images from the slab's first one.
 			colTable(p, s0, nq, p.C*hw, (*tab)[:kk*nq])
+			dxs := dx[s0/ohw*p.C*hw:]
 			for r := range rows {
 				c, tap := r/kk, r%kk
-				scatterAddRow(dx[c*hw:], (*slab)[r*ldo:][:nq], (*tab)[tap*nq:][:nq])
+				scatterAddRow(dxs[c*hw:], (*slab)[r*ldo:][:nq], (*tab)[tap*nq:][:nq])
 			}
 		}
 	}

@@ -44,6 +44,9 @@ var convCases = []ConvParams{
 	// to the input), slabs across images with groups.
 	{N: 3, C: 64, H: 20, W: 19, K: 8, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	{N: 4, C: 32, H: 12, W: 12, K: 8, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 2},
+	// Chunks of several images for the strided backward to the input
+	// (with one or two workers), whose later slabs start in a later image.
+	{N: 8, C: 64, H: 10, W: 10, K: 4, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	// Output rows of exactly 16: every group of eight gathered columns
 	// is one masked load.
 	{N: 2, C: 16, H: 16, W: 16, K: 8, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
