@@ -398,6 +398,14 @@ func (j *gemmJob) packB(lo, hi int) {
 		dst := j.bp[panel*kc*nr : (panel+1)*kc*nr]
 		col0 := j.jc + panel*nr
 		w := min(nr, j.jc+j.nc-col0)
+		if w == 16 && nr == 16 {
+			var rows [16][]float32
+			for jj := range rows {
+				rows[jj] = j.b[(col0+jj)*j.ldb+j.pc:][:kc]
+			}
+			packCols16(dst, &rows)
+			continue
+		}
 		if w < nr {
 			clear(dst)
 		}
@@ -408,6 +416,27 @@ func (j *gemmJob) packB(lo, hi int) {
 				dst[p*nr+jj] = v
 			}
 		}
+	}
+}
+
+// packCols16 packs sixteen stored rows of B^T, each kc long, as one
+// panel: dst[p*16+jj] = rows[jj][p]. Sixteen loads and one contiguous
+// run of stores per p, unrolled: the loop over each row with a strided
+// store per element took about 1 ns an element, as long as the products
+// of a convolution's weight gradient (B = im2col^T, 16 to 64 rows of A).
+func packCols16(dst []float32, rows *[16][]float32) {
+	kc := len(rows[0])
+	r0, r1, r2, r3 := rows[0][:kc], rows[1][:kc], rows[2][:kc], rows[3][:kc]
+	r4, r5, r6, r7 := rows[4][:kc], rows[5][:kc], rows[6][:kc], rows[7][:kc]
+	r8, r9, r10, r11 := rows[8][:kc], rows[9][:kc], rows[10][:kc], rows[11][:kc]
+	r12, r13, r14, r15 := rows[12][:kc], rows[13][:kc], rows[14][:kc], rows[15][:kc]
+	dst = dst[:16*kc]
+	for p := range kc {
+		d := dst[p*16 : p*16+16 : p*16+16]
+		d[0], d[1], d[2], d[3] = r0[p], r1[p], r2[p], r3[p]
+		d[4], d[5], d[6], d[7] = r4[p], r5[p], r6[p], r7[p]
+		d[8], d[9], d[10], d[11] = r8[p], r9[p], r10[p], r11[p]
+		d[12], d[13], d[14], d[15] = r12[p], r13[p], r14[p], r15[p]
 	}
 }
 
