@@ -990,38 +990,98 @@ func (j *convJob) backwardWeightImages(lo, hi int) {
 }
 
 // weightGrad adds to dw (all groups) the gradient of groups [g0, g1) over
-// images [n0, n1): dw[g] += dy[n,g] col^T.
+// images [n0, n1): dw[g] += dy[n,g] col^T, the product's k running over
+// slabs of output columns across images (small images would otherwise
+// give products a few dozen deep, each streaming all of dw). One factor
+// is packed from its transpose, an element at a time; when col has more
+// rows than dy it computes dw[g]^T += col dy^T instead, so the smaller
+// one is (a 3x3 layer's col has nine times dy's rows), and adds its
+// transpose into dw once per group.
 func (j *convJob) weightGrad(dw []float32, g0, g1, n0, n1 int) {
 	p := &j.p
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rows := cg * p.KH * p.KW
-	ohw := p.OutH() * p.OutW()
-	var slab *[]float32
-	ns := ohw
-	if !p.pointwise() {
-		ns = slabCols(rows, ohw)
-		slab = getScratch(rows * ns)
+	hw, ohw := p.H*p.W, p.OutH()*p.OutW()
+	q0, q1 := n0*ohw, n1*ohw
+	// Slabs within an image, or of whole small images when copying
+	// their dy next to each other costs less than unfolding their x
+	// (a pointwise x needs no unfolding within an image).
+	ns := slabCols(rows, ohw)
+	if ohw < weightGradMinDepth && kg < rows && !p.pointwise() {
+		ns = min(q1-q0, (weightGradMinDepth+ohw-1)/ohw*ohw)
+	}
+	slab := getScratch(rows * ns)
+	dyS := getScratch(kg * ns)
+	var dwT *[]float32
+	if rows > kg && kg <= weightGradMaxTransposed {
+		dwT = getScratch(rows * kg)
 	}
 	for g := g0; g < g1; g++ {
 		dwg := dw[g*kg*rows:]
-		for n := n0; n < n1; n++ {
-			x := j.x[(n*p.C+g*cg)*p.H*p.W:]
-			dy := j.y[(n*p.K+g*kg)*ohw:]
-			if slab == nil {
-				j.gemm(false, true, kg, rows, ohw, dy, ohw, x, ohw, 1, dwg, rows)
-				continue
+		if dwT != nil {
+			clear(*dwT)
+		}
+		for s0 := q0; s0 < q1; {
+			n, s := s0/ohw, s0%ohw
+			nq := min(ns, q1-s0)
+			if ns < ohw {
+				nq = min(ns, ohw-s)
 			}
-			for s0 := 0; s0 < ohw; s0 += ns {
-				w0 := min(ns, ohw-s0)
-				im2col(p, x, cg, s0, w0, *slab)
-				j.gemm(false, true, kg, rows, w0, dy[s0:], ohw, *slab, w0, 1, dwg, rows)
+			// The slab's columns of col and of dy, in place when they
+			// lie in one image.
+			var col, dy []float32
+			var ldc, ldy int
+			if s+nq <= ohw {
+				dy, ldy = j.y[(n*p.K+g*kg)*ohw+s:], ohw
+			} else {
+				dy, ldy = *dyS, nq
+				for q := s0; q < s0+nq; {
+					n, s := q/ohw, q%ohw
+					run := min(ohw-s, s0+nq-q)
+					for k := range kg {
+						copy(dy[k*nq+q-s0:][:run], j.y[(n*p.K+g*kg+k)*ohw+s:][:run])
+					}
+					q += run
+				}
+			}
+			if p.pointwise() && s+nq <= ohw {
+				col, ldc = j.x[(n*p.C+g*cg)*hw+s:], hw
+			} else {
+				im2col(p, j.x[g*cg*hw:], cg, s0, nq, *slab)
+				col, ldc = *slab, nq
+			}
+			if dwT != nil {
+				j.gemm(false, true, rows, kg, nq, col, ldc, dy, ldy, 1, *dwT, kg)
+			} else {
+				j.gemm(false, true, kg, rows, nq, dy, ldy, col, ldc, 1, dwg, rows)
+			}
+			s0 += nq
+		}
+		if dwT != nil {
+			for r := range rows {
+				for k, v := range (*dwT)[r*kg : (r+1)*kg] {
+					dwg[k*rows+r] += v
+				}
 			}
 		}
 	}
-	if slab != nil {
-		putScratch(slab)
+	putScratch(slab)
+	putScratch(dyS)
+	if dwT != nil {
+		putScratch(dwT)
 	}
 }
+
+// weightGradMinDepth is the fewest output columns (the depth of its
+// products) weightGrad takes at a time when there are that many, in
+// whole images, even past the slab's cache budget: each product reads
+// and writes all of dw.
+const weightGradMinDepth = 256
+
+// weightGradMaxTransposed bounds the output channels for which weightGrad
+// computes dw^T: with more, packing col^T costs little beside the
+// product, and dw^T's products re-read their B panels more often.
+const weightGradMaxTransposed = 128
 
 // dwForward computes depthwise planes [lo, hi) of the N*C planes.
 func (j *convJob) dwForward(lo, hi int) {
