@@ -27,11 +27,12 @@ func mulAccRange(dst, a, b []float32) {
 // AddScalar sets dst[i] = x[i] + s.
 func AddScalar(dst, x []float32, s float32) { mapScalar(addScalarRange, s, x[:len(dst)], dst) }
 
+// addScalarRange sets dst[i] = x[i] + s through the scale-and-shift
+// kernel, vectorised where it is (x*1 + s is x + s exactly, fused or not):
+// a convolution adds its bias this way to every output it stores (the
+// scalar loop was 4% of a BRECQ run on the default model).
 func addScalarRange(s float32, x, dst []float32) {
-	x = x[:len(dst)]
-	for i, v := range x {
-		dst[i] = v + s
-	}
+	scaleShiftImpl(dst, x[:len(dst)], 1, s, ActNone)
 }
 
 // MaxScalar sets dst[i] = max(x[i], s).
