@@ -150,6 +150,31 @@ func ScaleShiftBackward(n, c, hw int, x, scale, y, dy, dx, dScale, dShift []floa
 	t.release()
 }
 
+// ScaleShiftMomentsBackward accumulates into dx what ScaleShiftBackward
+// (without dScale and dShift) and then ChannelMomentsBackward would, with
+// dMoments = [dMean | dMeanSq] (2c floats), plane by plane: the moments'
+// pass finds each plane of dx in cache instead of reading and writing all
+// of it again. The result is bit for bit that of the two calls.
+func ScaleShiftMomentsBackward(n, c, hw int, x, scale, y, dy, dx, dMoments []float32, act Activation) {
+	t := newTask(scaleShiftMomentsBackwardRange)
+	t.n, t.act = [3]int{n, c, hw}, act
+	t.s[0], t.s[1], t.s[2] = x[:n*c*hw], y[:n*c*hw], dy[:n*c*hw]
+	t.s[3], t.s[4], t.s[5] = scale[:c], dx[:n*c*hw], dMoments[:2*c]
+	t.spread(n*c, n*c*hw)
+	t.release()
+}
+
+func scaleShiftMomentsBackwardRange(t *task, lo, hi int) {
+	n, c, hw := t.n[0], t.n[1], t.n[2]
+	x, y, dy, scale, dx, dm := t.s[0], t.s[1], t.s[2], t.s[3], t.s[4], t.s[5]
+	cnt := float32(n * hw)
+	for pl := lo; pl < hi; pl++ {
+		o, ch := pl*hw, pl%c
+		scaleShiftBackwardImpl(y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], t.act)
+		momentsBackwardImpl(x[o:o+hw], dx[o:o+hw], dm[ch]/cnt, 2*dm[c+ch]/cnt)
+	}
+}
+
 // scaleShiftBackwardRange accumulates dx over planes [lo, hi).
 func scaleShiftBackwardRange(t *task, lo, hi int) {
 	c, hw := t.n[1], t.n[2]

@@ -126,6 +126,33 @@ func TestScaleShiftMoments(t *testing.T) {
 	})
 }
 
+// TestScaleShiftMomentsBackward: the fused pass adds into dx bit for bit
+// what ScaleShiftBackward and then ChannelMomentsBackward add.
+func TestScaleShiftMomentsBackward(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(31, 32))
+		for _, act := range []Activation{ActNone, ActReLU, ActReLU6} {
+			for _, s := range bnShapes {
+				n, c, hw := s[0], s[1], s[2]
+				x, dy, dx0 := randSlice(r, n*c*hw, 3), randSlice(r, n*c*hw, 1), randSlice(r, n*c*hw, 1)
+				scale, shift, dm := randSlice(r, c, 2), randSlice(r, c, 2), randSlice(r, 2*c, 5)
+				y := make([]float32, len(x))
+				ScaleShift(n, c, hw, x, scale, shift, y, act)
+				want := slices.Clone(dx0)
+				ScaleShiftBackward(n, c, hw, x, scale, y, dy, want, nil, nil, act)
+				ChannelMomentsBackward(n, c, hw, x, dm[:c], dm[c:], want)
+				got := slices.Clone(dx0)
+				ScaleShiftMomentsBackward(n, c, hw, x, scale, y, dy, got, dm, act)
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%v shape %v: dx[%d] = %g, want %g", act, s, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	})
+}
+
 func TestScaleShift(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(25, 26))
