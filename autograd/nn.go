@@ -187,6 +187,7 @@ func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 		}
 		kernels.ScaleShiftMoments(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act, m[:c], m[c:])
 		x.moments = m
+		x.bnPending = grad && x.requiresGrad
 	} else {
 		kernels.ScaleShift(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act)
 	}
@@ -202,10 +203,37 @@ func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 		if gamma != nil && gamma.requiresGrad || beta != nil && beta.requiresGrad {
 			dScale, dShift = make([]float32, c), make([]float32, c)
 		}
-		kernels.ScaleShiftBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, out.Grad.Data, dx, dScale, dShift, act)
+		if dx != nil {
+			dy := out.Grad.Data
+			pass := func(dm []float32) {
+				if dm != nil {
+					kernels.ScaleShiftMomentsBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, dy, dx, dm, act)
+				} else {
+					kernels.ScaleShiftBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, dy, dx, nil, nil, act)
+				}
+			}
+			// With ChannelMoments(x) in the graph (DGH), one pass over
+			// dx adds both gradients (see Var.bnPending).
+			switch {
+			case !moments:
+				pass(nil)
+			case x.momentsGrad != nil:
+				x.bnPending = false
+				g := x.momentsGrad
+				x.momentsGrad = nil
+				pass(g)
+			case x.momentsPending:
+				x.bnPending = false
+				x.bnDeferred = pass
+			default:
+				x.bnPending = false
+				pass(nil)
+			}
+		}
 		if dScale == nil {
 			return
 		}
+		kernels.ScaleShiftBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, out.Grad.Data, nil, dScale, dShift, act)
 		// scale = gamma/std and shift = beta - mean*gamma/std, so
 		// dgamma = (dScale - mean*dShift)/std and dbeta = dShift.
 		if gamma != nil && gamma.requiresGrad {

@@ -280,3 +280,67 @@ func TestBatchNormActMoments(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchNormMomentsOnePass: a BatchNormActMoments node and
+// ChannelMoments of the same input add their gradients in one pass,
+// whichever backward runs first, and each alone (the other's output out
+// of the loss) still adds its own: bit for bit the batch norm's kernel
+// pass then the moments' one.
+func TestBatchNormMomentsOnePass(t *testing.T) {
+	r := tensor.NewRNG(9)
+	const n, c, hw = 3, 4, 35
+	mean, variance := r.Randn(c), r.Randn(c)
+	for i, v := range variance.Data {
+		variance.Data[i] = v*v + 0.1
+	}
+	gamma, beta := Const(r.Randn(c)), Const(r.Randn(c))
+	xv := r.Randn(n, c, 5, 7)
+	w, u, v := Const(r.Randn(n, c, 5, 7)), Const(r.Randn(c)), Const(r.Randn(c))
+	scale := make([]float32, c)
+	for ch := range c {
+		scale[ch] = float32(float64(gamma.Value.Data[ch]) / math.Sqrt(float64(variance.Data[ch])+1e-5))
+	}
+	for _, act := range []kernels.Activation{kernels.ActNone, kernels.ActReLU6} {
+		for _, tc := range []struct {
+			name         string
+			bn, moments  bool // terms in the loss
+			bnTermsFirst bool
+		}{{"bn+moments", true, true, true}, {"moments+bn", true, true, false}, {"bn only", true, false, true}, {"moments only", false, true, true}} {
+			x := NewVar(xv.Clone(), true)
+			y := BatchNormActMoments(x, mean, variance, gamma, beta, 1e-5, act)
+			m, sq := ChannelMoments(x)
+			var terms []*Var
+			if tc.bn {
+				terms = append(terms, Sum(Mul(y, w)))
+			}
+			if tc.moments {
+				terms = append(terms, Add(Sum(Mul(m, u)), Sum(Mul(sq, v))))
+			}
+			if !tc.bnTermsFirst {
+				slices.Reverse(terms)
+			}
+			loss := terms[0]
+			if len(terms) == 2 {
+				loss = Add(terms[0], terms[1])
+			}
+			if err := loss.Backward(); err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float32, xv.Numel())
+			if tc.bn {
+				kernels.ScaleShiftBackward(n, c, hw, xv.Data, scale, y.Value.Data, w.Value.Data, want, nil, nil, act)
+			}
+			if tc.moments {
+				kernels.ChannelMomentsBackward(n, c, hw, xv.Data, u.Value.Data, v.Value.Data, want)
+			}
+			for i := range want {
+				if math.Float32bits(x.Grad.Data[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%v %s: grad[%d] = %g, want %g", act, tc.name, i, x.Grad.Data[i], want[i])
+				}
+			}
+			if x.bnDeferred != nil || x.momentsGrad != nil {
+				t.Fatalf("%v %s: a deferred gradient was left behind", act, tc.name)
+			}
+		}
+	}
+}

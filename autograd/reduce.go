@@ -258,9 +258,20 @@ func ChannelMoments(x *Var) (mean, meanSq *Var) {
 	if !needsGrad(x) {
 		return mean, meanSq
 	}
+	x.momentsPending = true
 	record(both, func() {
 		g := both.Grad.Data
-		kernels.ChannelMomentsBackward(n, c, hw, x.Value.Data, g[:c], g[c:], x.gradBuf().Data)
+		x.momentsPending = false
+		switch {
+		case x.bnDeferred != nil:
+			f := x.bnDeferred
+			x.bnDeferred = nil
+			f(g)
+		case x.bnPending && x.momentsGrad == nil:
+			x.momentsGrad = g
+		default:
+			kernels.ChannelMomentsBackward(n, c, hw, x.Value.Data, g[:c], g[c:], x.gradBuf().Data)
+		}
 	}, x)
 	for i, v := range []*Var{mean, meanSq} {
 		record(v, func() {
@@ -268,6 +279,21 @@ func ChannelMoments(x *Var) (mean, meanSq *Var) {
 		}, both)
 	}
 	return mean, meanSq
+}
+
+// flushMoments adds what a batch norm or a ChannelMoments node on v left
+// for the other, which never came (see Var.bnPending).
+func (v *Var) flushMoments() {
+	if f := v.bnDeferred; f != nil {
+		v.bnDeferred = nil
+		f(nil)
+	}
+	if g := v.momentsGrad; g != nil {
+		v.momentsGrad = nil
+		s := v.Value.Shape
+		n, c := s[0], s[1]
+		kernels.ChannelMomentsBackward(n, c, tensor.Numel(s[2:]), v.Value.Data, g[:c], g[c:], v.gradBuf().Data)
+	}
 }
 
 // Std is the standard deviation of x over axes (all if empty), unbiased

@@ -28,6 +28,14 @@ type Var struct {
 	// squares, left by an op that read Value anyway
 	// (BatchNormActMoments) for ChannelMoments.
 	moments []float32
+	// A BatchNormActMoments node and a ChannelMoments node on v add into
+	// v's gradient in one pass (kernels.ScaleShiftMomentsBackward):
+	// whichever backward runs first, while the other is pending, leaves
+	// its part here for the second, and Backward adds what is left when
+	// v's own turn comes (see flushMoments).
+	bnPending, momentsPending bool
+	momentsGrad               []float32          // [dMean | dMeanSq]
+	bnDeferred                func(dm []float32) // the batch norm's pass over v's gradient
 }
 
 // NewVar wraps a tensor; requiresGrad marks a leaf whose gradient is wanted.
@@ -126,6 +134,9 @@ func (v *Var) Backward() error {
 	order := topoOrder(v)
 	for i := len(order) - 1; i >= 0; i-- {
 		n := order[i]
+		// Every consumer of n has run: a moments gradient still
+		// waiting for its batch norm is added now.
+		n.flushMoments()
 		if n.backward != nil && n.Grad != nil {
 			n.backward()
 		}
