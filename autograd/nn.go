@@ -196,21 +196,20 @@ func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 		return out
 	}
 	record(out, func() {
-		var dx, dScale, dShift []float32
-		if x.requiresGrad {
-			dx = x.gradBuf().Data
-		}
+		var dScale, dShift []float32
 		if gamma != nil && gamma.requiresGrad || beta != nil && beta.requiresGrad {
 			dScale, dShift = make([]float32, c), make([]float32, c)
 		}
-		if dx != nil {
+		if x.requiresGrad {
 			dy := out.Grad.Data
 			pass := func(dm []float32) {
-				if dm != nil {
-					kernels.ScaleShiftMomentsBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, dy, dx, dm, act)
-				} else {
-					kernels.ScaleShiftBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, dy, dx, nil, nil, act)
+				if dm == nil {
+					kernels.ScaleShiftBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, dy, x.gradBuf().Data, nil, nil, act)
+					return
 				}
+				// The first contribution to x's gradient overwrites it.
+				dx, fresh := x.gradDst()
+				kernels.ScaleShiftMomentsBackward(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, dy, dx.Data, dm, act, fresh)
 			}
 			// With ChannelMoments(x) in the graph (DGH), one pass over
 			// dx adds both gradients (see Var.bnPending).

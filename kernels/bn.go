@@ -11,6 +11,7 @@ var (
 	momentsBackwardImpl    = momentsBackwardGeneric
 	scaleShiftImpl         = scaleShiftGeneric
 	scaleShiftBackwardImpl = scaleShiftBackwardGeneric
+	bnMomentsBackwardImpl  = bnMomentsBackwardComposed
 )
 
 // ChannelMoments writes, for each channel, the mean and the mean of
@@ -150,16 +151,22 @@ func ScaleShiftBackward(n, c, hw int, x, scale, y, dy, dx, dScale, dShift []floa
 	t.release()
 }
 
-// ScaleShiftMomentsBackward accumulates into dx what ScaleShiftBackward
+// ScaleShiftMomentsBackward adds into dx what ScaleShiftBackward
 // (without dScale and dShift) and then ChannelMomentsBackward would, with
-// dMoments = [dMean | dMeanSq] (2c floats), plane by plane: the moments'
-// pass finds each plane of dx in cache instead of reading and writing all
-// of it again. The result is bit for bit that of the two calls.
-func ScaleShiftMomentsBackward(n, c, hw int, x, scale, y, dy, dx, dMoments []float32, act Activation) {
+// dMoments = [dMean | dMeanSq] (2c floats), bit for bit; with set, dx is
+// overwritten as if it had held zeros (and is never read). One pass over
+// memory where the AVX2 kernel runs (the activation's mask recomputed
+// from x, so y is not read), else the two passes plane by plane, the
+// second on a plane of dx still in cache.
+func ScaleShiftMomentsBackward(n, c, hw int, x, scale, shift, y, dy, dx, dMoments []float32, act Activation, set bool) {
 	t := newTask(scaleShiftMomentsBackwardRange)
 	t.n, t.act = [3]int{n, c, hw}, act
 	t.s[0], t.s[1], t.s[2] = x[:n*c*hw], y[:n*c*hw], dy[:n*c*hw]
 	t.s[3], t.s[4], t.s[5] = scale[:c], dx[:n*c*hw], dMoments[:2*c]
+	t.s[6], t.f[0] = shift[:c], 0
+	if set {
+		t.f[0] = 1
+	}
 	t.spread(n*c, n*c*hw)
 	t.release()
 }
@@ -167,12 +174,22 @@ func ScaleShiftMomentsBackward(n, c, hw int, x, scale, y, dy, dx, dMoments []flo
 func scaleShiftMomentsBackwardRange(t *task, lo, hi int) {
 	n, c, hw := t.n[0], t.n[1], t.n[2]
 	x, y, dy, scale, dx, dm := t.s[0], t.s[1], t.s[2], t.s[3], t.s[4], t.s[5]
+	shift, set := t.s[6], t.f[0] != 0
 	cnt := float32(n * hw)
 	for pl := lo; pl < hi; pl++ {
 		o, ch := pl*hw, pl%c
-		scaleShiftBackwardImpl(y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], t.act)
-		momentsBackwardImpl(x[o:o+hw], dx[o:o+hw], dm[ch]/cnt, 2*dm[c+ch]/cnt)
+		bnMomentsBackwardImpl(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], shift[ch], dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
 	}
+}
+
+// bnMomentsBackwardComposed is one plane of ScaleShiftMomentsBackward as
+// the two kernels it fuses.
+func bnMomentsBackwardComposed(x, y, dy, dx []float32, scale, _, a, b float32, act Activation, set bool) {
+	if set {
+		clear(dx)
+	}
+	scaleShiftBackwardImpl(y, dy, dx, scale, act)
+	momentsBackwardImpl(x, dx, a, b)
 }
 
 // scaleShiftBackwardRange accumulates dx over planes [lo, hi).

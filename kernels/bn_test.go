@@ -126,8 +126,9 @@ func TestScaleShiftMoments(t *testing.T) {
 	})
 }
 
-// TestScaleShiftMomentsBackward: the fused pass adds into dx bit for bit
-// what ScaleShiftBackward and then ChannelMomentsBackward add.
+// TestScaleShiftMomentsBackward: the fused pass adds into dx (or stores
+// over garbage) bit for bit what ScaleShiftBackward and then
+// ChannelMomentsBackward add (to zeros), on every path.
 func TestScaleShiftMomentsBackward(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(31, 32))
@@ -136,16 +137,35 @@ func TestScaleShiftMomentsBackward(t *testing.T) {
 				n, c, hw := s[0], s[1], s[2]
 				x, dy, dx0 := randSlice(r, n*c*hw, 3), randSlice(r, n*c*hw, 1), randSlice(r, n*c*hw, 1)
 				scale, shift, dm := randSlice(r, c, 2), randSlice(r, c, 2), randSlice(r, 2*c, 5)
+				// Channel 0: x*scale + shift is 2^-24 - 2^-47 fused, 0 if
+				// the product is rounded first, so the mask must be
+				// recomputed exactly as the forward pass computed y.
+				scale[0], shift[0] = math.Float32frombits(0x3f800001), -1
+				for i := range hw {
+					x[i] = math.Float32frombits(0x3f7fffff)
+				}
 				y := make([]float32, len(x))
 				ScaleShift(n, c, hw, x, scale, shift, y, act)
 				want := slices.Clone(dx0)
 				ScaleShiftBackward(n, c, hw, x, scale, y, dy, want, nil, nil, act)
 				ChannelMomentsBackward(n, c, hw, x, dm[:c], dm[c:], want)
 				got := slices.Clone(dx0)
-				ScaleShiftMomentsBackward(n, c, hw, x, scale, y, dy, got, dm, act)
+				ScaleShiftMomentsBackward(n, c, hw, x, scale, shift, y, dy, got, dm, act, false)
+				// Overwriting: as if dx held zeros, never read (NaN in).
+				wantSet := make([]float32, len(x))
+				ScaleShiftBackward(n, c, hw, x, scale, y, dy, wantSet, nil, nil, act)
+				ChannelMomentsBackward(n, c, hw, x, dm[:c], dm[c:], wantSet)
+				gotSet := make([]float32, len(x))
+				for i := range gotSet {
+					gotSet[i] = float32(math.NaN())
+				}
+				ScaleShiftMomentsBackward(n, c, hw, x, scale, shift, y, dy, gotSet, dm, act, true)
 				for i := range want {
 					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 						t.Fatalf("%v shape %v: dx[%d] = %g, want %g", act, s, i, got[i], want[i])
+					}
+					if math.Float32bits(gotSet[i]) != math.Float32bits(wantSet[i]) {
+						t.Fatalf("%v shape %v set: dx[%d] = %g, want %g", act, s, i, gotSet[i], wantSet[i])
 					}
 				}
 			}

@@ -17,6 +17,27 @@ func setElementwisePath(p Path) {
 	sumImpl, sumSquaresImpl = sumAVX2, sumSquaresAVX2
 	momentsImpl, momentsBackwardImpl = momentsAVX2, momentsBackwardAVX2
 	scaleShiftImpl, scaleShiftBackwardImpl = scaleShiftClampAVX2, scaleShiftBackwardAVX2
+	bnMomentsBackwardImpl = bnMomentsBackwardAVX2
+}
+
+// bnMomentsBackwardAVX2 picks the fused batch-norm-and-moments backward
+// kernel of the activation; y is not read.
+func bnMomentsBackwardAVX2(x, _, dy, dx []float32, scale, shift, a, b float32, act Activation, set bool) {
+	x, dy = x[:len(dx)], dy[:len(dx)]
+	switch {
+	case act == ActReLU && set:
+		bnMomentsBackwardReLUSetAVX2(x, dy, dx, scale, shift, a, b)
+	case act == ActReLU:
+		bnMomentsBackwardReLUAVX2(x, dy, dx, scale, shift, a, b)
+	case act == ActReLU6 && set:
+		bnMomentsBackwardReLU6SetAVX2(x, dy, dx, scale, shift, a, b)
+	case act == ActReLU6:
+		bnMomentsBackwardReLU6AVX2(x, dy, dx, scale, shift, a, b)
+	case set:
+		bnMomentsBackwardNoneSetAVX2(x, dy, dx, scale, shift, a, b)
+	default:
+		bnMomentsBackwardNoneAVX2(x, dy, dx, scale, shift, a, b)
+	}
 }
 
 var inf32 = float32(math.Inf(1))

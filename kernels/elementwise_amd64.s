@@ -1149,3 +1149,535 @@ tail:
 done:
 	VZEROUPPER
 	RET
+
+// func bnMomentsBackwardNoneAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, FMA3
+TEXT ·bnMomentsBackwardNoneAVX2(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Y0
+	VBROADCASTSS shift+76(FP), Y1
+	VBROADCASTSS a+80(FP), Y1
+	VBROADCASTSS b+84(FP), Y2
+	VXORPS       Y3, Y3, Y3
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000010
+	JB          single
+	VMOVUPS     (AX), Y3
+	VMOVUPS     (CX), Y4
+	VMOVUPS     (DX), Y5
+	VFMADD231PS Y4, Y0, Y5
+	VMOVAPS     Y1, Y4
+	VFMADD231PS Y3, Y2, Y4
+	VADDPS      Y4, Y5, Y5
+	VMOVUPS     Y5, (DX)
+	VMOVUPS     32(AX), Y3
+	VMOVUPS     32(CX), Y4
+	VMOVUPS     32(DX), Y5
+	VFMADD231PS Y4, Y0, Y5
+	VMOVAPS     Y1, Y4
+	VFMADD231PS Y3, Y2, Y4
+	VADDPS      Y4, Y5, Y5
+	VMOVUPS     Y5, 32(DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVUPS     (AX), Y3
+	VMOVUPS     (CX), Y4
+	VMOVUPS     (DX), Y5
+	VFMADD231PS Y4, Y0, Y5
+	VMOVAPS     Y1, Y4
+	VFMADD231PS Y3, Y2, Y4
+	VADDPS      Y4, Y5, Y5
+	VMOVUPS     Y5, (DX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, SI
+	SUBQ        BX, SI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(SI*4), Y3
+	VMASKMOVPS  (AX), Y3, Y4
+	VMASKMOVPS  (CX), Y3, Y5
+	VMASKMOVPS  (DX), Y3, Y6
+	VFMADD231PS Y5, Y0, Y6
+	VMOVAPS     Y1, Y0
+	VFMADD231PS Y4, Y2, Y0
+	VADDPS      Y0, Y6, Y6
+	VMASKMOVPS  Y6, Y3, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardNoneSetAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, FMA3
+TEXT ·bnMomentsBackwardNoneSetAVX2(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Y0
+	VBROADCASTSS shift+76(FP), Y1
+	VBROADCASTSS a+80(FP), Y1
+	VBROADCASTSS b+84(FP), Y2
+	VXORPS       Y3, Y3, Y3
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000010
+	JB          single
+	VMOVUPS     (AX), Y3
+	VMOVUPS     (CX), Y4
+	VXORPS      Y5, Y5, Y5
+	VFMADD231PS Y4, Y0, Y5
+	VMOVAPS     Y1, Y4
+	VFMADD231PS Y3, Y2, Y4
+	VADDPS      Y4, Y5, Y5
+	VMOVUPS     Y5, (DX)
+	VMOVUPS     32(AX), Y3
+	VMOVUPS     32(CX), Y4
+	VXORPS      Y5, Y5, Y5
+	VFMADD231PS Y4, Y0, Y5
+	VMOVAPS     Y1, Y4
+	VFMADD231PS Y3, Y2, Y4
+	VADDPS      Y4, Y5, Y5
+	VMOVUPS     Y5, 32(DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVUPS     (AX), Y3
+	VMOVUPS     (CX), Y4
+	VXORPS      Y5, Y5, Y5
+	VFMADD231PS Y4, Y0, Y5
+	VMOVAPS     Y1, Y4
+	VFMADD231PS Y3, Y2, Y4
+	VADDPS      Y4, Y5, Y5
+	VMOVUPS     Y5, (DX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, SI
+	SUBQ        BX, SI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(SI*4), Y3
+	VMASKMOVPS  (AX), Y3, Y4
+	VMASKMOVPS  (CX), Y3, Y5
+	VXORPS      Y6, Y6, Y6
+	VFMADD231PS Y5, Y0, Y6
+	VMOVAPS     Y1, Y0
+	VFMADD231PS Y4, Y2, Y0
+	VADDPS      Y0, Y6, Y6
+	VMASKMOVPS  Y6, Y3, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardReLUAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, FMA3
+TEXT ·bnMomentsBackwardReLUAVX2(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Y0
+	VBROADCASTSS shift+76(FP), Y1
+	VBROADCASTSS a+80(FP), Y2
+	VBROADCASTSS b+84(FP), Y3
+	VXORPS       Y4, Y4, Y4
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000010
+	JB          single
+	VMOVUPS     (AX), Y5
+	VMOVUPS     (CX), Y6
+	VMOVAPS     Y1, Y7
+	VFMADD231PS Y5, Y0, Y7
+	VCMPPS      $0x1e, Y4, Y7, Y7
+	VANDPS      Y7, Y6, Y6
+	VMOVUPS     (DX), Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y2, Y6
+	VFMADD231PS Y5, Y3, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, (DX)
+	VMOVUPS     32(AX), Y5
+	VMOVUPS     32(CX), Y6
+	VMOVAPS     Y1, Y7
+	VFMADD231PS Y5, Y0, Y7
+	VCMPPS      $0x1e, Y4, Y7, Y7
+	VANDPS      Y7, Y6, Y6
+	VMOVUPS     32(DX), Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y2, Y6
+	VFMADD231PS Y5, Y3, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, 32(DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVUPS     (AX), Y5
+	VMOVUPS     (CX), Y6
+	VMOVAPS     Y1, Y7
+	VFMADD231PS Y5, Y0, Y7
+	VCMPPS      $0x1e, Y4, Y7, Y7
+	VANDPS      Y7, Y6, Y6
+	VMOVUPS     (DX), Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y2, Y6
+	VFMADD231PS Y5, Y3, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, (DX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, SI
+	SUBQ        BX, SI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(SI*4), Y5
+	VMASKMOVPS  (AX), Y5, Y6
+	VMASKMOVPS  (CX), Y5, Y7
+	VMOVAPS     Y1, Y1
+	VFMADD231PS Y6, Y0, Y1
+	VCMPPS      $0x1e, Y4, Y1, Y1
+	VANDPS      Y1, Y7, Y7
+	VMASKMOVPS  (DX), Y5, Y1
+	VFMADD231PS Y7, Y0, Y1
+	VMOVAPS     Y2, Y0
+	VFMADD231PS Y6, Y3, Y0
+	VADDPS      Y0, Y1, Y1
+	VMASKMOVPS  Y1, Y5, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardReLUSetAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, FMA3
+TEXT ·bnMomentsBackwardReLUSetAVX2(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Y0
+	VBROADCASTSS shift+76(FP), Y1
+	VBROADCASTSS a+80(FP), Y2
+	VBROADCASTSS b+84(FP), Y3
+	VXORPS       Y4, Y4, Y4
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000010
+	JB          single
+	VMOVUPS     (AX), Y5
+	VMOVUPS     (CX), Y6
+	VMOVAPS     Y1, Y7
+	VFMADD231PS Y5, Y0, Y7
+	VCMPPS      $0x1e, Y4, Y7, Y7
+	VANDPS      Y7, Y6, Y6
+	VXORPS      Y7, Y7, Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y2, Y6
+	VFMADD231PS Y5, Y3, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, (DX)
+	VMOVUPS     32(AX), Y5
+	VMOVUPS     32(CX), Y6
+	VMOVAPS     Y1, Y7
+	VFMADD231PS Y5, Y0, Y7
+	VCMPPS      $0x1e, Y4, Y7, Y7
+	VANDPS      Y7, Y6, Y6
+	VXORPS      Y7, Y7, Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y2, Y6
+	VFMADD231PS Y5, Y3, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, 32(DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVUPS     (AX), Y5
+	VMOVUPS     (CX), Y6
+	VMOVAPS     Y1, Y7
+	VFMADD231PS Y5, Y0, Y7
+	VCMPPS      $0x1e, Y4, Y7, Y7
+	VANDPS      Y7, Y6, Y6
+	VXORPS      Y7, Y7, Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y2, Y6
+	VFMADD231PS Y5, Y3, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, (DX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, SI
+	SUBQ        BX, SI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(SI*4), Y5
+	VMASKMOVPS  (AX), Y5, Y6
+	VMASKMOVPS  (CX), Y5, Y7
+	VMOVAPS     Y1, Y1
+	VFMADD231PS Y6, Y0, Y1
+	VCMPPS      $0x1e, Y4, Y1, Y1
+	VANDPS      Y1, Y7, Y7
+	VXORPS      Y1, Y1, Y1
+	VFMADD231PS Y7, Y0, Y1
+	VMOVAPS     Y2, Y0
+	VFMADD231PS Y6, Y3, Y0
+	VADDPS      Y0, Y1, Y1
+	VMASKMOVPS  Y1, Y5, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardReLU6AVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, FMA3
+TEXT ·bnMomentsBackwardReLU6AVX2(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Y0
+	VBROADCASTSS shift+76(FP), Y1
+	VBROADCASTSS a+80(FP), Y2
+	VBROADCASTSS b+84(FP), Y3
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      c32_40c00000<>+0(SB), Y5
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000010
+	JB          single
+	VMOVUPS     (AX), Y6
+	VMOVUPS     (CX), Y7
+	VMOVAPS     Y1, Y8
+	VFMADD231PS Y6, Y0, Y8
+	VCMPPS      $0x1e, Y4, Y8, Y9
+	VCMPPS      $0x11, Y5, Y8, Y8
+	VANDPS      Y8, Y9, Y9
+	VANDPS      Y9, Y7, Y7
+	VMOVUPS     (DX), Y8
+	VFMADD231PS Y7, Y0, Y8
+	VMOVAPS     Y2, Y7
+	VFMADD231PS Y6, Y3, Y7
+	VADDPS      Y7, Y8, Y8
+	VMOVUPS     Y8, (DX)
+	VMOVUPS     32(AX), Y6
+	VMOVUPS     32(CX), Y7
+	VMOVAPS     Y1, Y8
+	VFMADD231PS Y6, Y0, Y8
+	VCMPPS      $0x1e, Y4, Y8, Y9
+	VCMPPS      $0x11, Y5, Y8, Y8
+	VANDPS      Y8, Y9, Y9
+	VANDPS      Y9, Y7, Y7
+	VMOVUPS     32(DX), Y8
+	VFMADD231PS Y7, Y0, Y8
+	VMOVAPS     Y2, Y7
+	VFMADD231PS Y6, Y3, Y7
+	VADDPS      Y7, Y8, Y8
+	VMOVUPS     Y8, 32(DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVUPS     (AX), Y6
+	VMOVUPS     (CX), Y7
+	VMOVAPS     Y1, Y8
+	VFMADD231PS Y6, Y0, Y8
+	VCMPPS      $0x1e, Y4, Y8, Y9
+	VCMPPS      $0x11, Y5, Y8, Y8
+	VANDPS      Y8, Y9, Y9
+	VANDPS      Y9, Y7, Y7
+	VMOVUPS     (DX), Y8
+	VFMADD231PS Y7, Y0, Y8
+	VMOVAPS     Y2, Y7
+	VFMADD231PS Y6, Y3, Y7
+	VADDPS      Y7, Y8, Y8
+	VMOVUPS     Y8, (DX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, SI
+	SUBQ        BX, SI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(SI*4), Y6
+	VMASKMOVPS  (AX), Y6, Y7
+	VMASKMOVPS  (CX), Y6, Y8
+	VMOVAPS     Y1, Y1
+	VFMADD231PS Y7, Y0, Y1
+	VCMPPS      $0x1e, Y4, Y1, Y4
+	VCMPPS      $0x11, Y5, Y1, Y1
+	VANDPS      Y1, Y4, Y4
+	VANDPS      Y4, Y8, Y8
+	VMASKMOVPS  (DX), Y6, Y1
+	VFMADD231PS Y8, Y0, Y1
+	VMOVAPS     Y2, Y0
+	VFMADD231PS Y7, Y3, Y0
+	VADDPS      Y0, Y1, Y1
+	VMASKMOVPS  Y1, Y6, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardReLU6SetAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, FMA3
+TEXT ·bnMomentsBackwardReLU6SetAVX2(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Y0
+	VBROADCASTSS shift+76(FP), Y1
+	VBROADCASTSS a+80(FP), Y2
+	VBROADCASTSS b+84(FP), Y3
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      c32_40c00000<>+0(SB), Y5
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000010
+	JB          single
+	VMOVUPS     (AX), Y6
+	VMOVUPS     (CX), Y7
+	VMOVAPS     Y1, Y8
+	VFMADD231PS Y6, Y0, Y8
+	VCMPPS      $0x1e, Y4, Y8, Y9
+	VCMPPS      $0x11, Y5, Y8, Y8
+	VANDPS      Y8, Y9, Y9
+	VANDPS      Y9, Y7, Y7
+	VXORPS      Y8, Y8, Y8
+	VFMADD231PS Y7, Y0, Y8
+	VMOVAPS     Y2, Y7
+	VFMADD231PS Y6, Y3, Y7
+	VADDPS      Y7, Y8, Y8
+	VMOVUPS     Y8, (DX)
+	VMOVUPS     32(AX), Y6
+	VMOVUPS     32(CX), Y7
+	VMOVAPS     Y1, Y8
+	VFMADD231PS Y6, Y0, Y8
+	VCMPPS      $0x1e, Y4, Y8, Y9
+	VCMPPS      $0x11, Y5, Y8, Y8
+	VANDPS      Y8, Y9, Y9
+	VANDPS      Y9, Y7, Y7
+	VXORPS      Y8, Y8, Y8
+	VFMADD231PS Y7, Y0, Y8
+	VMOVAPS     Y2, Y7
+	VFMADD231PS Y6, Y3, Y7
+	VADDPS      Y7, Y8, Y8
+	VMOVUPS     Y8, 32(DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVUPS     (AX), Y6
+	VMOVUPS     (CX), Y7
+	VMOVAPS     Y1, Y8
+	VFMADD231PS Y6, Y0, Y8
+	VCMPPS      $0x1e, Y4, Y8, Y9
+	VCMPPS      $0x11, Y5, Y8, Y8
+	VANDPS      Y8, Y9, Y9
+	VANDPS      Y9, Y7, Y7
+	VXORPS      Y8, Y8, Y8
+	VFMADD231PS Y7, Y0, Y8
+	VMOVAPS     Y2, Y7
+	VFMADD231PS Y6, Y3, Y7
+	VADDPS      Y7, Y8, Y8
+	VMOVUPS     Y8, (DX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, SI
+	SUBQ        BX, SI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(SI*4), Y6
+	VMASKMOVPS  (AX), Y6, Y7
+	VMASKMOVPS  (CX), Y6, Y8
+	VMOVAPS     Y1, Y1
+	VFMADD231PS Y7, Y0, Y1
+	VCMPPS      $0x1e, Y4, Y1, Y4
+	VCMPPS      $0x11, Y5, Y1, Y1
+	VANDPS      Y1, Y4, Y4
+	VANDPS      Y4, Y8, Y8
+	VXORPS      Y1, Y1, Y1
+	VFMADD231PS Y8, Y0, Y1
+	VMOVAPS     Y2, Y0
+	VFMADD231PS Y7, Y3, Y0
+	VADDPS      Y0, Y1, Y1
+	VMASKMOVPS  Y1, Y6, (DX)
+
+done:
+	VZEROUPPER
+	RET

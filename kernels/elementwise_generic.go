@@ -91,4 +91,5 @@ func useElementwiseGeneric() {
 	sumImpl, sumSquaresImpl = sumGeneric, sumSquaresGeneric
 	momentsImpl, momentsBackwardImpl = momentsGeneric, momentsBackwardGeneric
 	scaleShiftImpl, scaleShiftBackwardImpl = scaleShiftGeneric, scaleShiftBackwardGeneric
+	bnMomentsBackwardImpl = bnMomentsBackwardComposed
 }

@@ -22,7 +22,7 @@ func blockRange(b, n int) (lo, hi int) { return b * blockFloats, min((b+1)*block
 
 // task carries one kernel call's operands to the workers.
 type task struct {
-	s    [6][]float32
+	s    [7][]float32
 	f    [4]float32
 	n    [3]int
 	act  Activation
@@ -82,7 +82,7 @@ func (t *task) spread(items, work int) {
 
 // release returns the task to its pool without holding on to operands.
 func (t *task) release() {
-	t.s, t.arg = [6][]float32{}, nil
+	t.s, t.arg = [7][]float32{}, nil
 	t.fn2, t.fn3, t.fnS, t.fnR, t.body = nil, nil, nil, nil, nil
 	tasks.Put(t)
 }

@@ -92,3 +92,37 @@ func scaleShiftBackwardReLUAVX2(y []float32, dy []float32, dx []float32, scale f
 //
 //go:noescape
 func scaleShiftBackwardReLU6AVX2(y []float32, dy []float32, dx []float32, scale float32)
+
+// bnMomentsBackwardNoneAVX2 accumulates dx[i] += dy[i]*scale + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardNoneAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// bnMomentsBackwardNoneSetAVX2 sets dx[i] = dy[i]*scale + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardNoneSetAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// bnMomentsBackwardReLUAVX2 accumulates dx[i] += (dy[i]*scale where the ReLU of x[i]*scale + shift
+// passes gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardReLUAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// bnMomentsBackwardReLUSetAVX2 sets dx[i] = (dy[i]*scale where the ReLU of x[i]*scale + shift
+// passes gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardReLUSetAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// bnMomentsBackwardReLU6AVX2 accumulates dx[i] += (dy[i]*scale where the ReLU6 of x[i]*scale + shift
+// passes gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardReLU6AVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// bnMomentsBackwardReLU6SetAVX2 sets dx[i] = (dy[i]*scale where the ReLU6 of x[i]*scale + shift
+// passes gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardReLU6SetAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)

@@ -38,6 +38,10 @@ func main() {
 	scaleShift()
 	scaleShiftBackward("scaleShiftBackwardReLUAVX2", false)
 	scaleShiftBackward("scaleShiftBackwardReLU6AVX2", true)
+	for _, act := range []string{"None", "ReLU", "ReLU6"} {
+		bnMomentsBackward("bnMomentsBackward"+act+"AVX2", act, false)
+		bnMomentsBackward("bnMomentsBackward"+act+"SetAVX2", act, true)
+	}
 	Generate()
 }
 
@@ -251,6 +255,60 @@ func scaleShift() {
 		VMAXPS(t, lo, t)
 		VMINPS(t, hi, t)
 		l.Store(t, y)
+	})
+	VZEROUPPER()
+	RET()
+}
+
+// bnMomentsBackward emits, in one pass, the input gradient of a
+// ScaleShift with activation act and that of the input's channel moments:
+// dx[i] (+)= dy[i]*scale where act passes x[i]*scale + shift, then
+// += a + b*x[i]. The activation's mask comes from x, recomputed with the
+// forward kernel's FMA (so the same mask as from its output, without
+// reading the output); set stores into dx without reading it. Each step
+// is the instruction scaleShiftBackward and momentsBackward use, so the
+// result is bit for bit theirs.
+func bnMomentsBackward(name, act string, set bool) {
+	avx.Text(name, "func(x, dy, dx []float32, scale, shift, a, b float32)")
+	what := "accumulates dx[i] += "
+	if set {
+		what = "sets dx[i] = "
+	}
+	if act == "None" {
+		Doc(name + " " + what + "dy[i]*scale + (a + b*x[i]) over len(dx) floats.")
+	} else {
+		Doc(name+" "+what+"(dy[i]*scale where the "+act+" of x[i]*scale + shift",
+			"passes gradient) + (a + b*x[i]) over len(dx) floats.")
+	}
+	sc, sh := avx.Broadcast("scale"), avx.Broadcast("shift")
+	a, b := avx.Broadcast("a"), avx.Broadcast("b")
+	z := avx.Zero()
+	var six VecVirtual
+	if act == "ReLU6" {
+		six = avx.Splat(6)
+	}
+	x, dy, dx, n := avx.Base("x"), avx.Base("dy"), avx.Base("dx"), avx.Len("dx")
+	avx.Loop(n, []GPVirtual{x, dy, dx}, 2, func(_ int, l avx.Lanes) {
+		xv := l.Load(x)
+		g := l.Load(dy)
+		if act != "None" {
+			v := YMM()
+			VMOVAPS(sh, v)
+			VFMADD231PS(xv, sc, v)
+			VANDPS(passMask(v, z, six), g, g)
+		}
+		d := YMM()
+		if set {
+			VXORPS(d, d, d)
+		} else {
+			d = l.Load(dx)
+		}
+		VFMADD231PS(g, sc, d)
+		t := YMM()
+		VMOVAPS(a, t)
+		VFMADD231PS(xv, b, t)
+		VADDPS(t, d, d)
+		l.Store(d, dx)
 	})
 	VZEROUPPER()
 	RET()
