@@ -319,6 +319,17 @@ func lpBackwardBlocks(t *task, lo, hi int) {
 	lpScratch.Put(buf)
 }
 
+// lpGradImpl, when set, is the SIMD gradient power (lpGradAVX2): it
+// reports whether it left a difference other than 0 as it was.
+var lpGradImpl func(d []float32, gp, q float32) bool
+
+// lpGradLeft reports whether lpGradImpl leaves the difference v as it
+// was: not 0, but subnormal, infinite or NaN.
+func lpGradLeft(v float32) bool {
+	a := math.Abs(float64(v))
+	return v != 0 && !(a >= 0x1p-126 && a <= math.MaxFloat32)
+}
+
 // lpBackwardRange is LpDistanceBackward on at most lpChunk elements.
 func lpBackwardRange(a, b []float32, p, g float32, da, db []float32, buf *[lpChunk]float32) {
 	d := buf[:len(a)]
@@ -334,8 +345,15 @@ func lpBackwardRange(a, b []float32, p, g float32, da, db []float32, buf *[lpChu
 	}
 	// d becomes the gradient g*p*|d|^(p-1)*sign(d).
 	gp, q := float64(g)*float64(p), float64(p)-1
+	if lpGradImpl != nil && q >= -6 && q <= 6 {
+		// The SIMD power, float32 like the forward sum's; it leaves
+		// zero, subnormal and non-finite differences to the loop below.
+		if !lpGradImpl(d, float32(gp), float32(q)) {
+			d = nil
+		}
+	}
 	for i, v := range d {
-		if v == 0 {
+		if v == 0 || lpGradImpl != nil && q >= -6 && q <= 6 && !lpGradLeft(a[i]-b[i]) {
 			continue
 		}
 		gi := gp * powAny(math.Abs(float64(v)), q)
@@ -344,6 +362,7 @@ func lpBackwardRange(a, b []float32, p, g float32, da, db []float32, buf *[lpChu
 		}
 		d[i] = float32(gi)
 	}
+	d = buf[:len(a)]
 	if da != nil {
 		axpyImpl(1, d, da)
 	}

@@ -12,6 +12,7 @@ func setQuantPath(p Path) {
 	quantErrorLpImpl = quantErrorLpAVX2Any
 	adaRoundForwardImpl, adaRoundBackwardImpl = adaRoundForwardAVX2, adaRoundBackwardAVX2
 	adaRoundRegImpl = adaRoundRegAVX2Any
+	lpGradImpl = func(d []float32, gp, q float32) bool { return lpGradAVX2(d, gp, q) != 0 }
 }
 
 // adaRoundRegAVX2Any picks the kernel with or without the gradient; the

@@ -106,4 +106,5 @@ func useQuantGeneric() {
 	quantErrorLpImpl = quantErrorLpGeneric
 	adaRoundForwardImpl, adaRoundBackwardImpl = adaRoundForwardGeneric, adaRoundBackwardGeneric
 	adaRoundRegImpl = adaRoundRegGeneric
+	lpGradImpl = nil
 }

@@ -49,3 +49,10 @@ func adaRoundRegGradAVX2(alpha []float32, dAlpha []float32, beta float32, coef f
 //
 //go:noescape
 func adaRoundRegAVX2(alpha []float32, beta float32) float64
+
+// lpGradAVX2 sets d[i] = gp * sign(d[i]) * |d[i]|^q over len(d) floats
+// where |d[i]| is a finite normal float32, keeping d[i] elsewhere; it returns
+// nonzero when some kept d[i] is not 0. |q| <= 6.
+//
+//go:noescape
+func lpGradAVX2(d []float32, gp float32, q float32) int

@@ -31,6 +31,7 @@ func main() {
 	adaRoundBackward()
 	adaRoundRegularizer("adaRoundRegGradAVX2", true)
 	adaRoundRegularizer("adaRoundRegAVX2", false)
+	lpGrad()
 	Generate()
 }
 
@@ -160,6 +161,58 @@ func quantErrorLp() {
 	})
 	VADDPD(acc[1], acc[0], acc[0])
 	avx.StoreReturn(avx.HsumPD(acc[0]), 0)
+	VZEROUPPER()
+	RET()
+}
+
+// lpGrad emits the gradient of sum |d|^(q+1) up to the factor gp, in
+// place: d[i] = gp * sign(d[i]) * |d[i]|^q. Lanes where |d| is 0, not a
+// normal float32 or not finite keep d; it returns nonzero when some lane
+// other than 0 did (the caller redoes those). The 2^n factor is applied
+// in two halves after gp, so results in range never overflow on the way.
+func lpGrad() {
+	avx.Text("lpGradAVX2", "func(d []float32, gp, q float32) int")
+	Doc("lpGradAVX2 sets d[i] = gp * sign(d[i]) * |d[i]|^q over len(d) floats",
+		"where |d[i]| is a finite normal float32, keeping d[i] elsewhere; it returns",
+		"nonzero when some kept d[i] is not 0. |q| <= 6.")
+	gp, q := avx.Broadcast("gp"), avx.Broadcast("q")
+	bad, z := avx.Zero(), avx.Zero()
+	d, n := avx.Base("d"), avx.Len("d")
+	avx.Loop(n, []GPVirtual{d}, 1, func(_ int, l avx.Lanes) {
+		v := l.Load(d)
+		a := YMM()
+		VANDPS(avx.Const32(0x7fffffff), v, a)
+		e, k, valid := power(a, q)
+		fin := YMM()
+		VCMPPS(U8(avx.CmpLE), avx.Float(math.MaxFloat32), a, fin)
+		VANDPS(fin, valid, valid)
+		// gp * e * 2^k1 * 2^k2, k clamped to [-252, 252] and halved.
+		VMULPS(gp, e, e)
+		VMAXPS(avx.Float(-252), k, k)
+		VMINPS(avx.Float(252), k, k)
+		k1 := YMM()
+		VMULPS(avx.Float(0.5), k, k1)
+		VROUNDPS(U8(1), k1, k1)
+		VSUBPS(k1, k, k)
+		VMULPS(pow2(k1), e, e)
+		VMULPS(pow2(k), e, e)
+		sign := YMM()
+		VANDPS(avx.Const32(0x80000000), v, sign)
+		VXORPS(sign, e, e)
+		VBLENDVPS(valid, e, v, e)
+		// Kept lanes that are not 0.
+		nz := YMM()
+		VCMPPS(U8(4), z, a, nz) // not equal, true for NaN
+		VANDNPS(nz, valid, nz)
+		if l.Mask != nil {
+			VANDPS(l.Mask, nz, nz)
+		}
+		VORPS(nz, bad, bad)
+		l.Store(e, d)
+	})
+	r := GP32()
+	VMOVMSKPS(bad, r)
+	Store(r.As64(), ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }
