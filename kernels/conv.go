@@ -1007,12 +1007,14 @@ func (j *convJob) weightGrad(dw []float32, g0, g1, n0, n1 int) {
 	// their dy next to each other costs less than unfolding their x
 	// (a pointwise x needs no unfolding within an image).
 	ns := slabCols(rows, ohw)
+	var slab, dyS, dwT *[]float32
 	if ohw < weightGradMinDepth && kg < rows && !p.pointwise() {
 		ns = min(q1-q0, (weightGradMinDepth+ohw-1)/ohw*ohw)
+		dyS = getScratch(kg * ns)
 	}
-	slab := getScratch(rows * ns)
-	dyS := getScratch(kg * ns)
-	var dwT *[]float32
+	if !p.pointwise() {
+		slab = getScratch(rows * ns)
+	}
 	if rows > kg && kg <= weightGradMaxTransposed {
 		dwT = getScratch(rows * kg)
 	}
@@ -1044,7 +1046,7 @@ func (j *convJob) weightGrad(dw []float32, g0, g1, n0, n1 int) {
 					q += run
 				}
 			}
-			if p.pointwise() && s+nq <= ohw {
+			if slab == nil {
 				col, ldc = j.x[(n*p.C+g*cg)*hw+s:], hw
 			} else {
 				im2col(p, j.x[g*cg*hw:], cg, s0, nq, *slab)
@@ -1065,10 +1067,10 @@ func (j *convJob) weightGrad(dw []float32, g0, g1, n0, n1 int) {
 			}
 		}
 	}
-	putScratch(slab)
-	putScratch(dyS)
-	if dwT != nil {
-		putScratch(dwT)
+	for _, b := range []*[]float32{slab, dyS, dwT} {
+		if b != nil {
+			putScratch(b)
+		}
 	}
 }
 
