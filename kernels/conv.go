@@ -336,28 +336,26 @@ const upsampleMinWidth = 8
 
 // subsample copies input planes [lo, hi) of x, every StrideH-th row and
 // StrideW-th column, into y (OH x OW planes).
-func (j *convJob) subsample(lo, hi int) {
-	p := &j.p
-	oh0, ow0 := p.OutH(), p.OutW()
-	for pl := lo; pl < hi; pl++ {
-		x := j.x[pl*p.H*p.W:][:p.H*p.W]
-		y := j.y[pl*oh0*ow0:][:oh0*ow0]
-		for oh := range oh0 {
-			fillRow(y[oh*ow0:][:ow0], x[oh*p.StrideH*p.W:], p.StrideW)
-		}
-	}
-}
+func (j *convJob) subsample(lo, hi int) { j.strideRows(lo, hi, false) }
 
 // upsample adds the OH x OW planes [lo, hi) of y into x every
 // StrideH-th row and StrideW-th column: the adjoint of subsample.
-func (j *convJob) upsample(lo, hi int) {
+func (j *convJob) upsample(lo, hi int) { j.strideRows(lo, hi, true) }
+
+// strideRows pairs every StrideH-th row of planes [lo, hi) of x with a
+// row of y and copies it there, or with fold adds y's row back into it.
+func (j *convJob) strideRows(lo, hi int, fold bool) {
 	p := &j.p
 	oh0, ow0 := p.OutH(), p.OutW()
 	for pl := lo; pl < hi; pl++ {
 		x := j.x[pl*p.H*p.W:][:p.H*p.W]
 		y := j.y[pl*oh0*ow0:][:oh0*ow0]
 		for oh := range oh0 {
-			foldRow(x[oh*p.StrideH*p.W:], y[oh*ow0:][:ow0], p.StrideW)
+			if fold {
+				foldRow(x[oh*p.StrideH*p.W:], y[oh*ow0:][:ow0], p.StrideW)
+			} else {
+				fillRow(y[oh*ow0:][:ow0], x[oh*p.StrideH*p.W:], p.StrideW)
+			}
 		}
 	}
 }

@@ -191,10 +191,26 @@ func (j *convJob) directBase(q int) int {
 
 // fillPhases copies the cg input planes x into the phase buffer buf
 // (see setPhases), whose frame is already zero.
-func (j *convJob) fillPhases(x, buf []float32) {
+func (j *convJob) fillPhases(x, buf []float32) { j.phaseRows(x, buf, false) }
+
+// foldPhases adds the phase buffer buf back into the cg input planes dx:
+// the adjoint of fillPhases, the frame dropped.
+func (j *convJob) foldPhases(buf, dx []float32) { j.phaseRows(dx, buf, true) }
+
+// phaseRows pairs each row of the cg planes x with where it lies in the
+// phase buffer and copies it there (fillRow) or, with fold, adds the
+// buffer's row back into it (foldRow).
+func (j *convJob) phaseRows(x, buf []float32, fold bool) {
 	p := &j.p
 	sh, sw := p.StrideH, p.StrideW
 	plane := j.dHq * j.dWq
+	row := func(b, xr []float32) {
+		if fold {
+			foldRow(xr, b, sw)
+		} else {
+			fillRow(b, xr, sw)
+		}
+	}
 	for c := range p.C / p.Groups {
 		src := x[c*p.H*p.W:][:p.H*p.W]
 		for pw, f := range j.dFill {
@@ -207,39 +223,14 @@ func (j *convJob) fillPhases(x, buf []float32) {
 				// this loop is a tenth of a small-channel convolution).
 				dst := buf[col+p.PadH*j.dWq:]
 				for ih := range p.H {
-					fillRow(dst[ih*j.dWq:][:f.n], src[ih*p.W+f.x0:], sw)
+					row(dst[ih*j.dWq:][:f.n], src[ih*p.W+f.x0:])
 				}
 				continue
 			}
 			// Padded row ih+PadH is row i of row phase ph.
 			ph, i := p.PadH%sh, p.PadH/sh
 			for ih := range p.H {
-				fillRow(buf[col+ph*sw*plane+i*j.dWq:][:f.n], src[ih*p.W+f.x0:], sw)
-				if ph++; ph == sh {
-					ph, i = 0, i+1
-				}
-			}
-		}
-	}
-}
-
-// foldPhases adds the phase buffer buf (see setPhases) back into the cg
-// input planes dx: the adjoint of fillPhases, the frame dropped.
-func (j *convJob) foldPhases(buf, dx []float32) {
-	p := &j.p
-	sh, sw := p.StrideH, p.StrideW
-	plane := j.dHq * j.dWq
-	for c := range p.C / p.Groups {
-		dst := dx[c*p.H*p.W:][:p.H*p.W]
-		for pw, f := range j.dFill {
-			if f.n == 0 {
-				continue
-			}
-			col := ((c*sh)*sw+pw)*plane + f.i0
-			// Padded row ih+PadH is row i of row phase ph.
-			ph, i := p.PadH%sh, p.PadH/sh
-			for ih := range p.H {
-				foldRow(dst[ih*p.W+f.x0:], buf[col+ph*sw*plane+i*j.dWq:][:f.n], sw)
+				row(buf[col+ph*sw*plane+i*j.dWq:][:f.n], src[ih*p.W+f.x0:])
 				if ph++; ph == sh {
 					ph, i = 0, i+1
 				}
