@@ -75,6 +75,10 @@ var convCases = []ConvParams{
 	// chunks of several (the last one short).
 	{N: 1, C: 2, H: 9, W: 61, K: 3, KH: 3, KW: 3, StrideH: 3, StrideW: 2, PadH: 1, PadW: 2, DilH: 1, DilW: 2, Groups: 1},
 	{N: 7, C: 4, H: 9, W: 33, K: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	// The weight gradient through the phase buffer: stride 2 with
+	// groups, dilated taps.
+	{N: 2, C: 32, H: 9, W: 61, K: 6, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 2},
+	{N: 1, C: 16, H: 7, W: 60, K: 5, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilH: 2, DilW: 2, Groups: 1},
 	// Depthwise rows of whole vectors only (no masked tail), both strides.
 	{N: 2, C: 3, H: 5, W: 16, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
 	{N: 2, C: 3, H: 6, W: 16, K: 3, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},

@@ -222,6 +222,30 @@ func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []i
 	gemmJobs.Put(j)
 }
 
+// sgemmPrepackedT is sgemmPrepacked (beta 1, C stored, not tiled) with
+// B read from its transpose, stored row j (B's column j) starting at
+// b[colOff[j]]: a convolution's unfolded input, transposed, whose rows
+// are shifted windows of its padded image (the weight gradient).
+func sgemmPrepackedT(m, n, k int, pre []float32, b []float32, colOff []int, c []float32, ldc int, parallel bool) {
+	if m == 0 || n == 0 || k == 0 {
+		return
+	}
+	if len(colOff) < n || slices.Max(colOff[:n])+k > len(b) {
+		panic(fmt.Sprintf("kernels.sgemm: B^T rows at offsets up to %d, %d long, overrun %d elements",
+			slices.Max(colOff[:n]), k, len(b)))
+	}
+	checkMatrix("C", false, m, n, c, ldc)
+	j := gemmJobs.Get().(*gemmJob)
+	j.transB, j.m, j.n, j.k, j.tiled = true, m, n, k, false
+	j.overwrite, j.microSet = false, nil
+	j.pre, j.b, j.ldb, j.rowOff, j.gather, j.c, j.ldc = pre, b, 0, colOff, colGather{}, c, ldc
+	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
+	j.run(parallel && m*n*k >= 48*48*48)
+	j.pre, j.b, j.rowOff, j.c = nil, nil, nil, nil
+	j.transB = false
+	gemmJobs.Put(j)
+}
+
 // checkMatrix panics when a stored matrix is too short for its shape:
 // a caller bug, reported before any memory is touched.
 func checkMatrix(name string, trans bool, rows, cols int, x []float32, ld int) {
@@ -394,6 +418,13 @@ func (j *gemmJob) packB(lo, hi int) {
 		}
 		return
 	}
+	// Stored row j of B^T starts at j*ldb, or at rowOff[j] when set.
+	start := func(col int) int {
+		if j.rowOff != nil {
+			return j.rowOff[col] + j.pc
+		}
+		return col*j.ldb + j.pc
+	}
 	for panel := lo; panel < hi; panel++ {
 		dst := j.bp[panel*kc*nr : (panel+1)*kc*nr]
 		col0 := j.jc + panel*nr
@@ -401,7 +432,7 @@ func (j *gemmJob) packB(lo, hi int) {
 		if w == 16 && nr == 16 {
 			var rows [16][]float32
 			for jj := range rows {
-				rows[jj] = j.b[(col0+jj)*j.ldb+j.pc:][:kc]
+				rows[jj] = j.b[start(col0+jj):][:kc]
 			}
 			packCols16(dst, &rows)
 			continue
@@ -410,7 +441,7 @@ func (j *gemmJob) packB(lo, hi int) {
 			clear(dst)
 		}
 		for jj := range w {
-			src := j.b[(col0+jj)*j.ldb+j.pc:]
+			src := j.b[start(col0+jj):]
 			src = src[:kc]
 			for p, v := range src {
 				dst[p*nr+jj] = v
