@@ -23,10 +23,12 @@ func setGEMMPath(p Path) {
 	case AVX2, AVX512:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroAVX2, sgemmPackBAVX2, avx2MR, avx2NR
 		sgemmPackA6, sgemmMicroSet, sgemmGather = sgemmPackA6AVX2, sgemmMicroSetAVX2, sgemmGather16AVX2
+		sgemmPackBT16 = sgemmPackBT16AVX2
 		convDirectMicro = &convDirectAVX2
 	default:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroGeneric, sgemmPackBGeneric, genericMR, genericNR
 		sgemmPackA6, sgemmMicroSet, sgemmGather = nil, nil, nil
+		sgemmPackBT16 = nil
 		convDirectMicro = nil
 	}
 }

@@ -479,6 +479,122 @@ packa:
 packadone:
 	RET
 
+// func sgemmPackBT16AVX2(kq int, b []float32, offs *[16]int, dst []float32)
+// Requires: AVX
+TEXT ·sgemmPackBT16AVX2(SB), NOSPLIT, $0-64
+	MOVQ kq+0(FP), CX
+	MOVQ b_base+8(FP), SI
+	MOVQ offs+32(FP), DX
+	MOVQ dst_base+40(FP), DI
+
+packbt:
+	TESTQ      CX, CX
+	JE         packbtdone
+	MOVQ       (DX), AX
+	VMOVUPS    (SI)(AX*4), Y0
+	MOVQ       8(DX), AX
+	VMOVUPS    (SI)(AX*4), Y1
+	MOVQ       16(DX), AX
+	VMOVUPS    (SI)(AX*4), Y2
+	MOVQ       24(DX), AX
+	VMOVUPS    (SI)(AX*4), Y3
+	MOVQ       32(DX), AX
+	VMOVUPS    (SI)(AX*4), Y4
+	MOVQ       40(DX), AX
+	VMOVUPS    (SI)(AX*4), Y5
+	MOVQ       48(DX), AX
+	VMOVUPS    (SI)(AX*4), Y6
+	MOVQ       56(DX), AX
+	VMOVUPS    (SI)(AX*4), Y7
+	VUNPCKLPS  Y1, Y0, Y8
+	VUNPCKHPS  Y1, Y0, Y0
+	VUNPCKLPS  Y3, Y2, Y1
+	VUNPCKHPS  Y3, Y2, Y2
+	VUNPCKLPS  Y5, Y4, Y3
+	VUNPCKHPS  Y5, Y4, Y4
+	VUNPCKLPS  Y7, Y6, Y5
+	VUNPCKHPS  Y7, Y6, Y6
+	VSHUFPS    $0x44, Y1, Y8, Y7
+	VSHUFPS    $0xee, Y1, Y8, Y1
+	VSHUFPS    $0x44, Y2, Y0, Y8
+	VSHUFPS    $0xee, Y2, Y0, Y0
+	VSHUFPS    $0x44, Y5, Y3, Y2
+	VSHUFPS    $0xee, Y5, Y3, Y3
+	VSHUFPS    $0x44, Y6, Y4, Y5
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VPERM2F128 $0x20, Y2, Y7, Y6
+	VPERM2F128 $0x31, Y2, Y7, Y2
+	VMOVUPS    Y6, (DI)
+	VMOVUPS    Y2, 256(DI)
+	VPERM2F128 $0x20, Y3, Y1, Y2
+	VPERM2F128 $0x31, Y3, Y1, Y1
+	VMOVUPS    Y2, 64(DI)
+	VMOVUPS    Y1, 320(DI)
+	VPERM2F128 $0x20, Y5, Y8, Y1
+	VPERM2F128 $0x31, Y5, Y8, Y2
+	VMOVUPS    Y1, 128(DI)
+	VMOVUPS    Y2, 384(DI)
+	VPERM2F128 $0x20, Y4, Y0, Y1
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VMOVUPS    Y1, 192(DI)
+	VMOVUPS    Y0, 448(DI)
+	MOVQ       64(DX), AX
+	VMOVUPS    (SI)(AX*4), Y0
+	MOVQ       72(DX), AX
+	VMOVUPS    (SI)(AX*4), Y1
+	MOVQ       80(DX), AX
+	VMOVUPS    (SI)(AX*4), Y2
+	MOVQ       88(DX), AX
+	VMOVUPS    (SI)(AX*4), Y3
+	MOVQ       96(DX), AX
+	VMOVUPS    (SI)(AX*4), Y4
+	MOVQ       104(DX), AX
+	VMOVUPS    (SI)(AX*4), Y5
+	MOVQ       112(DX), AX
+	VMOVUPS    (SI)(AX*4), Y6
+	MOVQ       120(DX), AX
+	VMOVUPS    (SI)(AX*4), Y7
+	VUNPCKLPS  Y1, Y0, Y8
+	VUNPCKHPS  Y1, Y0, Y0
+	VUNPCKLPS  Y3, Y2, Y1
+	VUNPCKHPS  Y3, Y2, Y2
+	VUNPCKLPS  Y5, Y4, Y3
+	VUNPCKHPS  Y5, Y4, Y4
+	VUNPCKLPS  Y7, Y6, Y5
+	VUNPCKHPS  Y7, Y6, Y6
+	VSHUFPS    $0x44, Y1, Y8, Y7
+	VSHUFPS    $0xee, Y1, Y8, Y1
+	VSHUFPS    $0x44, Y2, Y0, Y8
+	VSHUFPS    $0xee, Y2, Y0, Y0
+	VSHUFPS    $0x44, Y5, Y3, Y2
+	VSHUFPS    $0xee, Y5, Y3, Y3
+	VSHUFPS    $0x44, Y6, Y4, Y5
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VPERM2F128 $0x20, Y2, Y7, Y6
+	VPERM2F128 $0x31, Y2, Y7, Y2
+	VMOVUPS    Y6, 32(DI)
+	VMOVUPS    Y2, 288(DI)
+	VPERM2F128 $0x20, Y3, Y1, Y2
+	VPERM2F128 $0x31, Y3, Y1, Y1
+	VMOVUPS    Y2, 96(DI)
+	VMOVUPS    Y1, 352(DI)
+	VPERM2F128 $0x20, Y5, Y8, Y1
+	VPERM2F128 $0x31, Y5, Y8, Y2
+	VMOVUPS    Y1, 160(DI)
+	VMOVUPS    Y2, 416(DI)
+	VPERM2F128 $0x20, Y4, Y0, Y1
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VMOVUPS    Y1, 224(DI)
+	VMOVUPS    Y0, 480(DI)
+	ADDQ       $0x00000020, SI
+	ADDQ       $0x00000200, DI
+	DECQ       CX
+	JMP        packbt
+
+packbtdone:
+	VZEROUPPER
+	RET
+
 // func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)
 // Requires: AVX, AVX2
 TEXT ·sgemmGather16AVX2(SB), NOSPLIT, $0-144

@@ -33,6 +33,14 @@ func sgemmPackB16AVX2(kc int, b []float32, ldb int, dst []float32, stride int, p
 //go:noescape
 func sgemmPackA6AVX2(kq int, a []float32, lda int, alpha float32, dst []float32)
 
+// sgemmPackBT16AVX2 packs 8*kq rows of a 16-column panel of B read from
+// its transpose: dst[p*16+j] = b[offs[j]+p]. Eight rows at a time go
+// through two 8x8 transposes (columns 0-7 and 8-15), where scalar code
+// loads and stores each element on its own.
+//
+//go:noescape
+func sgemmPackBT16AVX2(kq int, b []float32, offs *[16]int, dst []float32)
+
 // sgemmGather16AVX2 packs one 16-column panel of kc rows of a gathered B
 // (kernels.colGather): row p, tap t = (t0+p)%kk of channel (t0+p)/kk, is
 // src[channel*plane + tab[t*ldt+j]], or 0 where that index is -1, for j < 16,

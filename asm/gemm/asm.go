@@ -39,6 +39,7 @@ func main() {
 	sgemmMicroAVX2(true)
 	sgemmPackB16AVX2()
 	sgemmPackA6AVX2()
+	sgemmPackBT16AVX2()
 	sgemmGather16AVX2()
 	for tail := range mr {
 		convDirectAVX2(tail, false)
@@ -301,6 +302,67 @@ func sgemmPackB16AVX2() {
 	JMP(LabelRef("row"))
 
 	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+func sgemmPackBT16AVX2() {
+	TEXT("sgemmPackBT16AVX2", NOSPLIT, "func(kq int, b []float32, offs *[16]int, dst []float32)")
+	Doc("sgemmPackBT16AVX2 packs 8*kq rows of a 16-column panel of B read from",
+		"its transpose: dst[p*16+j] = b[offs[j]+p]. Eight rows at a time go",
+		"through two 8x8 transposes (columns 0-7 and 8-15), where scalar code",
+		"loads and stores each element on its own.")
+	Pragma("noescape")
+	kq := Load(Param("kq"), RCX)
+	base := Load(Param("b").Base(), RSI)
+	offs := Load(Param("offs"), RDX)
+	dst := Load(Param("dst").Base(), RDI)
+	off := GP64()
+
+	Label("packbt")
+	TESTQ(kq, kq)
+	JE(LabelRef("packbtdone"))
+	for half := range 2 {
+		r := make([]VecVirtual, 8)
+		for i := range 8 {
+			MOVQ(Mem{Base: offs, Disp: 8 * (8*half + i)}, off)
+			r[i] = YMM()
+			VMOVUPS(Mem{Base: base, Index: off, Scale: 4}, r[i])
+		}
+		// t: pairs of columns interleaved; s: four columns per 128-bit
+		// half (rows p and p+4); out: row p of the eight columns.
+		t := make([]VecVirtual, 8)
+		for i := range 4 {
+			t[2*i], t[2*i+1] = YMM(), YMM()
+			VUNPCKLPS(r[2*i+1], r[2*i], t[2*i])
+			VUNPCKHPS(r[2*i+1], r[2*i], t[2*i+1])
+		}
+		sh := make([]VecVirtual, 8)
+		for g := range 2 { // columns 0-3, 4-7
+			a, b, c, d := t[4*g], t[4*g+1], t[4*g+2], t[4*g+3]
+			for k, src := range [][2]VecVirtual{{a, c}, {a, c}, {b, d}, {b, d}} {
+				sh[4*g+k] = YMM()
+				imm := uint8(0x44)
+				if k%2 == 1 {
+					imm = 0xEE
+				}
+				VSHUFPS(U8(imm), src[1], src[0], sh[4*g+k])
+			}
+		}
+		for p := range 4 {
+			lo, hi := YMM(), YMM()
+			VPERM2F128(U8(0x20), sh[4+p], sh[p], lo)
+			VPERM2F128(U8(0x31), sh[4+p], sh[p], hi)
+			VMOVUPS(lo, Mem{Base: dst, Disp: 4 * (16*p + 8*half)})
+			VMOVUPS(hi, Mem{Base: dst, Disp: 4 * (16*(p+4) + 8*half)})
+		}
+	}
+	ADDQ(U32(32), base)
+	ADDQ(U32(4*16*8), dst)
+	DECQ(kq)
+	JMP(LabelRef("packbt"))
+
+	Label("packbtdone")
 	VZEROUPPER()
 	RET()
 }
