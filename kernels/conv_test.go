@@ -332,3 +332,40 @@ func TestDirectSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestConvNoAllocs: once the scratch pools are warm, every convolution
+// path allocates nothing per call (a packing buffer that escaped to the
+// heap cost the weight gradient thousands of allocations a call).
+func TestConvNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
+	shapes := []ConvParams{
+		conv2dParams(16, 32, 16, 3, 1, 1), // direct forward, phase-buffer weight gradient
+		conv2dParams(16, 32, 32, 3, 2, 1), // strided: phase-buffer backward to the input
+		conv2dParams(64, 14, 64, 3, 1, 1), // padded forward, dw^T weight gradient
+		conv2dParams(64, 8, 64, 3, 2, 1),  // gathered slabs, tap-table backward
+		conv2dParams(16, 32, 32, 1, 2, 1), // 1x1 strided: subsample and upsample
+		conv2dParams(3, 32, 16, 3, 1, 1),  // few channels: im2col
+	}
+	for _, p := range shapes {
+		p.N = 2 // small: this runs under qemu too
+		r := rand.New(rand.NewPCG(7, 8))
+		x := randSlice(r, p.N*p.C*p.H*p.W, 1)
+		w := randSlice(r, p.K*p.C/p.Groups*p.KH*p.KW, 1)
+		y := randSlice(r, p.N*p.K*p.OutH()*p.OutW(), 1)
+		for name, run := range map[string]func(){
+			"forward":       func() { Conv2dForward(p, x, w, nil, y) },
+			"backward data": func() { Conv2dBackwardDataSet(p, y, w, x) },
+			"weight grad":   func() { Conv2dBackwardWeight(p, x, y, w) },
+		} {
+			run()
+			run()
+			// A pool miss now and then (the collector empties pools) is
+			// not a per-call allocation.
+			if a := testing.AllocsPerRun(5, run); a > 1 {
+				t.Errorf("%s %s: %v allocations a call", benchName(p), name, a)
+			}
+		}
+	}
+}

@@ -44,10 +44,12 @@ var (
 // rest.
 var sgemmPackA6 func(kq int, a []float32, lda int, alpha float32, dst []float32)
 
-// sgemmPackBT16, when set, packs 8*kq rows of a 16-column panel of B
-// read from its transpose: dst[p*16+j] = b[offs[j]+p] (every
-// offs[j]+8*kq within b).
-var sgemmPackBT16 func(kq int, b []float32, offs *[16]int, dst []float32)
+// packBT16On reports that packBT16 (gemm_amd64.go: the AVX2 kernel)
+// packs 8*kq rows of a 16-column panel of B read from its transpose,
+// dst[p*16+j] = b[offs[j]+p] (every offs[j]+8*kq within b). A plain
+// function, not a variable like the other kernels: offs stays on the
+// caller's stack only if the compiler sees the call.
+var packBT16On bool
 
 // sgemmGather, when set, packs one full nr-column panel of a gathered B
 // (see sgemmGather16AVX2); packGathered does edge panels and the rest.
@@ -442,8 +444,8 @@ func (j *gemmJob) packB(lo, hi int) {
 				rows[jj] = j.b[offs[jj]:][:kc] // bounds-checks the whole row
 			}
 			p0 := 0
-			if kq := kc / 8; sgemmPackBT16 != nil && kq > 0 {
-				sgemmPackBT16(kq, j.b, &offs, dst)
+			if kq := kc / 8; packBT16On && kq > 0 {
+				packBT16(kq, j.b, &offs, dst)
 				p0 = 8 * kq
 			}
 			for jj := range rows {
@@ -470,7 +472,7 @@ func (j *gemmJob) packB(lo, hi int) {
 // run of stores per p, unrolled: the loop over each row with a strided
 // store per element took about 1 ns an element, as long as the products
 // of a convolution's weight gradient (B = im2col^T, 16 to 64 rows of A).
-// Where sgemmPackBT16 is set it packs the last kc%8 rows only.
+// Where packBT16 runs it packs the last kc%8 rows only.
 func packCols16(dst []float32, rows *[16][]float32) {
 	kc := len(rows[0])
 	r0, r1, r2, r3 := rows[0][:kc], rows[1][:kc], rows[2][:kc], rows[3][:kc]

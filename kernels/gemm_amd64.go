@@ -23,12 +23,12 @@ func setGEMMPath(p Path) {
 	case AVX2, AVX512:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroAVX2, sgemmPackBAVX2, avx2MR, avx2NR
 		sgemmPackA6, sgemmMicroSet, sgemmGather = sgemmPackA6AVX2, sgemmMicroSetAVX2, sgemmGather16AVX2
-		sgemmPackBT16 = sgemmPackBT16AVX2
+		packBT16On = true
 		convDirectMicro = &convDirectAVX2
 	default:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroGeneric, sgemmPackBGeneric, genericMR, genericNR
 		sgemmPackA6, sgemmMicroSet, sgemmGather = nil, nil, nil
-		sgemmPackBT16 = nil
+		packBT16On = false
 		convDirectMicro = nil
 	}
 }
@@ -38,4 +38,9 @@ func setGEMMPath(p Path) {
 var convDirectAVX2 = [2][directMR]func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int){
 	{convDirect0AVX2, convDirect1AVX2, convDirect2AVX2, convDirect3AVX2, convDirect4AVX2, convDirect5AVX2},
 	{convDirectSet0AVX2, convDirectSet1AVX2, convDirectSet2AVX2, convDirectSet3AVX2, convDirectSet4AVX2, convDirectSet5AVX2},
+}
+
+// packBT16 is the AVX2 transposed-B panel packer (see packBT16On).
+func packBT16(kq int, b []float32, offs *[16]int, dst []float32) {
+	sgemmPackBT16AVX2(kq, b, offs, dst)
 }

@@ -6,3 +6,6 @@ package kernels
 func setGEMMPath(Path) {
 	sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroGeneric, sgemmPackBGeneric, genericMR, genericNR
 }
+
+// packBT16 has no kernel here (packBT16On stays false).
+func packBT16(int, []float32, *[16]int, []float32) { panic("kernels: packBT16 without a kernel") }
