@@ -282,10 +282,6 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 		// packed straight from it, no im2col. Narrower images would
 		// waste too many wrapped-around columns.
 		j.setPhases()
-		j.rowOff = j.rowOff[:0]
-		for _, o := range j.dOff {
-			j.rowOff = append(j.rowOff, int(o))
-		}
 		j.overTasks(p.N*p.Groups, j.forwardPaddedFn)
 	case p.pointwise() && (ohw >= 256 || ohw >= 32 && kg*rows <= pointwiseMaxWeights):
 		// x already is the unfolded input, image by image, and its
@@ -463,10 +459,6 @@ func Conv2dBackwardWeight(p ConvParams, x, dy, dw []float32) {
 	j.wgPadded = p.KH*p.KW > 1 && p.C/p.Groups >= gatherMinChannels && !p.depthwise() && paddedWaste(&p) <= 1.0/14
 	if j.wgPadded {
 		j.setPhases()
-		j.rowOff = j.rowOff[:0]
-		for _, o := range j.dOff {
-			j.rowOff = append(j.rowOff, int(o))
-		}
 	}
 	workers := parWorkers()
 	switch {
@@ -534,7 +526,8 @@ type convJob struct {
 	slab, slabs, slabPanels, slabMax int
 	// Images per task of the strided backward to the input.
 	imgChunk int
-	// Offsets of the unfolded rows in a padded image (forwardPadded).
+	// dOff as ints (setPhases), for the GEMMs that read the phase
+	// buffer's rows in place (forwardPadded, weightGradPadded).
 	rowOff []int
 	// The phase buffer (conv_direct.go, setPhases): a phase plane's rows
 	// and width, each tap's offset, the buffer's length; the direct

@@ -134,8 +134,9 @@ func useDirect(p *ConvParams) bool {
 // and the padded paths): the input of one image-group, zero-framed and
 // split by stride phase in both directions, so that with output rows
 // dWq floats apart, the input tap (c, kh, kw) reads for output (oh, ow)
-// is at dOff[c,kh,kw] + oh*dWq + ow. Phase (ph, pw) of channel c holds
-// the padded input's rows ph, ph+sh, ... and columns pw, pw+sw, ....
+// is at dOff[c,kh,kw] + oh*dWq + ow (also in rowOff, as int). Phase
+// (ph, pw) of channel c holds the padded input's rows ph, ph+sh, ...
+// and columns pw, pw+sw, ....
 func (j *convJob) setPhases() {
 	p := &j.p
 	sh, sw := p.StrideH, p.StrideW
@@ -149,13 +150,14 @@ func (j *convJob) setPhases() {
 		x0 := pw + sw*i0 - p.PadW
 		j.dFill = append(j.dFill, phaseFill{i0, x0, max(0, (p.W-x0+sw-1)/sw)})
 	}
-	j.dOff = j.dOff[:0]
+	j.dOff, j.rowOff = j.dOff[:0], j.rowOff[:0]
 	for c := range p.C / p.Groups {
 		for kh := range p.KH {
 			for kw := range p.KW {
 				row, col := kh*p.DilH, kw*p.DilW
 				o := ((c*sh+row%sh)*sw+col%sw)*plane + row/sh*j.dWq + col/sw
 				j.dOff = append(j.dOff, int32(o))
+				j.rowOff = append(j.rowOff, o)
 			}
 		}
 	}
