@@ -345,24 +345,21 @@ func lpBackwardRange(a, b []float32, p, g float32, da, db []float32, buf *[lpChu
 	}
 	// d becomes the gradient g*p*|d|^(p-1)*sign(d).
 	gp, q := float64(g)*float64(p), float64(p)-1
-	if lpGradImpl != nil && q >= -6 && q <= 6 {
-		// The SIMD power, float32 like the forward sum's; it leaves
-		// zero, subnormal and non-finite differences to the loop below.
-		if !lpGradImpl(d, float32(gp), float32(q)) {
-			d = nil
+	// The SIMD power, float32 like the forward sum's, leaves zero,
+	// subnormal and non-finite differences to the scalar loop.
+	simd := lpGradImpl != nil && q >= -6 && q <= 6
+	if !simd || lpGradImpl(d, float32(gp), float32(q)) {
+		for i, v := range d {
+			if v == 0 || simd && !lpGradLeft(a[i]-b[i]) {
+				continue
+			}
+			gi := gp * powAny(math.Abs(float64(v)), q)
+			if v < 0 {
+				gi = -gi
+			}
+			d[i] = float32(gi)
 		}
 	}
-	for i, v := range d {
-		if v == 0 || lpGradImpl != nil && q >= -6 && q <= 6 && !lpGradLeft(a[i]-b[i]) {
-			continue
-		}
-		gi := gp * powAny(math.Abs(float64(v)), q)
-		if v < 0 {
-			gi = -gi
-		}
-		d[i] = float32(gi)
-	}
-	d = buf[:len(a)]
 	if da != nil {
 		axpyImpl(1, d, da)
 	}
