@@ -4011,3 +4011,26 @@ peak:
 peakdone:
 	VZEROUPPER
 	RET
+
+// func clockChain(n int) int
+TEXT ·clockChain(SB), NOSPLIT, $0-16
+	MOVQ n+0(FP), CX
+	XORQ AX, AX
+
+clock:
+	TESTQ CX, CX
+	JE    clockdone
+	ADDQ  $0x01, AX
+	ADDQ  $0x01, AX
+	ADDQ  $0x01, AX
+	ADDQ  $0x01, AX
+	ADDQ  $0x01, AX
+	ADDQ  $0x01, AX
+	ADDQ  $0x01, AX
+	ADDQ  $0x01, AX
+	DECQ  CX
+	JMP   clock
+
+clockdone:
+	MOVQ AX, ret+8(FP)
+	RET

@@ -153,3 +153,8 @@ func convDirectSet5AVX2(kc int, panels int, tails int, a []float32, x []float32,
 // (192 flops a trip): the core's measured FMA peak, the yardstick the
 // GEMM and convolution benchmarks are read against on a shared machine.
 func fmaPeakAVX2(n int)
+
+// clockChain runs n trips of eight dependent one-cycle adds (8n cycles)
+// and returns their sum, 8n: the core's clock, which the FMA peak is
+// read against (two 8-lane FMA pipes give 32 flops a cycle).
+func clockChain(n int) int

@@ -28,3 +28,28 @@ func BenchmarkFMAPeak(b *testing.B) {
 		reportGFLOPs(b, flops)
 	})
 }
+
+// BenchmarkCoreClock measures the clock the core runs at now, from a chain
+// of dependent one-cycle adds, and the FMA peak that clock allows on the
+// AVX2 path (two 8-lane FMA pipes: 32 flops a cycle). A shared core's
+// clock moves with its neighbours' load; when FMAPeak falls short of the
+// bound, something else is using the FMA pipes (an SMT sibling).
+func BenchmarkCoreClock(b *testing.B) {
+	const trips = 1 << 20
+	for range b.N {
+		if got := clockChain(trips); got != 8*trips {
+			b.Fatalf("clockChain(%d) = %d, want %d", trips, got, 8*trips)
+		}
+	}
+	ghz := 8 * trips * float64(b.N) / b.Elapsed().Seconds() / 1e9
+	b.ReportMetric(ghz, "GHz")
+	b.ReportMetric(32*ghz, "GFLOP/s-bound")
+}
+
+func TestClockChain(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 1000} {
+		if got := clockChain(n); got != 8*n {
+			t.Errorf("clockChain(%d) = %d, want %d", n, got, 8*n)
+		}
+	}
+}

@@ -46,6 +46,7 @@ func main() {
 		convDirectAVX2(tail, true)
 	}
 	fmaPeakAVX2()
+	clockChain()
 	Generate()
 }
 
@@ -545,6 +546,29 @@ func fmaPeakAVX2() {
 	JMP(LabelRef("peak"))
 	Label("peakdone")
 	VZEROUPPER()
+	RET()
+}
+
+// clockChain emits a loop of dependent one-cycle integer adds: its trips
+// per second are the clock the core runs at, whatever else shares it.
+func clockChain() {
+	TEXT("clockChain", NOSPLIT, "func(n int) int")
+	Doc("clockChain runs n trips of eight dependent one-cycle adds (8n cycles)",
+		"and returns their sum, 8n: the core's clock, which the FMA peak is",
+		"read against (two 8-lane FMA pipes give 32 flops a cycle).")
+	n := Load(Param("n"), RCX)
+	sum := GP64()
+	XORQ(sum, sum)
+	Label("clock")
+	TESTQ(n, n)
+	JE(LabelRef("clockdone"))
+	for range 8 {
+		ADDQ(U8(1), sum)
+	}
+	DECQ(n)
+	JMP(LabelRef("clock"))
+	Label("clockdone")
+	Store(sum, ReturnIndex(0))
 	RET()
 }
 
