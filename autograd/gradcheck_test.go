@@ -20,6 +20,12 @@ const childEnv = "DGHCORE_AUTOGRAD_TEST_CHILD"
 // picks its path at start from DGHCORE_KERNELS, so every path other than
 // the default one runs in a child process of this test binary.
 func TestMain(m *testing.M) {
+	if err := kernels.Init(); err != nil {
+		// A path the machine cannot run: the suite would pass on the
+		// fallback path, which nobody asked for.
+		fmt.Fprintln(os.Stderr, "autograd:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if code != 0 || os.Getenv(childEnv) != "" || os.Getenv(kernels.EnvVar) != "" {
 		os.Exit(code)
