@@ -12,6 +12,8 @@ var (
 	scaleShiftImpl         = scaleShiftGeneric
 	scaleShiftBackwardImpl = scaleShiftBackwardGeneric
 	bnMomentsBackwardImpl  = bnMomentsBackwardComposed
+	scaleShiftAddImpl      = scaleShiftAddGeneric
+	resMomentsBackwardImpl = bnMomentsBackwardComposed
 )
 
 // ChannelMoments writes, for each channel, the mean and the mean of
@@ -90,9 +92,18 @@ func ScaleShift(n, c, hw int, x, scale, shift, y []float32, act Activation) {
 // image order. The plane is read from memory once, by the moments; the
 // scale-and-shift then finds it in L1. y may be x.
 func ScaleShiftMoments(n, c, hw int, x, scale, shift, y []float32, act Activation, mean, meanSq []float32) {
+	scaleShiftMoments(n, c, hw, x, scale, shift, nil, y, act, mean, meanSq)
+}
+
+// scaleShiftMoments is ScaleShiftMoments, or ScaleShiftAddMoments when r
+// is not nil.
+func scaleShiftMoments(n, c, hw int, x, scale, shift, r, y []float32, act Activation, mean, meanSq []float32) {
 	t := newTask(scaleShiftMomentsRange)
 	t.n, t.act = [3]int{n, c, hw}, act
 	t.s[0], t.s[1], t.s[2], t.s[3] = x[:n*c*hw], scale[:c], shift[:c], y[:n*c*hw]
+	if r != nil {
+		t.s[4] = r[:n*c*hw]
+	}
 	t.partials(2 * n * c)
 	t.spread(n*c, n*c*hw)
 	inv := 1 / float64(n*hw)
@@ -108,26 +119,56 @@ func ScaleShiftMoments(n, c, hw int, x, scale, shift, y []float32, act Activatio
 	t.release()
 }
 
-// scaleShiftMomentsRange runs planes [lo, hi) of ScaleShiftMoments,
-// leaving each plane's sums in t.part.
+// scaleShiftMomentsRange runs planes [lo, hi) of ScaleShiftMoments (or
+// ScaleShiftAddMoments, with the residual in t.s[4]), leaving each
+// plane's sums in t.part.
 func scaleShiftMomentsRange(t *task, lo, hi int) {
-	c, hw := t.n[1], t.n[2]
-	x, scale, shift, y := t.s[0], t.s[1], t.s[2], t.s[3]
+	hw := t.n[2]
+	x := t.s[0]
 	for pl := lo; pl < hi; pl++ {
-		o, ch := pl*hw, pl%c
+		o := pl * hw
 		t.part[2*pl], t.part[2*pl+1] = momentsImpl(x[o : o+hw])
-		scaleShiftImpl(y[o:o+hw], x[o:o+hw], scale[ch], shift[ch], t.act)
+		t.scaleShiftPlane(pl)
 	}
 }
 
 // scaleShiftRange runs planes [lo, hi) of the n*c planes.
 func scaleShiftRange(t *task, lo, hi int) {
-	c, hw := t.n[1], t.n[2]
-	x, scale, shift, y := t.s[0], t.s[1], t.s[2], t.s[3]
 	for pl := lo; pl < hi; pl++ {
-		o, ch := pl*hw, pl%c
-		scaleShiftImpl(y[o:o+hw], x[o:o+hw], scale[ch], shift[ch], t.act)
+		t.scaleShiftPlane(pl)
 	}
+}
+
+// scaleShiftPlane runs plane pl of ScaleShift, or of ScaleShiftAdd when
+// the task holds a residual (t.s[4]).
+func (t *task) scaleShiftPlane(pl int) {
+	c, hw := t.n[1], t.n[2]
+	x, scale, shift, y, r := t.s[0], t.s[1], t.s[2], t.s[3], t.s[4]
+	o, ch := pl*hw, pl%c
+	if r != nil {
+		scaleShiftAddImpl(y[o:o+hw], x[o:o+hw], r[o:o+hw], scale[ch], shift[ch], t.act)
+		return
+	}
+	scaleShiftImpl(y[o:o+hw], x[o:o+hw], scale[ch], shift[ch], t.act)
+}
+
+// ScaleShiftAdd sets y = act(x*scale[c] + shift[c] + r): a BatchNorm, the
+// residual sum after it and their activation (the tail of a ResNet
+// block) in one pass. The result is bit for bit that of ScaleShift
+// without activation, Add, then ReLU or ReLU6. y may be x or r.
+func ScaleShiftAdd(n, c, hw int, x, scale, shift, r, y []float32, act Activation) {
+	t := newTask(scaleShiftRange)
+	t.n, t.act = [3]int{n, c, hw}, act
+	t.s[0], t.s[1], t.s[2], t.s[3] = x[:n*c*hw], scale[:c], shift[:c], y[:n*c*hw]
+	t.s[4] = r[:n*c*hw]
+	t.spread(n*c, n*c*hw)
+	t.release()
+}
+
+// ScaleShiftAddMoments is ScaleShiftAdd that also writes x's per-channel
+// mean and mean of squares, as ScaleShiftMoments does.
+func ScaleShiftAddMoments(n, c, hw int, x, scale, shift, r, y []float32, act Activation, mean, meanSq []float32) {
+	scaleShiftMoments(n, c, hw, x, scale, shift, r, y, act, mean, meanSq)
 }
 
 // ScaleShiftBackward accumulates the gradients of ScaleShift. y is its
@@ -159,11 +200,25 @@ func ScaleShiftBackward(n, c, hw int, x, scale, y, dy, dx, dScale, dShift []floa
 // from x, so y is not read), else the two passes plane by plane, the
 // second on a plane of dx still in cache.
 func ScaleShiftMomentsBackward(n, c, hw int, x, scale, shift, y, dy, dx, dMoments []float32, act Activation, set bool) {
+	scaleShiftMomentsBackward(n, c, hw, x, scale, shift[:c], y, dy, dx, dMoments, act, set)
+}
+
+// ScaleShiftAddMomentsBackward is ScaleShiftMomentsBackward for x of
+// ScaleShiftAddMoments, whose output y gives the activation's mask (x
+// alone no longer does). The residual's gradient is dy where y passed
+// gradient: ReLUBackward(y, dy, dr), or dy itself without activation.
+func ScaleShiftAddMomentsBackward(n, c, hw int, x, scale, y, dy, dx, dMoments []float32, act Activation, set bool) {
+	scaleShiftMomentsBackward(n, c, hw, x, scale, nil, y, dy, dx, dMoments, act, set)
+}
+
+// scaleShiftMomentsBackward runs either: with shift nil, the mask comes
+// from y.
+func scaleShiftMomentsBackward(n, c, hw int, x, scale, shift, y, dy, dx, dMoments []float32, act Activation, set bool) {
 	t := newTask(scaleShiftMomentsBackwardRange)
 	t.n, t.act = [3]int{n, c, hw}, act
 	t.s[0], t.s[1], t.s[2] = x[:n*c*hw], y[:n*c*hw], dy[:n*c*hw]
 	t.s[3], t.s[4], t.s[5] = scale[:c], dx[:n*c*hw], dMoments[:2*c]
-	t.s[6], t.f[0] = shift[:c], 0
+	t.s[6], t.f[0] = shift, 0
 	if set {
 		t.f[0] = 1
 	}
@@ -178,12 +233,17 @@ func scaleShiftMomentsBackwardRange(t *task, lo, hi int) {
 	cnt := float32(n * hw)
 	for pl := lo; pl < hi; pl++ {
 		o, ch := pl*hw, pl%c
+		if shift == nil {
+			resMomentsBackwardImpl(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], 0, dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
+			continue
+		}
 		bnMomentsBackwardImpl(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], shift[ch], dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
 	}
 }
 
 // bnMomentsBackwardComposed is one plane of ScaleShiftMomentsBackward as
-// the two kernels it fuses.
+// the two kernels it fuses, the mask from y (so also one plane of
+// ScaleShiftAddMomentsBackward).
 func bnMomentsBackwardComposed(x, y, dy, dx []float32, scale, _, a, b float32, act Activation, set bool) {
 	if set {
 		clear(dx)

@@ -251,3 +251,109 @@ func TestScaleShiftBackward(t *testing.T) {
 		}
 	})
 }
+
+// TestScaleShiftAdd: the residual form is bit for bit ScaleShift without
+// activation, Add and the activation, with or without the moments, in
+// place over x or r, on every path; and close to a float64 reference.
+func TestScaleShiftAdd(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(33, 34))
+		shapes := append([][3]int{{32, 16, 1024}, {3, 5, 4099}}, bnShapes...)
+		for _, act := range []Activation{ActNone, ActReLU, ActReLU6} {
+			for _, s := range shapes {
+				n, c, hw := s[0], s[1], s[2]
+				x, res := randSlice(r, n*c*hw, 3), randSlice(r, n*c*hw, 3)
+				scale, shift := randSlice(r, c, 2), randSlice(r, c, 2)
+				want := make([]float32, len(x))
+				ScaleShift(n, c, hw, x, scale, shift, want, ActNone)
+				Add(want, want, res)
+				switch act {
+				case ActReLU:
+					ReLU(want, want)
+				case ActReLU6:
+					ReLU6(want, want)
+				}
+				for i := range x {
+					ch := i / hw % c
+					v := float64(x[i])*float64(scale[ch]) + float64(shift[ch]) + float64(res[i])
+					mag := math.Abs(float64(x[i])*float64(scale[ch])) + math.Abs(float64(shift[ch])) + math.Abs(float64(res[i]))
+					checkClose(t, "ScaleShiftAdd", i, float64(want[i]), actRef(act, v), mag, 3*u32)
+				}
+				wantM, wantSq := make([]float32, c), make([]float32, c)
+				ChannelMoments(n, c, hw, x, wantM, wantSq)
+				for _, into := range []string{"y", "x", "r"} {
+					for _, moments := range []bool{false, true} {
+						xx, rr := slices.Clone(x), slices.Clone(res)
+						y := make([]float32, len(x)+1)
+						y[len(x)] = 42
+						switch into {
+						case "x":
+							y = xx
+						case "r":
+							y = rr
+						}
+						m, sq := make([]float32, c), make([]float32, c)
+						if moments {
+							ScaleShiftAddMoments(n, c, hw, xx, scale, shift, rr, y[:len(x)], act, m, sq)
+						} else {
+							ScaleShiftAdd(n, c, hw, xx, scale, shift, rr, y[:len(x)], act)
+							m, sq = wantM, wantSq
+						}
+						if into == "y" && y[len(x)] != 42 {
+							t.Fatal("ScaleShiftAdd wrote past the end")
+						}
+						for _, cmp := range []struct {
+							what      string
+							got, want []float32
+						}{{"y", y, want}, {"mean", m, wantM}, {"meanSq", sq, wantSq}} {
+							for i := range cmp.want {
+								if math.Float32bits(cmp.got[i]) != math.Float32bits(cmp.want[i]) {
+									t.Fatalf("%v shape %v into %s moments %v: %s[%d] = %g, want %g",
+										act, s, into, moments, cmp.what, i, cmp.got[i], cmp.want[i])
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestScaleShiftAddMomentsBackward: x's gradient through a ScaleShiftAdd
+// takes the activation's mask from the output (the residual moves it
+// away from x*scale + shift), bit for bit ScaleShiftBackward and
+// ChannelMomentsBackward, added or stored.
+func TestScaleShiftAddMomentsBackward(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(35, 36))
+		for _, act := range []Activation{ActNone, ActReLU, ActReLU6} {
+			for _, s := range bnShapes {
+				n, c, hw := s[0], s[1], s[2]
+				x, res, dy := randSlice(r, n*c*hw, 3), randSlice(r, n*c*hw, 3), randSlice(r, n*c*hw, 1)
+				scale, shift, dm := randSlice(r, c, 2), randSlice(r, c, 2), randSlice(r, 2*c, 5)
+				y := make([]float32, len(x))
+				ScaleShiftAdd(n, c, hw, x, scale, shift, res, y, act)
+				for _, set := range []bool{false, true} {
+					dx0 := randSlice(r, len(x), 1)
+					want := slices.Clone(dx0)
+					if set {
+						clear(want)
+						for i := range dx0 {
+							dx0[i] = float32(math.NaN())
+						}
+					}
+					ScaleShiftBackward(n, c, hw, x, scale, y, dy, want, nil, nil, act)
+					ChannelMomentsBackward(n, c, hw, x, dm[:c], dm[c:], want)
+					got := slices.Clone(dx0)
+					ScaleShiftAddMomentsBackward(n, c, hw, x, scale, y, dy, got, dm, act, set)
+					for i := range want {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%v shape %v set %v: dx[%d] = %g, want %g", act, s, set, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	})
+}

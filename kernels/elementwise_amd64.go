@@ -18,6 +18,27 @@ func setElementwisePath(p Path) {
 	momentsImpl, momentsBackwardImpl = momentsAVX2, momentsBackwardAVX2
 	scaleShiftImpl, scaleShiftBackwardImpl = scaleShiftClampAVX2, scaleShiftBackwardAVX2
 	bnMomentsBackwardImpl = bnMomentsBackwardAVX2
+	scaleShiftAddImpl, resMomentsBackwardImpl = scaleShiftAddClampAVX2, resMomentsBackwardAVX2
+}
+
+// resMomentsBackwardAVX2 picks the residual form's backward kernel (the
+// mask from y); without an activation it is the plain one.
+func resMomentsBackwardAVX2(x, y, dy, dx []float32, scale, _, a, b float32, act Activation, set bool) {
+	x, y, dy = x[:len(dx)], y[:len(dx)], dy[:len(dx)]
+	switch {
+	case act == ActReLU && set:
+		resMomentsBackwardReLUSetAVX2(x, y, dy, dx, scale, a, b)
+	case act == ActReLU:
+		resMomentsBackwardReLUAVX2(x, y, dy, dx, scale, a, b)
+	case act == ActReLU6 && set:
+		resMomentsBackwardReLU6SetAVX2(x, y, dy, dx, scale, a, b)
+	case act == ActReLU6:
+		resMomentsBackwardReLU6AVX2(x, y, dy, dx, scale, a, b)
+	case set:
+		bnMomentsBackwardNoneSetAVX2(x, dy, dx, scale, 0, a, b)
+	default:
+		bnMomentsBackwardNoneAVX2(x, dy, dx, scale, 0, a, b)
+	}
 }
 
 // bnMomentsBackwardAVX2 picks the fused batch-norm-and-moments backward
@@ -52,6 +73,19 @@ func scaleShiftClampAVX2(y, x []float32, scale, shift float32, act Activation) {
 		scaleShiftAVX2(y, x, scale, shift, 0, 6)
 	default:
 		scaleShiftAVX2(y, x, scale, shift, -inf32, inf32)
+	}
+}
+
+// scaleShiftAddClampAVX2 is scaleShiftClampAVX2 with the residual r.
+func scaleShiftAddClampAVX2(y, x, r []float32, scale, shift float32, act Activation) {
+	x, r = x[:len(y)], r[:len(y)]
+	switch act {
+	case ActReLU:
+		scaleShiftAddAVX2(y, x, r, scale, shift, 0, inf32)
+	case ActReLU6:
+		scaleShiftAddAVX2(y, x, r, scale, shift, 0, 6)
+	default:
+		scaleShiftAddAVX2(y, x, r, scale, shift, -inf32, inf32)
 	}
 }
 

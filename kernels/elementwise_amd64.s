@@ -1005,6 +1005,96 @@ done:
 	VZEROUPPER
 	RET
 
+// func scaleShiftAddAVX2(y []float32, x []float32, r []float32, scale float32, shift float32, lo float32, hi float32)
+// Requires: AVX, FMA3
+TEXT ·scaleShiftAddAVX2(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Y0
+	VBROADCASTSS shift+76(FP), Y1
+	VBROADCASTSS lo+80(FP), Y2
+	VBROADCASTSS hi+84(FP), Y3
+	MOVQ         y_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         r_base+48(FP), DX
+	MOVQ         y_len+8(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVAPS     Y1, Y4
+	VMOVUPS     (CX), Y5
+	VFMADD231PS Y5, Y0, Y4
+	VMOVUPS     (DX), Y5
+	VADDPS      Y5, Y4, Y4
+	VMAXPS      Y4, Y2, Y4
+	VMINPS      Y4, Y3, Y4
+	VMOVUPS     Y4, (AX)
+	VMOVAPS     Y1, Y4
+	VMOVUPS     32(CX), Y5
+	VFMADD231PS Y5, Y0, Y4
+	VMOVUPS     32(DX), Y5
+	VADDPS      Y5, Y4, Y4
+	VMAXPS      Y4, Y2, Y4
+	VMINPS      Y4, Y3, Y4
+	VMOVUPS     Y4, 32(AX)
+	VMOVAPS     Y1, Y4
+	VMOVUPS     64(CX), Y5
+	VFMADD231PS Y5, Y0, Y4
+	VMOVUPS     64(DX), Y5
+	VADDPS      Y5, Y4, Y4
+	VMAXPS      Y4, Y2, Y4
+	VMINPS      Y4, Y3, Y4
+	VMOVUPS     Y4, 64(AX)
+	VMOVAPS     Y1, Y4
+	VMOVUPS     96(CX), Y5
+	VFMADD231PS Y5, Y0, Y4
+	VMOVUPS     96(DX), Y5
+	VADDPS      Y5, Y4, Y4
+	VMAXPS      Y4, Y2, Y4
+	VMINPS      Y4, Y3, Y4
+	VMOVUPS     Y4, 96(AX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVAPS     Y1, Y4
+	VMOVUPS     (CX), Y5
+	VFMADD231PS Y5, Y0, Y4
+	VMOVUPS     (DX), Y5
+	VADDPS      Y5, Y4, Y4
+	VMAXPS      Y4, Y2, Y4
+	VMINPS      Y4, Y3, Y4
+	VMOVUPS     Y4, (AX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, SI
+	SUBQ        BX, SI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(SI*4), Y4
+	VMOVAPS     Y1, Y1
+	VMASKMOVPS  (CX), Y4, Y5
+	VFMADD231PS Y5, Y0, Y1
+	VMASKMOVPS  (DX), Y4, Y0
+	VADDPS      Y0, Y1, Y1
+	VMAXPS      Y1, Y2, Y1
+	VMINPS      Y1, Y3, Y1
+	VMASKMOVPS  Y1, Y4, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
 // func scaleShiftBackwardReLUAVX2(y []float32, dy []float32, dx []float32, scale float32)
 // Requires: AVX, FMA3
 TEXT ·scaleShiftBackwardReLUAVX2(SB), NOSPLIT, $0-76
@@ -1677,6 +1767,380 @@ tail:
 	VFMADD231PS Y7, Y3, Y0
 	VADDPS      Y0, Y1, Y1
 	VMASKMOVPS  Y1, Y6, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func resMomentsBackwardReLUAVX2(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+// Requires: AVX, FMA3
+TEXT ·resMomentsBackwardReLUAVX2(SB), NOSPLIT, $0-108
+	VBROADCASTSS scale+96(FP), Y0
+	VBROADCASTSS a+100(FP), Y1
+	VBROADCASTSS b+104(FP), Y2
+	VXORPS       Y3, Y3, Y3
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+72(FP), DX
+	MOVQ         dx_len+80(FP), BX
+	MOVQ         y_base+24(FP), SI
+
+unrolled:
+	CMPQ        BX, $0x00000010
+	JB          single
+	VMOVUPS     (AX), Y4
+	VMOVUPS     (CX), Y5
+	VMOVUPS     (SI), Y6
+	VCMPPS      $0x1e, Y3, Y6, Y6
+	VANDPS      Y6, Y5, Y5
+	VMOVUPS     (DX), Y6
+	VFMADD231PS Y5, Y0, Y6
+	VMOVAPS     Y1, Y5
+	VFMADD231PS Y4, Y2, Y5
+	VADDPS      Y5, Y6, Y6
+	VMOVUPS     Y6, (DX)
+	VMOVUPS     32(AX), Y4
+	VMOVUPS     32(CX), Y5
+	VMOVUPS     32(SI), Y6
+	VCMPPS      $0x1e, Y3, Y6, Y6
+	VANDPS      Y6, Y5, Y5
+	VMOVUPS     32(DX), Y6
+	VFMADD231PS Y5, Y0, Y6
+	VMOVAPS     Y1, Y5
+	VFMADD231PS Y4, Y2, Y5
+	VADDPS      Y5, Y6, Y6
+	VMOVUPS     Y6, 32(DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVUPS     (AX), Y4
+	VMOVUPS     (CX), Y5
+	VMOVUPS     (SI), Y6
+	VCMPPS      $0x1e, Y3, Y6, Y6
+	VANDPS      Y6, Y5, Y5
+	VMOVUPS     (DX), Y6
+	VFMADD231PS Y5, Y0, Y6
+	VMOVAPS     Y1, Y5
+	VFMADD231PS Y4, Y2, Y5
+	VADDPS      Y5, Y6, Y6
+	VMOVUPS     Y6, (DX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, DI
+	SUBQ        BX, DI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(DI*4), Y4
+	VMASKMOVPS  (AX), Y4, Y5
+	VMASKMOVPS  (CX), Y4, Y6
+	VMASKMOVPS  (SI), Y4, Y7
+	VCMPPS      $0x1e, Y3, Y7, Y3
+	VANDPS      Y3, Y6, Y6
+	VMASKMOVPS  (DX), Y4, Y3
+	VFMADD231PS Y6, Y0, Y3
+	VMOVAPS     Y1, Y0
+	VFMADD231PS Y5, Y2, Y0
+	VADDPS      Y0, Y3, Y3
+	VMASKMOVPS  Y3, Y4, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func resMomentsBackwardReLUSetAVX2(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+// Requires: AVX, FMA3
+TEXT ·resMomentsBackwardReLUSetAVX2(SB), NOSPLIT, $0-108
+	VBROADCASTSS scale+96(FP), Y0
+	VBROADCASTSS a+100(FP), Y1
+	VBROADCASTSS b+104(FP), Y2
+	VXORPS       Y3, Y3, Y3
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+72(FP), DX
+	MOVQ         dx_len+80(FP), BX
+	MOVQ         y_base+24(FP), SI
+
+unrolled:
+	CMPQ        BX, $0x00000010
+	JB          single
+	VMOVUPS     (AX), Y4
+	VMOVUPS     (CX), Y5
+	VMOVUPS     (SI), Y6
+	VCMPPS      $0x1e, Y3, Y6, Y6
+	VANDPS      Y6, Y5, Y5
+	VXORPS      Y6, Y6, Y6
+	VFMADD231PS Y5, Y0, Y6
+	VMOVAPS     Y1, Y5
+	VFMADD231PS Y4, Y2, Y5
+	VADDPS      Y5, Y6, Y6
+	VMOVUPS     Y6, (DX)
+	VMOVUPS     32(AX), Y4
+	VMOVUPS     32(CX), Y5
+	VMOVUPS     32(SI), Y6
+	VCMPPS      $0x1e, Y3, Y6, Y6
+	VANDPS      Y6, Y5, Y5
+	VXORPS      Y6, Y6, Y6
+	VFMADD231PS Y5, Y0, Y6
+	VMOVAPS     Y1, Y5
+	VFMADD231PS Y4, Y2, Y5
+	VADDPS      Y5, Y6, Y6
+	VMOVUPS     Y6, 32(DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVUPS     (AX), Y4
+	VMOVUPS     (CX), Y5
+	VMOVUPS     (SI), Y6
+	VCMPPS      $0x1e, Y3, Y6, Y6
+	VANDPS      Y6, Y5, Y5
+	VXORPS      Y6, Y6, Y6
+	VFMADD231PS Y5, Y0, Y6
+	VMOVAPS     Y1, Y5
+	VFMADD231PS Y4, Y2, Y5
+	VADDPS      Y5, Y6, Y6
+	VMOVUPS     Y6, (DX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, DI
+	SUBQ        BX, DI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(DI*4), Y4
+	VMASKMOVPS  (AX), Y4, Y5
+	VMASKMOVPS  (CX), Y4, Y6
+	VMASKMOVPS  (SI), Y4, Y7
+	VCMPPS      $0x1e, Y3, Y7, Y3
+	VANDPS      Y3, Y6, Y6
+	VXORPS      Y3, Y3, Y3
+	VFMADD231PS Y6, Y0, Y3
+	VMOVAPS     Y1, Y0
+	VFMADD231PS Y5, Y2, Y0
+	VADDPS      Y0, Y3, Y3
+	VMASKMOVPS  Y3, Y4, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func resMomentsBackwardReLU6AVX2(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+// Requires: AVX, FMA3
+TEXT ·resMomentsBackwardReLU6AVX2(SB), NOSPLIT, $0-108
+	VBROADCASTSS scale+96(FP), Y0
+	VBROADCASTSS a+100(FP), Y1
+	VBROADCASTSS b+104(FP), Y2
+	VXORPS       Y3, Y3, Y3
+	VMOVUPS      c32_40c00000<>+0(SB), Y4
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+72(FP), DX
+	MOVQ         dx_len+80(FP), BX
+	MOVQ         y_base+24(FP), SI
+
+unrolled:
+	CMPQ        BX, $0x00000010
+	JB          single
+	VMOVUPS     (AX), Y5
+	VMOVUPS     (CX), Y6
+	VMOVUPS     (SI), Y7
+	VCMPPS      $0x1e, Y3, Y7, Y8
+	VCMPPS      $0x11, Y4, Y7, Y7
+	VANDPS      Y7, Y8, Y8
+	VANDPS      Y8, Y6, Y6
+	VMOVUPS     (DX), Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y1, Y6
+	VFMADD231PS Y5, Y2, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, (DX)
+	VMOVUPS     32(AX), Y5
+	VMOVUPS     32(CX), Y6
+	VMOVUPS     32(SI), Y7
+	VCMPPS      $0x1e, Y3, Y7, Y8
+	VCMPPS      $0x11, Y4, Y7, Y7
+	VANDPS      Y7, Y8, Y8
+	VANDPS      Y8, Y6, Y6
+	VMOVUPS     32(DX), Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y1, Y6
+	VFMADD231PS Y5, Y2, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, 32(DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVUPS     (AX), Y5
+	VMOVUPS     (CX), Y6
+	VMOVUPS     (SI), Y7
+	VCMPPS      $0x1e, Y3, Y7, Y8
+	VCMPPS      $0x11, Y4, Y7, Y7
+	VANDPS      Y7, Y8, Y8
+	VANDPS      Y8, Y6, Y6
+	VMOVUPS     (DX), Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y1, Y6
+	VFMADD231PS Y5, Y2, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, (DX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, DI
+	SUBQ        BX, DI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(DI*4), Y5
+	VMASKMOVPS  (AX), Y5, Y6
+	VMASKMOVPS  (CX), Y5, Y7
+	VMASKMOVPS  (SI), Y5, Y8
+	VCMPPS      $0x1e, Y3, Y8, Y3
+	VCMPPS      $0x11, Y4, Y8, Y4
+	VANDPS      Y4, Y3, Y3
+	VANDPS      Y3, Y7, Y7
+	VMASKMOVPS  (DX), Y5, Y3
+	VFMADD231PS Y7, Y0, Y3
+	VMOVAPS     Y1, Y0
+	VFMADD231PS Y6, Y2, Y0
+	VADDPS      Y0, Y3, Y3
+	VMASKMOVPS  Y3, Y5, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func resMomentsBackwardReLU6SetAVX2(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+// Requires: AVX, FMA3
+TEXT ·resMomentsBackwardReLU6SetAVX2(SB), NOSPLIT, $0-108
+	VBROADCASTSS scale+96(FP), Y0
+	VBROADCASTSS a+100(FP), Y1
+	VBROADCASTSS b+104(FP), Y2
+	VXORPS       Y3, Y3, Y3
+	VMOVUPS      c32_40c00000<>+0(SB), Y4
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+72(FP), DX
+	MOVQ         dx_len+80(FP), BX
+	MOVQ         y_base+24(FP), SI
+
+unrolled:
+	CMPQ        BX, $0x00000010
+	JB          single
+	VMOVUPS     (AX), Y5
+	VMOVUPS     (CX), Y6
+	VMOVUPS     (SI), Y7
+	VCMPPS      $0x1e, Y3, Y7, Y8
+	VCMPPS      $0x11, Y4, Y7, Y7
+	VANDPS      Y7, Y8, Y8
+	VANDPS      Y8, Y6, Y6
+	VXORPS      Y7, Y7, Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y1, Y6
+	VFMADD231PS Y5, Y2, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, (DX)
+	VMOVUPS     32(AX), Y5
+	VMOVUPS     32(CX), Y6
+	VMOVUPS     32(SI), Y7
+	VCMPPS      $0x1e, Y3, Y7, Y8
+	VCMPPS      $0x11, Y4, Y7, Y7
+	VANDPS      Y7, Y8, Y8
+	VANDPS      Y8, Y6, Y6
+	VXORPS      Y7, Y7, Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y1, Y6
+	VFMADD231PS Y5, Y2, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, 32(DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000008
+	JB          tail
+	VMOVUPS     (AX), Y5
+	VMOVUPS     (CX), Y6
+	VMOVUPS     (SI), Y7
+	VCMPPS      $0x1e, Y3, Y7, Y8
+	VCMPPS      $0x11, Y4, Y7, Y7
+	VANDPS      Y7, Y8, Y8
+	VANDPS      Y8, Y6, Y6
+	VXORPS      Y7, Y7, Y7
+	VFMADD231PS Y6, Y0, Y7
+	VMOVAPS     Y1, Y6
+	VFMADD231PS Y5, Y2, Y6
+	VADDPS      Y6, Y7, Y7
+	VMOVUPS     Y7, (DX)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x00000008, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVQ        $0x00000008, DI
+	SUBQ        BX, DI
+	LEAQ        tailmask<>+0(SB), BX
+	VMOVUPS     (BX)(DI*4), Y5
+	VMASKMOVPS  (AX), Y5, Y6
+	VMASKMOVPS  (CX), Y5, Y7
+	VMASKMOVPS  (SI), Y5, Y8
+	VCMPPS      $0x1e, Y3, Y8, Y3
+	VCMPPS      $0x11, Y4, Y8, Y4
+	VANDPS      Y4, Y3, Y3
+	VANDPS      Y3, Y7, Y7
+	VXORPS      Y3, Y3, Y3
+	VFMADD231PS Y7, Y0, Y3
+	VMOVAPS     Y1, Y0
+	VFMADD231PS Y6, Y2, Y0
+	VADDPS      Y0, Y3, Y3
+	VMASKMOVPS  Y3, Y5, (DX)
 
 done:
 	VZEROUPPER

@@ -92,4 +92,5 @@ func useElementwiseGeneric() {
 	momentsImpl, momentsBackwardImpl = momentsGeneric, momentsBackwardGeneric
 	scaleShiftImpl, scaleShiftBackwardImpl = scaleShiftGeneric, scaleShiftBackwardGeneric
 	bnMomentsBackwardImpl = bnMomentsBackwardComposed
+	scaleShiftAddImpl, resMomentsBackwardImpl = scaleShiftAddGeneric, bnMomentsBackwardComposed
 }

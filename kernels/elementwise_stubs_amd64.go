@@ -83,6 +83,12 @@ func momentsBackwardAVX2(x []float32, dx []float32, a float32, b float32)
 //go:noescape
 func scaleShiftAVX2(y []float32, x []float32, scale float32, shift float32, lo float32, hi float32)
 
+// scaleShiftAddAVX2 sets y[i] = min(max((x[i]*scale + shift) + r[i], lo), hi)
+// over len(y) floats (the clamp as in scaleShiftAVX2); y may be x or r.
+//
+//go:noescape
+func scaleShiftAddAVX2(y []float32, x []float32, r []float32, scale float32, shift float32, lo float32, hi float32)
+
 // scaleShiftBackwardReLUAVX2 accumulates dx[i] += dy[i]*scale where y[i] > 0.
 //
 //go:noescape
@@ -126,3 +132,27 @@ func bnMomentsBackwardReLU6AVX2(x []float32, dy []float32, dx []float32, scale f
 //
 //go:noescape
 func bnMomentsBackwardReLU6SetAVX2(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// resMomentsBackwardReLUAVX2 accumulates dx[i] += (dy[i]*scale where the ReLU output y[i] passes
+// gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func resMomentsBackwardReLUAVX2(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+
+// resMomentsBackwardReLUSetAVX2 sets dx[i] = (dy[i]*scale where the ReLU output y[i] passes
+// gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func resMomentsBackwardReLUSetAVX2(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+
+// resMomentsBackwardReLU6AVX2 accumulates dx[i] += (dy[i]*scale where the ReLU6 output y[i] passes
+// gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func resMomentsBackwardReLU6AVX2(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+
+// resMomentsBackwardReLU6SetAVX2 sets dx[i] = (dy[i]*scale where the ReLU6 output y[i] passes
+// gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func resMomentsBackwardReLU6SetAVX2(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)

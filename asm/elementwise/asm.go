@@ -36,11 +36,16 @@ func main() {
 	sums("momentsAVX2", true, true)
 	momentsBackward()
 	scaleShift()
+	scaleShiftAdd()
 	scaleShiftBackward("scaleShiftBackwardReLUAVX2", false)
 	scaleShiftBackward("scaleShiftBackwardReLU6AVX2", true)
 	for _, act := range []string{"None", "ReLU", "ReLU6"} {
-		bnMomentsBackward("bnMomentsBackward"+act+"AVX2", act, false)
-		bnMomentsBackward("bnMomentsBackward"+act+"SetAVX2", act, true)
+		bnMomentsBackward("bnMomentsBackward"+act+"AVX2", act, false, false)
+		bnMomentsBackward("bnMomentsBackward"+act+"SetAVX2", act, true, false)
+	}
+	for _, act := range []string{"ReLU", "ReLU6"} {
+		bnMomentsBackward("resMomentsBackward"+act+"AVX2", act, false, true)
+		bnMomentsBackward("resMomentsBackward"+act+"SetAVX2", act, true, true)
 	}
 	Generate()
 }
@@ -260,6 +265,29 @@ func scaleShift() {
 	RET()
 }
 
+// scaleShiftAdd emits scaleShift with a residual added before the clamp:
+// the FMA, the add and the clamp are the instructions scaleShift, addAVX2
+// and reluAVX2 (or relu6AVX2) use, so the result is bit for bit theirs.
+func scaleShiftAdd() {
+	avx.Text("scaleShiftAddAVX2", "func(y, x, r []float32, scale, shift, lo, hi float32)")
+	Doc("scaleShiftAddAVX2 sets y[i] = min(max((x[i]*scale + shift) + r[i], lo), hi)",
+		"over len(y) floats (the clamp as in scaleShiftAVX2); y may be x or r.")
+	s, b := avx.Broadcast("scale"), avx.Broadcast("shift")
+	lo, hi := avx.Broadcast("lo"), avx.Broadcast("hi")
+	y, x, r, n := avx.Base("y"), avx.Base("x"), avx.Base("r"), avx.Len("y")
+	avx.Loop(n, []GPVirtual{y, x, r}, 4, func(_ int, l avx.Lanes) {
+		t := YMM()
+		VMOVAPS(b, t)
+		VFMADD231PS(l.Load(x), s, t)
+		VADDPS(l.Load(r), t, t)
+		VMAXPS(t, lo, t)
+		VMINPS(t, hi, t)
+		l.Store(t, y)
+	})
+	VZEROUPPER()
+	RET()
+}
+
 // bnMomentsBackward emits, in one pass, the input gradient of a
 // ScaleShift with activation act and that of the input's channel moments:
 // dx[i] (+)= dy[i]*scale where act passes x[i]*scale + shift, then
@@ -267,20 +295,34 @@ func scaleShift() {
 // forward kernel's FMA (so the same mask as from its output, without
 // reading the output); set stores into dx without reading it. Each step
 // is the instruction scaleShiftBackward and momentsBackward use, so the
-// result is bit for bit theirs.
-func bnMomentsBackward(name, act string, set bool) {
-	avx.Text(name, "func(x, dy, dx []float32, scale, shift, a, b float32)")
+// result is bit for bit theirs. With fromY the mask comes from the output
+// y instead (a residual was added before the activation: y =
+// act(x*scale + shift + r)), and there is no shift.
+func bnMomentsBackward(name, act string, set, fromY bool) {
+	if fromY {
+		avx.Text(name, "func(x, y, dy, dx []float32, scale, a, b float32)")
+	} else {
+		avx.Text(name, "func(x, dy, dx []float32, scale, shift, a, b float32)")
+	}
 	what := "accumulates dx[i] += "
 	if set {
 		what = "sets dx[i] = "
 	}
-	if act == "None" {
+	switch {
+	case act == "None":
 		Doc(name + " " + what + "dy[i]*scale + (a + b*x[i]) over len(dx) floats.")
-	} else {
+	case fromY:
+		Doc(name+" "+what+"(dy[i]*scale where the "+act+" output y[i] passes",
+			"gradient) + (a + b*x[i]) over len(dx) floats.")
+	default:
 		Doc(name+" "+what+"(dy[i]*scale where the "+act+" of x[i]*scale + shift",
 			"passes gradient) + (a + b*x[i]) over len(dx) floats.")
 	}
-	sc, sh := avx.Broadcast("scale"), avx.Broadcast("shift")
+	sc := avx.Broadcast("scale")
+	var sh VecVirtual
+	if !fromY {
+		sh = avx.Broadcast("shift")
+	}
 	a, b := avx.Broadcast("a"), avx.Broadcast("b")
 	z := avx.Zero()
 	var six VecVirtual
@@ -288,10 +330,19 @@ func bnMomentsBackward(name, act string, set bool) {
 		six = avx.Splat(6)
 	}
 	x, dy, dx, n := avx.Base("x"), avx.Base("dy"), avx.Base("dx"), avx.Len("dx")
-	avx.Loop(n, []GPVirtual{x, dy, dx}, 2, func(_ int, l avx.Lanes) {
+	ptrs := []GPVirtual{x, dy, dx}
+	var y GPVirtual
+	if fromY {
+		y = avx.Base("y")
+		ptrs = append(ptrs, y)
+	}
+	avx.Loop(n, ptrs, 2, func(_ int, l avx.Lanes) {
 		xv := l.Load(x)
 		g := l.Load(dy)
-		if act != "None" {
+		switch {
+		case fromY:
+			VANDPS(passMask(l.Load(y), z, six), g, g)
+		case act != "None":
 			v := YMM()
 			VMOVAPS(sh, v)
 			VFMADD231PS(xv, sc, v)
