@@ -124,7 +124,7 @@ func BatchNorm(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var,
 // Values and gradients equal the chain's (ReLU's gradient passes where
 // the output is positive, ReLU6's where it is strictly inside (0, 6)).
 func BatchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) *Var {
-	return batchNormAct(x, runningMean, runningVar, gamma, beta, eps, act, false)
+	return batchNormAct(x, nil, runningMean, runningVar, gamma, beta, eps, act, false)
 }
 
 // BatchNormActMoments is BatchNormAct that also takes x's per-channel
@@ -132,10 +132,28 @@ func BatchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 // finds them instead of reading x again (DGH takes the moments of every
 // BatchNorm input). x's value must not change afterwards.
 func BatchNormActMoments(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) *Var {
-	return batchNormAct(x, runningMean, runningVar, gamma, beta, eps, act, true)
+	return batchNormAct(x, nil, runningMean, runningVar, gamma, beta, eps, act, true)
 }
 
-func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation, moments bool) *Var {
+// BatchNormAddAct is act(Add(BatchNorm(x, ...), r)) as one node, the tail
+// of a ResNet block: one pass over memory forward where the chain makes
+// three, and two backward (x's gradient, r's) where it makes four.
+// Values and gradients equal the chain's.
+func BatchNormAddAct(x, r *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) *Var {
+	mustSameShape("BatchNormAddAct", x, r)
+	return batchNormAct(x, r, runningMean, runningVar, gamma, beta, eps, act, false)
+}
+
+// BatchNormAddActMoments is BatchNormAddAct that also takes x's moments,
+// as BatchNormActMoments does.
+func BatchNormAddActMoments(x, r *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) *Var {
+	mustSameShape("BatchNormAddAct", x, r)
+	return batchNormAct(x, r, runningMean, runningVar, gamma, beta, eps, act, true)
+}
+
+// batchNormAct is every form above: r, when not nil, is added before the
+// activation.
+func batchNormAct(x, r *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation, moments bool) *Var {
 	xs := x.Value.Shape
 	if len(xs) < 2 {
 		panic(fmt.Sprintf("autograd.BatchNorm: input %v, want [N,C,...]", xs))
@@ -150,7 +168,7 @@ func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 			panic(fmt.Sprintf("autograd.BatchNorm: %s %v for %d channels", s.name, s.t.Shape, c))
 		}
 	}
-	grad := needsGrad(x, gamma, beta)
+	grad := needsGrad(x, r, gamma, beta)
 	var buf *[]float32
 	var ss []float32
 	if grad {
@@ -177,7 +195,11 @@ func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 		scale[ch] = float32(g * invStd)
 		shift[ch] = float32(bt - float64(runningMean.Data[ch])*g*invStd)
 	}
-	out := overwrittenOutput(x, xs...)
+	out := overwrittenOutput(pick(x, r), xs...)
+	var res []float32
+	if r != nil {
+		res = r.Value.Data
+	}
 	if moments {
 		var m []float32
 		if x.arena != nil {
@@ -185,9 +207,15 @@ func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 		} else {
 			m = make([]float32, 2*c)
 		}
-		kernels.ScaleShiftMoments(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act, m[:c], m[c:])
+		if r != nil {
+			kernels.ScaleShiftAddMoments(n, c, hw, x.Value.Data, scale, shift, res, out.Value.Data, act, m[:c], m[c:])
+		} else {
+			kernels.ScaleShiftMoments(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act, m[:c], m[c:])
+		}
 		x.moments = m
 		x.bnPending = grad && x.requiresGrad
+	} else if r != nil {
+		kernels.ScaleShiftAdd(n, c, hw, x.Value.Data, scale, shift, res, out.Value.Data, act)
 	} else {
 		kernels.ScaleShift(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act)
 	}
@@ -200,6 +228,18 @@ func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 		if gamma != nil && gamma.requiresGrad || beta != nil && beta.requiresGrad {
 			dScale, dShift = make([]float32, c), make([]float32, c)
 		}
+		// The output gives the activation's mask (ScaleShiftBackward's,
+		// ReLU's); x alone does not when a residual was added.
+		if r != nil && r.requiresGrad {
+			switch act {
+			case kernels.ActReLU:
+				kernels.ReLUBackward(out.Value.Data, out.Grad.Data, r.gradBuf().Data)
+			case kernels.ActReLU6:
+				kernels.ReLU6Backward(out.Value.Data, out.Grad.Data, r.gradBuf().Data)
+			default:
+				r.accumulate(out.Grad.Data)
+			}
+		}
 		if x.requiresGrad {
 			dy := out.Grad.Data
 			pass := func(dm []float32) {
@@ -209,6 +249,10 @@ func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 				}
 				// The first contribution to x's gradient overwrites it.
 				dx, fresh := x.gradDst()
+				if r != nil {
+					kernels.ScaleShiftAddMomentsBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, dy, dx.Data, dm, act, fresh)
+					return
+				}
 				kernels.ScaleShiftMomentsBackward(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, dy, dx.Data, dm, act, fresh)
 			}
 			// With ChannelMoments(x) in the graph (DGH), one pass over
@@ -245,7 +289,7 @@ func batchNormAct(x *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *V
 		if beta != nil && beta.requiresGrad {
 			kernels.Axpy(1, dShift, beta.gradBuf().Data)
 		}
-	}, x, gamma, beta)
+	}, x, r, gamma, beta)
 	return out
 }
 

@@ -344,3 +344,81 @@ func TestBatchNormMomentsOnePass(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchNormAddAct: the fused tail of a residual block gives the
+// chain's output and the chain's gradients for x, the residual, gamma and
+// beta, bit for bit, with and without the moments (and ChannelMoments of
+// x in the loss), in an arena or not.
+func TestBatchNormAddAct(t *testing.T) {
+	r := tensor.NewRNG(11)
+	const n, c = 3, 4
+	mean, variance := r.Randn(c), r.Randn(c)
+	for i, v := range variance.Data {
+		variance.Data[i] = v*v + 0.1
+	}
+	gv, bv := r.Randn(c), r.Randn(c)
+	xv, rv := r.Randn(n, c, 5, 7), r.Randn(n, c, 5, 7)
+	w, u, v := Const(r.Randn(n, c, 5, 7)), Const(r.Randn(c)), Const(r.Randn(c))
+	type run struct{ x, res, gamma, beta, out *Var }
+	build := func(fused, moments, arena bool, act kernels.Activation) run {
+		x, res := NewVar(xv.Clone(), true), NewVar(rv.Clone(), true)
+		gamma, beta := NewVar(gv.Clone(), true), NewVar(bv.Clone(), true)
+		if arena {
+			a := NewArena()
+			x.SetArena(a)
+			res.SetArena(a)
+		}
+		var out *Var
+		switch {
+		case fused && moments:
+			out = BatchNormAddActMoments(x, res, mean, variance, gamma, beta, 1e-5, act)
+		case fused:
+			out = BatchNormAddAct(x, res, mean, variance, gamma, beta, 1e-5, act)
+		default:
+			bn := BatchNormAct
+			if moments {
+				bn = BatchNormActMoments
+			}
+			out = Add(bn(x, mean, variance, gamma, beta, 1e-5, kernels.ActNone), res)
+			switch act {
+			case kernels.ActReLU:
+				out = ReLU(out)
+			case kernels.ActReLU6:
+				out = ReLU6(out)
+			}
+		}
+		loss := Sum(Mul(out, w))
+		if moments {
+			m, sq := ChannelMoments(x)
+			loss = Add(loss, Add(Sum(Mul(m, u)), Sum(Mul(sq, v))))
+		}
+		if err := loss.Backward(); err != nil {
+			t.Fatal(err)
+		}
+		return run{x, res, gamma, beta, out}
+	}
+	for _, act := range []kernels.Activation{kernels.ActNone, kernels.ActReLU, kernels.ActReLU6} {
+		for _, moments := range []bool{false, true} {
+			for _, arena := range []bool{false, true} {
+				want, got := build(false, moments, arena, act), build(true, moments, arena, act)
+				for _, cmp := range []struct {
+					what      string
+					got, want []float32
+				}{
+					{"output", got.out.Value.Data, want.out.Value.Data},
+					{"x grad", got.x.Grad.Data, want.x.Grad.Data},
+					{"residual grad", got.res.Grad.Data, want.res.Grad.Data},
+					{"gamma grad", got.gamma.Grad.Data, want.gamma.Grad.Data},
+					{"beta grad", got.beta.Grad.Data, want.beta.Grad.Data},
+				} {
+					for i := range cmp.want {
+						if math.Float32bits(cmp.got[i]) != math.Float32bits(cmp.want[i]) {
+							t.Fatalf("%v moments %v arena %v: %s[%d] = %g, want %g",
+								act, moments, arena, cmp.what, i, cmp.got[i], cmp.want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
