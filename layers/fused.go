@@ -2,6 +2,7 @@ package layers
 
 import (
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/dghcore/dghcore/autograd"
@@ -97,13 +98,44 @@ func inputHooksOnly(m Module) bool {
 // computed, when act has hooks or bn has a hook that reads its output;
 // bn's input hooks run as Apply would run them.
 func ApplyBNAct(bn *BatchNorm2d, act Module, x *autograd.Var) (out *autograd.Var, ok bool) {
-	kact, fusable := activationOf(act)
-	if !fusable || bn == nil || act != nil && hasHooks(act) || !inputHooksOnly(bn) {
+	return applyBN(bn, act, x, nil)
+}
+
+// BNAddActFusable reports whether ApplyBNAddAct(bn, act, ...) will fuse,
+// so a caller can compute the residual only then (and otherwise keep the
+// module order of the unfused chain for its hooks).
+func BNAddActFusable(bn *BatchNorm2d, act Module) bool {
+	_, fusable := activationOf(act)
+	return fusable && bn != nil && (act == nil || !hasHooks(act)) && inputHooksOnly(bn)
+}
+
+// ApplyBNAddAct is act(Apply(bn, x) + r) as one autograd node
+// (autograd.BatchNormAddAct): a residual block's last batch norm, the sum
+// with the shortcut r and the activation in one pass forward and two
+// backward. ok is false, and nothing is computed, when
+// BNAddActFusable(bn, act) is false or r is not x's shape; bn's input
+// hooks run after r was computed, not before as in the module chain.
+func ApplyBNAddAct(bn *BatchNorm2d, act Module, x, r *autograd.Var) (out *autograd.Var, ok bool) {
+	if r == nil || !slices.Equal(x.Shape(), r.Shape()) {
 		return nil, false
 	}
-	if bn.InputMoments {
+	return applyBN(bn, act, x, r)
+}
+
+// applyBN runs ApplyBNAct, or ApplyBNAddAct when r is not nil.
+func applyBN(bn *BatchNorm2d, act Module, x, r *autograd.Var) (out *autograd.Var, ok bool) {
+	if !BNAddActFusable(bn, act) {
+		return nil, false
+	}
+	kact, _ := activationOf(act)
+	switch {
+	case r != nil && bn.InputMoments:
+		out = autograd.BatchNormAddActMoments(x, r, bn.RunningMean, bn.RunningVar, bn.Weight, bn.Bias, bn.Eps, kact)
+	case r != nil:
+		out = autograd.BatchNormAddAct(x, r, bn.RunningMean, bn.RunningVar, bn.Weight, bn.Bias, bn.Eps, kact)
+	case bn.InputMoments:
 		out = autograd.BatchNormActMoments(x, bn.RunningMean, bn.RunningVar, bn.Weight, bn.Bias, bn.Eps, kact)
-	} else {
+	default:
 		out = autograd.BatchNormAct(x, bn.RunningMean, bn.RunningVar, bn.Weight, bn.Bias, bn.Eps, kact)
 	}
 	for _, e := range append([]hookEntry(nil), bn.hookList()...) {

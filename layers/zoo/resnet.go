@@ -88,26 +88,58 @@ func newDownsample(in, out, stride int) *layers.Sequential {
 // run in place (see convBN).
 func (b *BasicBlock) Forward(x *autograd.Var) *autograd.Var {
 	out, owned := convBN(b.Conv1, b.BN1, true, x)
-	out2, owned2 := convBN(b.Conv2, b.BN2, false, out)
-	if owned && owned2 {
-		layers.Recycle(out) // consumed by the fused conv2, seen by no hook
+	return convBNResidual(b.Conv2, b.BN2, b.Downsample, x, out, owned)
+}
+
+// convBNResidual ends a residual block: relu(bn(conv(h)) + shortcut(x)).
+// Without gradients or hooks, conv and bn run fused and h, when owned, is
+// recycled once consumed; otherwise bn, the sum and the ReLU run as one
+// autograd node when bn's hooks allow (the shortcut is then computed
+// before bn, not after), else module by module.
+func convBNResidual(conv *layers.Conv2d, bn *layers.BatchNorm2d, ds *layers.Sequential, x, h *autograd.Var, hOwned bool) *autograd.Var {
+	if y, ok := layers.FusedConvBNAct(conv, bn, nil, h); ok {
+		if hOwned {
+			layers.Recycle(h) // consumed by the fused conv, seen by no hook
+		}
+		return residual(ds, x, y, true)
 	}
-	return residual(b.Downsample, x, out2, owned2)
+	c := layers.Apply(conv, h)
+	if !layers.BNAddActFusable(bn, reluAct) {
+		return residual(ds, x, layers.Apply(bn, c), false)
+	}
+	sc := shortcut(ds, x)
+	out, ok := layers.ApplyBNAddAct(bn, reluAct, c, sc)
+	if !ok { // shapes differ: Add reports them
+		out = addReLU(layers.Apply(bn, c), false, sc)
+	}
+	recycleShortcut(ds, x, sc, out)
+	return out
 }
 
 // residual returns relu(y + shortcut(x)), recycling the downsampled
 // shortcut once added when nothing else can hold it.
 func residual(ds *layers.Sequential, x, y *autograd.Var, owned bool) *autograd.Var {
-	sc := x
-	if ds != nil {
-		sc = layers.Apply(ds, x)
-	}
+	sc := shortcut(ds, x)
 	out := addReLU(y, owned, sc)
+	recycleShortcut(ds, x, sc, out)
+	return out
+}
+
+// shortcut is ds(x), or x for the identity shortcut (ds nil).
+func shortcut(ds *layers.Sequential, x *autograd.Var) *autograd.Var {
+	if ds == nil {
+		return x
+	}
+	return layers.Apply(ds, x)
+}
+
+// recycleShortcut recycles the downsampled shortcut sc once added into
+// out, when nothing else can hold it.
+func recycleShortcut(ds *layers.Sequential, x, sc, out *autograd.Var) {
 	if ds != nil && layers.Exclusive(ds) && !sc.RequiresGrad() && !out.RequiresGrad() &&
 		!layers.SameData(sc, x) && !layers.SameData(sc, out) {
 		layers.Recycle(sc)
 	}
-	return out
 }
 
 // Children lists conv1, bn1, conv2, bn2 and downsample (when present).
@@ -162,11 +194,7 @@ func (b *Bottleneck) Forward(x *autograd.Var) *autograd.Var {
 	if owned1 && owned2 {
 		layers.Recycle(out1)
 	}
-	out3, owned3 := convBN(b.Conv3, b.BN3, false, out2)
-	if owned2 && owned3 {
-		layers.Recycle(out2)
-	}
-	return residual(b.Downsample, x, out3, owned3)
+	return convBNResidual(b.Conv3, b.BN3, b.Downsample, x, out2, owned2)
 }
 
 // Children lists conv1..3, bn1..3 and downsample (when present).

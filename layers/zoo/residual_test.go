@@ -1,0 +1,131 @@
+package zoo
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/layers"
+	"github.com/dghcore/dghcore/tensor"
+)
+
+// TestResidualTailWithGradients: with gradients wanted, a block's last
+// batch norm, the residual sum and the ReLU run as one node
+// (convBNResidual), which must give bit for bit the output and gradients
+// of
+//   - the same block with that tail unfused (the batch norm with its
+//     moments as one node, then Add and ReLU) in the same order, the way
+//     DGH runs it: every batch norm input's moments taken in the
+//     normalising pass and in the loss;
+//   - the module-by-module chain (an output hook on that batch norm
+//     forces it), without moments in the loss: the chain adds a batch
+//     norm input's moment gradient before the batch norm's, the fused
+//     passes after it, which moves the last bit.
+//
+// Parameters frozen or not.
+func TestResidualTailWithGradients(t *testing.T) {
+	basic, bottle := newBasicBlock(8, 16, 2), newBottleneck(16, 4, 1)
+	tail := func(conv *layers.Conv2d, bn *layers.BatchNorm2d, ds *layers.Sequential, x, h *autograd.Var) *autograd.Var {
+		c := layers.Apply(conv, h)
+		sc := shortcut(ds, x)
+		y, ok := layers.ApplyBNAct(bn, nil, c)
+		if !ok {
+			t.Fatal("ApplyBNAct refused the batch norm")
+		}
+		return autograd.ReLU(autograd.Add(y, sc))
+	}
+	for _, c := range []struct {
+		name    string
+		block   layers.Module
+		last    *layers.BatchNorm2d
+		shape   []int
+		unfused func(x *autograd.Var) *autograd.Var
+	}{
+		{"BasicBlock/downsample", basic, basic.BN2, []int{2, 8, 9, 9}, func(x *autograd.Var) *autograd.Var {
+			h, _ := convBN(basic.Conv1, basic.BN1, true, x)
+			return tail(basic.Conv2, basic.BN2, basic.Downsample, x, h)
+		}},
+		{"Bottleneck/identity", bottle, bottle.BN3, []int{2, 16, 6, 7}, func(x *autograd.Var) *autograd.Var {
+			h1, _ := convBN(bottle.Conv1, bottle.BN1, true, x)
+			h2, _ := convBN(bottle.Conv2, bottle.BN2, true, h1)
+			return tail(bottle.Conv3, bottle.BN3, nil, x, h2)
+		}},
+	} {
+		for _, params := range []bool{false, true} {
+			randomize(c.block, 7)
+			layers.SetRequiresGrad(c.block, params)
+			rng := rand.New(rand.NewPCG(3, 4))
+			x0 := tensor.New(c.shape...)
+			for i := range x0.Data {
+				x0.Data[i] = float32(rng.NormFloat64())
+			}
+			var w *autograd.Var
+			run := func(ref string, moments bool) (out []float32, grads [][]float32) {
+				var ins []*autograd.Var
+				var removes []func()
+				for _, m := range layers.NamedModules(c.block) {
+					if bn, ok := m.Module.(*layers.BatchNorm2d); ok {
+						bn.InputMoments = moments
+						removes = append(removes, bn.AddInputHook(func(_ layers.Module, in *autograd.Var) { ins = append(ins, in) }))
+					}
+				}
+				if ref == "chain" {
+					removes = append(removes, c.last.AddHook(func(layers.Module, *autograd.Var, *autograd.Var) {}))
+				}
+				defer func() {
+					for _, r := range removes {
+						r()
+					}
+				}()
+				x := autograd.NewVar(x0.Clone(), true)
+				var y *autograd.Var
+				if ref == "unfused" {
+					y = c.unfused(x)
+				} else {
+					y = layers.Apply(c.block, x)
+				}
+				if w == nil {
+					wv := tensor.New(y.Shape()...)
+					for i := range wv.Data {
+						wv.Data[i] = float32(rng.NormFloat64())
+					}
+					w = autograd.Const(wv)
+				}
+				loss := autograd.Sum(autograd.Mul(y, w))
+				if moments {
+					for _, in := range ins {
+						m, sq := autograd.ChannelMoments(in)
+						loss = autograd.Add(loss, autograd.Add(autograd.Sum(m), autograd.Scale(autograd.Sum(sq), 0.5)))
+					}
+				}
+				for _, p := range layers.Parameters(c.block) {
+					p.ZeroGrad()
+				}
+				if err := loss.Backward(); err != nil {
+					t.Fatal(err)
+				}
+				grads = append(grads, slices.Clone(x.Grad.Data))
+				if params {
+					for _, p := range layers.Parameters(c.block) {
+						grads = append(grads, slices.Clone(p.Grad.Data))
+					}
+				}
+				return slices.Clone(y.Value.Data), grads
+			}
+			for _, ref := range []string{"unfused", "chain"} {
+				moments := ref == "unfused"
+				wantOut, wantGrads := run(ref, moments)
+				gotOut, gotGrads := run("fused", moments)
+				if !slices.Equal(gotOut, wantOut) {
+					t.Fatalf("%s params=%v: output differs from the %s tail", c.name, params, ref)
+				}
+				for k := range wantGrads {
+					if !slices.Equal(gotGrads[k], wantGrads[k]) {
+						t.Fatalf("%s params=%v: gradient %d differs from the %s tail", c.name, params, k, ref)
+					}
+				}
+			}
+		}
+	}
+}
