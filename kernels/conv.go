@@ -6,9 +6,10 @@ package kernels
 // y[n,g] (Kg x OH*OW) = w[g] (Kg x Cg*KH*KW) * col (Cg*KH*KW x OH*OW),
 // where col is the unfolded input. The weights are packed once per call;
 // how col reaches the micro-kernel depends on the shape:
-//   - output rows a multiple of 8 wide, planes of 16 (AVX2): no col at
-//     all, the micro-kernel reads the framed input in place and writes y
-//     (the direct path, conv_direct.go);
+//   - output rows a multiple of 8 wide, planes of 16, or few output
+//     channels and rows that groups of 8 fill well (AVX2): no col at all,
+//     the micro-kernel reads the framed input in place and writes y (the
+//     direct path, conv_direct.go);
 //   - wide images: col's rows are shifted windows of the zero-padded
 //     image, split by stride phase when strided, packed straight from it
 //     (implicit GEMM);
@@ -536,8 +537,11 @@ type convJob struct {
 	dOff           []int32
 	dFill          []phaseFill
 	// The weight gradient goes through the phase buffer.
-	wgPadded   bool
-	tileChunks int
+	wgPadded bool
+	// The direct path: tiles of two groups of 8 outputs per plane, the
+	// tiles' chunks per image, the groups of an output row, the phase
+	// buffer's length with the room its widest reads need.
+	tiles, tileChunks, rowGroups, dCap int
 	// Image chunks of the weight gradient and their partial sums.
 	chunks  int
 	partial []float32

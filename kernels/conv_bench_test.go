@@ -112,14 +112,16 @@ func benchConvs(b *testing.B, convs []ConvParams) {
 	}
 }
 
-// resnet20Convs are the convolutions of the CIFAR ResNet-20 at 32x32,
-// batch 32: the shapes of BenchmarkDGHStep/resnet20 in package dgh, where
-// few channels make packing and memory passes weigh as much as the FMAs.
-func resnet20Convs() []ConvParams {
-	convs := []ConvParams{conv2dParams(3, 32, 16, 3, 1, 1), conv2dParams(16, 32, 16, 3, 1, 1)}
-	for _, s := range [][3]int{{16, 32, 32}, {32, 16, 64}} {
+// resnet20Convs are the convolutions of ResNet-20 on inCh x size x size
+// images, batch 32: at 32x32 (CIFAR) the shapes of BenchmarkDGHStep/resnet20
+// in package dgh, at 1x28x28 those of the embedded Fashion-MNIST model the
+// default run quantizes (28, 14 and 7 wide). Few channels make packing
+// and memory passes weigh as much as the FMAs.
+func resnet20Convs(inCh, size int) []ConvParams {
+	convs := []ConvParams{conv2dParams(inCh, size, 16, 3, 1, 1), conv2dParams(16, size, 16, 3, 1, 1)}
+	for _, s := range [][3]int{{16, size, 32}, {32, (size + 1) / 2, 64}} {
 		c, h, k := s[0], s[1], s[2]
-		convs = append(convs, conv2dParams(c, h, k, 1, 2, 1), conv2dParams(c, h, k, 3, 2, 1), conv2dParams(k, h/2, k, 3, 1, 1))
+		convs = append(convs, conv2dParams(c, h, k, 1, 2, 1), conv2dParams(c, h, k, 3, 2, 1), conv2dParams(k, (h+1)/2, k, 3, 1, 1))
 	}
 	for i := range convs {
 		convs[i].N = 32
@@ -127,9 +129,10 @@ func resnet20Convs() []ConvParams {
 	return convs
 }
 
-func BenchmarkConvResNet18(b *testing.B)    { benchConvs(b, resnet18Convs()) }
-func BenchmarkConvResNet20(b *testing.B)    { benchConvs(b, resnet20Convs()) }
-func BenchmarkConvMobileNetV2(b *testing.B) { benchConvs(b, mobilenetV2Convs()) }
+func BenchmarkConvResNet18(b *testing.B)       { benchConvs(b, resnet18Convs()) }
+func BenchmarkConvResNet20(b *testing.B)       { benchConvs(b, resnet20Convs(3, 32)) }
+func BenchmarkConvResNet20FMNIST(b *testing.B) { benchConvs(b, resnet20Convs(1, 28)) }
+func BenchmarkConvMobileNetV2(b *testing.B)    { benchConvs(b, mobilenetV2Convs()) }
 
 // BenchmarkConvDepthwiseHot times 3x3 depthwise planes that stay in L1
 // (one image, 16 channels): the per-plane cost that dominates the small

@@ -1,9 +1,6 @@
 package kernels
 
-import (
-	"fmt"
-	"slices"
-)
+import "slices"
 
 // The direct convolution path: no unfolded input at all, packed or not.
 //
@@ -15,9 +12,14 @@ import (
 // of weights (a k block of K = C/G*KH*KW, every output channel) by
 // sixteen such outputs read in place and writes the tiles straight into
 // y: no B packing, no output tile to copy back, and only the rows the
-// layer has are computed (panels of 6 and 5, directSplit). It serves
-// output planes whose width is a multiple of 8 and size a multiple of 16
-// (ResNet-20's 32x32, 16x16 and 8x8; ResNet-18's 112 and 56).
+// layer has are computed (panels of 6 and 5, directSplit). An output row
+// is cut into groups of 8 outputs, the last one partial when the width is
+// not a multiple of 8, and a tile is two consecutive groups; tiles that
+// are not one whole run of 16 outputs go through the masked kernel. It
+// serves widths that are multiples of 8 (ResNet-20's 32x32, 16x16 and
+// 8x8 on CIFAR; ResNet-18's 112 and 56) and, for layers with few output
+// channels, planes where partial groups leave at most an eighth of the
+// lanes idle (ResNet-20's 28 and 14 wide planes on Fashion-MNIST).
 
 // convDirectMicro[set][tail], when set (AVX2), runs the direct
 // micro-kernel over a column of weight panels, storing the tiles (set) or
@@ -30,6 +32,41 @@ import (
 // next tails panels by the kc x 16 matrix B[p][j] = x[off[p]+j] for j < 8,
 // x[d+off[p]+j-8] for j >= 8, into the rows c[i*ldc:][:16].
 var convDirectMicro *[2][directMR]func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectMasked[set][tail], when set (AVX2), is convDirectMicro for a
+// tile of two groups that are not one run of 16 outputs, or not whole:
+//
+//	convDirectMasked[set][tail](kc, panels, tails, a, x, off, d, c, ldc, e, mask)
+//
+// stores (or adds) the first eight columns of each C row at c[i*ldc:] and
+// the next eight at c[i*ldc+e:], only in the lanes j where mask[j] is -1
+// (mask has 16 words; directMasks holds them all).
+var convDirectMasked *[2][directMR]func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc, e int, mask []int32)
+
+// directMaskedMaxK is the most output channels per group for which a
+// plane that needs masked tiles takes the direct path. One core, 3x3
+// stride 1, forward and backward to the input, alternated: 16 channels at
+// 28 wide 1.3-2.3x, 32 at 14 1.1-1.6x, 48 at 28 1.0-1.5x, 64 at 28
+// 1.0-1.2x, 64 at 14 0.7-1.3x, 96 at 14 0.8-1.0x, 128 at 28 0.8-1.2x.
+const directMaskedMaxK = 64
+
+// directMasks[n1][n2] selects the first n1 lanes of a tile's first group
+// and the first n2 of its second.
+var directMasks = func() (m [9][9][16]int32) {
+	for n1 := range 9 {
+		for n2 := range 9 {
+			for j := range 8 {
+				if j < n1 {
+					m[n1][n2][j] = -1
+				}
+				if j < n2 {
+					m[n1][n2][8+j] = -1
+				}
+			}
+		}
+	}
+	return m
+}()
 
 // directMR is the panel height the direct micro-kernels are built for;
 // the path runs only when gemmMR matches.
@@ -79,8 +116,13 @@ func packDirectA(kg, rows, kb int, w, dst []float32) {
 	}
 }
 
-// convDirectGeneric is the definition of the direct micro-kernel.
-func convDirectGeneric(set bool, kc, panels, tails, tail int, a, x []float32, off []int32, d int, c []float32, ldc int) {
+// convDirectGeneric is the definition of the direct micro-kernels: with
+// mask nil that of convDirectMicro (the second group right after the
+// first), else that of convDirectMasked.
+func convDirectGeneric(set bool, kc, panels, tails, tail int, a, x []float32, off []int32, d int, c []float32, ldc, e int, mask []int32) {
+	if mask == nil {
+		e = 8
+	}
 	for pn := range panels + tails {
 		h, r0 := directMR, pn*directMR
 		if pn >= panels {
@@ -102,12 +144,18 @@ func convDirectGeneric(set bool, kc, panels, tails, tail int, a, x []float32, of
 			}
 		}
 		for i := range h {
-			row := cp[i*ldc:][:16]
-			for j := range row {
+			for j := range 16 {
+				if mask != nil && mask[j] == 0 {
+					continue
+				}
+				at := i*ldc + j
+				if j >= 8 {
+					at += e - 8
+				}
 				if set {
-					row[j] = acc[i][j]
+					cp[at] = acc[i][j]
 				} else {
-					row[j] += acc[i][j]
+					cp[at] += acc[i][j]
 				}
 			}
 		}
@@ -121,7 +169,13 @@ func useDirect(p *ConvParams) bool {
 		return false
 	}
 	oh0, ow0 := p.OutH(), p.OutW()
-	if ow0%8 != 0 || oh0*ow0%16 != 0 {
+	tiles := (oh0*((ow0+7)/8) + 1) / 2
+	switch {
+	case ow0%8 == 0 && oh0*ow0%16 == 0: // whole runs of 16
+	case convDirectMasked == nil || 8*oh0*ow0 < 7*16*tiles || p.K/p.Groups > directMaskedMaxK:
+		// No masked kernel, more than an eighth of the lanes idle (7x7:
+		// a quarter), or enough output channels that packing B costs
+		// the GEMM paths less than the idle lanes and masked stores.
 		return false
 	}
 	// The phase buffer (setPhases) must be indexable with int32.
@@ -171,24 +225,37 @@ func (j *convJob) setDirect() {
 	// Tasks: whole images when there are enough to share out, else
 	// runs of tiles (each task then fills its image's buffer itself).
 	images := p.N * p.Groups
-	tiles := p.OutH() * p.OutW() / 16
+	j.rowGroups = (p.OutW() + 7) / 8
+	groups := p.OutH() * j.rowGroups
+	j.tiles = (groups + 1) / 2
 	j.tileChunks = 1
 	if w := parWorkers(); images < 2*w {
-		j.tileChunks = min(tiles, (2*w+images-1)/images)
+		j.tileChunks = min(j.tiles, (2*w+images-1)/images)
 	}
-	// The micro-kernel trusts its reads: the last tile's second group
-	// reaches furthest.
-	ohw := p.OutH() * p.OutW()
-	if reach := j.directBase(ohw-8) + int(slices.Max(j.dOff)) + 8; reach > j.dLen {
-		panic(fmt.Sprintf("kernels: direct convolution reads %d floats of a %d-float buffer", reach, j.dLen))
-	}
+	// The micro-kernel reads eight floats per group and tap, past the
+	// row's end for a partial group (those lanes are never stored): the
+	// buffer gets room for the last group's reads.
+	_, b, _ := j.directGroup(groups - 1)
+	j.dCap = max(j.dLen, b+int(slices.Max(j.dOff))+8)
 }
 
-// directBase is where, in the phase buffer, output pixel q (of one plane)
-// reads its first tap.
-func (j *convJob) directBase(q int) int {
+// directGroup returns where group g of a plane (8 outputs of one row, in
+// row order) starts in the output plane and in the phase buffer (where
+// it reads its first tap), and how many outputs it has.
+func (j *convJob) directGroup(g int) (q, b, n int) {
 	ow0 := j.p.OutW()
-	return q/ow0*j.dWq + q%ow0
+	oh, col := g/j.rowGroups, 8*(g%j.rowGroups)
+	return oh*ow0 + col, oh*j.dWq + col, min(8, ow0-col)
+}
+
+// tileStart is the first output of tile t of a plane (its size for t
+// past the last tile).
+func (j *convJob) tileStart(t int) int {
+	if 2*t >= j.p.OutH()*j.rowGroups {
+		return j.p.OutH() * j.p.OutW()
+	}
+	q, _, _ := j.directGroup(2 * t)
+	return q
 }
 
 // fillPhases copies the cg input planes x into the phase buffer buf
@@ -273,20 +340,19 @@ func fillRow(d, row []float32, s int) {
 type phaseFill struct{ i0, x0, n int }
 
 // forwardDirect computes tasks [lo, hi) of the direct path: task t is
-// run t%tileChunks of the 16-output tiles of image-group t/tileChunks.
+// run t%tileChunks of the tiles of image-group t/tileChunks.
 func (j *convJob) forwardDirect(lo, hi int) {
 	p := &j.p
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rows := cg * p.KH * p.KW
 	ohw := p.OutH() * p.OutW()
-	tiles := ohw / 16
-	buf := getScratch(j.dLen)
+	groups := p.OutH() * j.rowGroups
+	buf := getScratch(j.dCap)
 	clear(*buf) // the frame stays zero; fillPhases rewrites the rest
 	set := 0
 	if j.beta == 0 {
 		set = 1
 	}
-	micro := &convDirectMicro[set]
 	mPad := roundUp(kg, directMR)
 	full, tails, tail := directSplit(kg)
 	kb := kBlock(rows)
@@ -294,31 +360,40 @@ func (j *convJob) forwardDirect(lo, hi int) {
 		img, chunk := t/j.tileChunks, t%j.tileChunks
 		n, g := img/p.Groups, img%p.Groups
 		j.fillPhases(j.x[(n*p.C+g*cg)*p.H*p.W:], *buf)
-		t0, t1 := chunk*tiles/j.tileChunks, (chunk+1)*tiles/j.tileChunks
+		t0, t1 := chunk*j.tiles/j.tileChunks, (chunk+1)*j.tiles/j.tileChunks
+		q0, q1 := j.tileStart(t0), j.tileStart(t1)
 		y := j.y[(n*p.K+g*kg)*ohw:][:kg*ohw]
 		if j.beta != 0 && j.beta != 1 {
 			for k := range kg {
-				scaleMatrix(1, (t1-t0)*16, j.beta, y[k*ohw+t0*16:], ohw)
+				scaleMatrix(1, q1-q0, j.beta, y[k*ohw+q0:], ohw)
 			}
 		}
 		a := j.w[g*j.packedSize:]
 		for tile := t0; tile < t1; tile++ {
-			q := tile * 16
-			b := j.directBase(q)
-			d := j.directBase(q+8) - b
+			q, b, n1 := j.directGroup(2 * tile)
+			q2, b2, n2 := q, b, 0 // an odd last group: no second one
+			if 2*tile+1 < groups {
+				q2, b2, n2 = j.directGroup(2*tile + 1)
+			}
+			whole := n1 == 8 && n2 == 8 && q2 == q+8
 			// k blocks as packDirectA laid them out: a panel and the
 			// input it reads share L1.
 			for pc := 0; pc < rows; pc += kb {
 				kc := min(kb, rows-pc)
-				m := micro
+				s := set
 				if pc > 0 {
-					m = &convDirectMicro[0]
+					s = 0
 				}
-				m[tail](kc, full, tails, a[mPad*pc:][:mPad*kc], (*buf)[b:], j.dOff[pc:pc+kc], d, y[q:], ohw)
+				ap, x, off := a[mPad*pc:][:mPad*kc], (*buf)[b:], j.dOff[pc:pc+kc]
+				if whole {
+					convDirectMicro[s][tail](kc, full, tails, ap, x, off, b2-b, y[q:], ohw)
+				} else {
+					convDirectMasked[s][tail](kc, full, tails, ap, x, off, b2-b, y[q:], ohw, q2-q, directMasks[n1][n2][:])
+				}
 			}
 		}
 		for k := range kg {
-			j.finish(g*kg+k, y[k*ohw+t0*16:k*ohw+t1*16])
+			j.finish(g*kg+k, y[k*ohw+q0:k*ohw+q1])
 		}
 	}
 	putScratch(buf)

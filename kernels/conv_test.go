@@ -70,6 +70,15 @@ var convCases = []ConvParams{
 	{N: 1, C: 2, H: 15, W: 15, K: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 3, DilH: 1, DilW: 3, Groups: 1},
 	{N: 2, C: 4, H: 11, W: 16, K: 6, KH: 3, KW: 5, StrideH: 2, StrideW: 1, PadH: 1, PadW: 2, DilH: 1, DilW: 1, Groups: 2},
 	{N: 1, C: 16, H: 32, W: 32, K: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	// The masked direct path (rows not a multiple of 8 wide): ResNet-20's
+	// 28 and 14 wide planes (Fashion-MNIST), one image split into tile
+	// runs, two k blocks (the masked adds), an odd number of groups (the
+	// last tile has one), tiles whose first group is partial (23 wide).
+	{N: 2, C: 16, H: 28, W: 28, K: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 1, C: 16, H: 28, W: 28, K: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 3, C: 32, H: 14, W: 14, K: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 2, C: 3, H: 3, W: 24, K: 5, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 1, C: 4, H: 2, W: 23, K: 6, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 2},
 	// Strided backward to the input through the phase buffer: taps
 	// dilated onto one column phase, unequal strides; small images in
 	// chunks of several (the last one short).
@@ -260,11 +269,13 @@ func TestConvParamsValidate(t *testing.T) {
 
 // TestConvDirectMicro checks every direct micro-kernel (each tail row
 // count, storing and adding, zero to two full panels and zero to two
-// tail panels) against its definition, convDirectGeneric, on k lengths
-// with every unroll tail and offsets scattered over the input.
+// tail panels, whole tiles and masked ones) against its definition,
+// convDirectGeneric, on k lengths with every unroll tail and offsets
+// scattered over the input. A masked kernel must leave the lanes outside
+// its masks untouched.
 func TestConvDirectMicro(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
-		if convDirectMicro == nil {
+		if convDirectMicro == nil || convDirectMasked == nil {
 			t.Skip("no direct micro-kernel on this path")
 		}
 		r := rand.New(rand.NewPCG(7, 7))
@@ -276,35 +287,49 @@ func TestConvDirectMicro(t *testing.T) {
 							continue
 						}
 						for set := range 2 {
-							a := randSlice(r, (panels+tails)*directMR*kc, 1)
-							x := randSlice(r, 300, 1)
-							d := r.IntN(100)
-							off := make([]int32, kc)
-							for p := range off {
-								off[p] = int32(r.IntN(len(x) - d - 8))
-							}
-							const ldc = 19
-							c0 := randSlice(r, (panels*directMR+tails*tail)*ldc+16, 1)
-							got, want := slices.Clone(c0), slices.Clone(c0)
-							convDirectMicro[set][tail](kc, panels, tails, a, x, off, d, got, ldc)
-							convDirectGeneric(set == 1, kc, panels, tails, tail, a, x, off, d, want, ldc)
-							// The magnitude each output's roundings scale with:
-							// the same sums over absolute values.
-							abs := func(v []float32) []float32 {
-								out := make([]float32, len(v))
-								for i, e := range v {
-									out[i] = float32(math.Abs(float64(e)))
+							for _, masked := range []bool{false, true} {
+								a := randSlice(r, (panels+tails)*directMR*kc, 1)
+								x := randSlice(r, 300, 1)
+								d := r.IntN(100)
+								off := make([]int32, kc)
+								for p := range off {
+									off[p] = int32(r.IntN(len(x) - d - 8))
 								}
-								return out
-							}
-							mag := abs(c0)
-							if set == 1 {
-								clear(mag)
-							}
-							convDirectGeneric(false, kc, panels, tails, tail, abs(a), abs(x), off, d, mag, ldc)
-							for i := range got {
-								what := fmt.Sprintf("kc=%d panels=%d tails=%dx%d set=%d: c", kc, panels, tails, tail, set)
-								checkClose(t, what, i, float64(got[i]), float64(want[i]), float64(mag[i]), float64(kc+2)*u32)
+								const ldc = 23
+								e, mask := 8, []int32(nil)
+								if masked {
+									// The second group e floats on, its lanes
+									// clear of the first group's.
+									n1 := r.IntN(9)
+									e = max(n1, 1) + r.IntN(8)
+									mask = directMasks[n1][r.IntN(9)][:]
+								}
+								c0 := randSlice(r, (panels*directMR+tails*tail)*ldc+e+8, 1)
+								got, want := slices.Clone(c0), slices.Clone(c0)
+								if masked {
+									convDirectMasked[set][tail](kc, panels, tails, a, x, off, d, got, ldc, e, mask)
+								} else {
+									convDirectMicro[set][tail](kc, panels, tails, a, x, off, d, got, ldc)
+								}
+								convDirectGeneric(set == 1, kc, panels, tails, tail, a, x, off, d, want, ldc, e, mask)
+								// The magnitude each output's roundings scale with:
+								// the same sums over absolute values.
+								abs := func(v []float32) []float32 {
+									out := make([]float32, len(v))
+									for i, e := range v {
+										out[i] = float32(math.Abs(float64(e)))
+									}
+									return out
+								}
+								mag := abs(c0)
+								if set == 1 {
+									clear(mag)
+								}
+								convDirectGeneric(false, kc, panels, tails, tail, abs(a), abs(x), off, d, mag, ldc, e, mask)
+								for i := range got {
+									what := fmt.Sprintf("kc=%d panels=%d tails=%dx%d set=%d e=%d mask=%v: c", kc, panels, tails, tail, set, e, mask)
+									checkClose(t, what, i, float64(got[i]), float64(want[i]), float64(mag[i]), float64(kc+2)*u32)
+								}
 							}
 						}
 					}
@@ -343,7 +368,8 @@ func TestConvNoAllocs(t *testing.T) {
 	shapes := []ConvParams{
 		conv2dParams(16, 32, 16, 3, 1, 1), // direct forward, phase-buffer weight gradient
 		conv2dParams(16, 32, 32, 3, 2, 1), // strided: phase-buffer backward to the input
-		conv2dParams(64, 14, 64, 3, 1, 1), // padded forward, dw^T weight gradient
+		conv2dParams(64, 14, 64, 3, 1, 1), // masked direct forward, dw^T weight gradient
+		conv2dParams(16, 26, 16, 3, 1, 1), // padded forward
 		conv2dParams(64, 8, 64, 3, 2, 1),  // gathered slabs, tap-table backward
 		conv2dParams(16, 32, 32, 1, 2, 1), // 1x1 strided: subsample and upsample
 		conv2dParams(3, 32, 16, 3, 1, 1),  // few channels: im2col
@@ -365,6 +391,33 @@ func TestConvNoAllocs(t *testing.T) {
 			// not a per-call allocation.
 			if a := testing.AllocsPerRun(5, run); a > 1 {
 				t.Errorf("%s %s: %v allocations a call", benchName(p), name, a)
+			}
+		}
+	}
+}
+
+// TestUseDirect pins which planes the direct path takes: whole groups of
+// 8, or, with at most directMaskedMaxK output channels, partial ones that
+// leave at most an eighth of the lanes idle.
+func TestUseDirect(t *testing.T) {
+	saved := Active()
+	defer use(saved)
+	for _, path := range Available() {
+		use(path)
+		for _, c := range []struct {
+			h, w int
+			want bool
+		}{
+			{56, 56, true}, {32, 32, true}, {8, 8, true}, {28, 28, true}, {14, 14, true},
+			{3, 24, true}, {2, 23, true}, {8, 7, true}, {7, 7, false}, {17, 17, false}, {12, 12, false}, {20, 20, false},
+		} {
+			for _, k := range []int{8, directMaskedMaxK, directMaskedMaxK + 1} {
+				p := ConvParams{N: 1, C: 8, H: c.h, W: c.w, K: k, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}
+				whole := c.w%8 == 0 && c.h*c.w%16 == 0
+				want := c.want && convDirectMicro != nil && (whole || k <= directMaskedMaxK)
+				if got := useDirect(&p); got != want {
+					t.Errorf("%s: useDirect(%dx%d, K=%d) = %v, want %v", path, c.h, c.w, k, got, want)
+				}
 			}
 		}
 	}

@@ -24,12 +24,12 @@ func setGEMMPath(p Path) {
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroAVX2, sgemmPackBAVX2, avx2MR, avx2NR
 		sgemmPackA6, sgemmMicroSet, sgemmGather = sgemmPackA6AVX2, sgemmMicroSetAVX2, sgemmGather16AVX2
 		packBT16On = true
-		convDirectMicro = &convDirectAVX2
+		convDirectMicro, convDirectMasked = &convDirectAVX2, &convDirectMaskedAVX2
 	default:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroGeneric, sgemmPackBGeneric, genericMR, genericNR
 		sgemmPackA6, sgemmMicroSet, sgemmGather = nil, nil, nil
 		packBT16On = false
-		convDirectMicro = nil
+		convDirectMicro, convDirectMasked = nil, nil
 	}
 }
 
@@ -38,6 +38,12 @@ func setGEMMPath(p Path) {
 var convDirectAVX2 = [2][directMR]func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int){
 	{convDirect0AVX2, convDirect1AVX2, convDirect2AVX2, convDirect3AVX2, convDirect4AVX2, convDirect5AVX2},
 	{convDirectSet0AVX2, convDirectSet1AVX2, convDirectSet2AVX2, convDirectSet3AVX2, convDirectSet4AVX2, convDirectSet5AVX2},
+}
+
+// convDirectMaskedAVX2 are the masked ones (see convDirectMasked).
+var convDirectMaskedAVX2 = [2][directMR]func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc, e int, mask []int32){
+	{convDirectMasked0AVX2, convDirectMasked1AVX2, convDirectMasked2AVX2, convDirectMasked3AVX2, convDirectMasked4AVX2, convDirectMasked5AVX2},
+	{convDirectSetMasked0AVX2, convDirectSetMasked1AVX2, convDirectSetMasked2AVX2, convDirectSetMasked3AVX2, convDirectSetMasked4AVX2, convDirectSetMasked5AVX2},
 }
 
 // packBT16 is the AVX2 transposed-B panel packer (see packBT16On).

@@ -69,6 +69,24 @@ func convDirect0AVX2(kc int, panels int, tails int, a []float32, x []float32, of
 //go:noescape
 func convDirectSet0AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
+// convDirectMasked0AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 0 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+0*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked0AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked0AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 0 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+0*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked0AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
 // convDirect1AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
 // first 1 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
@@ -84,6 +102,24 @@ func convDirect1AVX2(kc int, panels int, tails int, a []float32, x []float32, of
 //
 //go:noescape
 func convDirectSet1AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectMasked1AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 1 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+1*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked1AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked1AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 1 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+1*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked1AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
 
 // convDirect2AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
 // first 2 rows of each of the next tails, times the kc x 16 matrix
@@ -101,6 +137,24 @@ func convDirect2AVX2(kc int, panels int, tails int, a []float32, x []float32, of
 //go:noescape
 func convDirectSet2AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
+// convDirectMasked2AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 2 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+2*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked2AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked2AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 2 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+2*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked2AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
 // convDirect3AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
 // first 3 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
@@ -116,6 +170,24 @@ func convDirect3AVX2(kc int, panels int, tails int, a []float32, x []float32, of
 //
 //go:noescape
 func convDirectSet3AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectMasked3AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 3 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+3*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked3AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked3AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 3 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+3*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked3AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
 
 // convDirect4AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
 // first 4 rows of each of the next tails, times the kc x 16 matrix
@@ -133,6 +205,24 @@ func convDirect4AVX2(kc int, panels int, tails int, a []float32, x []float32, of
 //go:noescape
 func convDirectSet4AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
 
+// convDirectMasked4AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 4 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+4*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked4AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked4AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 4 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+4*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked4AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
 // convDirect5AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
 // first 5 rows of each of the next tails, times the kc x 16 matrix
 // B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
@@ -148,6 +238,24 @@ func convDirect5AVX2(kc int, panels int, tails int, a []float32, x []float32, of
 //
 //go:noescape
 func convDirectSet5AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectMasked5AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 5 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+5*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked5AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked5AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 5 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+5*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked5AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
 
 // fmaPeakAVX2 runs n trips of twelve independent register-only FMAs
 // (192 flops a trip): the core's measured FMA peak, the yardstick the

@@ -42,8 +42,10 @@ func main() {
 	sgemmPackBT16AVX2()
 	sgemmGather16AVX2()
 	for tail := range mr {
-		convDirectAVX2(tail, false)
-		convDirectAVX2(tail, true)
+		for _, masked := range []bool{false, true} {
+			convDirectAVX2(tail, false, masked)
+			convDirectAVX2(tail, true, masked)
+		}
 	}
 	fmaPeakAVX2()
 	clockChain()
@@ -155,6 +157,28 @@ func storeTile(row, ldc Register, acc [][2]VecPhysical, set bool) {
 	}
 }
 
+// storeTileMasked is storeTile for the masked direct kernel: each row's
+// second half goes e bytes after its first, and only the lanes set in
+// masks are read or written.
+func storeTileMasked(row, ldc, e Register, acc [][2]VecPhysical, set bool, masks [2]VecPhysical, tmp VecPhysical) {
+	for i := range acc {
+		if i > 0 {
+			ADDQ(ldc, row)
+		}
+		for h := range 2 {
+			m := Mem{Base: row}
+			if h == 1 {
+				m = Mem{Base: row, Index: e, Scale: 1}
+			}
+			if !set {
+				VMASKMOVPS(m, masks[h], tmp)
+				VADDPS(tmp, acc[i][h], acc[i][h])
+			}
+			VMASKMOVPS(acc[i][h], masks[h], m)
+		}
+	}
+}
+
 // convDirectAVX2 emits the direct-convolution micro-kernel: the
 // micro-kernel above with B read in place instead of packed, run over a
 // whole column of panels in one call. Row p of B for eight output pixels
@@ -165,18 +189,36 @@ func storeTile(row, ldc Register, acc [][2]VecPhysical, set bool) {
 // then `tails` panels of tail rows: 16 channels run as 6+5+5, since a
 // panel of 4 rows (eight accumulators, as many as the FMA latency needs
 // in flight) measured 20% slower per row than one of 5 or 6.
-func convDirectAVX2(tail int, set bool) {
-	name := fmt.Sprintf("convDirect%dAVX2", tail)
+//
+// With masked, the two groups of eight outputs need not be one run of 16
+// (the second is stored e floats after the first) nor whole (lanes whose
+// mask word is 0 are neither read nor written): output rows whose width
+// is not a multiple of 8 end in part of a group.
+func convDirectAVX2(tail int, set, masked bool) {
+	kind := ""
 	verb := "adds"
 	if set {
-		name = fmt.Sprintf("convDirectSet%dAVX2", tail)
+		kind = "Set"
 		verb = "stores"
 	}
-	TEXT(name, NOSPLIT, "func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int)")
-	Doc(fmt.Sprintf("%s %s panels packed %d x kc A panels (mr*kc floats apart), then the", name, verb, mr),
-		fmt.Sprintf("first %d rows of each of the next tails, times the kc x 16 matrix", tail),
-		"B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows",
-		fmt.Sprintf("c[i*ldc:][:16], i < %d*panels+%d*tails.", mr, tail))
+	if masked {
+		kind += "Masked"
+	}
+	name := fmt.Sprintf("convDirect%s%dAVX2", kind, tail)
+	if masked {
+		TEXT(name, NOSPLIT, "func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc, e int, mask []int32)")
+		Doc(fmt.Sprintf("%s %s panels packed %d x kc A panels (mr*kc floats apart), then the", name, verb, mr),
+			fmt.Sprintf("first %d rows of each of the next tails, times the kc x 16 matrix", tail),
+			"B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows",
+			fmt.Sprintf("c[i*ldc:][:8] and c[i*ldc+e:][:8], i < %d*panels+%d*tails, in the", mr, tail),
+			"lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).")
+	} else {
+		TEXT(name, NOSPLIT, "func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int)")
+		Doc(fmt.Sprintf("%s %s panels packed %d x kc A panels (mr*kc floats apart), then the", name, verb, mr),
+			fmt.Sprintf("first %d rows of each of the next tails, times the kc x 16 matrix", tail),
+			"B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows",
+			fmt.Sprintf("c[i*ldc:][:16], i < %d*panels+%d*tails.", mr, tail))
+	}
 	Pragma("noescape")
 	kc := Load(Param("kc"), GP64())
 	panels := Load(Param("panels"), GP64())
@@ -236,7 +278,16 @@ func convDirectAVX2(tail int, set bool) {
 		JMP(LabelRef("tail" + sfx))
 		Label("store" + sfx)
 		MOVQ(cp, row)
-		storeTile(row, ldc, acc, set)
+		if !masked {
+			storeTile(row, ldc, acc, set)
+			return
+		}
+		// The loop's B and broadcast registers are free now.
+		e, mp := Load(Param("e"), GP64()), Load(Param("mask").Base(), GP64())
+		SHLQ(U8(2), e)
+		VMOVDQU(Mem{Base: mp}, b0)
+		VMOVDQU(Mem{Base: mp, Disp: 32}, b1)
+		storeTileMasked(row, ldc, e, acc, set, [2]VecPhysical{b0, b1}, bc[0])
 	}
 
 	Comment("Full panels; a panel's k loop leaves a at the next one.")
