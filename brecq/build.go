@@ -4,6 +4,7 @@ package brecq
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/dghcore/dghcore/autograd"
 	"github.com/dghcore/dghcore/layers"
@@ -48,10 +49,21 @@ func (q *QuantModel) Units() []Unit {
 func (q *QuantModel) Modules() []*QuantModule { return q.modules }
 
 // Forward returns the logits of images x [N, C, H, W] under q.Mode,
-// recording no gradient.
+// recording no gradient. Safe for concurrent use.
 func (q *QuantModel) Forward(x *tensor.Tensor) *tensor.Tensor {
-	return q.forward(autograd.Const(x), q.Mode).Value
+	a := forwardArenas.Get().(*autograd.Arena)
+	defer forwardArenas.Put(a)
+	in := autograd.Const(x)
+	in.SetArena(a)
+	logits := q.forward(in, q.Mode).Value.Clone()
+	a.Reset()
+	return logits
 }
+
+// forwardArenas hold the activations of Forward's passes: each layer's
+// output reuses a buffer of the previous call (not cleared, as the ops
+// overwrite it) instead of a new zeroed one.
+var forwardArenas = sync.Pool{New: func() any { return autograd.NewArena() }}
 
 func (q *QuantModel) forward(x *autograd.Var, m Mode) *autograd.Var {
 	for _, s := range q.steps {

@@ -396,3 +396,47 @@ func TestEvaluate(t *testing.T) {
 		t.Error("label 7 of 7 classes accepted")
 	}
 }
+
+// TestForwardReusesBuffers: Forward takes its activations from a recycled
+// arena, so calls in a row and concurrent calls on different inputs must
+// each give the logits of a pass on fresh buffers, bit for bit, and the
+// logits a call returns must not change under later calls.
+func TestForwardReusesBuffers(t *testing.T) {
+	m := zootest.RandomModel(t, "resnet20", 1, 10, 5)
+	q, err := Quantize(context.Background(), m, randomImages(3, 8, 1, 12, 12), Config{
+		WeightBits: 4, ActBits: 4, ActQuant: true, NumIterations: 2, ItersA: 2, Seed: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Mode != (Mode{Weights: true, Acts: true}) {
+		t.Fatalf("mode %+v after the activation phase", q.Mode)
+	}
+	inputs := []*tensor.Tensor{randomImages(1, 4, 1, 12, 12), randomImages(2, 4, 1, 12, 12)}
+	want := make([]*tensor.Tensor, len(inputs))
+	for i, x := range inputs {
+		want[i] = q.forward(autograd.Const(x), q.Mode).Value.Clone()
+	}
+	first := q.Forward(inputs[0])
+	done := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for range 3 {
+				i := g % len(inputs)
+				if got := q.Forward(inputs[i]); !slices.Equal(got.Data, want[i].Data) {
+					done <- fmt.Errorf("goroutine %d: logits of input %d differ from a fresh pass", g, i)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	if !slices.Equal(first.Data, want[0].Data) {
+		t.Error("returned logits changed under later calls")
+	}
+}
