@@ -452,12 +452,18 @@ func Conv2dBackwardWeight(p ConvParams, x, dy, dw []float32) {
 	p.check("Conv2dBackwardWeight", sliceLen{"x", len(x), p.xLen()}, sliceLen{"dy", len(dy), p.yLen()},
 		sliceLen{"dw", len(dw), p.wLen()})
 	j := newConvJob(&p, x, dw, nil, dy)
-	// Wide images (as forwardPadded) unfold nothing: col^T's rows are
-	// read from the phase buffer in place. One AVX2 core, against
-	// im2col: 1.15-1.3x on resnet18's 3x3 at 56 and 28, 1.3-2x on
-	// resnet20's at 32; 1x1 strided ones and the stems (few channels)
-	// were slower (0.5-0.85x).
-	j.wgPadded = p.KH*p.KW > 1 && p.C/p.Groups >= gatherMinChannels && !p.depthwise() && paddedWaste(&p) <= 1.0/14
+	// Images wide enough for the phase buffer's wasted columns to cost
+	// less than unfolding unfold nothing: col^T's rows are read from the
+	// buffer in place. One AVX2 core, against im2col: 1.15-1.3x on
+	// resnet18's 3x3 at 56 and 28, 1.3-2x on resnet20's at 32; at 14
+	// wide (an eighth wasted) 1.3x with 256 output channels, 1.6-2.6x
+	// with 32 and 64; at 7 wide (2/9 wasted) 1.5x with 64 channels but
+	// 0.9x with 512 (im2col weighs less against more output channels).
+	// 1x1 strided ones and the stems (few channels) were slower
+	// (0.5-0.85x).
+	waste := paddedWaste(&p)
+	j.wgPadded = p.KH*p.KW > 1 && p.C/p.Groups >= gatherMinChannels && !p.depthwise() &&
+		(waste <= 1.0/8 || waste <= 1.0/4 && p.K/p.Groups <= 64)
 	if j.wgPadded {
 		j.setPhases()
 	}
