@@ -1204,6 +1204,46 @@ store:
 	SHLQ       $0x02, R10
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partial
+	VADDPS     (R8), Y0, Y0
+	VMOVUPS    Y0, (R8)
+	VMASKMOVPS (R8)(R10*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R8)(R10*1)
+	ADDQ       R9, R8
+	VADDPS     (R8), Y2, Y2
+	VMOVUPS    Y2, (R8)
+	VMASKMOVPS (R8)(R10*1), Y13, Y14
+	VADDPS     Y14, Y3, Y3
+	VMASKMOVPS Y3, Y13, (R8)(R10*1)
+	ADDQ       R9, R8
+	VADDPS     (R8), Y4, Y4
+	VMOVUPS    Y4, (R8)
+	VMASKMOVPS (R8)(R10*1), Y13, Y14
+	VADDPS     Y14, Y5, Y5
+	VMASKMOVPS Y5, Y13, (R8)(R10*1)
+	ADDQ       R9, R8
+	VADDPS     (R8), Y6, Y6
+	VMOVUPS    Y6, (R8)
+	VMASKMOVPS (R8)(R10*1), Y13, Y14
+	VADDPS     Y14, Y7, Y7
+	VMASKMOVPS Y7, Y13, (R8)(R10*1)
+	ADDQ       R9, R8
+	VADDPS     (R8), Y8, Y8
+	VMOVUPS    Y8, (R8)
+	VMASKMOVPS (R8)(R10*1), Y13, Y14
+	VADDPS     Y14, Y9, Y9
+	VMASKMOVPS Y9, Y13, (R8)(R10*1)
+	ADDQ       R9, R8
+	VADDPS     (R8), Y10, Y10
+	VMOVUPS    Y10, (R8)
+	VMASKMOVPS (R8)(R10*1), Y13, Y14
+	VADDPS     Y14, Y11, Y11
+	VMASKMOVPS Y11, Y13, (R8)(R10*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS (R8), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R8)
@@ -1245,9 +1285,11 @@ store:
 	VMASKMOVPS (R8)(R10*1), Y13, Y14
 	VADDPS     Y14, Y11, Y11
 	VMASKMOVPS Y11, Y13, (R8)(R10*1)
-	LEAQ       (R8)(R9*1), R8
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R8)(R9*1), R8
+	DECQ CX
+	JMP  panel
 
 last:
 	VZEROUPPER
@@ -1414,6 +1456,28 @@ store:
 	SHLQ       $0x02, R10
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partial
+	VMOVUPS    Y0, (R8)
+	VMASKMOVPS Y1, Y13, (R8)(R10*1)
+	ADDQ       R9, R8
+	VMOVUPS    Y2, (R8)
+	VMASKMOVPS Y3, Y13, (R8)(R10*1)
+	ADDQ       R9, R8
+	VMOVUPS    Y4, (R8)
+	VMASKMOVPS Y5, Y13, (R8)(R10*1)
+	ADDQ       R9, R8
+	VMOVUPS    Y6, (R8)
+	VMASKMOVPS Y7, Y13, (R8)(R10*1)
+	ADDQ       R9, R8
+	VMOVUPS    Y8, (R8)
+	VMASKMOVPS Y9, Y13, (R8)(R10*1)
+	ADDQ       R9, R8
+	VMOVUPS    Y10, (R8)
+	VMASKMOVPS Y11, Y13, (R8)(R10*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS Y0, Y12, (R8)
 	VMASKMOVPS Y1, Y13, (R8)(R10*1)
 	ADDQ       R9, R8
@@ -1431,9 +1495,11 @@ store:
 	ADDQ       R9, R8
 	VMASKMOVPS Y10, Y12, (R8)
 	VMASKMOVPS Y11, Y13, (R8)(R10*1)
-	LEAQ       (R8)(R9*1), R8
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R8)(R9*1), R8
+	DECQ CX
+	JMP  panel
 
 last:
 	VZEROUPPER
@@ -2102,6 +2168,46 @@ store:
 	SHLQ       $0x02, R11
 	VMOVDQU    (R12), Y12
 	VMOVDQU    32(R12), Y13
+	CMPL       28(R12), $0x00
+	JE         partial
+	VADDPS     (R9), Y0, Y0
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y2, Y2
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y3, Y3
+	VMASKMOVPS Y3, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y4, Y4
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y5, Y5
+	VMASKMOVPS Y5, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y6, Y6
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y7, Y7
+	VMASKMOVPS Y7, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y8, Y8
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y9, Y9
+	VMASKMOVPS Y9, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y10, Y10
+	VMOVUPS    Y10, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y11, Y11
+	VMASKMOVPS Y11, Y13, (R9)(R11*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS (R9), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R9)
@@ -2143,9 +2249,11 @@ store:
 	VMASKMOVPS (R9)(R11*1), Y13, Y14
 	VADDPS     Y14, Y11, Y11
 	VMASKMOVPS Y11, Y13, (R9)(R11*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R9)(R10*1), R9
+	DECQ CX
+	JMP  panel
 
 last:
 	// Panels of 1 rows.
@@ -2209,15 +2317,27 @@ storet:
 	SHLQ       $0x02, CX
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partialt
+	VADDPS     (R9), Y0, Y0
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R9)(CX*1)
+	JMP        storedt
+
+partialt:
 	VMASKMOVPS (R9), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS (R9)(CX*1), Y13, Y14
 	VADDPS     Y14, Y1, Y1
 	VMASKMOVPS Y1, Y13, (R9)(CX*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       DX
-	JMP        tailpanel
+
+storedt:
+	LEAQ (R9)(R10*1), R9
+	DECQ DX
+	JMP  tailpanel
 
 done:
 	VZEROUPPER
@@ -2384,6 +2504,28 @@ store:
 	SHLQ       $0x02, R11
 	VMOVDQU    (R12), Y12
 	VMOVDQU    32(R12), Y13
+	CMPL       28(R12), $0x00
+	JE         partial
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS Y1, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS Y3, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS Y5, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS Y7, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS Y9, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y10, (R9)
+	VMASKMOVPS Y11, Y13, (R9)(R11*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS Y1, Y13, (R9)(R11*1)
 	ADDQ       R10, R9
@@ -2401,9 +2543,11 @@ store:
 	ADDQ       R10, R9
 	VMASKMOVPS Y10, Y12, (R9)
 	VMASKMOVPS Y11, Y13, (R9)(R11*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R9)(R10*1), R9
+	DECQ CX
+	JMP  panel
 
 last:
 	// Panels of 1 rows.
@@ -2467,11 +2611,20 @@ storet:
 	SHLQ       $0x02, CX
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partialt
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS Y1, Y13, (R9)(CX*1)
+	JMP        storedt
+
+partialt:
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS Y1, Y13, (R9)(CX*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       DX
-	JMP        tailpanel
+
+storedt:
+	LEAQ (R9)(R10*1), R9
+	DECQ DX
+	JMP  tailpanel
 
 done:
 	VZEROUPPER
@@ -3182,6 +3335,46 @@ store:
 	SHLQ       $0x02, R11
 	VMOVDQU    (R12), Y12
 	VMOVDQU    32(R12), Y13
+	CMPL       28(R12), $0x00
+	JE         partial
+	VADDPS     (R9), Y0, Y0
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y2, Y2
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y3, Y3
+	VMASKMOVPS Y3, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y4, Y4
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y5, Y5
+	VMASKMOVPS Y5, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y6, Y6
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y7, Y7
+	VMASKMOVPS Y7, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y8, Y8
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y9, Y9
+	VMASKMOVPS Y9, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y10, Y10
+	VMOVUPS    Y10, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y11, Y11
+	VMASKMOVPS Y11, Y13, (R9)(R11*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS (R9), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R9)
@@ -3223,9 +3416,11 @@ store:
 	VMASKMOVPS (R9)(R11*1), Y13, Y14
 	VADDPS     Y14, Y11, Y11
 	VMASKMOVPS Y11, Y13, (R9)(R11*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R9)(R10*1), R9
+	DECQ CX
+	JMP  panel
 
 last:
 	// Panels of 2 rows.
@@ -3306,6 +3501,22 @@ storet:
 	SHLQ       $0x02, CX
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partialt
+	VADDPS     (R9), Y0, Y0
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y2, Y2
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y3, Y3
+	VMASKMOVPS Y3, Y13, (R9)(CX*1)
+	JMP        storedt
+
+partialt:
 	VMASKMOVPS (R9), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R9)
@@ -3319,9 +3530,11 @@ storet:
 	VMASKMOVPS (R9)(CX*1), Y13, Y14
 	VADDPS     Y14, Y3, Y3
 	VMASKMOVPS Y3, Y13, (R9)(CX*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       DX
-	JMP        tailpanel
+
+storedt:
+	LEAQ (R9)(R10*1), R9
+	DECQ DX
+	JMP  tailpanel
 
 done:
 	VZEROUPPER
@@ -3488,6 +3701,28 @@ store:
 	SHLQ       $0x02, R11
 	VMOVDQU    (R12), Y12
 	VMOVDQU    32(R12), Y13
+	CMPL       28(R12), $0x00
+	JE         partial
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS Y1, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS Y3, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS Y5, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS Y7, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS Y9, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y10, (R9)
+	VMASKMOVPS Y11, Y13, (R9)(R11*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS Y1, Y13, (R9)(R11*1)
 	ADDQ       R10, R9
@@ -3505,9 +3740,11 @@ store:
 	ADDQ       R10, R9
 	VMASKMOVPS Y10, Y12, (R9)
 	VMASKMOVPS Y11, Y13, (R9)(R11*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R9)(R10*1), R9
+	DECQ CX
+	JMP  panel
 
 last:
 	// Panels of 2 rows.
@@ -3588,14 +3825,26 @@ storet:
 	SHLQ       $0x02, CX
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partialt
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS Y1, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS Y3, Y13, (R9)(CX*1)
+	JMP        storedt
+
+partialt:
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS Y1, Y13, (R9)(CX*1)
 	ADDQ       R10, R9
 	VMASKMOVPS Y2, Y12, (R9)
 	VMASKMOVPS Y3, Y13, (R9)(CX*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       DX
-	JMP        tailpanel
+
+storedt:
+	LEAQ (R9)(R10*1), R9
+	DECQ DX
+	JMP  tailpanel
 
 done:
 	VZEROUPPER
@@ -4348,6 +4597,46 @@ store:
 	SHLQ       $0x02, R11
 	VMOVDQU    (R12), Y12
 	VMOVDQU    32(R12), Y13
+	CMPL       28(R12), $0x00
+	JE         partial
+	VADDPS     (R9), Y0, Y0
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y2, Y2
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y3, Y3
+	VMASKMOVPS Y3, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y4, Y4
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y5, Y5
+	VMASKMOVPS Y5, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y6, Y6
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y7, Y7
+	VMASKMOVPS Y7, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y8, Y8
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y9, Y9
+	VMASKMOVPS Y9, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y10, Y10
+	VMOVUPS    Y10, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y11, Y11
+	VMASKMOVPS Y11, Y13, (R9)(R11*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS (R9), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R9)
@@ -4389,9 +4678,11 @@ store:
 	VMASKMOVPS (R9)(R11*1), Y13, Y14
 	VADDPS     Y14, Y11, Y11
 	VMASKMOVPS Y11, Y13, (R9)(R11*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R9)(R10*1), R9
+	DECQ CX
+	JMP  panel
 
 last:
 	// Panels of 3 rows.
@@ -4489,6 +4780,28 @@ storet:
 	SHLQ       $0x02, CX
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partialt
+	VADDPS     (R9), Y0, Y0
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y2, Y2
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y3, Y3
+	VMASKMOVPS Y3, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y4, Y4
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y5, Y5
+	VMASKMOVPS Y5, Y13, (R9)(CX*1)
+	JMP        storedt
+
+partialt:
 	VMASKMOVPS (R9), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R9)
@@ -4509,9 +4822,11 @@ storet:
 	VMASKMOVPS (R9)(CX*1), Y13, Y14
 	VADDPS     Y14, Y5, Y5
 	VMASKMOVPS Y5, Y13, (R9)(CX*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       DX
-	JMP        tailpanel
+
+storedt:
+	LEAQ (R9)(R10*1), R9
+	DECQ DX
+	JMP  tailpanel
 
 done:
 	VZEROUPPER
@@ -4678,6 +4993,28 @@ store:
 	SHLQ       $0x02, R11
 	VMOVDQU    (R12), Y12
 	VMOVDQU    32(R12), Y13
+	CMPL       28(R12), $0x00
+	JE         partial
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS Y1, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS Y3, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS Y5, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS Y7, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS Y9, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y10, (R9)
+	VMASKMOVPS Y11, Y13, (R9)(R11*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS Y1, Y13, (R9)(R11*1)
 	ADDQ       R10, R9
@@ -4695,9 +5032,11 @@ store:
 	ADDQ       R10, R9
 	VMASKMOVPS Y10, Y12, (R9)
 	VMASKMOVPS Y11, Y13, (R9)(R11*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R9)(R10*1), R9
+	DECQ CX
+	JMP  panel
 
 last:
 	// Panels of 3 rows.
@@ -4795,6 +5134,19 @@ storet:
 	SHLQ       $0x02, CX
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partialt
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS Y1, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS Y3, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS Y5, Y13, (R9)(CX*1)
+	JMP        storedt
+
+partialt:
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS Y1, Y13, (R9)(CX*1)
 	ADDQ       R10, R9
@@ -4803,9 +5155,11 @@ storet:
 	ADDQ       R10, R9
 	VMASKMOVPS Y4, Y12, (R9)
 	VMASKMOVPS Y5, Y13, (R9)(CX*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       DX
-	JMP        tailpanel
+
+storedt:
+	LEAQ (R9)(R10*1), R9
+	DECQ DX
+	JMP  tailpanel
 
 done:
 	VZEROUPPER
@@ -5600,6 +5954,46 @@ store:
 	SHLQ       $0x02, R11
 	VMOVDQU    (R12), Y12
 	VMOVDQU    32(R12), Y13
+	CMPL       28(R12), $0x00
+	JE         partial
+	VADDPS     (R9), Y0, Y0
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y2, Y2
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y3, Y3
+	VMASKMOVPS Y3, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y4, Y4
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y5, Y5
+	VMASKMOVPS Y5, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y6, Y6
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y7, Y7
+	VMASKMOVPS Y7, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y8, Y8
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y9, Y9
+	VMASKMOVPS Y9, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y10, Y10
+	VMOVUPS    Y10, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y11, Y11
+	VMASKMOVPS Y11, Y13, (R9)(R11*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS (R9), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R9)
@@ -5641,9 +6035,11 @@ store:
 	VMASKMOVPS (R9)(R11*1), Y13, Y14
 	VADDPS     Y14, Y11, Y11
 	VMASKMOVPS Y11, Y13, (R9)(R11*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R9)(R10*1), R9
+	DECQ CX
+	JMP  panel
 
 last:
 	// Panels of 4 rows.
@@ -5758,6 +6154,34 @@ storet:
 	SHLQ       $0x02, CX
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partialt
+	VADDPS     (R9), Y0, Y0
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y2, Y2
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y3, Y3
+	VMASKMOVPS Y3, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y4, Y4
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y5, Y5
+	VMASKMOVPS Y5, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y6, Y6
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y7, Y7
+	VMASKMOVPS Y7, Y13, (R9)(CX*1)
+	JMP        storedt
+
+partialt:
 	VMASKMOVPS (R9), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R9)
@@ -5785,9 +6209,11 @@ storet:
 	VMASKMOVPS (R9)(CX*1), Y13, Y14
 	VADDPS     Y14, Y7, Y7
 	VMASKMOVPS Y7, Y13, (R9)(CX*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       DX
-	JMP        tailpanel
+
+storedt:
+	LEAQ (R9)(R10*1), R9
+	DECQ DX
+	JMP  tailpanel
 
 done:
 	VZEROUPPER
@@ -5954,6 +6380,28 @@ store:
 	SHLQ       $0x02, R11
 	VMOVDQU    (R12), Y12
 	VMOVDQU    32(R12), Y13
+	CMPL       28(R12), $0x00
+	JE         partial
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS Y1, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS Y3, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS Y5, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS Y7, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS Y9, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y10, (R9)
+	VMASKMOVPS Y11, Y13, (R9)(R11*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS Y1, Y13, (R9)(R11*1)
 	ADDQ       R10, R9
@@ -5971,9 +6419,11 @@ store:
 	ADDQ       R10, R9
 	VMASKMOVPS Y10, Y12, (R9)
 	VMASKMOVPS Y11, Y13, (R9)(R11*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R9)(R10*1), R9
+	DECQ CX
+	JMP  panel
 
 last:
 	// Panels of 4 rows.
@@ -6088,6 +6538,22 @@ storet:
 	SHLQ       $0x02, CX
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partialt
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS Y1, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS Y3, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS Y5, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS Y7, Y13, (R9)(CX*1)
+	JMP        storedt
+
+partialt:
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS Y1, Y13, (R9)(CX*1)
 	ADDQ       R10, R9
@@ -6099,9 +6565,11 @@ storet:
 	ADDQ       R10, R9
 	VMASKMOVPS Y6, Y12, (R9)
 	VMASKMOVPS Y7, Y13, (R9)(CX*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       DX
-	JMP        tailpanel
+
+storedt:
+	LEAQ (R9)(R10*1), R9
+	DECQ DX
+	JMP  tailpanel
 
 done:
 	VZEROUPPER
@@ -6938,6 +7406,46 @@ store:
 	SHLQ       $0x02, R11
 	VMOVDQU    (R12), Y12
 	VMOVDQU    32(R12), Y13
+	CMPL       28(R12), $0x00
+	JE         partial
+	VADDPS     (R9), Y0, Y0
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y2, Y2
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y3, Y3
+	VMASKMOVPS Y3, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y4, Y4
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y5, Y5
+	VMASKMOVPS Y5, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y6, Y6
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y7, Y7
+	VMASKMOVPS Y7, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y8, Y8
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y9, Y9
+	VMASKMOVPS Y9, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y10, Y10
+	VMOVUPS    Y10, (R9)
+	VMASKMOVPS (R9)(R11*1), Y13, Y14
+	VADDPS     Y14, Y11, Y11
+	VMASKMOVPS Y11, Y13, (R9)(R11*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS (R9), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R9)
@@ -6979,9 +7487,11 @@ store:
 	VMASKMOVPS (R9)(R11*1), Y13, Y14
 	VADDPS     Y14, Y11, Y11
 	VMASKMOVPS Y11, Y13, (R9)(R11*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R9)(R10*1), R9
+	DECQ CX
+	JMP  panel
 
 last:
 	// Panels of 5 rows.
@@ -7113,6 +7623,40 @@ storet:
 	SHLQ       $0x02, CX
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partialt
+	VADDPS     (R9), Y0, Y0
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y1, Y1
+	VMASKMOVPS Y1, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y2, Y2
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y3, Y3
+	VMASKMOVPS Y3, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y4, Y4
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y5, Y5
+	VMASKMOVPS Y5, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y6, Y6
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y7, Y7
+	VMASKMOVPS Y7, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VADDPS     (R9), Y8, Y8
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS (R9)(CX*1), Y13, Y14
+	VADDPS     Y14, Y9, Y9
+	VMASKMOVPS Y9, Y13, (R9)(CX*1)
+	JMP        storedt
+
+partialt:
 	VMASKMOVPS (R9), Y12, Y14
 	VADDPS     Y14, Y0, Y0
 	VMASKMOVPS Y0, Y12, (R9)
@@ -7147,9 +7691,11 @@ storet:
 	VMASKMOVPS (R9)(CX*1), Y13, Y14
 	VADDPS     Y14, Y9, Y9
 	VMASKMOVPS Y9, Y13, (R9)(CX*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       DX
-	JMP        tailpanel
+
+storedt:
+	LEAQ (R9)(R10*1), R9
+	DECQ DX
+	JMP  tailpanel
 
 done:
 	VZEROUPPER
@@ -7316,6 +7862,28 @@ store:
 	SHLQ       $0x02, R11
 	VMOVDQU    (R12), Y12
 	VMOVDQU    32(R12), Y13
+	CMPL       28(R12), $0x00
+	JE         partial
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS Y1, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS Y3, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS Y5, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS Y7, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS Y9, Y13, (R9)(R11*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y10, (R9)
+	VMASKMOVPS Y11, Y13, (R9)(R11*1)
+	JMP        stored
+
+partial:
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS Y1, Y13, (R9)(R11*1)
 	ADDQ       R10, R9
@@ -7333,9 +7901,11 @@ store:
 	ADDQ       R10, R9
 	VMASKMOVPS Y10, Y12, (R9)
 	VMASKMOVPS Y11, Y13, (R9)(R11*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       CX
-	JMP        panel
+
+stored:
+	LEAQ (R9)(R10*1), R9
+	DECQ CX
+	JMP  panel
 
 last:
 	// Panels of 5 rows.
@@ -7467,6 +8037,25 @@ storet:
 	SHLQ       $0x02, CX
 	VMOVDQU    (R11), Y12
 	VMOVDQU    32(R11), Y13
+	CMPL       28(R11), $0x00
+	JE         partialt
+	VMOVUPS    Y0, (R9)
+	VMASKMOVPS Y1, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y2, (R9)
+	VMASKMOVPS Y3, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y4, (R9)
+	VMASKMOVPS Y5, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y6, (R9)
+	VMASKMOVPS Y7, Y13, (R9)(CX*1)
+	ADDQ       R10, R9
+	VMOVUPS    Y8, (R9)
+	VMASKMOVPS Y9, Y13, (R9)(CX*1)
+	JMP        storedt
+
+partialt:
 	VMASKMOVPS Y0, Y12, (R9)
 	VMASKMOVPS Y1, Y13, (R9)(CX*1)
 	ADDQ       R10, R9
@@ -7481,9 +8070,11 @@ storet:
 	ADDQ       R10, R9
 	VMASKMOVPS Y8, Y12, (R9)
 	VMASKMOVPS Y9, Y13, (R9)(CX*1)
-	LEAQ       (R9)(R10*1), R9
-	DECQ       DX
-	JMP        tailpanel
+
+storedt:
+	LEAQ (R9)(R10*1), R9
+	DECQ DX
+	JMP  tailpanel
 
 done:
 	VZEROUPPER
