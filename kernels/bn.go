@@ -79,9 +79,17 @@ func channelMomentsBackwardRange(t *task, lo, hi int) {
 // ScaleShift sets y = act(x*scale[c] + shift[c]): an eval-mode BatchNorm,
 // or a bias add with scale 1, with its activation fused.
 func ScaleShift(n, c, hw int, x, scale, shift, y []float32, act Activation) {
+	scaleShift(n, c, hw, x, scale, shift, nil, y, act)
+}
+
+// scaleShift is ScaleShift, or ScaleShiftAdd when r is not nil.
+func scaleShift(n, c, hw int, x, scale, shift, r, y []float32, act Activation) {
 	t := newTask(scaleShiftRange)
 	t.n, t.act = [3]int{n, c, hw}, act
 	t.s[0], t.s[1], t.s[2], t.s[3] = x[:n*c*hw], scale[:c], shift[:c], y[:n*c*hw]
+	if r != nil {
+		t.s[4] = r[:n*c*hw]
+	}
 	t.spread(n*c, n*c*hw)
 	t.release()
 }
@@ -157,12 +165,7 @@ func (t *task) scaleShiftPlane(pl int) {
 // block) in one pass. The result is bit for bit that of ScaleShift
 // without activation, Add, then ReLU or ReLU6. y may be x or r.
 func ScaleShiftAdd(n, c, hw int, x, scale, shift, r, y []float32, act Activation) {
-	t := newTask(scaleShiftRange)
-	t.n, t.act = [3]int{n, c, hw}, act
-	t.s[0], t.s[1], t.s[2], t.s[3] = x[:n*c*hw], scale[:c], shift[:c], y[:n*c*hw]
-	t.s[4] = r[:n*c*hw]
-	t.spread(n*c, n*c*hw)
-	t.release()
+	scaleShift(n, c, hw, x, scale, shift, r[:n*c*hw], y, act)
 }
 
 // ScaleShiftAddMoments is ScaleShiftAdd that also writes x's per-channel
@@ -211,8 +214,8 @@ func ScaleShiftAddMomentsBackward(n, c, hw int, x, scale, y, dy, dx, dMoments []
 	scaleShiftMomentsBackward(n, c, hw, x, scale, nil, y, dy, dx, dMoments, act, set)
 }
 
-// scaleShiftMomentsBackward runs either: with shift nil, the mask comes
-// from y.
+// scaleShiftMomentsBackward is ScaleShiftMomentsBackward, or with shift
+// nil ScaleShiftAddMomentsBackward (the mask from y).
 func scaleShiftMomentsBackward(n, c, hw int, x, scale, shift, y, dy, dx, dMoments []float32, act Activation, set bool) {
 	t := newTask(scaleShiftMomentsBackwardRange)
 	t.n, t.act = [3]int{n, c, hw}, act
