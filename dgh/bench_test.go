@@ -13,21 +13,25 @@ import (
 // statistics (a lone batch never needs it, see generator.stale): the
 // cost of a step in a real run, and the work the PyTorch script times.
 func BenchmarkDGHStep(b *testing.B) {
+	imageNet := [2][]float32{{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}}
 	for _, bc := range []struct {
-		name          string
+		name, model   string
 		classes       int
 		size, padding int
+		norm          [2][]float32 // per-channel mean and std
 	}{
-		{"resnet18", 1000, 224, 32},
-		{"mobilenet_v2", 1000, 224, 32},
-		{"resnet20", 10, 32, 4},
+		{"resnet18", "resnet18", 1000, 224, 32, imageNet},
+		{"mobilenet_v2", "mobilenet_v2", 1000, 224, 32, imageNet},
+		{"resnet20", "resnet20", 10, 32, 4, imageNet},
+		// The default run's shapes: one channel, 28 + 4 padding.
+		{"resnet20_fmnist", "resnet20", 10, 28, 4, [2][]float32{{0.2860}, {0.3530}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			const batch = 32
 			const batches = 2
-			m := randomModel(b, bc.name, 3, bc.classes, 1)
+			m := randomModel(b, bc.model, len(bc.norm[0]), bc.classes, 1)
 			cfg := Config{NImages: batches * batch, BatchSize: batch, ImageSize: bc.size, Padding: bc.padding,
-				Mean: []float32{0.485, 0.456, 0.406}, Std: []float32{0.229, 0.224, 0.225}}
+				Mean: bc.norm[0], Std: bc.norm[1]}
 			s, err := cfg.resolve(m.Spec)
 			if err != nil {
 				b.Fatal(err)

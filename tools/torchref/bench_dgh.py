@@ -9,7 +9,8 @@ plateau scheduler step; and the no-gradient forward on the finalised
 images that refreshes the batch's statistics.
 
 Random weights; batch 32; resnet18 and mobilenet_v2 at 224 + 32 padding,
-resnet20 at 32 + 4 padding.
+resnet20 at 32 + 4 padding, and resnet20_fmnist (one channel) at 28 + 4,
+the default run's shapes.
 
     /usr/bin/python3 tools/torchref/bench_dgh.py --threads 2 --steps 3
 """
@@ -23,6 +24,7 @@ import torch.nn as nn
 import torchvision
 
 sys.path.insert(0, os.path.dirname(__file__))
+import dgh  # noqa: E402
 from dgh import augment, finalize, grown_sqrt, Recorder, batch_stats, targets  # noqa: E402
 
 
@@ -45,9 +47,9 @@ class BasicBlock(nn.Module):
 
 
 class ResNet20(nn.Module):
-    def __init__(self, classes=10):
+    def __init__(self, classes=10, in_ch=3):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_ch, 16, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU()
         layers, cin = [], 16
@@ -66,10 +68,14 @@ class ResNet20(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+# name: (model, image size, padding, output-loss factor, (mean, std))
 MODELS = {
-    "resnet18": (lambda: torchvision.models.resnet18(), 224, 32, 3e-7),
-    "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(), 224, 32, 3e-5),
-    "resnet20": (lambda: ResNet20(), 32, 4, 3e-7),
+    "resnet18": (lambda: torchvision.models.resnet18(), 224, 32, 3e-7, IMAGENET),
+    "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(), 224, 32, 3e-5, IMAGENET),
+    "resnet20": (lambda: ResNet20(), 32, 4, 3e-7, IMAGENET),
+    # the default run's shapes: one channel, 28 + 4 padding
+    "resnet20_fmnist": (lambda: ResNet20(in_ch=1), 28, 4, 3e-7, ([0.2860], [0.3530])),
 }
 
 
@@ -82,14 +88,14 @@ def randomise_bn(net, gen):
 
 
 def bench(name, batch, steps, gen):
-    make, s, p, out_factor = MODELS[name]
+    make, s, p, out_factor, (dgh.MEAN, dgh.STD) = MODELS[name]
     net = make().eval()
     randomise_bn(net, gen)
     for q in net.parameters():
         q.requires_grad_(False)
     rec = Recorder(net)
     tg = targets(rec)
-    x = torch.randn(batch, 3, s + p, s + p, generator=gen).requires_grad_(True)
+    x = torch.randn(batch, len(dgh.MEAN), s + p, s + p, generator=gen).requires_grad_(True)
     opt = torch.optim.RAdam([x], lr=16.0, betas=(0.9, 0.999), eps=1e-8)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=20,
                                                        threshold=1e-4, min_lr=1e-4)
