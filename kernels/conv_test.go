@@ -79,6 +79,11 @@ var convCases = []ConvParams{
 	{N: 3, C: 32, H: 14, W: 14, K: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	{N: 2, C: 3, H: 3, W: 24, K: 5, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	{N: 1, C: 4, H: 2, W: 23, K: 6, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 2},
+	// ... with dilated taps, and stride-3 phases; too many output
+	// channels for it (the padded path instead).
+	{N: 1, C: 3, H: 14, W: 14, K: 5, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilH: 2, DilW: 2, Groups: 1},
+	{N: 2, C: 2, H: 42, W: 41, K: 3, KH: 3, KW: 3, StrideH: 3, StrideW: 3, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 1, C: 8, H: 6, W: 28, K: 72, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	// Strided backward to the input through the phase buffer: taps
 	// dilated onto one column phase, unequal strides; small images in
 	// chunks of several (the last one short).
