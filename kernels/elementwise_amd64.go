@@ -24,20 +24,21 @@ func setElementwisePath(p Path) {
 // resMomentsBackwardAVX2 picks the residual form's backward kernel (the
 // mask from y); without an activation it is the plain one.
 func resMomentsBackwardAVX2(x, y, dy, dx []float32, scale, _, a, b float32, act Activation, set bool) {
+	if act != ActReLU && act != ActReLU6 {
+		bnMomentsBackwardAVX2(x, y, dy, dx, scale, 0, a, b, act, set)
+		return
+	}
 	x, y, dy = x[:len(dx)], y[:len(dx)], dy[:len(dx)]
+	six := act == ActReLU6
 	switch {
-	case act == ActReLU && set:
-		resMomentsBackwardReLUSetAVX2(x, y, dy, dx, scale, a, b)
-	case act == ActReLU:
-		resMomentsBackwardReLUAVX2(x, y, dy, dx, scale, a, b)
-	case act == ActReLU6 && set:
+	case six && set:
 		resMomentsBackwardReLU6SetAVX2(x, y, dy, dx, scale, a, b)
-	case act == ActReLU6:
+	case six:
 		resMomentsBackwardReLU6AVX2(x, y, dy, dx, scale, a, b)
 	case set:
-		bnMomentsBackwardNoneSetAVX2(x, dy, dx, scale, 0, a, b)
+		resMomentsBackwardReLUSetAVX2(x, y, dy, dx, scale, a, b)
 	default:
-		bnMomentsBackwardNoneAVX2(x, dy, dx, scale, 0, a, b)
+		resMomentsBackwardReLUAVX2(x, y, dy, dx, scale, a, b)
 	}
 }
 

@@ -35,8 +35,8 @@ func main() {
 	sums("sumSquaresAVX2", false, true)
 	sums("momentsAVX2", true, true)
 	momentsBackward()
-	scaleShift()
-	scaleShiftAdd()
+	scaleShift(false)
+	scaleShift(true)
 	scaleShiftBackward("scaleShiftBackwardReLUAVX2", false)
 	scaleShiftBackward("scaleShiftBackwardReLU6AVX2", true)
 	for _, act := range []string{"None", "ReLU", "ReLU6"} {
@@ -245,44 +245,40 @@ func momentsBackward() {
 	RET()
 }
 
-func scaleShift() {
-	avx.Text("scaleShiftAVX2", "func(y, x []float32, scale, shift, lo, hi float32)")
-	Doc("scaleShiftAVX2 sets y[i] = min(max(x[i]*scale + shift, lo), hi) over",
-		"len(y) floats: the fused activation is the clamp (-Inf/+Inf for none,",
-		"0/+Inf for ReLU, 0/6 for ReLU6). NaN propagates.")
+// scaleShift emits y = clamp(x*scale + shift) or, with residual, the
+// same with r added before the clamp: the FMA, the add and the clamp are
+// the instructions scaleShiftAVX2, addAVX2 and reluAVX2 (or relu6AVX2)
+// use, so scaleShiftAddAVX2 is bit for bit the three in turn.
+func scaleShift(residual bool) {
+	ptrs := []string{"y", "x"}
+	if residual {
+		ptrs = append(ptrs, "r")
+		avx.Text("scaleShiftAddAVX2", "func(y, x, r []float32, scale, shift, lo, hi float32)")
+		Doc("scaleShiftAddAVX2 sets y[i] = min(max((x[i]*scale + shift) + r[i], lo), hi)",
+			"over len(y) floats (the clamp as in scaleShiftAVX2); y may be x or r.")
+	} else {
+		avx.Text("scaleShiftAVX2", "func(y, x []float32, scale, shift, lo, hi float32)")
+		Doc("scaleShiftAVX2 sets y[i] = min(max(x[i]*scale + shift, lo), hi) over",
+			"len(y) floats: the fused activation is the clamp (-Inf/+Inf for none,",
+			"0/+Inf for ReLU, 0/6 for ReLU6). NaN propagates.")
+	}
 	s, b := avx.Broadcast("scale"), avx.Broadcast("shift")
 	lo, hi := avx.Broadcast("lo"), avx.Broadcast("hi")
-	y, x, n := avx.Base("y"), avx.Base("x"), avx.Len("y")
-	avx.Loop(n, []GPVirtual{y, x}, 4, func(_ int, l avx.Lanes) {
+	base := make([]GPVirtual, len(ptrs))
+	for i, name := range ptrs {
+		base[i] = avx.Base(name)
+	}
+	n := avx.Len("y")
+	avx.Loop(n, base, 4, func(_ int, l avx.Lanes) {
 		t := YMM()
 		VMOVAPS(b, t)
-		VFMADD231PS(l.Load(x), s, t)
+		VFMADD231PS(l.Load(base[1]), s, t)
+		if residual {
+			VADDPS(l.Load(base[2]), t, t)
+		}
 		VMAXPS(t, lo, t)
 		VMINPS(t, hi, t)
-		l.Store(t, y)
-	})
-	VZEROUPPER()
-	RET()
-}
-
-// scaleShiftAdd emits scaleShift with a residual added before the clamp:
-// the FMA, the add and the clamp are the instructions scaleShift, addAVX2
-// and reluAVX2 (or relu6AVX2) use, so the result is bit for bit theirs.
-func scaleShiftAdd() {
-	avx.Text("scaleShiftAddAVX2", "func(y, x, r []float32, scale, shift, lo, hi float32)")
-	Doc("scaleShiftAddAVX2 sets y[i] = min(max((x[i]*scale + shift) + r[i], lo), hi)",
-		"over len(y) floats (the clamp as in scaleShiftAVX2); y may be x or r.")
-	s, b := avx.Broadcast("scale"), avx.Broadcast("shift")
-	lo, hi := avx.Broadcast("lo"), avx.Broadcast("hi")
-	y, x, r, n := avx.Base("y"), avx.Base("x"), avx.Base("r"), avx.Len("y")
-	avx.Loop(n, []GPVirtual{y, x, r}, 4, func(_ int, l avx.Lanes) {
-		t := YMM()
-		VMOVAPS(b, t)
-		VFMADD231PS(l.Load(x), s, t)
-		VADDPS(l.Load(r), t, t)
-		VMAXPS(t, lo, t)
-		VMINPS(t, hi, t)
-		l.Store(t, y)
+		l.Store(t, base[0])
 	})
 	VZEROUPPER()
 	RET()
