@@ -243,8 +243,12 @@ func (j *convJob) setDirect() {
 // row order) starts in the output plane and in the phase buffer (where
 // it reads its first tap), and how many outputs it has.
 func (j *convJob) directGroup(g int) (q, b, n int) {
-	ow0 := j.p.OutW()
-	oh, col := g/j.rowGroups, 8*(g%j.rowGroups)
+	return j.groupAt(g/j.rowGroups, g%j.rowGroups)
+}
+
+// groupAt is directGroup of group gi of output row oh.
+func (j *convJob) groupAt(oh, gi int) (q, b, n int) {
+	ow0, col := j.p.OutW(), 8*gi
 	return oh*ow0 + col, oh*j.dWq + col, min(8, ow0-col)
 }
 
@@ -369,11 +373,20 @@ func (j *convJob) forwardDirect(lo, hi int) {
 			}
 		}
 		a := j.w[g*j.packedSize:]
+		// The tiles' groups in row order, without a division per tile.
+		oh, gi := 2*t0/j.rowGroups, 2*t0%j.rowGroups
+		next := func() {
+			if gi++; gi == j.rowGroups {
+				oh, gi = oh+1, 0
+			}
+		}
 		for tile := t0; tile < t1; tile++ {
-			q, b, n1 := j.directGroup(2 * tile)
+			q, b, n1 := j.groupAt(oh, gi)
+			next()
 			q2, b2, n2 := q, b, 0 // an odd last group: no second one
 			if 2*tile+1 < groups {
-				q2, b2, n2 = j.directGroup(2*tile + 1)
+				q2, b2, n2 = j.groupAt(oh, gi)
+				next()
 			}
 			whole := n1 == 8 && n2 == 8 && q2 == q+8
 			// k blocks as packDirectA laid them out: a panel and the
