@@ -213,20 +213,21 @@ func convDirectAVX2(tail int, set, masked bool) {
 		kind += "Masked"
 	}
 	name := fmt.Sprintf("convDirect%s%dAVX2", kind, tail)
+	sig := "func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int)"
+	doc := []string{
+		fmt.Sprintf("%s %s panels packed %d x kc A panels (mr*kc floats apart), then the", name, verb, mr),
+		fmt.Sprintf("first %d rows of each of the next tails, times the kc x 16 matrix", tail),
+		"B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows",
+	}
 	if masked {
-		TEXT(name, NOSPLIT, "func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc, e int, mask []int32)")
-		Doc(fmt.Sprintf("%s %s panels packed %d x kc A panels (mr*kc floats apart), then the", name, verb, mr),
-			fmt.Sprintf("first %d rows of each of the next tails, times the kc x 16 matrix", tail),
-			"B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows",
-			fmt.Sprintf("c[i*ldc:][:8] and c[i*ldc+e:][:8], i < %d*panels+%d*tails, in the", mr, tail),
+		sig = "func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc, e int, mask []int32)"
+		doc = append(doc, fmt.Sprintf("c[i*ldc:][:8] and c[i*ldc+e:][:8], i < %d*panels+%d*tails, in the", mr, tail),
 			"lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).")
 	} else {
-		TEXT(name, NOSPLIT, "func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int)")
-		Doc(fmt.Sprintf("%s %s panels packed %d x kc A panels (mr*kc floats apart), then the", name, verb, mr),
-			fmt.Sprintf("first %d rows of each of the next tails, times the kc x 16 matrix", tail),
-			"B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows",
-			fmt.Sprintf("c[i*ldc:][:16], i < %d*panels+%d*tails.", mr, tail))
+		doc = append(doc, fmt.Sprintf("c[i*ldc:][:16], i < %d*panels+%d*tails.", mr, tail))
 	}
+	TEXT(name, NOSPLIT, sig)
+	Doc(doc...)
 	Pragma("noescape")
 	kc := Load(Param("kc"), GP64())
 	panels := Load(Param("panels"), GP64())
