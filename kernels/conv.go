@@ -452,9 +452,9 @@ func Conv2dBackwardWeight(p ConvParams, x, dy, dw []float32) {
 	p.check("Conv2dBackwardWeight", sliceLen{"x", len(x), p.xLen()}, sliceLen{"dy", len(dy), p.yLen()},
 		sliceLen{"dw", len(dw), p.wLen()})
 	j := newConvJob(&p, x, dw, nil, dy)
-	// Images wide enough for the phase buffer's wasted columns to cost
-	// less than unfolding unfold nothing: col^T's rows are read from the
-	// buffer in place. One AVX2 core, against im2col: 1.15-1.3x on
+	// Where the phase buffer's wasted columns cost less than unfolding,
+	// nothing is unfolded: col^T's rows are read from the buffer in
+	// place. One AVX2 core, against im2col: 1.15-1.3x on
 	// resnet18's 3x3 at 56 and 28, 1.3-2x on resnet20's at 32; at 14
 	// wide (an eighth wasted) 1.3x with 256 output channels, 1.6-2.6x
 	// with 32 and 64; at 7 wide (2/9 wasted) 1.5x with 64 channels but
