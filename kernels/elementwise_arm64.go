@@ -62,6 +62,29 @@ func setElementwisePath(p Path) {
 	sumImpl, sumSquaresImpl = sumNEON, sumSquaresNEON
 	momentsImpl, momentsBackwardImpl = momentsNEON, momentsBackwardNEON
 	scaleShiftImpl, scaleShiftBackwardImpl = scaleShiftClampNEON, scaleShiftBackwardNEON
+	scaleShiftAddImpl = scaleShiftAddNEON
+}
+
+// scaleShiftAddNEON runs a plane of ScaleShiftAdd as the NEON kernels it
+// fuses, the plane still in cache for the second and third; a y that is
+// r itself (overwritten by the first) takes the Go loop.
+func scaleShiftAddNEON(y, x, r []float32, scale, shift float32, act Activation) {
+	if len(y) == 0 {
+		return
+	}
+	x, r = x[:len(y)], r[:len(y)]
+	if &y[0] == &r[0] {
+		scaleShiftAddGeneric(y, x, r, scale, shift, act)
+		return
+	}
+	scaleShiftClampNEON(y, x, scale, shift, ActNone)
+	addNEON(y, y, r)
+	switch act {
+	case ActReLU:
+		reluNEON(y, y)
+	case ActReLU6:
+		relu6NEON(y, y)
+	}
 }
 
 // sumNEON and sumSquaresNEON take their half of the moments kernel; the
