@@ -647,7 +647,7 @@ func (j *convJob) forwardPadded(lo, hi int) {
 	ns := min(cols, 240)
 	ldo := roundUp(ns, gemmNR)
 	// The last rows' reads run past the planes into the wrapped columns.
-	xp := getScratch(max(j.dLen, slices.Max(j.rowOff)+cols))
+	xp := getScratch(j.phaseSpan(cols))
 	out := getScratch(roundUp(kg, gemmMR) * ldo)
 	clear(*xp) // the frame stays zero; only the interior is rewritten
 	for t := lo; t < hi; t++ {
@@ -877,8 +877,7 @@ func (j *convJob) backwardDataPadded(lo, hi int) {
 	oh0, ow0 := p.OutH(), p.OutW()
 	wq := j.dWq
 	cols := oh0 * wq // one image's columns
-	// A wrapped-around column's zero lands up to a row past the planes.
-	span := max(j.dLen, int(slices.Max(j.dOff))+cols)
+	span := j.phaseSpan(cols)
 	chunks := (p.N + j.imgChunk - 1) / j.imgChunk
 	ldb := j.imgChunk * cols
 	ns := min(slabCols(rows, ldb), ldb)
@@ -891,13 +890,7 @@ func (j *convJob) backwardDataPadded(lo, hi int) {
 		g, ch := t/chunks, t%chunks
 		n0, n1 := ch*j.imgChunk, min(p.N, (ch+1)*j.imgChunk)
 		for n := n0; n < n1; n++ {
-			dy := j.y[(n*p.K+g*kg)*oh0*ow0:]
-			for k := range kg {
-				dst := (*grid)[k*ldb+(n-n0)*cols:]
-				for oh := range oh0 {
-					copy(dst[oh*wq:][:ow0], dy[(k*oh0+oh)*ow0:][:ow0])
-				}
-			}
+			j.toGrid((*grid)[(n-n0)*cols:], ldb, j.y[(n*p.K+g*kg)*oh0*ow0:])
 		}
 		b := (*buf)[:(n1-n0)*span]
 		clear(b)
@@ -923,6 +916,27 @@ func (j *convJob) backwardDataPadded(lo, hi int) {
 	putScratch(grid)
 	putScratch(slab)
 	putScratch(buf)
+}
+
+// phaseSpan is the phase buffer's length for a GEMM over cols columns
+// an image that reads the buffer's rows in place: the row of the last
+// tap starts at the largest offset and a wrapped-around column reaches
+// up to a row past the planes.
+func (j *convJob) phaseSpan(cols int) int {
+	return max(j.dLen, int(slices.Max(j.dOff))+cols)
+}
+
+// toGrid lays the K/Groups output planes dy of one image-group on the
+// phase buffer's output grid: row oh of plane k at grid[k*ld+oh*dWq:].
+// The wrapped-around columns between rows are not written (they stay
+// zero).
+func (j *convJob) toGrid(grid []float32, ld int, dy []float32) {
+	oh0, ow0 := j.p.OutH(), j.p.OutW()
+	for k := range j.p.K / j.p.Groups {
+		for oh := range oh0 {
+			copy(grid[k*ld+oh*j.dWq:][:ow0], dy[(k*oh0+oh)*ow0:][:ow0])
+		}
+	}
 }
 
 // forwardIm2col computes (group, slab) tasks [lo, hi): one slab of j.slab
@@ -1105,7 +1119,7 @@ func (j *convJob) weightGradPadded(dw []float32, g0, g1, n0, n1 int) {
 	oh0, ow0 := p.OutH(), p.OutW()
 	wq := j.dWq
 	cols := oh0 * wq
-	buf := getScratch(max(j.dLen, slices.Max(j.rowOff)+cols))
+	buf := getScratch(j.phaseSpan(cols))
 	clear(*buf) // the frame stays zero; fillPhases rewrites the rest
 	grid := getScratch(kg * cols)
 	clear(*grid) // the wrapped-around columns stay zero
@@ -1113,12 +1127,7 @@ func (j *convJob) weightGradPadded(dw []float32, g0, g1, n0, n1 int) {
 	for g := g0; g < g1; g++ {
 		for n := n0; n < n1; n++ {
 			j.fillPhases(j.x[(n*p.C+g*cg)*p.H*p.W:], *buf)
-			dy := j.y[(n*p.K+g*kg)*oh0*ow0:]
-			for k := range kg {
-				for oh := range oh0 {
-					copy((*grid)[k*cols+oh*wq:][:ow0], dy[(k*oh0+oh)*ow0:][:ow0])
-				}
-			}
+			j.toGrid(*grid, cols, j.y[(n*p.K+g*kg)*oh0*ow0:])
 			packWholeA(false, kg, cols, 1, *grid, cols, *packed)
 			sgemmPrepackedT(kg, rows, cols, *packed, *buf, j.rowOff, dw[g*kg*rows:], rows, j.parallelGEMM)
 		}

@@ -216,10 +216,9 @@ func dw3x3BackwardWeight(g *dwGeom, x, dy, dw []float32, sc *dwScratch) {
 }
 
 // dw3x3S2BackwardData adds (acc) or stores one plane's input gradient
-// for stride 2: it
-// is a stride-1 pass of the taps rotated 180 degrees over dy spread to
-// every other row and column, framed so that dx[ih][iw] reads rows
-// ih..ih+2 and columns iw..iw+2. The zeros cost four times the
+// for stride 2: it is a stride-1 pass of the taps rotated 180 degrees
+// over dy spread to every other row and column, framed so that
+// dx[ih][iw] reads rows ih..ih+2 and columns iw..iw+2. The zeros cost four times the
 // multiply-adds of a scatter, but every one of them is in a vector.
 // gq is the stride-1 geometry of a dx-sized plane with a frame of one.
 func dw3x3S2BackwardData(g, gq *dwGeom, dy, w, dx []float32, sc *dwScratch, acc bool) {
