@@ -28,15 +28,16 @@ const (
 	DefaultStdFactor      = 10
 	DefaultSmoothingSize  = 3
 	DefaultSmoothingSigma = 1.25
-	DefaultSaveEvery      = 0 // only when cancelled
 )
 
 // Config controls Generate. Its zero value means the paper's settings for
 // the model: every zero field takes the default named beside it.
 type Config struct {
-	NImages    int     // images to generate; 1024
-	BatchSize  int     // generation batch size; 64
-	Iterations int     // passes over all batches; 1000
+	NImages   int // images to generate; 1024
+	BatchSize int // generation batch size; 64
+	// Iterations is the number of passes over all batches; 1000.
+	// Negative means none: the result is the finalised starting noise.
+	Iterations int
 	LR         float64 // RAdam learning rate; 16
 
 	// Padding is added to each side length of the optimised images, which
@@ -44,7 +45,8 @@ type Config struct {
 	Padding   int
 	ImageSize int // output side length; the model's Spec.InputSize
 
-	StdFactor float64 // weight of the std term of the BN loss; 10
+	// StdFactor weighs the std term of the BN loss; 10. Negative means 0.
+	StdFactor float64
 	// OutputLossFactor weighs the output (distribution-stretching) loss;
 	// the model's Spec.OutputLossFactor. Negative switches the loss off.
 	OutputLossFactor float64
@@ -64,10 +66,13 @@ type Config struct {
 	Progress ProgressFunc
 
 	// StatePath, when set, is where the resumable state is written:
-	// every SaveEvery iterations (0: never periodically) and whenever ctx
-	// is cancelled. Writes are atomic (temporary file, then rename).
-	StatePath string
-	SaveEvery int
+	// every SaveEvery iterations, between two batch steps once
+	// SaveInterval has passed since the last save (0 for either: never
+	// periodically), and whenever ctx is cancelled. Writes are atomic
+	// (temporary file, then rename) and checksummed.
+	StatePath    string
+	SaveEvery    int
+	SaveInterval time.Duration
 	// Resume continues from StatePath instead of starting afresh. The
 	// state must come from a run with the same model and settings.
 	Resume bool
@@ -125,6 +130,8 @@ func (c Config) resolve(spec zoo.Spec) (settings, error) {
 		s.std = spec.Std
 	}
 	s.padding = max(s.padding, 0)
+	s.iterations = max(s.iterations, 0)
+	s.stdFactor = max(s.stdFactor, 0)
 	if s.outputLossFactor < 0 {
 		s.outputLossFactor = 0
 	}
@@ -133,8 +140,6 @@ func (c Config) resolve(spec zoo.Spec) (settings, error) {
 		return s, fmt.Errorf("dgh: number of images %d, want at least 1", s.nImages)
 	case s.batchSize < 1:
 		return s, fmt.Errorf("dgh: batch size %d, want at least 1", s.batchSize)
-	case s.iterations < 0:
-		return s, fmt.Errorf("dgh: iterations %d, want at least 0", s.iterations)
 	case !(s.lr > 0) || math.IsInf(s.lr, 0):
 		return s, fmt.Errorf("dgh: learning rate %v, want a positive number", s.lr)
 	case s.imageSize < 1:

@@ -40,6 +40,9 @@ func Generate(ctx context.Context, model *zoo.Model, cfg Config) (*tensor.Tensor
 		return nil, err
 	}
 	defer g.close()
+	if cfg.StatePath != "" {
+		g.digest = layers.Digest(model.Net)
+	}
 	if cfg.Resume {
 		err = g.load(ctx, cfg.StatePath)
 	} else {
@@ -83,6 +86,11 @@ type generator struct {
 	iter  int   // completed iterations
 	pos   int   // batches of the current iteration already stepped
 	order []int // the current iteration's batch order
+
+	// digest identifies the model's weights in a saved state.
+	digest string
+	// lastSave times the periodic saves.
+	lastSave time.Time
 }
 
 // batch is one generation batch with its own optimizer and scheduler.
@@ -200,20 +208,21 @@ type stepResult struct {
 func (g *generator) run(ctx context.Context, cfg Config) error {
 	nb := len(g.batches)
 	startTime, startSteps := time.Now(), g.iter*nb+g.pos
+	g.lastSave = startTime
 	var sumBN, sumOut float64
 	var count int
 	for g.iter < g.s.iterations {
 		if g.pos == 0 {
 			// Stop before drawing the order, so a state saved here
 			// redraws the same order on resume.
-			if err := g.stopIfCancelled(ctx, cfg); err != nil {
+			if err := g.checkpoint(ctx, cfg); err != nil {
 				return err
 			}
 			g.order = g.rng.Perm(nb)
 		}
 		for g.pos < nb {
 			if g.pos > 0 {
-				if err := g.stopIfCancelled(ctx, cfg); err != nil {
+				if err := g.checkpoint(ctx, cfg); err != nil {
 					return err
 				}
 			}
@@ -241,12 +250,16 @@ func (g *generator) run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// stopIfCancelled saves the state (when there is a path) and returns an
-// error wrapping ctx's once ctx is done.
-func (g *generator) stopIfCancelled(ctx context.Context, cfg Config) error {
+// checkpoint runs between two batch steps: once ctx is done it saves the
+// state (when there is a path) and returns an error wrapping ctx's; when
+// cfg.SaveInterval has passed since the last save it saves and goes on.
+func (g *generator) checkpoint(ctx context.Context, cfg Config) error {
 	err := ctx.Err()
 	if err == nil {
-		return nil
+		if cfg.StatePath == "" || cfg.SaveInterval <= 0 || time.Since(g.lastSave) < cfg.SaveInterval {
+			return nil
+		}
+		return g.save(cfg.StatePath)
 	}
 	err = fmt.Errorf("dgh: stopped at iteration %d, batch %d of %d: %w", g.iter, g.pos, len(g.batches), err)
 	if cfg.StatePath != "" {

@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/internal/statefile"
 	"github.com/dghcore/dghcore/layers"
 	"github.com/dghcore/dghcore/layers/zoo"
 	"github.com/dghcore/dghcore/tensor"
@@ -153,6 +155,21 @@ func TestResumeGivesSameImages(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"save by the clock mid-iteration", func(t *testing.T, cfg Config) {
+			// A 1 ns interval saves between every two batch steps; the
+			// state left is the one before the last step, mid-iteration.
+			cfg.SaveInterval = time.Nanosecond
+			if _, err := Generate(context.Background(), model, cfg); err != nil {
+				t.Fatal(err)
+			}
+			var st savedState
+			if err := statefile.Read(cfg.StatePath, &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Iter != cfg.Iterations-1 || st.Pos != 1 {
+				t.Fatalf("last periodic save at iteration %d batch %d, want %d and 1", st.Iter, st.Pos, cfg.Iterations-1)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := smallConfig(t)
@@ -184,8 +201,10 @@ func TestResumeRejectsOtherSettings(t *testing.T) {
 		change func(*Config)
 		want   string
 	}{
-		{"more images", func(c *Config) { c.NImages = 7 }, "state was made with"},
-		{"other padding", func(c *Config) { c.Padding = 2 }, "state was made with"},
+		{"more images", func(c *Config) { c.NImages = 7 }, "images 6 (saved) vs 7 (now)"},
+		{"other padding", func(c *Config) { c.Padding = 2 }, "padding 4 (saved) vs 2 (now)"},
+		{"other seed", func(c *Config) { c.Seed = 8 }, "seed 7 (saved) vs 8 (now)"},
+		{"other rate", func(c *Config) { c.LR = 8 }, "lr 16 (saved) vs 8 (now)"},
 		{"missing file", func(c *Config) { c.StatePath += ".missing" }, "no such file"},
 		{"no path", func(c *Config) { c.StatePath = "" }, "needs a StatePath"},
 	} {
@@ -199,12 +218,30 @@ func TestResumeRejectsOtherSettings(t *testing.T) {
 			}
 		})
 	}
+	other := smallModel(t)
+	layers.StateDict(other.Net)[0].Tensor.Data[0] += 1e-6
+	c := cfg
+	c.Resume = true
+	if _, err := Generate(context.Background(), other, c); err == nil || !strings.Contains(err.Error(), "model ") {
+		t.Fatalf("other weights: err = %v, want the model named", err)
+	}
+	flipped, err := os.ReadFile(cfg.StatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped[len(flipped)/2] ^= 4
+	c.StatePath = filepath.Join(t.TempDir(), "flipped")
+	if err := os.WriteFile(c.StatePath, flipped, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Generate(context.Background(), model, c); !errors.Is(err, statefile.ErrCorrupt) {
+		t.Fatalf("a state with one bit flipped: err = %v, want ErrCorrupt", err)
+	}
 	garbage := filepath.Join(t.TempDir(), "garbage")
 	if err := os.WriteFile(garbage, []byte("not a state"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := cfg
-	c.Resume, c.StatePath = true, garbage
+	c.StatePath = garbage
 	if _, err := Generate(context.Background(), model, c); err == nil || !strings.Contains(err.Error(), "not a DGH state") {
 		t.Fatalf("garbage state: err = %v", err)
 	}
@@ -326,5 +363,35 @@ func TestLazyStatisticsAreCurrent(t *testing.T) {
 		if _, err := g.step(b); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestNoIterations checks that negative Iterations means none (the
+// command line's --distill_num_iter 0): the finalised starting noise, the
+// same for the same seed, without a single step.
+func TestNoIterations(t *testing.T) {
+	model := smallModel(t)
+	cfg := smallConfig(t)
+	cfg.Iterations = -1
+	steps := 0
+	cfg.Progress = func(Progress) { steps++ }
+	a, err := Generate(context.Background(), model, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Generate(context.Background(), model, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steps != 0 || !slices.Equal(a.Data, b.Data) || !slices.Equal(a.Shape, []int{6, 3, 8, 8}) {
+		t.Fatalf("%d steps, shape %v, equal %t", steps, a.Shape, slices.Equal(a.Data, b.Data))
+	}
+	cfg.Iterations = 1
+	c, err := Generate(context.Background(), model, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(a.Data, c.Data) {
+		t.Fatal("one iteration left the images as they were")
 	}
 }

@@ -1,11 +1,10 @@
 package dgh
 
 import (
-	"bufio"
 	"context"
-	"encoding/gob"
 	"fmt"
-	"os"
+	"strconv"
+	"time"
 
 	"github.com/dghcore/dghcore/internal/statefile"
 	"github.com/dghcore/dghcore/optim"
@@ -13,7 +12,7 @@ import (
 )
 
 // stateVersion changes whenever savedState's meaning does.
-const stateVersion = 1
+const stateVersion = 2
 
 // savedState is everything a run needs to continue exactly (SPEC section
 // 7: cancellation leaves a resumable state). Batch statistics are not
@@ -21,7 +20,7 @@ const stateVersion = 1
 // its finalised images, so they are recomputed from the images on load.
 type savedState struct {
 	Version  int
-	Settings string // fingerprint of everything that shapes the result
+	Settings statefile.Settings // everything that shapes the result
 	Iter     int
 	Pos      int
 	Order    []int
@@ -32,23 +31,38 @@ type savedState struct {
 	Sched    []optim.PlateauState
 }
 
-// fingerprint describes the settings a state belongs to, for a readable
-// mismatch error on resume.
-func (s *settings) fingerprint() string {
-	return fmt.Sprintf("images=%d batch=%d iterations=%d size=%d padding=%d channels=%d std_factor=%g output_loss_factor=%g smoothing=%d/%g mean=%v std=%v",
-		s.nImages, s.batchSize, s.iterations, s.imageSize, s.padding, s.channels(),
-		s.stdFactor, s.outputLossFactor, s.smoothSize, s.smoothSigma, s.mean, s.std)
+// fingerprint lists every setting that changes the images, and the
+// model's weights by their digest, so that a state is resumed only by a
+// run that would have made it (docs/DESIGN.md, "Command line").
+func (s *settings) fingerprint(model string) statefile.Settings {
+	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	return statefile.Settings{
+		{Name: "images", Value: strconv.Itoa(s.nImages)},
+		{Name: "batch", Value: strconv.Itoa(s.batchSize)},
+		{Name: "iterations", Value: strconv.Itoa(s.iterations)},
+		{Name: "lr", Value: g(s.lr)},
+		{Name: "size", Value: strconv.Itoa(s.imageSize)},
+		{Name: "padding", Value: strconv.Itoa(s.padding)},
+		{Name: "std_factor", Value: g(s.stdFactor)},
+		{Name: "output_loss_factor", Value: g(s.outputLossFactor)},
+		{Name: "smoothing", Value: fmt.Sprintf("%d/%s", s.smoothSize, g(s.smoothSigma))},
+		{Name: "mean", Value: fmt.Sprint(s.mean)},
+		{Name: "std", Value: fmt.Sprint(s.std)},
+		{Name: "seed", Value: strconv.FormatUint(s.seed, 10)},
+		{Name: "model", Value: model},
+	}
 }
 
 // save writes the state atomically: a temporary file in the same folder,
 // synced, then renamed over path, so a crash never leaves half a state.
 func (g *generator) save(path string) (err error) {
+	defer func() { g.lastSave = time.Now() }()
 	rng, err := g.rng.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("dgh: save state: %w", err)
 	}
 	st := savedState{
-		Version: stateVersion, Settings: g.s.fingerprint(),
+		Version: stateVersion, Settings: g.s.fingerprint(g.digest),
 		Iter: g.iter, Pos: g.pos, Order: g.order, RNG: rng,
 		Shape: g.images.Shape, Images: g.images.Data,
 	}
@@ -64,20 +78,15 @@ func (g *generator) save(path string) (err error) {
 
 // load restores a state written by save and recomputes the statistics.
 func (g *generator) load(ctx context.Context, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("dgh: resume: %w", err)
-	}
-	defer f.Close()
 	var st savedState
-	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&st); err != nil {
-		return fmt.Errorf("dgh: resume from %s: not a DGH state: %w", path, err)
+	if err := statefile.Read(path, &st); err != nil {
+		return fmt.Errorf("dgh: resume: not a DGH state: %w", err)
 	}
 	if st.Version != stateVersion {
 		return fmt.Errorf("dgh: resume from %s: state version %d, want %d", path, st.Version, stateVersion)
 	}
-	if want := g.s.fingerprint(); st.Settings != want {
-		return fmt.Errorf("dgh: resume from %s: the state was made with %s, this run has %s", path, st.Settings, want)
+	if diff := st.Settings.Diff(g.s.fingerprint(g.digest)); diff != "" {
+		return fmt.Errorf("dgh: resume from %s: the state was made with other settings: %s", path, diff)
 	}
 	h := g.s.paddedSize()
 	nb := g.s.nBatches()
