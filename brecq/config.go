@@ -32,8 +32,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"strconv"
 	"time"
 
+	"github.com/dghcore/dghcore/internal/statefile"
 	"github.com/dghcore/dghcore/tensor"
 )
 
@@ -118,9 +120,12 @@ type Config struct {
 	AfterWeights func(*QuantModel) error
 
 	// StatePath, when set, is where the quantization state is written
-	// after every finished unit and when ctx is cancelled. Writes are
-	// atomic (temporary file, then rename).
-	StatePath string
+	// after every finished unit, inside a unit's reconstruction once
+	// SaveInterval has passed since the last save (0: never), and when
+	// ctx is cancelled. Writes are atomic (temporary file, then rename)
+	// and checksummed.
+	StatePath    string
+	SaveInterval time.Duration
 	// Resume continues from StatePath: finished units keep their saved
 	// quantizers and the run restarts at the unit it stopped in. The state
 	// must come from a run with the same model and settings.
@@ -182,6 +187,7 @@ type settings struct {
 	progress      ProgressFunc
 	afterWeights  func(*QuantModel) error
 	statePath     string
+	saveInterval  time.Duration
 	resume        bool
 	calibN        int
 	calibShape    []int
@@ -218,6 +224,7 @@ func (c Config) resolve(calib *tensor.Tensor) (settings, error) {
 		progress:      c.Progress,
 		afterWeights:  c.AfterWeights,
 		statePath:     c.StatePath,
+		saveInterval:  c.SaveInterval,
 		resume:        c.Resume,
 	}
 	if err := CheckBits("weight", s.wBits); err != nil {
@@ -259,12 +266,32 @@ func (c Config) resolve(calib *tensor.Tensor) (settings, error) {
 	return s, nil
 }
 
-// fingerprint describes everything that shapes the result, for a readable
-// mismatch error on resume.
-func (s *settings) fingerprint(model string) string {
-	return fmt.Sprintf("model=%s calib=%v/%016x w%da%d iters=%d batch=%d weight=%g b=%g..%g warmup=%g act_quant=%t iters_a=%d lr=%g p=%g act_init=%d head_stem_8bit=%t no_output_quant=%t layer_recon=%t seed=%d",
-		model, s.calibShape, s.calibSum, s.wBits, s.aBits, s.iters, s.batch, s.weight, s.bStart, s.bEnd, s.warmup,
-		s.actQuant, s.itersA, s.lr, s.p, s.actInit, s.headStem8bit, s.noOutputQuant, s.layerRecon, s.seed)
+// fingerprint lists everything that shapes the result, the model's
+// weights by their digest, so that a state is resumed only by a run that
+// would have made it (docs/DESIGN.md, "Command line").
+func (s *settings) fingerprint(model string) statefile.Settings {
+	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	return statefile.Settings{
+		{Name: "model", Value: model},
+		{Name: "calibration", Value: fmt.Sprintf("%v/%016x", s.calibShape, s.calibSum)},
+		{Name: "weight_bits", Value: strconv.Itoa(s.wBits)},
+		{Name: "act_bits", Value: strconv.Itoa(s.aBits)},
+		{Name: "iterations", Value: strconv.Itoa(s.iters)},
+		{Name: "batch", Value: strconv.Itoa(s.batch)},
+		{Name: "weight", Value: g(s.weight)},
+		{Name: "b_start", Value: g(s.bStart)},
+		{Name: "b_end", Value: g(s.bEnd)},
+		{Name: "warmup", Value: g(s.warmup)},
+		{Name: "act_quant", Value: strconv.FormatBool(s.actQuant)},
+		{Name: "iters_a", Value: strconv.Itoa(s.itersA)},
+		{Name: "lr", Value: g(s.lr)},
+		{Name: "p", Value: g(s.p)},
+		{Name: "act_init", Value: strconv.Itoa(s.actInit)},
+		{Name: "head_stem_8bit", Value: strconv.FormatBool(s.headStem8bit)},
+		{Name: "no_output_quant", Value: strconv.FormatBool(s.noOutputQuant)},
+		{Name: "layer_reconstruction", Value: strconv.FormatBool(s.layerRecon)},
+		{Name: "seed", Value: strconv.FormatUint(s.seed, 10)},
+	}
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

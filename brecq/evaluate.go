@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/dghcore/dghcore/tensor"
 )
@@ -89,7 +90,9 @@ func Evaluate(ctx context.Context, forward func(*tensor.Tensor) *tensor.Tensor, 
 
 // countTopK counts the rows whose label has the largest logit and those
 // whose label ranks among the five largest (fewer classes: all count).
-// Ties rank by class index, as a stable descending sort would.
+// Ties rank by class index, as a stable descending sort would. A NaN or
+// infinite logit is an error: compared with >, a NaN would rank the label
+// first and score a broken network as perfect.
 func countTopK(logits *tensor.Tensor, labels []int) (top1, top5 int, err error) {
 	classes := logits.Shape[1]
 	for i, y := range labels {
@@ -97,6 +100,11 @@ func countTopK(logits *tensor.Tensor, labels []int) (top1, top5 int, err error) 
 			return 0, 0, fmt.Errorf("label %d outside %d classes", y, classes)
 		}
 		row := logits.Data[i*classes : (i+1)*classes]
+		for c, u := range row {
+			if math.IsNaN(float64(u)) || math.IsInf(float64(u), 0) {
+				return 0, 0, fmt.Errorf("sample %d: logit %d is %v; the network computes non-finite values", i, c, u)
+			}
+		}
 		v := row[y]
 		rank := 0
 		for c, u := range row {

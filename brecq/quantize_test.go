@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/internal/statefile"
 	"github.com/dghcore/dghcore/layers/zoo/zootest"
 	"github.com/dghcore/dghcore/tensor"
 )
@@ -395,6 +398,15 @@ func TestEvaluate(t *testing.T) {
 	if _, err := Evaluate(context.Background(), func(x *tensor.Tensor) *tensor.Tensor { return x }, bad, nil); err == nil {
 		t.Error("label 7 of 7 classes accepted")
 	}
+	for _, v := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		row := tensor.FromSlice([]float32{1, 2, 3}, 1, 3)
+		row.Data[1] = v
+		b := &sliceBatches{xs: []*tensor.Tensor{row}, labels: [][]int{{1}}}
+		_, err := Evaluate(context.Background(), func(x *tensor.Tensor) *tensor.Tensor { return x }, b, nil)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("logit 1 is %v", v)) {
+			t.Errorf("a %v logit: %v, want an error naming it", v, err)
+		}
+	}
 }
 
 // TestForwardReusesBuffers: Forward takes its activations from a recycled
@@ -438,5 +450,92 @@ func TestForwardReusesBuffers(t *testing.T) {
 	}
 	if !slices.Equal(first.Data, want[0].Data) {
 		t.Error("returned logits changed under later calls")
+	}
+}
+
+// TestResumeFromPeriodicSave copies the state a run saves inside a unit
+// (SaveInterval 1 ns: before every step) at a known step, as a SIGKILL
+// right after that save would leave it, and resumes from the copy: the
+// resumed run starts at that step, redoes nothing before it, and ends
+// with the uninterrupted model and the same per-unit report.
+func TestResumeFromPeriodicSave(t *testing.T) {
+	m := zootest.RandomModel(t, "resnet20", 1, 10, 11)
+	calib := randomImages(12, 12, 1, 4, 4)
+	base := Config{NumIterations: 6, ItersA: 5, BatchSize: 4, ActQuant: true, Seed: 13}
+	ref, err := Quantize(context.Background(), m, calib, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randomImages(14, 4, 1, 4, 4)
+	want := ref.Forward(x)
+	for _, at := range []struct {
+		phase      Phase
+		unit, step int
+	}{{PhaseWeights, 3, 4}, {PhaseActivations, 5, 3}} {
+		t.Run(fmt.Sprintf("%v_%d_%d", at.phase, at.unit, at.step), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := base
+			cfg.StatePath, cfg.SaveInterval = filepath.Join(dir, "state"), time.Nanosecond
+			kept := filepath.Join(dir, "kept")
+			cfg.Progress = func(p Progress) {
+				if p.Phase == at.phase && p.UnitIndex == at.unit && p.Iteration == at.step {
+					b, err := os.ReadFile(cfg.StatePath)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(kept, b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if _, err := Quantize(context.Background(), m, calib, cfg); err != nil {
+				t.Fatal(err)
+			}
+			cfg.StatePath, cfg.SaveInterval, cfg.Resume = kept, 0, true
+			first := true
+			cfg.Progress = func(p Progress) {
+				if first && (p.Phase != at.phase || p.UnitIndex != at.unit || p.Iteration != at.step) {
+					t.Fatalf("resumed at %v unit %d step %d, want %v unit %d step %d", p.Phase, p.UnitIndex, p.Iteration, at.phase, at.unit, at.step)
+				}
+				first = false
+			}
+			q, err := Quantize(context.Background(), m, calib, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := q.Forward(x); !slices.Equal(got.Data, want.Data) {
+				t.Errorf("resumed run differs from the uninterrupted one by %.3g (relative)", relErr(got, want))
+			}
+			if !slices.Equal(q.Report, ref.Report) {
+				t.Errorf("report after the resume\n%v\nwant\n%v", q.Report, ref.Report)
+			}
+		})
+	}
+}
+
+// TestResumeRefusesDamagedOrForeignState: a state with one bit flipped is
+// corrupt, and one made on other weights names the model as what differs.
+func TestResumeRefusesDamagedOrForeignState(t *testing.T) {
+	m := zootest.RandomModel(t, "resnet20", 1, 10, 11)
+	calib := randomImages(12, 12, 1, 4, 4)
+	cfg := Config{NumIterations: 2, BatchSize: 4, Seed: 13, StatePath: filepath.Join(t.TempDir(), "state")}
+	if _, err := Quantize(context.Background(), m, calib, cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Resume = true
+	other := zootest.RandomModel(t, "resnet20", 1, 10, 12)
+	if _, err := Quantize(context.Background(), other, calib, cfg); err == nil || !strings.Contains(err.Error(), "model ") {
+		t.Errorf("other weights: %v, want the model named", err)
+	}
+	b, err := os.ReadFile(cfg.StatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x20
+	if err := os.WriteFile(cfg.StatePath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Quantize(context.Background(), m, calib, cfg); !errors.Is(err, statefile.ErrCorrupt) {
+		t.Errorf("a flipped bit: %v, want ErrCorrupt", err)
 	}
 }

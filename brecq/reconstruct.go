@@ -15,6 +15,7 @@ import (
 
 	"github.com/dghcore/dghcore/autograd"
 	"github.com/dghcore/dghcore/kernels"
+	"github.com/dghcore/dghcore/layers"
 	"github.com/dghcore/dghcore/layers/zoo"
 	"github.com/dghcore/dghcore/optim"
 	"github.com/dghcore/dghcore/tensor"
@@ -48,8 +49,19 @@ type run struct {
 
 	stage stage
 	next  int // first job of the stage not yet finished
-	// report collects the units reconstructed in this call.
+	// report collects the units reconstructed so far, in this call and,
+	// when resumed, in the calls before.
 	report []UnitReport
+	// partial is the resumed state of the job the last call stopped in,
+	// until that job picks it up; before is the current job's loss before
+	// its reconstruction.
+	partial *savedPartial
+	before  float64
+
+	// digest identifies the model's weights in a saved state; lastSave
+	// times the saves inside a job.
+	digest   string
+	lastSave time.Time
 
 	// progress bookkeeping for the current phase
 	phaseStart  time.Time
@@ -68,8 +80,8 @@ type run struct {
 // result's Mode quantizes both; otherwise it quantizes weights only.
 //
 // When ctx is cancelled Quantize saves the state (with cfg.StatePath) and
-// returns ctx.Err(); a later call with cfg.Resume continues at the unit
-// the run stopped in.
+// returns ctx.Err(); a later call with cfg.Resume continues at the step
+// the run stopped at and ends with the model an uninterrupted run gives.
 func Quantize(ctx context.Context, model *zoo.Model, calib *tensor.Tensor, cfg Config) (*QuantModel, error) {
 	s, err := cfg.resolve(calib)
 	if err != nil {
@@ -93,7 +105,10 @@ func Quantize(ctx context.Context, model *zoo.Model, calib *tensor.Tensor, cfg C
 	if s.noOutputQuant {
 		q.disableOutputQuant()
 	}
-	r := &run{s: s, q: q, calib: calib, model: model.Name}
+	r := &run{s: s, q: q, calib: calib, model: model.Name, lastSave: time.Now()}
+	if s.statePath != "" {
+		r.digest = layers.Digest(model.Net)
+	}
 	if s.resume {
 		if err := r.load(s.statePath); err != nil {
 			return nil, err
@@ -241,17 +256,16 @@ func (r *run) job(ctx context.Context, ph Phase, idx *int, u Unit, s *streams, m
 	if i >= r.next {
 		p := r.lossP(ph)
 		if r.learns(ph, u) {
-			before := lpLoss(r.forwardAll(u, s.q, mode), s.fp, p)
+			if pt := r.partial; pt != nil && pt.Phase == ph && pt.Job == i {
+				r.before = pt.Before // the quantizers now hold the stopped job's values
+			} else {
+				r.before = lpLoss(r.forwardAll(u, s.q, mode), s.fp, p)
+			}
 			if err := r.reconstruct(ctx, ph, i, u, s.q, s.fp); err != nil {
-				if ctx.Err() != nil {
-					if serr := r.save(); serr != nil {
-						return fmt.Errorf("%w (and %v)", err, serr)
-					}
-				}
 				return err
 			}
 			qOut = r.forwardAll(u, s.q, mode)
-			r.report = append(r.report, UnitReport{Phase: ph, Unit: u.UnitName(), Before: before, After: lpLoss(qOut, s.fp, p)})
+			r.report = append(r.report, UnitReport{Phase: ph, Unit: u.UnitName(), Before: r.before, After: lpLoss(qOut, s.fp, p)})
 		}
 		r.next = i + 1
 		if err := r.save(); err != nil {
@@ -320,8 +334,10 @@ func (r *run) learnableActs(u Unit) []*ActQuantizer {
 }
 
 // reconstruct optimises u's rounding (weights phase) or activation steps
-// (activations phase) on the cached inputs in and targets target. On
-// cancellation the unit's quantizers go back to how they were before.
+// (activations phase) on the cached inputs in and targets target, from
+// the step a resumed state stopped at. On cancellation, and every
+// SaveInterval, it saves the job's progress; on an error the unit's
+// quantizers go back to how they were before.
 func (r *run) reconstruct(ctx context.Context, ph Phase, jobIdx int, u Unit, in, target *tensor.Tensor) error {
 	rng := tensor.NewRNG(r.s.seed ^ (uint64(ph)+1)*0x9e3779b97f4a7c15 ^ uint64(jobIdx+1)*0xbf58476d1ce4e5b9)
 	smp := newSampler(in.Shape[0], min(r.s.batch, in.Shape[0]))
@@ -377,14 +393,61 @@ func (r *run) reconstruct(ctx context.Context, ph Phase, jobIdx int, u Unit, in,
 			return fmt.Errorf("brecq: %s: %w", u.UnitName(), err)
 		}
 	}
+	// snapshot is the job's state after done steps.
+	snapshot := func(done int) (*savedPartial, error) {
+		rs, err := rng.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		pt := &savedPartial{Phase: ph, Job: jobIdx, Step: done, Before: r.before, Adam: opt.State(), Perm: smp.perm, RNG: rs}
+		for _, v := range params {
+			pt.Params = append(pt.Params, v.Value.Data)
+		}
+		if sched != nil {
+			pt.Cosine = sched.State()
+		}
+		return pt, nil
+	}
+	first := 1
+	if pt := r.partial; pt != nil && pt.Phase == ph && pt.Job == jobIdx {
+		r.partial = nil
+		if err := restore(pt, params, opt, sched, rng, smp, iters); err != nil {
+			undo()
+			return fmt.Errorf("brecq: resume %s: %w", u.UnitName(), err)
+		}
+		first = pt.Step + 1
+	}
 	xb := tensor.New(append([]int{smp.k}, in.Shape[1:]...)...)
 	yb := tensor.New(append([]int{smp.k}, target.Shape[1:]...)...)
 	p := float32(r.lossP(ph))
 	arena := autograd.NewArena()
-	for t := 1; t <= iters; t++ {
+	for t := first; t <= iters; t++ {
 		if err := ctx.Err(); err != nil {
-			undo()
+			// Keep what the job has learned, unless it has learned nothing.
+			var serr error
+			if t == 1 {
+				undo()
+				serr = r.save()
+			} else {
+				var pt *savedPartial
+				if pt, serr = snapshot(t - 1); serr == nil {
+					serr = r.saveWith(pt)
+				}
+			}
+			if serr != nil {
+				return fmt.Errorf("%w (and %w)", err, serr)
+			}
 			return err
+		}
+		if t > first && r.s.saveInterval > 0 && r.s.statePath != "" && time.Since(r.lastSave) >= r.s.saveInterval {
+			pt, err := snapshot(t - 1)
+			if err == nil {
+				err = r.saveWith(pt)
+			}
+			if err != nil {
+				undo()
+				return err
+			}
 		}
 		idx := smp.next(rng)
 		gather(xb, in, idx)
@@ -413,6 +476,35 @@ func (r *run) reconstruct(ctx context.Context, ph Phase, jobIdx int, u Unit, in,
 			m.WQ.Soft = false
 		}
 	}
+	return nil
+}
+
+// restore puts a stopped job's state back into the optimisation set up
+// for it.
+func restore(pt *savedPartial, params []*autograd.Var, opt *optim.Adam, sched *optim.CosineAnnealingLR, rng *tensor.RNG, smp *sampler, iters int) error {
+	if pt.Step >= iters || len(pt.Params) != len(params) {
+		return fmt.Errorf("stopped after step %d of %d with %d parameters, the job has %d", pt.Step, iters, len(pt.Params), len(params))
+	}
+	for i, v := range params {
+		if len(pt.Params[i]) != v.Value.Numel() {
+			return fmt.Errorf("parameter %d holds %d values, want %d", i, len(pt.Params[i]), v.Value.Numel())
+		}
+	}
+	if err := opt.SetState(pt.Adam); err != nil {
+		return err
+	}
+	if sched != nil {
+		if err := sched.SetState(pt.Cosine); err != nil {
+			return err
+		}
+	}
+	if err := rng.UnmarshalBinary(pt.RNG); err != nil {
+		return err
+	}
+	for i, v := range params {
+		copy(v.Value.Data, pt.Params[i])
+	}
+	copy(smp.perm, pt.Perm)
 	return nil
 }
 
@@ -603,6 +695,9 @@ func (r *run) startProgress(ph Phase) {
 		if i >= r.next && r.learns(ph, u) {
 			r.itersTotal += r.iters(ph)
 		}
+	}
+	if pt := r.partial; pt != nil && pt.Phase == ph {
+		r.itersTotal -= pt.Step
 	}
 }
 

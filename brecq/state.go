@@ -3,29 +3,48 @@ package brecq
 // Resumable state (SPEC section 7: cancellation leaves a resumable state).
 
 import (
-	"bufio"
-	"encoding/gob"
 	"fmt"
-	"os"
+	"time"
 
 	"github.com/dghcore/dghcore/autograd"
 	"github.com/dghcore/dghcore/internal/statefile"
+	"github.com/dghcore/dghcore/optim"
 	"github.com/dghcore/dghcore/tensor"
 )
 
 // stateVersion changes whenever savedState's meaning does.
-const stateVersion = 1
+const stateVersion = 2
 
 // savedState is what a run needs to continue: the stage, the first job
-// not finished and every quantizer's learned values. The float streams
-// are not stored; they are recomputed from the calibration set.
+// not finished, every quantizer's learned values, the report of the
+// finished units and, when the run stopped inside a job, that job's
+// optimisation state. The float streams are not stored; they are
+// recomputed from the calibration set.
 type savedState struct {
 	Version  int
-	Settings string
+	Settings statefile.Settings
 	Stage    int
 	Next     int
 	Modules  []savedModule
 	Acts     []savedAct
+	Report   []UnitReport
+	Partial  *savedPartial
+}
+
+// savedPartial is a job stopped after Step of its steps: its parameters
+// (alphas or activation steps), Adam's and the schedule's state, the
+// sampler and its random stream, so that the job goes on exactly as if
+// it had not stopped.
+type savedPartial struct {
+	Phase  Phase
+	Job    int
+	Step   int
+	Before float64 // the job's loss before its reconstruction
+	Params [][]float32
+	Adam   optim.AdamState
+	Cosine optim.CosineState
+	Perm   []int
+	RNG    []byte
 }
 
 type savedModule struct {
@@ -50,12 +69,17 @@ func (q *QuantModel) allActs() []*ActQuantizer {
 
 // save writes the state atomically to the StatePath, if any: a temporary
 // file in the same folder, synced, then renamed over it.
-func (r *run) save() (err error) {
+func (r *run) save() error { return r.saveWith(nil) }
+
+// saveWith saves with a job's partial state; nil is a state between jobs.
+func (r *run) saveWith(partial *savedPartial) (err error) {
 	path := r.s.statePath
 	if path == "" {
 		return nil
 	}
-	st := savedState{Version: stateVersion, Settings: r.s.fingerprint(r.model), Stage: int(r.stage), Next: r.next}
+	defer func() { r.lastSave = time.Now() }()
+	st := savedState{Version: stateVersion, Settings: r.s.fingerprint(r.digest), Stage: int(r.stage), Next: r.next,
+		Report: r.report, Partial: partial}
 	for _, m := range r.q.modules {
 		sm := savedModule{Name: m.Name}
 		if m.WQ.Alpha != nil {
@@ -78,20 +102,15 @@ func (r *run) save() (err error) {
 
 // load restores a state written by save into the freshly built model.
 func (r *run) load(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("brecq: resume: %w", err)
-	}
-	defer f.Close()
 	var st savedState
-	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&st); err != nil {
-		return fmt.Errorf("brecq: resume from %s: not a BRECQ state: %w", path, err)
+	if err := statefile.Read(path, &st); err != nil {
+		return fmt.Errorf("brecq: resume: not a BRECQ state: %w", err)
 	}
 	if st.Version != stateVersion {
 		return fmt.Errorf("brecq: resume from %s: state version %d, want %d", path, st.Version, stateVersion)
 	}
-	if want := r.s.fingerprint(r.model); st.Settings != want {
-		return fmt.Errorf("brecq: resume from %s: the state was made with %s, this run has %s", path, st.Settings, want)
+	if diff := st.Settings.Diff(r.s.fingerprint(r.digest)); diff != "" {
+		return fmt.Errorf("brecq: resume from %s: the state was made with other settings: %s", path, diff)
 	}
 	acts := r.q.allActs()
 	switch {
@@ -120,6 +139,27 @@ func (r *run) load(path string) error {
 			a.Set(sa.Delta, sa.ZP)
 		}
 	}
+	if p := st.Partial; p != nil {
+		want := map[Phase]stage{PhaseWeights: stageWeights, PhaseActivations: stageActs}
+		if ws, ok := want[p.Phase]; !ok || ws != stage(st.Stage) || p.Job != st.Next || p.Step < 1 ||
+			!isPermutation(p.Perm) || len(p.Perm) != r.s.calibN {
+			return fmt.Errorf("brecq: resume from %s: a stopped job (%v, job %d, step %d) that does not fit stage %d job %d",
+				path, p.Phase, p.Job, p.Step, st.Stage, st.Next)
+		}
+	}
 	r.stage, r.next = stage(st.Stage), st.Next
+	r.report, r.partial = st.Report, st.Partial
 	return nil
+}
+
+// isPermutation reports whether p holds each of 0..len(p)-1 once.
+func isPermutation(p []int) bool {
+	seen := make([]bool, len(p))
+	for _, v := range p {
+		if v < 0 || v >= len(p) || seen[v] {
+			return false
+		}
+		seen[v] = true
+	}
+	return true
 }

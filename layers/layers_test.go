@@ -379,3 +379,49 @@ func TestLoadStateDict(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckValues(t *testing.T) {
+	build := func() Module {
+		return NewSequential(NewConv2d(3, 4, 3, 1, 1, 1, false), NewBatchNorm2d(4), &ReLU{})
+	}
+	if err := CheckValues(build()); err != nil {
+		t.Fatalf("a fresh network: %v", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		spoil func(m Module)
+		want  string
+	}{
+		{"NaN weight", func(m Module) { StateDict(m)[0].Tensor.Data[5] = float32(math.NaN()) }, "0.weight holds NaN at index 5 of 108"},
+		{"infinite bias", func(m Module) { StateDict(m)[2].Tensor.Data[1] = float32(math.Inf(-1)) }, "1.bias holds -Inf at index 1"},
+		{"negative variance", func(m Module) { StateDict(m)[4].Tensor.Data[2] = -1 }, "1.running_var: running variance -1 at channel 2"},
+		{"variance -eps", func(m Module) { StateDict(m)[4].Tensor.Data[0] = -DefaultBNEps }, "at channel 0"},
+	} {
+		m := build()
+		tc.spoil(m)
+		if err := CheckValues(m); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	m := build()
+	StateDict(m)[4].Tensor.Data[0] = -DefaultBNEps / 2 // var+eps > 0: allowed
+	if err := CheckValues(m); err != nil {
+		t.Errorf("variance -eps/2: %v", err)
+	}
+}
+
+func TestDigest(t *testing.T) {
+	a := NewSequential(NewConv2d(3, 4, 3, 1, 1, 1, false), NewBatchNorm2d(4))
+	b := NewSequential(NewConv2d(3, 4, 3, 1, 1, 1, false), NewBatchNorm2d(4))
+	if Digest(a) != Digest(b) || len(Digest(a)) != 64 {
+		t.Fatalf("equal networks: %s and %s", Digest(a), Digest(b))
+	}
+	StateDict(b)[4].Tensor.Data[3] = 1.0000001 // one running variance, one ulp off
+	if Digest(a) == Digest(b) {
+		t.Error("a changed running variance kept the digest")
+	}
+	c := NewSequential(NewConv2d(3, 4, 3, 1, 1, 1, false), NewBatchNorm2d(4), NewBatchNorm2d(4))
+	if Digest(a) == Digest(c) {
+		t.Error("an extra layer kept the digest")
+	}
+}
