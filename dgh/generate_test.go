@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -298,6 +299,22 @@ func TestEstimateMemory(t *testing.T) {
 	}
 	if want := small + 4*4*72*3*12*12 + 4*72*3*8*8; big != want {
 		t.Fatalf("72 more images: estimate %d, want %d", big, want)
+	}
+	// A 100000-pixel request is estimated from shapes: it allocates
+	// nothing near its size (a 3 x 100000^2 image alone is 120 GB).
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	huge, err := EstimateMemory(model, Config{NImages: 1, BatchSize: 1, ImageSize: 100000, Padding: -1})
+	runtime.ReadMemStats(&ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if floor := int64(4 * 4 * 3 * 100000 * 100000); huge < floor {
+		t.Errorf("100000 pixels: estimate %d bytes, below the image state's %d", huge, floor)
+	}
+	if used := ms.TotalAlloc - before; used > 64<<20 {
+		t.Errorf("estimating 100000 pixels allocated %d MiB", used>>20)
 	}
 }
 

@@ -4,19 +4,20 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dghcore/dghcore/autograd"
 	"github.com/dghcore/dghcore/layers"
 	"github.com/dghcore/dghcore/layers/zoo"
-	"github.com/dghcore/dghcore/tensor"
 )
 
 // EstimateMemory returns roughly how many bytes Generate will hold at its
 // peak for this model and config, so a caller can refuse a run that would
 // not fit before any long work starts. It counts the model's parameters,
 // the optimised images with their gradients and RAdam moments, the output
-// images, and one batch's activations with their gradients (measured by a
-// forward pass on a single blank image), plus a quarter of those
-// activations for kernel scratch space.
+// images, and one batch's activations with their gradients (from the
+// layers' shapes, layers.ProbeShapes: nothing of the requested size is
+// computed), plus a quarter of those activations for kernel scratch
+// space. It counts live data; the Go heap grows past it between two
+// collections unless a memory limit holds it (docs/DESIGN.md, "Command
+// line").
 func EstimateMemory(model *zoo.Model, cfg Config) (int64, error) {
 	if model == nil || model.Net == nil {
 		return 0, errors.New("dgh: no model")
@@ -52,39 +53,33 @@ func EstimateMemory(model *zoo.Model, cfg Config) (int64, error) {
 }
 
 // activationsPerImage counts the values every leaf module outputs for one
-// image, through temporary hooks. An activation applied to a batch norm's
-// output is not counted: the two run as one node (layers.ApplyBNAct)
-// whose output is the only tensor they keep (the hooks here turn that
-// fusion off while counting).
-func activationsPerImage(net layers.Module, c, size int) (n int64, err error) {
-	var removes []func()
-	defer func() {
-		for _, f := range removes {
-			f()
-		}
-		if r := recover(); r != nil {
-			err = fmt.Errorf("dgh: running the model on a %dx%dx%d image: %v", c, size, size, r)
-		}
-	}()
-	bnOut := map[*autograd.Var]bool{}
-	for _, nm := range layers.NamedModules(net) {
-		if _, ok := nm.Module.(layers.Container); ok {
-			continue
-		}
-		if h, ok := nm.Module.(layers.Hookable); ok {
-			removes = append(removes, h.AddHook(func(m layers.Module, in, out *autograd.Var) {
-				switch m.(type) {
-				case *layers.BatchNorm2d:
-					bnOut[out] = true
-				case *layers.ReLU, *layers.ReLU6:
-					if bnOut[in] {
-						return
-					}
-				}
-				n += int64(out.Value.Numel())
-			}))
-		}
+// image. An activation applied to a batch norm's output is not counted:
+// the two run as one node (layers.ApplyBNAct) whose output is the only
+// tensor they keep.
+func activationsPerImage(net layers.Module, c, size int) (int64, error) {
+	shapes, err := layers.ProbeShapes(net, c, size)
+	if err != nil {
+		return 0, fmt.Errorf("dgh: running the model on a %dx%dx%d image: %w", c, size, size, err)
 	}
-	layers.Apply(net, autograd.Const(tensor.New(1, c, size, size)))
-	return n + int64(c*size*size), nil
+	n := int64(c * size * size)
+	for _, l := range shapes {
+		switch l.Module.(type) {
+		case *layers.ReLU, *layers.ReLU6:
+			if l.InputFrom >= 0 {
+				if _, ok := shapes[l.InputFrom].Module.(*layers.BatchNorm2d); ok {
+					continue
+				}
+			}
+		}
+		n += numel(l.Out)
+	}
+	return n, nil
+}
+
+func numel(shape []int) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= int64(d)
+	}
+	return n
 }

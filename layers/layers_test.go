@@ -425,3 +425,28 @@ func TestDigest(t *testing.T) {
 		t.Error("an extra layer kept the digest")
 	}
 }
+
+func TestMinInputSize(t *testing.T) {
+	// Two unpadded 5x5 convolutions need 9 pixels.
+	net := NewSequential(NewConv2d(1, 2, 5, 1, 0, 1, false), NewConv2d(2, 2, 5, 1, 0, 1, false))
+	if got := MinInputSize(net, 1, 64, nil); got != 9 {
+		t.Errorf("two 5x5 convolutions: %d, want 9", got)
+	}
+	if _, err := ProbeShapes(net, 1, 8); err == nil {
+		t.Error("ProbeShapes ran an 8-pixel image through them")
+	}
+	wide := func(shapes []LeafShape) bool { return shapes[len(shapes)-1].Out[1] >= 4 }
+	if got := MinInputSize(net, 1, 64, wide); got != 12 {
+		t.Errorf("an output at least 4 wide: %d, want 12", got)
+	}
+	if got := MinInputSize(net, 1, 8, nil); got != 0 {
+		t.Errorf("limit 8: %d, want 0", got)
+	}
+	shapes, err := ProbeShapes(net, 1, 300) // extrapolated from 64 and 128
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(shapes[1].Out, []int{2, 292, 292}) || shapes[1].InputFrom != 0 || shapes[0].InputFrom != -1 {
+		t.Errorf("at 300 pixels: %+v", shapes)
+	}
+}
