@@ -1,27 +1,22 @@
 package main
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/dghcore/dghcore/layers"
+	"github.com/dghcore/dghcore/layers/torchload/torchtest"
 	"github.com/dghcore/dghcore/layers/zoo"
 	"github.com/dghcore/dghcore/layers/zoo/zootest"
 	"github.com/dghcore/dghcore/tensor"
 )
 
 // writeCheckpoint saves m's state dict the way torch.save does since
-// torch 1.6: a zip archive with the pickled dict in archive/data.pkl
-// (protocol 2, each tensor a _rebuild_tensor_v2 call on a persistent
-// FloatStorage) and each storage's little-endian bytes in archive/data/<key>.
+// torch 1.6 (torchtest.Zip).
 func writeCheckpoint(t *testing.T, path string, m *zoo.Model) {
 	t.Helper()
 	writeStateDict(t, path, layers.StateDict(m.Net))
@@ -31,64 +26,15 @@ func writeCheckpoint(t *testing.T, path string, m *zoo.Model) {
 // so tests can also make checkpoints with renamed or mis-shaped keys.
 func writeStateDict(t *testing.T, path string, entries []layers.NamedTensor) {
 	t.Helper()
-	var pkl bytes.Buffer
-	str := func(s string) {
-		pkl.WriteByte('X') // BINUNICODE
-		binary.Write(&pkl, binary.LittleEndian, uint32(len(s)))
-		pkl.WriteString(s)
-	}
-	num := func(v int) {
-		pkl.WriteByte('J') // BININT
-		binary.Write(&pkl, binary.LittleEndian, int32(v))
-	}
-	tuple := func(vs []int) {
-		pkl.WriteByte('(')
-		for _, v := range vs {
-			num(v)
-		}
-		pkl.WriteByte('t')
-	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	pkl.WriteString("\x80\x02}(") // PROTO 2, EMPTY_DICT, MARK
+	tensors := make([]torchtest.Tensor, len(entries))
 	for i, e := range entries {
-		key := strconv.Itoa(i)
-		str(e.Name)
-		pkl.WriteString("ctorch._utils\n_rebuild_tensor_v2\n(")
-		pkl.WriteString("(")
-		str("storage")
-		pkl.WriteString("ctorch\nFloatStorage\n")
-		str(key)
-		str("cpu")
-		num(e.Tensor.Numel())
-		pkl.WriteString("tQ") // TUPLE, BINPERSID
-		num(0)                // storage offset
-		tuple(e.Tensor.Shape)
-		tuple(e.Tensor.Strides())
-		pkl.WriteString("\x89ccollections\nOrderedDict\n)R") // requires_grad False, empty hooks
-		pkl.WriteString("tR")
-		w, err := zw.Create("archive/data/" + key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := binary.Write(w, binary.LittleEndian, e.Tensor.Data); err != nil {
-			t.Fatal(err)
-		}
+		tensors[i] = torchtest.Tensor{Name: e.Name, Shape: e.Tensor.Shape, Data: e.Tensor.Data}
 	}
-	pkl.WriteString("u.") // SETITEMS, STOP
-	for name, data := range map[string][]byte{"archive/data.pkl": pkl.Bytes(), "archive/version": []byte("3\n")} {
-		w, err := zw.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := zw.Close(); err != nil {
+	data, err := torchtest.Zip(tensors)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -123,6 +123,17 @@ func decode(data []byte) (*StateDict, error) {
 // ResNet-50's is about 50 KB.
 const maxPickleBytes = 64 << 20
 
+// maxInflation bounds how far a zip checkpoint's storage records may
+// inflate beyond the file, plus inflationSlack. torch stores records
+// uncompressed, and float weights deflate by a few percent, so only a
+// decompression bomb comes near: a few megabytes of deflated zeros that
+// claim gigabytes. The budget is checked on the record headers before
+// anything is read, and archive/zip stops a stream at its header's size.
+const (
+	maxInflation   = 16
+	inflationSlack = 1 << 20
+)
+
 // decodeZip reads the zip serialisation: <name>/data.pkl is the pickle,
 // <name>/data/<key> the raw bytes of each storage, <name>/byteorder (newer
 // torch) their byte order.
@@ -175,6 +186,7 @@ func decodeZip(data []byte) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%q: %w", prefix+"data.pkl", err)
 	}
+	budget := maxInflation*int64(len(data)) + inflationSlack
 	pids := &storageTable{
 		order:    order,
 		storages: make(map[string]*storage),
@@ -185,6 +197,12 @@ func decodeZip(data []byte) (any, error) {
 				return fmt.Errorf("storage %q: no record %q", st.key, prefix+"data/"+st.key)
 			}
 			want := st.numel * st.dtype.size
+			if f.UncompressedSize64 != uint64(want) {
+				return fmt.Errorf("storage %q: record %q holds %d bytes, %d x %s need %d", st.key, f.Name, f.UncompressedSize64, st.numel, st.dtype.name, want)
+			}
+			if budget -= int64(want); budget < 0 {
+				return fmt.Errorf("storage %q: the storages inflate to more than %d times the file's %d bytes (a decompression bomb?)", st.key, maxInflation, len(data))
+			}
 			b, err := readRecord(f, want)
 			if err != nil {
 				return fmt.Errorf("storage %q: %w", st.key, err)
