@@ -13,19 +13,37 @@ import (
 	"image/color"
 	_ "image/jpeg" // registers the JPEG decoder with image.Decode
 	_ "image/png"  // and the PNG one
-	"io"
 	"os"
+	"sync"
 )
 
-// decodeRGB decodes a JPEG or PNG stream, told apart by content. Baseline
-// JPEGs go through our decoder, which reproduces libjpeg's samples
-// (jpeg_decode.go); the JPEG variants it leaves alone, and files it finds
-// corrupt but image/jpeg still reads, decode as before with image/jpeg.
-func decodeRGB(r io.Reader) (rgbImage, error) {
-	data, err := io.ReadAll(r)
+// MaxImagePixels bounds width*height of an image file, read from its
+// header before anything is allocated: PIL's own limit (it refuses images
+// above twice its MAX_IMAGE_PIXELS of 89478485), so a file torchvision
+// loads loads here too, while a small file claiming 30000x30000 pixels, a
+// decompression bomb, is refused at once.
+const MaxImagePixels = 2 * 89478485
+
+// imageSize reads a JPEG's or PNG's dimensions from its header and
+// refuses more than MaxImagePixels.
+func imageSize(data []byte) (w, h int, err error) {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return rgbImage{}, err
+		return 0, 0, err
 	}
+	if int64(cfg.Width)*int64(cfg.Height) > MaxImagePixels {
+		return 0, 0, fmt.Errorf("the header claims %dx%d pixels, more than the %d million an image may have (PIL's limit)",
+			cfg.Width, cfg.Height, MaxImagePixels/1000000)
+	}
+	return cfg.Width, cfg.Height, nil
+}
+
+// decodeRGB decodes a JPEG or PNG held in data, told apart by content.
+// Baseline JPEGs go through our decoder, which reproduces libjpeg's
+// samples (jpeg_decode.go); the JPEG variants it leaves alone, and files it
+// finds corrupt but image/jpeg still reads, decode as before with
+// image/jpeg. The caller has checked the size with imageSize.
+func decodeRGB(data []byte) (rgbImage, error) {
 	if bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
 		img, jerr := decodeJPEG(data)
 		if jerr == nil {
@@ -47,18 +65,62 @@ func decodeRGB(r io.Reader) (rgbImage, error) {
 	return toRGB(img), nil
 }
 
-// decodeFile decodes the image file at path.
-func decodeFile(path string) (rgbImage, error) {
-	f, err := os.Open(path)
+// decodeFile decodes the image file at path. Its header is read first:
+// an image above MaxImagePixels is refused, and budget, when not nil,
+// holds the decode back until the memory it takes fits beside the other
+// decodes in flight.
+func decodeFile(path string, budget *pixelBudget) (rgbImage, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return rgbImage{}, err
 	}
-	defer f.Close()
-	img, err := decodeRGB(f)
+	w, h, err := imageSize(data)
+	if err != nil {
+		return rgbImage{}, fmt.Errorf("decode %s: %w", path, err)
+	}
+	if budget != nil {
+		defer budget.acquire(int64(w) * int64(h))()
+	}
+	img, err := decodeRGB(data)
 	if err != nil {
 		return rgbImage{}, fmt.Errorf("decode %s: %w", path, err)
 	}
 	return img, nil
+}
+
+// pixelBudget bounds the pixels decoded at once across goroutines: each
+// decode of n pixels holds n of them (a decode takes about 10 bytes a
+// pixel with its planes and the resized copy). One decode larger than the
+// whole budget runs alone.
+type pixelBudget struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	left  int64
+	total int64
+}
+
+func newPixelBudget(pixels int64) *pixelBudget {
+	b := &pixelBudget{left: pixels, total: pixels}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// acquire waits until n pixels fit and returns the function that gives
+// them back.
+func (b *pixelBudget) acquire(n int64) (release func()) {
+	n = min(n, b.total)
+	b.mu.Lock()
+	for b.left < n {
+		b.cond.Wait()
+	}
+	b.left -= n
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		b.left += n
+		b.mu.Unlock()
+		b.cond.Broadcast()
+	}
 }
 
 // toRGB converts any decoded image to interleaved 8-bit RGB.

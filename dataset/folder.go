@@ -7,6 +7,7 @@ package dataset
 // Normalize(mean, std).
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -58,6 +59,11 @@ type Folder struct {
 	classes []string
 	opt     FolderOptions
 	lut     [][256]float32
+	// revisits counts the folders reached a second time through a link
+	// and skipped.
+	revisits int
+	// budget bounds the pixels decoded at once by Load and Check.
+	budget *pixelBudget
 }
 
 // folderSubdirs are the places under a data path where the validation
@@ -77,8 +83,16 @@ var unsupportedExtensions = []string{".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".
 // OpenFolder lists the images under path (or under its ILSVRC2012_img_val
 // or val sub-folder, when there is one with class folders). Class names are
 // the sorted sub-folder names; images are found recursively in each class
-// folder in sorted order.
+// folder in sorted order. Links to folders are followed, each folder once
+// (by device and inode), so a link loop ends and a link to a folder
+// already seen adds nothing.
 func OpenFolder(path string, opt FolderOptions) (*Folder, error) {
+	return OpenFolderContext(context.Background(), path, opt)
+}
+
+// OpenFolderContext is OpenFolder that stops when ctx is done, between
+// two folders.
+func OpenFolderContext(ctx context.Context, path string, opt FolderOptions) (*Folder, error) {
 	opt = opt.withDefaults()
 	if err := opt.Norm.check(3); err != nil {
 		return nil, fmt.Errorf("folder %s: %w", path, err)
@@ -102,10 +116,13 @@ func OpenFolder(path string, opt FolderOptions) (*Folder, error) {
 		if st, err := os.Stat(root); err != nil || !st.IsDir() {
 			continue
 		}
-		f, err := scanFolder(root)
+		f, err := scanFolder(ctx, root)
 		if err == nil {
-			f.opt, f.lut = opt, opt.Norm.table()
+			f.opt, f.lut, f.budget = opt, opt.Norm.table(), newPixelBudget(MaxImagePixels)
 			return f, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
 		}
 		if firstErr == nil || sub == "" {
 			firstErr = err
@@ -115,7 +132,7 @@ func OpenFolder(path string, opt FolderOptions) (*Folder, error) {
 }
 
 // scanFolder lists the classes and images of root.
-func scanFolder(root string) (*Folder, error) {
+func scanFolder(ctx context.Context, root string) (*Folder, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("folder: %w", err)
@@ -130,8 +147,12 @@ func scanFolder(root string) (*Folder, error) {
 		return nil, fmt.Errorf("folder %s: no class sub-folders", root)
 	}
 	sort.Strings(f.classes)
+	w := &walker{ctx: ctx, seen: map[fileID]bool{}}
+	if id, err := dirID(root); err == nil {
+		w.seen[id] = true
+	}
 	for label, class := range f.classes {
-		files, err := classImages(filepath.Join(root, class))
+		files, err := w.classImages(filepath.Join(root, class))
 		if err != nil {
 			return nil, err
 		}
@@ -143,6 +164,7 @@ func scanFolder(root string) (*Folder, error) {
 			f.labels = append(f.labels, label)
 		}
 	}
+	f.revisits = w.revisits
 	return f, nil
 }
 
@@ -159,12 +181,31 @@ func isDir(parent string, e fs.DirEntry) bool {
 	return err == nil && st.IsDir()
 }
 
+// walker lists image files, entering every folder once.
+type walker struct {
+	ctx      context.Context
+	seen     map[fileID]bool
+	revisits int
+}
+
 // classImages lists the image files under dir, recursively, ordered like
 // torchvision: by folder path, then by file name.
-func classImages(dir string) ([]string, error) {
+func (w *walker) classImages(dir string) ([]string, error) {
 	byDir := map[string][]string{}
 	var walk func(d string) error
 	walk = func(d string) error {
+		if err := w.ctx.Err(); err != nil {
+			return fmt.Errorf("folder: scan stopped at %s: %w", d, err)
+		}
+		id, err := dirID(d)
+		if err != nil {
+			return fmt.Errorf("folder: %w", err)
+		}
+		if w.seen[id] {
+			w.revisits++
+			return nil
+		}
+		w.seen[id] = true
 		entries, err := os.ReadDir(d)
 		if err != nil {
 			return fmt.Errorf("folder: %w", err)
@@ -205,6 +246,10 @@ func classImages(dir string) ([]string, error) {
 	}
 	return files, nil
 }
+
+// Revisits is the number of folders reached again through a link and
+// skipped while listing.
+func (f *Folder) Revisits() int { return f.revisits }
 
 // Root is the folder the classes were found in.
 func (f *Folder) Root() string { return f.root }
@@ -256,7 +301,7 @@ func (f *Folder) Load(indices []int) (*tensor.Tensor, []int, error) {
 
 // preprocess decodes one file into dst (3 x Crop x Crop).
 func (f *Folder) preprocess(path string, dst []float32) error {
-	img, err := decodeFile(path)
+	img, err := decodeFile(path, f.budget)
 	if err != nil {
 		return err
 	}
@@ -286,4 +331,91 @@ func preprocessRGB(img rgbImage, resize, crop int, lut [][256]float32, dst []flo
 		}
 	}
 	return nil
+}
+
+// BadImage is an image file that does not decode or preprocess, and why.
+type BadImage struct {
+	Index int // in the data set
+	Path  string
+	Err   error
+}
+
+// Check decodes and preprocesses every image as Load does, on Workers
+// goroutines, and lists the ones that fail in index order, so that a run
+// can refuse a broken data set before its long work instead of at its
+// first evaluation (docs/DESIGN.md, "Command line"). Memory stays bounded:
+// each worker holds one image, and the pixel budget holds back decodes
+// that would not fit beside the others. progress, when set, is called
+// with the number of images checked, after each one, from one goroutine.
+// The error is ctx's when it stops early.
+func (f *Folder) Check(ctx context.Context, progress func(done int)) ([]BadImage, error) {
+	next := make(chan int)
+	failed := make(chan BadImage)
+	finished := make(chan struct{})
+	var wg sync.WaitGroup
+	for range min(f.opt.Workers, len(f.files)) {
+		wg.Go(func() {
+			dst := make([]float32, 3*f.opt.Crop*f.opt.Crop)
+			for i := range next {
+				err := f.preprocess(f.files[i], dst)
+				select {
+				case failed <- BadImage{Index: i, Path: f.files[i], Err: err}:
+				case <-finished:
+					return
+				}
+			}
+		})
+	}
+	go func() {
+		defer close(next)
+		for i := range f.files {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			case <-finished:
+				return
+			}
+		}
+	}()
+	var bad []BadImage
+	done := 0
+	for done < len(f.files) {
+		select {
+		case b := <-failed:
+			done++
+			if b.Err != nil {
+				bad = append(bad, b)
+			}
+			if progress != nil {
+				progress(done)
+			}
+		case <-ctx.Done():
+			close(finished)
+			wg.Wait()
+			return nil, fmt.Errorf("folder %s: check stopped after %d of %d images: %w", f.root, done, len(f.files), ctx.Err())
+		}
+	}
+	close(finished)
+	wg.Wait()
+	sort.Slice(bad, func(i, j int) bool { return bad[i].Index < bad[j].Index })
+	return bad, nil
+}
+
+// Without returns the folder without the images at the given indices;
+// the classes stay as they are.
+func (f *Folder) Without(indices []int) *Folder {
+	drop := make(map[int]bool, len(indices))
+	for _, i := range indices {
+		drop[i] = true
+	}
+	g := *f
+	g.files, g.labels = nil, nil
+	for i := range f.files {
+		if !drop[i] {
+			g.files = append(g.files, f.files[i])
+			g.labels = append(g.labels, f.labels[i])
+		}
+	}
+	return &g
 }

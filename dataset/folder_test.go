@@ -1,6 +1,8 @@
 package dataset
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -121,7 +123,7 @@ func TestPhotosMatchTorchvision(t *testing.T) {
 	lut := ImageNetNormalization.table()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			img, err := decodeFile(filepath.Join("testdata", "photos", c.name))
+			img, err := decodeFile(filepath.Join("testdata", "photos", c.name), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,7 +283,7 @@ func BenchmarkPreprocess(b *testing.B) {
 	lut := ImageNetNormalization.table()
 	out := make([]float32, 3*224*224)
 	for b.Loop() {
-		img, err := decodeFile(path)
+		img, err := decodeFile(path, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -290,4 +292,87 @@ func BenchmarkPreprocess(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+}
+
+// TestFolderLinks: links to folders are followed once each. Two links to
+// "." inside a class folder (a loop that grows exponentially when
+// followed blindly) and a link into another class add no image twice.
+func TestFolderLinks(t *testing.T) {
+	dir := t.TempDir()
+	for _, rel := range []string{"a/1.png", "a/2.png", "b/3.png"} {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, pngClaiming(t, 2, 2), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range [][2]string{{".", "a/loop1"}, {".", "a/loop2"}, {"../a", "b/to_a"}, {"..", "b/up"}} {
+		if err := os.Symlink(l[0], filepath.Join(dir, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := OpenFolder(dir, FolderOptions{Resize: 2, Crop: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Len() != 3 || f.Revisits() != 4 {
+		t.Errorf("%d images, %d folders skipped; want 3 images and the 4 links skipped: %v", f.Len(), f.Revisits(), f.files)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := OpenFolderContext(ctx, dir, FolderOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled scan: %v", err)
+	}
+}
+
+// TestFolderCheck lists every bad file with its reason, in order, and
+// Without leaves the rest with their labels.
+func TestFolderCheck(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"a/1.png": pngClaiming(t, 2, 2), "a/2.png": []byte("not a png"),
+		"b/3.png": pngClaiming(t, 2, 2), "b/4.jpg": readPhoto(t, "rocket.jpg")[:300],
+		"c/5.png": pngClaiming(t, 2, 2),
+	}
+	for rel, data := range files {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := OpenFolder(dir, FolderOptions{Resize: 2, Crop: 2, Workers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls int
+	bad, err := f.Check(context.Background(), func(done int) { calls++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) != 2 || bad[0].Index != 1 || bad[1].Index != 3 || calls != 5 {
+		t.Fatalf("bad %v after %d progress calls, want images 1 and 3 after 5", bad, calls)
+	}
+	if !strings.Contains(bad[0].Err.Error(), "2.png") || !strings.Contains(bad[1].Err.Error(), "4.jpg") {
+		t.Errorf("reasons %v, %v", bad[0].Err, bad[1].Err)
+	}
+	g := f.Without([]int{1, 3})
+	if g.Len() != 3 || len(g.Classes()) != 3 || f.Len() != 5 {
+		t.Fatalf("without the bad ones: %d images in %d classes (the original keeps %d)", g.Len(), len(g.Classes()), f.Len())
+	}
+	if _, labels, err := g.Load([]int{0, 1, 2}); err != nil || !slices.Equal(labels, []int{0, 1, 2}) {
+		t.Errorf("the rest load as %v, %v", labels, err)
+	}
+	if bad, err := g.Check(context.Background(), nil); err != nil || len(bad) != 0 {
+		t.Errorf("checking the rest: %v, %v", bad, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.Check(ctx, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled check: %v", err)
+	}
 }

@@ -26,9 +26,16 @@ import (
 
 const (
 	idxUnsignedByte = 0x08
-	// maxIDXBytes bounds what a header may announce, so a corrupt header
-	// cannot make the reader try to hold more than a real data set needs.
-	maxIDXBytes = 1 << 34
+	// MaxIDXBytes bounds the data a header may announce, so a corrupt or
+	// hostile header cannot make the reader hold more than a real data
+	// set needs: the largest IDX sets (EMNIST's) are under 1 GB.
+	MaxIDXBytes = 1 << 31
+	// maxIDXInflation bounds how much larger a gzip stream's output may
+	// grow than the compressed bytes read so far, plus idxInflationSlack.
+	// Image bytes deflate by 2 to 8 times; a decompression bomb of zeros
+	// by a thousand, so it is stopped after a few megabytes.
+	maxIDXInflation   = 32
+	idxInflationSlack = 16 << 20
 )
 
 // IDX is a grey-scale image set read from an IDX image file and its label
@@ -100,72 +107,131 @@ func OpenIDX(imagesPath, labelsPath string, norm Normalization, classes []string
 // t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each with or without
 // a .gz suffix, as the data sets are distributed.
 func OpenIDXDir(dir string, norm Normalization, classes []string) (*IDX, error) {
-	find := func(base string) (string, error) {
-		for _, name := range []string{base + ".gz", base} {
-			p := filepath.Join(dir, name)
-			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-				return p, nil
-			}
-		}
-		return "", fmt.Errorf("idx: %s: no %s[.gz]", dir, base)
-	}
-	images, err := find("t10k-images-idx3-ubyte")
+	images, err := findIDX(dir, "t10k-images-idx3-ubyte")
 	if err != nil {
 		return nil, err
 	}
-	labels, err := find("t10k-labels-idx1-ubyte")
+	labels, err := findIDX(dir, "t10k-labels-idx1-ubyte")
 	if err != nil {
 		return nil, err
 	}
 	return OpenIDX(images, labels, norm, classes)
 }
 
-// readIDX reads one unsigned-byte IDX stream with ndim dimensions.
-func readIDX(r io.Reader, ndim int) ([]int, []byte, error) {
-	br := bufio.NewReader(r)
-	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("gzip: %w", err)
-		}
-		defer zr.Close()
-		// One gzip member: IDX files are single streams, and trailing bytes
-		// after it would otherwise be read as a second member.
-		zr.Multistream(false)
-		r = zr
-	} else {
-		r = br
+// ReadIDXHeader reads the sizes in the header of an IDX stream (gzip or
+// not) of ndim dimensions and nothing more, so that a caller can check
+// them (against the model's input size, say) before any data is read.
+func ReadIDXHeader(r io.Reader, ndim int) ([]int, error) {
+	s, err := openIDXStream(r)
+	if err != nil {
+		return nil, err
 	}
+	defer s.close()
+	dims, _, err := readIDXHeader(s.r, ndim)
+	return dims, err
+}
+
+// StatIDXDir reads the header of the image file of an MNIST-style
+// folder's test split (see OpenIDXDir): the image count and size.
+func StatIDXDir(dir string) (n, h, w int, err error) {
+	path, err := findIDX(dir, "t10k-images-idx3-ubyte")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("idx: %w", err)
+	}
+	defer f.Close()
+	dims, err := ReadIDXHeader(f, 3)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("idx: %s: %w", path, err)
+	}
+	return dims[0], dims[1], dims[2], nil
+}
+
+// idxStream is an IDX file's bytes, inflated when it is gzip-compressed.
+type idxStream struct {
+	r     io.Reader
+	close func()
+}
+
+func openIDXStream(r io.Reader) (idxStream, error) {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(2)
+	if err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
+		return idxStream{r: br, close: func() {}}, nil
+	}
+	compressed := &countingReader{r: br}
+	zr, err := gzip.NewReader(compressed)
+	if err != nil {
+		return idxStream{}, fmt.Errorf("gzip: %w", err)
+	}
+	// One gzip member: IDX files are single streams, and trailing bytes
+	// after it would otherwise be read as a second member.
+	zr.Multistream(false)
+	return idxStream{r: &inflationGuard{r: zr, compressed: compressed}, close: func() { zr.Close() }}, nil
+}
+
+// readIDXHeader reads the magic and the sizes and returns them with the
+// data's byte count.
+func readIDXHeader(r io.Reader, ndim int) ([]int, int64, error) {
 	var head [4]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
-		return nil, nil, fmt.Errorf("header: %w", truncated(err))
+		return nil, 0, fmt.Errorf("header: %w", truncated(err))
 	}
 	if head[0] != 0 || head[1] != 0 {
-		return nil, nil, fmt.Errorf("bad magic %#x: not an IDX file", head)
+		return nil, 0, fmt.Errorf("bad magic %#x: not an IDX file", head)
 	}
 	if head[2] != idxUnsignedByte {
-		return nil, nil, fmt.Errorf("value type %#02x: only unsigned bytes (0x08) are supported", head[2])
+		return nil, 0, fmt.Errorf("value type %#02x: only unsigned bytes (0x08) are supported", head[2])
 	}
 	if int(head[3]) != ndim {
-		return nil, nil, fmt.Errorf("%d dimensions, want %d", head[3], ndim)
+		return nil, 0, fmt.Errorf("%d dimensions, want %d", head[3], ndim)
 	}
 	sizes := make([]uint32, ndim)
 	if err := binary.Read(r, binary.BigEndian, sizes); err != nil {
-		return nil, nil, fmt.Errorf("header sizes: %w", truncated(err))
+		return nil, 0, fmt.Errorf("header sizes: %w", truncated(err))
 	}
 	dims := make([]int, ndim)
 	total := int64(1)
 	for i, s := range sizes {
 		dims[i] = int(s)
 		total *= int64(s)
-		if total > maxIDXBytes {
-			return nil, nil, fmt.Errorf("header sizes %v: more than %d bytes", sizes, int64(maxIDXBytes))
+		if total > MaxIDXBytes {
+			return nil, 0, fmt.Errorf("header sizes %v: more than %d bytes", sizes, int64(MaxIDXBytes))
 		}
 	}
 	for _, d := range dims[1:] {
 		if d == 0 {
-			return nil, nil, fmt.Errorf("header sizes %v: empty sample", sizes)
+			return nil, 0, fmt.Errorf("header sizes %v: empty sample", sizes)
 		}
+	}
+	return dims, total, nil
+}
+
+// findIDX finds base or base.gz in dir.
+func findIDX(dir, base string) (string, error) {
+	for _, name := range []string{base + ".gz", base} {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("idx: %s: no %s[.gz]", dir, base)
+}
+
+// readIDX reads one unsigned-byte IDX stream with ndim dimensions.
+func readIDX(r io.Reader, ndim int) ([]int, []byte, error) {
+	s, err := openIDXStream(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.close()
+	r = s.r
+	dims, total, err := readIDXHeader(r, ndim)
+	if err != nil {
+		return nil, nil, err
 	}
 	// Grow the buffer as bytes arrive rather than trusting the header with
 	// one allocation.
@@ -186,6 +252,35 @@ func readIDX(r io.Reader, ndim int) ([]int, []byte, error) {
 		return nil, nil, fmt.Errorf("data: %w", err)
 	}
 	return dims, buf.Bytes(), nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// inflationGuard fails a gzip stream whose output outgrows its input by
+// more than maxIDXInflation times, as it is read.
+type inflationGuard struct {
+	r          io.Reader
+	compressed *countingReader
+	out        int64
+}
+
+func (g *inflationGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	g.out += int64(n)
+	if g.out > maxIDXInflation*g.compressed.n+idxInflationSlack {
+		return n, fmt.Errorf("gzip: %d bytes inflated from %d, more than %d times (a decompression bomb?)", g.out, g.compressed.n, maxIDXInflation)
+	}
+	return n, err
 }
 
 func truncated(err error) error {

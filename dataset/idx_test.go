@@ -21,7 +21,7 @@ func idxBytes(sizes []uint32, data []byte) []byte {
 	return b.Bytes()
 }
 
-func gz(t *testing.T, data []byte) []byte {
+func gz(t testing.TB, data []byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w := gzip.NewWriter(&b)

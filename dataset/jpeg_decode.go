@@ -20,8 +20,8 @@ import (
 var errJPEGUnsupported = errors.New("jpeg: unsupported by the baseline decoder")
 
 // maxJPEGPixels bounds width*height so a corrupt header cannot ask for
-// gigabytes (ImageNet's largest photographs are a few tens of megapixels).
-const maxJPEGPixels = 1 << 28
+// gigabytes: the limit decodeFile checks before any decoder runs.
+const maxJPEGPixels = MaxImagePixels
 
 // zigzag maps the coded coefficient order to the natural (row-major)
 // order. The 16 trailing entries send a run that overshoots coefficient 63

@@ -238,7 +238,7 @@ func TestDecodeJPEGUnsupported(t *testing.T) {
 			if _, err := decodeJPEG(c.data); !errors.Is(err, errJPEGUnsupported) {
 				t.Fatalf("error %v, want errJPEGUnsupported", err)
 			}
-			_, err := decodeRGB(bytes.NewReader(c.data))
+			_, err := decodeRGB(c.data)
 			if (err == nil) != c.decodes {
 				t.Errorf("decodeRGB error %v", err)
 			}
@@ -260,7 +260,7 @@ func TestDecodeJPEGTruncated(t *testing.T) {
 		if _, err := decodeJPEG(data[:n]); err == nil {
 			t.Errorf("cut at %d of %d bytes decoded", n, len(data))
 		}
-		if _, err := decodeRGB(bytes.NewReader(data[:n])); err == nil {
+		if _, err := decodeRGB(data[:n]); err == nil {
 			t.Errorf("decodeRGB: cut at %d of %d bytes decoded", n, len(data))
 		}
 	}
