@@ -82,6 +82,11 @@ func (g *generator) load(ctx context.Context, path string) error {
 	if err := statefile.Read(path, &st); err != nil {
 		return fmt.Errorf("dgh: resume: not a DGH state: %w", err)
 	}
+	return g.restore(ctx, path, &st)
+}
+
+// restore checks a decoded state against this run and takes it over.
+func (g *generator) restore(ctx context.Context, path string, st *savedState) error {
 	if st.Version != stateVersion {
 		return fmt.Errorf("dgh: resume from %s: state version %d, want %d", path, st.Version, stateVersion)
 	}

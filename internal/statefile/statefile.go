@@ -269,3 +269,20 @@ func (saved Settings) Diff(now Settings) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// Frame wraps a gob payload in the header Write gives it, for tests that
+// craft payloads (the fuzz targets of the state readers).
+func Frame(payload []byte) []byte {
+	sum := sha256.New()
+	sum.Write(payload)
+	return append(header(int64(len(payload)), sum), payload...)
+}
+
+// Payload returns the gob payload of a state file held in memory, after
+// checking it as Read does.
+func Payload(data []byte) ([]byte, error) {
+	if err := verify(bytes.NewReader(data), int64(len(data))); err != nil {
+		return nil, err
+	}
+	return data[headerSize:], nil
+}
