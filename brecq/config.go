@@ -126,6 +126,9 @@ type Config struct {
 	// and checksummed.
 	StatePath    string
 	SaveInterval time.Duration
+	// AfterSave, when set, is called after every successful save with
+	// the position saved.
+	AfterSave func(SavePoint)
 	// Resume continues from StatePath: finished units keep their saved
 	// quantizers and the run restarts at the unit it stopped in. The state
 	// must come from a run with the same model and settings.
@@ -166,6 +169,16 @@ type Progress struct {
 	Remaining             time.Duration
 }
 
+// SavePoint is where a saved state stands: the phase, the job a resume
+// starts in (Job of Jobs, 0-based; Jobs when the phase is done) and the
+// steps of that job already done. Done marks a finished quantization.
+type SavePoint struct {
+	Phase       Phase
+	Job, Jobs   int
+	Step, Steps int
+	Done        bool
+}
+
 // ProgressFunc receives progress reports.
 type ProgressFunc func(Progress)
 
@@ -188,6 +201,7 @@ type settings struct {
 	afterWeights  func(*QuantModel) error
 	statePath     string
 	saveInterval  time.Duration
+	afterSave     func(SavePoint)
 	resume        bool
 	calibN        int
 	calibShape    []int
@@ -225,6 +239,7 @@ func (c Config) resolve(calib *tensor.Tensor) (settings, error) {
 		afterWeights:  c.AfterWeights,
 		statePath:     c.StatePath,
 		saveInterval:  c.SaveInterval,
+		afterSave:     c.AfterSave,
 		resume:        c.Resume,
 	}
 	if err := CheckBits("weight", s.wBits); err != nil {

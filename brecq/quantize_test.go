@@ -477,8 +477,14 @@ func TestResumeFromPeriodicSave(t *testing.T) {
 			cfg := base
 			cfg.StatePath, cfg.SaveInterval = filepath.Join(dir, "state"), time.Nanosecond
 			kept := filepath.Join(dir, "kept")
+			var point SavePoint
+			cfg.AfterSave = func(p SavePoint) { point = p }
 			cfg.Progress = func(p Progress) {
 				if p.Phase == at.phase && p.UnitIndex == at.unit && p.Iteration == at.step {
+					// The save before this step holds the steps before it.
+					if want := (SavePoint{Phase: at.phase, Job: at.unit, Jobs: point.Jobs, Step: at.step - 1, Steps: point.Steps}); point != want {
+						t.Errorf("the last save point %+v, want %+v", point, want)
+					}
 					b, err := os.ReadFile(cfg.StatePath)
 					if err != nil {
 						t.Fatal(err)

@@ -97,7 +97,30 @@ func (r *run) saveWith(partial *savedPartial) (err error) {
 	if err := statefile.Write(path, &st); err != nil {
 		return fmt.Errorf("brecq: %w", err)
 	}
+	if r.s.afterSave != nil {
+		r.s.afterSave(r.savePoint(partial))
+	}
 	return nil
+}
+
+// savePoint describes the position a state saved now holds.
+func (r *run) savePoint(partial *savedPartial) SavePoint {
+	p := SavePoint{Phase: PhaseWeights, Job: r.next, Jobs: len(r.jobs()), Steps: r.s.iters}
+	switch r.stage {
+	case stageActInit:
+		p.Phase, p.Job = PhaseActivations, 0
+	case stageActs:
+		p.Phase = PhaseActivations
+	case stageDone:
+		p.Done = true
+	}
+	if p.Phase == PhaseActivations {
+		p.Steps = r.s.itersA
+	}
+	if partial != nil {
+		p.Step = partial.Step
+	}
+	return p
 }
 
 // load restores a state written by save into the freshly built model.

@@ -73,6 +73,9 @@ type Config struct {
 	StatePath    string
 	SaveEvery    int
 	SaveInterval time.Duration
+	// AfterSave, when set, is called after every successful save with
+	// the position saved: iterations done, and batches of the next.
+	AfterSave func(iteration, batch int)
 	// Resume continues from StatePath instead of starting afresh. The
 	// state must come from a run with the same model and settings.
 	Resume bool

@@ -242,10 +242,21 @@ func (g *generator) run(ctx context.Context, cfg Config) error {
 		}
 		sumBN, sumOut, count = 0, 0, 0
 		if cfg.StatePath != "" && cfg.SaveEvery > 0 && g.iter%cfg.SaveEvery == 0 && g.iter < g.s.iterations {
-			if err := g.save(cfg.StatePath); err != nil {
+			if err := g.saveFor(cfg); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// saveFor saves the state to cfg.StatePath and tells cfg.AfterSave.
+func (g *generator) saveFor(cfg Config) error {
+	if err := g.save(cfg.StatePath); err != nil {
+		return err
+	}
+	if cfg.AfterSave != nil {
+		cfg.AfterSave(g.iter, g.pos)
 	}
 	return nil
 }
@@ -259,11 +270,11 @@ func (g *generator) checkpoint(ctx context.Context, cfg Config) error {
 		if cfg.StatePath == "" || cfg.SaveInterval <= 0 || time.Since(g.lastSave) < cfg.SaveInterval {
 			return nil
 		}
-		return g.save(cfg.StatePath)
+		return g.saveFor(cfg)
 	}
 	err = fmt.Errorf("dgh: stopped at iteration %d, batch %d of %d: %w", g.iter, g.pos, len(g.batches), err)
 	if cfg.StatePath != "" {
-		if serr := g.save(cfg.StatePath); serr != nil {
+		if serr := g.saveFor(cfg); serr != nil {
 			return errors.Join(err, serr)
 		}
 	}

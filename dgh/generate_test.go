@@ -160,6 +160,8 @@ func TestResumeGivesSameImages(t *testing.T) {
 			// A 1 ns interval saves between every two batch steps; the
 			// state left is the one before the last step, mid-iteration.
 			cfg.SaveInterval = time.Nanosecond
+			saves, lastIter, lastPos := 0, -1, -1
+			cfg.AfterSave = func(iter, pos int) { saves, lastIter, lastPos = saves+1, iter, pos }
 			if _, err := Generate(context.Background(), model, cfg); err != nil {
 				t.Fatal(err)
 			}
@@ -169,6 +171,10 @@ func TestResumeGivesSameImages(t *testing.T) {
 			}
 			if st.Iter != cfg.Iterations-1 || st.Pos != 1 {
 				t.Fatalf("last periodic save at iteration %d batch %d, want %d and 1", st.Iter, st.Pos, cfg.Iterations-1)
+			}
+			// Two batches: a save before each of the 12 steps.
+			if saves != 2*cfg.Iterations || lastIter != st.Iter || lastPos != st.Pos {
+				t.Fatalf("AfterSave called %d times, last with %d/%d; want %d, %d/%d", saves, lastIter, lastPos, 2*cfg.Iterations, st.Iter, st.Pos)
 			}
 		}},
 	} {
