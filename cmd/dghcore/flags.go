@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dghcore/dghcore/assets"
 	"github.com/dghcore/dghcore/dgh"
@@ -28,17 +29,22 @@ type options struct {
 	jsonPath   string
 	stateDir   string
 	resume     bool
+	fresh      bool
+	saveEvery  time.Duration
 	maxMemory  string
 	compare    bool
 	evalFloat  bool
 	debug      bool
+	version    bool
 	inputPath  string
 	outputPath string
 
 	// data
-	dataPath   string
-	batchSize  int
-	evalImages int
+	dataPath     string
+	batchSize    int
+	evalImages   int
+	skipBad      bool
+	checkClasses bool
 
 	// generation (SPEC section 3)
 	calibDataType  string
@@ -111,19 +117,25 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 	fs.StringVarP(&o.model, "model_name", "m", "", "model: "+strings.Join(zoo.Names(), ", ")+" (default: the embedded Fashion-MNIST resnet20)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "PyTorch checkpoint (default: BRECQ's file name in the current folder or $DGHCORE_MODELS)")
 	fs.Int64Var(&o.seed, "random_seed", 0, "random seed")
-	fs.StringVar(&o.jsonPath, "json", "", "write a JSON report (accuracies in percent) to this file")
-	fs.StringVar(&o.stateDir, "state_dir", "dghcore-state", "folder for the resumable state of long phases; removed after a finished run")
-	fs.BoolVar(&o.resume, "resume", false, "continue an interrupted run from --state_dir")
+	fs.StringVar(&o.jsonPath, "json", "", "write a JSON report of the run (configuration, accuracies in percent, per-unit losses and scales, seconds) to this file")
+	fs.StringVar(&o.stateDir, "state_dir", "dghcore-state", "folder for the resumable state of long phases, locked while a run uses it; removed after a finished run")
+	fs.BoolVar(&o.resume, "resume", false, "continue the interrupted run saved under --state_dir")
+	fs.BoolVar(&o.fresh, "fresh", false, "delete an interrupted run's state under --state_dir and start over")
+	fs.DurationVar(&o.saveEvery, "save_every", 5*time.Minute, "save the resumable state this often during long phases (0: only on Ctrl-C)")
 	fs.StringVar(&o.maxMemory, "max_memory", "16GiB", "refuse to start when the estimated memory exceeds this (0: no limit)")
 	fs.BoolVar(&o.compare, "compare", false, "run noise, DGH and real-data calibration side by side and print one table")
 	fs.BoolVar(&o.evalFloat, "eval_float_accuracy", true, "evaluate the float model")
 	fs.BoolVar(&o.debug, "debug", false, "evaluate on the first 1000 images only")
-	group(groupRun, "model_name", "checkpoint", "random_seed", "json", "state_dir", "resume", "max_memory", "compare", "eval_float_accuracy", "debug")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	group(groupRun, "model_name", "checkpoint", "random_seed", "json", "state_dir", "resume", "fresh", "save_every", "max_memory",
+		"compare", "eval_float_accuracy", "debug", "version")
 
 	fs.StringVar(&o.dataPath, "data_path", "", "evaluation data: an ImageNet-style folder or a folder of IDX files (default for the embedded model: its Fashion-MNIST test set)")
 	fs.IntVar(&o.batchSize, "batch_size", 32, "evaluation batch size")
 	fs.IntVar(&o.evalImages, "eval_images", 0, "evaluate on at most this many images (0: all)")
-	group(groupData, "data_path", "batch_size", "eval_images")
+	fs.BoolVar(&o.skipBad, "skip_bad_images", false, "leave out images that do not decode instead of refusing the data set")
+	fs.BoolVar(&o.checkClasses, "check_class_count", true, "refuse a data set whose classes do not match the model's outputs (--check_class_count=false to evaluate anyway)")
+	group(groupData, "data_path", "batch_size", "eval_images", "skip_bad_images", "check_class_count")
 
 	fs.StringVar(&o.calibDataType, "calib_data_type", "dgh", "calibration data: dgh, random_noise or real_data")
 	fs.IntVar(&o.nImages, "n_images", 1024, "number of calibration images")
@@ -135,7 +147,7 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 	fs.Float64Var(&o.outputLoss, "output_loss_factor", 0, "weight of the output loss (default: the model's, 3e-7 resnet18, 1e-7 resnet50, 3e-5 mobilenet_v2)")
 	fs.IntVar(&o.smoothingSize, "distill_smoothing_filter_size", 3, "Gaussian smoothing filter size")
 	fs.Float64Var(&o.smoothingSigma, "distill_smoothing_filter_sigma", 1.25, "Gaussian smoothing sigma")
-	fs.IntVar(&o.imgSize, "img_size", 0, "generated image size (default: the model's input size)")
+	fs.IntVar(&o.imgSize, "img_size", 0, "the model's input resolution for everything: generated images, evaluation (shorter side S*256/224, centre crop S), real calibration data, infer (default: the model's)")
 	fs.StringVar(&o.mean, "mean", "", "per-channel normalisation mean, comma-separated (default: the model's)")
 	fs.StringVar(&o.std, "std", "", "per-channel normalisation std, comma-separated (default: the model's)")
 	fs.StringVar(&o.bnLossType, "distill_bn_loss_type", "l2_square", "BatchNorm alignment loss (only l2_square)")
@@ -147,13 +159,13 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 
 	fs.IntVar(&o.weightsBits, "weights_n_bits", 4, "weight bits (2..8)")
 	fs.IntVar(&o.activationBits, "activation_n_bits", 4, "activation bits (2..8)")
-	fs.BoolVar(&o.actQuant, "act_quant", true, "quantize activations too (--act_quant=false for weights only)")
+	fs.BoolVar(&o.actQuant, "act_quant", true, "quantize activations too; --act_quant=false for weights only")
 	fs.IntVar(&o.numIterations, "num_iterations", 20000, "AdaRound iterations per unit")
 	fs.IntVar(&o.calibBatch, "batch_size_for_calibration", 32, "reconstruction mini-batch size")
-	fs.Float64Var(&o.roundWeight, "weight", 0.01, "rounding-regulariser weight (0.1 is usual for mobilenet_v2)")
-	fs.IntVar(&o.bStart, "b_start", 20, "rounding temperature at the start")
-	fs.IntVar(&o.bEnd, "b_end", 2, "rounding temperature at the end")
-	fs.Float64Var(&o.warmup, "warmup", 0.2, "fraction of iterations without the rounding term")
+	fs.Float64Var(&o.roundWeight, "weight", 0.01, "rounding-regulariser weight, 0 or more (0.1 is usual for mobilenet_v2)")
+	fs.IntVar(&o.bStart, "b_start", 20, "rounding temperature at the start, at least 1")
+	fs.IntVar(&o.bEnd, "b_end", 2, "rounding temperature at the end, at least 1")
+	fs.Float64Var(&o.warmup, "warmup", 0.2, "fraction of iterations without the rounding term, 0 to below 1")
 	fs.IntVar(&o.itersA, "iters_a", 5000, "activation step-size (LSQ) iterations per unit")
 	fs.Float64Var(&o.lrA, "lr", 4e-4, "LSQ learning rate")
 	fs.Float64Var(&o.pNorm, "p", 2.4, "Lp norm of the activation reconstruction loss")
@@ -166,7 +178,7 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 		"weight", "b_start", "b_end", "warmup", "iters_a", "lr", "p", "head_stem_8bit",
 		"disable_network_output_quantization", "layer_reconstruction", "step", "calib")
 
-	fs.StringVar(&o.inputPath, "input", "", "infer: input batch, float32 NCHW .npy")
+	fs.StringVar(&o.inputPath, "input", "", "infer: input batch, normalised float32 NCHW .npy at the model's resolution")
 	fs.StringVar(&o.outputPath, "output", "", "infer: logits .npy; generate and the full run: calibration images .npy")
 	group(groupRun, "input", "output")
 	return fs
@@ -190,40 +202,6 @@ func singleDashLong(fs *pflag.FlagSet, args []string) []string {
 		out = append(out, a)
 	}
 	return out
-}
-
-// printUsage writes --help: the commands, then the flags by group.
-func printUsage(w io.Writer, fs *pflag.FlagSet) {
-	preset := make([]string, len(quickPreset))
-	for i, p := range quickPreset {
-		preset[i] = "--" + p.flag + " " + p.value
-	}
-	fmt.Fprintf(w, `dghcore: zero-shot 4-bit quantization with DGH data generation and BRECQ.
-
-usage:
-  dghcore [flags]              generate calibration data, quantize, evaluate
-  dghcore --compare [flags]    the same with noise, DGH and real calibration data, one table
-  dghcore generate [flags]     only generate images (--output images.npy, --png DIR)
-  dghcore quantize [flags]     quantize with given calibration images (--calib images.npy)
-  dghcore infer [flags]        run the float model on --input X.npy, write --output Y.npy
-
-Without --model and --checkpoint it runs the embedded Fashion-MNIST resnet20
-with a quick preset (%s);
-flags given explicitly override it. Long flags take one or two dashes; '-'
-and '_' are alike. Ctrl-C stops a run after saving its state under
---state_dir; the same command with --resume continues it.
-Exit status: 0 done, 1 failed, 2 input refused, 130 interrupted.
-`, strings.Join(preset, ", "))
-	for _, g := range groupOrder {
-		sub := pflag.NewFlagSet(g, pflag.ContinueOnError)
-		sub.SortFlags = false
-		fs.VisitAll(func(f *pflag.Flag) {
-			if a := f.Annotations["group"]; len(a) == 1 && a[0] == g {
-				sub.AddFlag(f)
-			}
-		})
-		fmt.Fprintf(w, "\n%s:\n%s", g, sub.FlagUsagesWrapped(100))
-	}
 }
 
 // brecqCheckpoints are the file names BRECQ publishes its ImageNet
@@ -314,14 +292,18 @@ func parseOptions(command string, args []string) (*options, error) {
 	fs := newFlagSet(o, command)
 	fs.SetOutput(io.Discard)
 	o.fs = fs
-	if err := fs.Parse(singleDashLong(fs, args)); err != nil {
+	args = singleDashLong(fs, args)
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return o, err
 		}
 		return nil, usageErrorf("%v (see dghcore --help)", err)
 	}
 	if fs.NArg() > 0 {
-		return nil, usageErrorf("unexpected argument %q (commands: generate, quantize, infer; see dghcore --help)", fs.Arg(0))
+		return nil, usageErrorf("%s", strayArgument(fs, args, fs.Arg(0)))
+	}
+	if o.version {
+		return o, errVersion
 	}
 	if o.embedded() {
 		for _, p := range quickPreset {
@@ -338,6 +320,23 @@ func parseOptions(command string, args []string) (*options, error) {
 	return o, nil
 }
 
+// errVersion asks run to print the version instead of working.
+var errVersion = errors.New("--version")
+
+// strayArgument explains an argument no flag took. After a boolean flag a
+// value such as "false" lands here, since booleans take theirs with '='.
+func strayArgument(fs *pflag.FlagSet, args []string, stray string) string {
+	for i, a := range args {
+		if a != stray || i == 0 {
+			continue
+		}
+		if f := fs.Lookup(strings.TrimLeft(args[i-1], "-")); f != nil && f.Value.Type() == "bool" {
+			return fmt.Sprintf("unexpected argument %q after --%s: a boolean flag takes its value with '=', as --%s=%s", stray, f.Name, f.Name, stray)
+		}
+	}
+	return fmt.Sprintf("unexpected argument %q (commands: generate, quantize, infer; see dghcore --help)", stray)
+}
+
 // embedded reports whether the run uses the model compiled into the
 // binary: no model named, or resnet20 without a checkpoint.
 func (o *options) embedded() bool {
@@ -345,7 +344,9 @@ func (o *options) embedded() bool {
 }
 
 // check validates everything that needs no file, so bad input fails in
-// the first millisecond (SPEC section 5).
+// the first millisecond (docs/DESIGN.md, "Command line"). Values out of
+// range are refused rather than clamped, and a 0 that means something (no
+// iterations, no rounding term, no warmup) is kept as 0.
 func (o *options) check(command string) error {
 	if o.model != "" && !slices.Contains(zoo.Names(), o.model) {
 		return usageErrorf("unknown model %q (known: %s)", o.model, strings.Join(zoo.Names(), ", "))
@@ -356,14 +357,13 @@ func (o *options) check(command string) error {
 	if err := checkBits("activation_n_bits", o.activationBits); err != nil {
 		return err
 	}
-	positive := []struct {
+	for _, p := range []struct {
 		flag string
 		v    int
 	}{
 		{"n_images", o.nImages}, {"distill_batch_size", o.distillBatch}, {"batch_size", o.batchSize},
-		{"batch_size_for_calibration", o.calibBatch},
-	}
-	for _, p := range positive {
+		{"batch_size_for_calibration", o.calibBatch}, {"b_start", o.bStart}, {"b_end", o.bEnd},
+	} {
 		if p.v < 1 {
 			return usageErrorf("--%s %d: want at least 1", p.flag, p.v)
 		}
@@ -378,6 +378,38 @@ func (o *options) check(command string) error {
 		if p.v < 0 {
 			return usageErrorf("--%s %d: want 0 or more", p.flag, p.v)
 		}
+	}
+	if o.fs.Changed("img_size") && o.imgSize == 0 {
+		return usageErrorf("--img_size 0: want a side of at least 1 pixel (leave it out for the model's own)")
+	}
+	if o.smoothingSize < 1 || o.smoothingSize%2 == 0 {
+		return usageErrorf("--distill_smoothing_filter_size %d: want an odd size, 1 for no smoothing", o.smoothingSize)
+	}
+	for _, p := range []struct {
+		flag string
+		v    float64
+		zero bool // 0 is allowed and means 0
+		top  float64
+	}{
+		{"distill_lr", o.distillLR, false, 0}, {"distill_smoothing_filter_sigma", o.smoothingSigma, false, 0},
+		{"lr", o.lrA, false, 0}, {"p", o.pNorm, false, 0},
+		{"distill_std_factor", o.distillStd, true, 0}, {"output_loss_factor", o.outputLoss, true, 0},
+		{"weight", o.roundWeight, true, 0}, {"warmup", o.warmup, true, 1},
+	} {
+		v := p.v
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			return usageErrorf("--%s %v: want a finite number", p.flag, v)
+		case p.zero && v < 0:
+			return usageErrorf("--%s %g: want 0 or more", p.flag, v)
+		case !p.zero && v <= 0:
+			return usageErrorf("--%s %g: want a positive number", p.flag, v)
+		case p.top > 0 && v >= p.top:
+			return usageErrorf("--%s %g: want a fraction below %g", p.flag, v, p.top)
+		}
+	}
+	if o.saveEvery < 0 {
+		return usageErrorf("--save_every %v: want 0 (only on Ctrl-C) or a positive duration such as 5m", o.saveEvery)
 	}
 	if !slices.Contains(dgh.SourceNames(), o.calibDataType) {
 		return usageErrorf("unknown --calib_data_type %q (known: %s)", o.calibDataType, strings.Join(dgh.SourceNames(), ", "))
@@ -396,6 +428,9 @@ func (o *options) check(command string) error {
 	}
 	if _, err := parseBytes(o.maxMemory); err != nil {
 		return usageErrorf("--max_memory: %v", err)
+	}
+	if o.resume && o.fresh {
+		return usageErrorf("--resume and --fresh: continue the saved run or start over, not both")
 	}
 	switch command {
 	case cmdGenerate:

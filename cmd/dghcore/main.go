@@ -1,5 +1,5 @@
 // Command dghcore synthesises calibration images with DGH and quantizes a
-// CNN with BRECQ (SPEC section 5).
+// CNN with BRECQ (docs/DESIGN.md, "Command line").
 //
 //	dghcore                                   the embedded Fashion-MNIST resnet20, quick preset
 //	dghcore -model mobilenet_v2 -weight 0.1 --data_path /imagenet
@@ -54,12 +54,13 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// interruptedError is a cancelled long phase; resume says how to
-// continue it.
+// interruptedError is a long phase stopped by a signal: where it stopped,
+// and whether and how it can be continued.
 type interruptedError struct {
-	phase  string
-	err    error
-	resume string
+	phase, position string
+	err             error
+	resume          string
+	saveFailed      bool
 }
 
 func (e *interruptedError) Error() string { return e.err.Error() }
@@ -70,12 +71,16 @@ func (e *interruptedError) Unwrap() error { return e.err }
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	command, args := splitCommand(args)
 	o, err := parseOptions(command, args)
-	if errors.Is(err, pflag.ErrHelp) {
-		printUsage(stdout, o.fs)
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+		printUsage(stdout, o.fs, helpWidth(stdout))
+		return exitOK
+	case errors.Is(err, errVersion):
+		fmt.Fprintln(stdout, versionString())
 		return exitOK
 	}
 	if err == nil {
-		a := &app{o: o, command: command, out: stdout, rep: newReporter(stderr)}
+		a := &app{o: o, command: command, out: stdout, errOut: stderr, rep: newReporter(stderr)}
 		err = a.run(ctx)
 		a.rep.end()
 	}
@@ -92,7 +97,11 @@ func report(stderr io.Writer, err error) int {
 	var ie *interruptedError
 	switch {
 	case errors.As(err, &ie):
-		fmt.Fprintf(stderr, "dghcore: %s interrupted (%s); %s\n", ie.phase, msg, ie.resume)
+		where := ie.phase
+		if ie.position != "" {
+			where += " " + ie.position
+		}
+		fmt.Fprintf(stderr, "dghcore: interrupted during %s; %s\n", where, ie.resume)
 		return exitInterrupted
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintf(stderr, "dghcore: interrupted (%s)\n", msg)

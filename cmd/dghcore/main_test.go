@@ -144,12 +144,13 @@ func TestFlagSpellings(t *testing.T) {
 		model  string
 		weight float64
 		bits   int
+		seed   int64
 	}{
-		{[]string{"-model", "mobilenet_v2", "-weight", "0.1"}, "mobilenet_v2", 0.1, 4},
-		{[]string{"--model_name", "resnet18", "--weights-n-bits", "3"}, "resnet18", 0.01, 3},
-		{[]string{"-m", "resnet50", "-weights_n_bits=2"}, "resnet50", 0.01, 2},
-		{[]string{"--model-name=resnet20", "--weight=-0.5"}, "resnet20", -0.5, 4},
-		{[]string{"-model_name", "resnet18", "-weight", "-0.5"}, "resnet18", -0.5, 4},
+		{[]string{"-model", "mobilenet_v2", "-weight", "0.1"}, "mobilenet_v2", 0.1, 4, 0},
+		{[]string{"--model_name", "resnet18", "--weights-n-bits", "3"}, "resnet18", 0.01, 3, 0},
+		{[]string{"-m", "resnet50", "-weights_n_bits=2"}, "resnet50", 0.01, 2, 0},
+		{[]string{"--model-name=resnet20", "--random_seed=-5"}, "resnet20", 0.01, 4, -5},
+		{[]string{"-model_name", "resnet18", "-random-seed", "-5"}, "resnet18", 0.01, 4, -5},
 	}
 	for _, tc := range cases {
 		o, err := parseOptions(cmdRun, tc.args)
@@ -157,8 +158,9 @@ func TestFlagSpellings(t *testing.T) {
 			t.Errorf("%v: %v", tc.args, err)
 			continue
 		}
-		if o.model != tc.model || o.roundWeight != tc.weight || o.weightsBits != tc.bits {
-			t.Errorf("%v: model %q weight %g bits %d, want %q %g %d", tc.args, o.model, o.roundWeight, o.weightsBits, tc.model, tc.weight, tc.bits)
+		if o.model != tc.model || o.roundWeight != tc.weight || o.weightsBits != tc.bits || o.seed != tc.seed {
+			t.Errorf("%v: model %q weight %g bits %d seed %d, want %q %g %d %d", tc.args, o.model, o.roundWeight, o.weightsBits, o.seed,
+				tc.model, tc.weight, tc.bits, tc.seed)
 		}
 	}
 }
@@ -245,7 +247,7 @@ func TestInferBadInput(t *testing.T) {
 	}
 	code, _, stderr := invoke(context.Background(), "infer", "--model", "resnet20", "--checkpoint", f.grey,
 		"--input", in, "--output", filepath.Join(f.dir, "y.npy"))
-	if code != exitUsage || !strings.Contains(stderr, "shape [2 3 8 8], want N x 1 x H x W") {
+	if code != exitUsage || !strings.Contains(stderr, "shape [2 3 8 8], want normalised float32 N x 1 x 28 x 28 images") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
@@ -293,9 +295,24 @@ func TestGenerateFiles(t *testing.T) {
 			}
 		}
 	}
+	// Five 8-pixel images in a 3 x 2 grid, each enlarged 42 times (to
+	// 336 pixels, the sheet 1010 wide) with 1-pixel grid lines.
 	sheet := decodePNG(t, filepath.Join(pngDir, contactSheetName))
-	if b := sheet.Bounds(); b.Dx() != 3*10-2 || b.Dy() != 2*10-2 {
-		t.Errorf("contact sheet %v, want a 3 x 2 grid of 8-pixel images 2 apart", b)
+	if b := sheet.Bounds(); b.Dx() != 3*336+2 || b.Dy() != 2*336+1 {
+		t.Fatalf("contact sheet %v, want 1010 x 673", b)
+	}
+	for _, px := range []struct{ i, x, y int }{{0, 0, 0}, {0, 7, 7}, {4, 3, 5}} {
+		img := decodePNG(t, filepath.Join(pngDir, fmt.Sprintf("image_%04d.png", px.i)))
+		want, _, _, _ := img.At(px.x, px.y).RGBA()
+		x0, y0 := px.i%3*337, px.i/3*337
+		for _, d := range [][2]int{{0, 0}, {41, 41}, {20, 3}} {
+			if got, _, _, _ := sheet.At(x0+px.x*42+d[0], y0+px.y*42+d[1]).RGBA(); got != want {
+				t.Errorf("sheet: image %d pixel (%d,%d) enlarged reads %d, the image %d", px.i, px.x, px.y, got>>8, want>>8)
+			}
+		}
+	}
+	if g, _, _, _ := sheet.At(336, 100).RGBA(); g>>8 != 128 {
+		t.Errorf("grid line at x=336 is %d, want grey 128", g>>8)
 	}
 	if _, err := os.Stat(filepath.Join(f.dir, "state")); !os.IsNotExist(err) {
 		t.Errorf("state folder left after a finished run: %v", err)
@@ -324,36 +341,85 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("progress does not show %q:\n%s", w, stderr)
 		}
 	}
-	var r map[string]any
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
+	r := readReport(t, report)
+	runs := r["runs"].([]any)
+	if len(runs) != 1 {
+		t.Fatalf("%d runs in the report, want 1", len(runs))
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"float_top1", "weight_only_top1", "full_quant_top1", "float_top5", "weight_only_top5", "full_quant_top5"} {
-		v, ok := r[k].(float64)
-		if !ok || v < 0 || v > 100 {
-			t.Errorf("%s = %v, want a percentage", k, r[k])
+	run := runs[0].(map[string]any)
+	acc := run["accuracy"].(map[string]any)
+	for _, k := range []string{"float", "weight_only", "full"} {
+		a, _ := acc[k].(map[string]any)
+		for _, top := range []string{"top1", "top5"} {
+			if v, ok := a[top].(float64); !ok || v < 0 || v > 100 {
+				t.Errorf("accuracy.%s.%s = %v, want a percentage", k, top, a[top])
+			}
+		}
+		// Five images in three classes: top-5 of three classes is everything.
+		if a["top5"] != 100.0 || a["samples"] != 5.0 {
+			t.Errorf("accuracy.%s = %v with 3 classes and 5 images, want top-5 100 over 5 samples", k, a)
 		}
 	}
-	// Five images in three classes: top-5 of three classes is everything.
-	if r["float_top5"] != 100.0 {
-		t.Errorf("float_top5 %v with 3 classes, want 100", r["float_top5"])
+	calib := run["calibration"].(map[string]any)
+	if calib["type"] != "dgh" || calib["images"] != 4.0 || calib["image_size"] != 8.0 {
+		t.Errorf("calibration %v", calib)
 	}
-	if r["model"] != "resnet20" || r["calib_data_type"] != "dgh" || r["n_images"] != 4.0 || r["weights_n_bits"] != 4.0 {
-		t.Errorf("report %v", r)
+	cfg := r["config"].(map[string]any)
+	if cfg["model_name"] != "resnet20" || cfg["weights_n_bits"] != 4.0 || cfg["act_quant"] != true || cfg["img_size"] != 8.0 {
+		t.Errorf("config %v", cfg)
 	}
-	secs, _ := r["seconds"].(map[string]any)
+	model := r["model"].(map[string]any)
+	if sum, _ := model["checkpoint_sha256"].(string); len(sum) != 64 || model["checkpoint"] != f.rgb {
+		t.Errorf("model %v", model)
+	}
+	secs, _ := run["seconds"].(map[string]any)
 	for _, k := range []string{"generation", "quantization", "evaluation"} {
-		if v, ok := secs[k].(float64); !ok || v <= 0 {
+		if v, ok := secs[k].(float64); !ok || v < 0 {
 			t.Errorf("seconds.%s = %v", k, secs[k])
 		}
 	}
-	if r["kernels"] == "" {
-		t.Errorf("no kernel path in the report")
+	if total, _ := r["seconds"].(map[string]any)["total"].(float64); !(total > 0) {
+		t.Errorf("seconds.total = %v", r["seconds"])
 	}
+	if r["kernels"] == "" || !strings.HasPrefix(r["dghcore"].(string), "dghcore ") {
+		t.Errorf("no kernel path or version in the report")
+	}
+	units := run["units"].([]any)
+	if len(units) != 11 { // resnet20: stem, nine blocks, fc
+		t.Fatalf("%d units, want 11", len(units))
+	}
+	for _, u := range units {
+		u := u.(map[string]any)
+		for _, ph := range []string{"weights", "activations"} {
+			l, _ := u[ph].(map[string]any)
+			if _, ok := l["loss_before"].(float64); !ok {
+				t.Errorf("unit %v: no %s loss", u["unit"], ph)
+			}
+			if _, ok := l["loss_after"].(float64); !ok {
+				t.Errorf("unit %v: no %s loss", u["unit"], ph)
+			}
+		}
+		if m := u["modules"].([]any); len(m) == 0 || len(m[0].(map[string]any)["weight_scales"].([]any)) == 0 {
+			t.Errorf("unit %v: no weight scales", u["unit"])
+		}
+		if len(u["activation_quantizers"].([]any)) == 0 {
+			t.Errorf("unit %v: no activation scales", u["unit"])
+		}
+	}
+}
+
+// readReport decodes a JSON report.
+func readReport(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // TestWeightsOnlyReport checks that without activation quantization the
@@ -370,16 +436,12 @@ func TestWeightsOnlyReport(t *testing.T) {
 	if strings.Contains(stdout, "Full quantization") {
 		t.Errorf("weights-only run printed a full-quantization line:\n%s", stdout)
 	}
-	var r map[string]any
-	b, _ := os.ReadFile(report)
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
+	run := readReport(t, report)["runs"].([]any)[0].(map[string]any)
+	if v, ok := run["accuracy"].(map[string]any)["full"]; !ok || v != nil {
+		t.Errorf("accuracy.full = %v (present %t), want null", v, ok)
 	}
-	if v, ok := r["full_quant_top1"]; !ok || v != nil {
-		t.Errorf("full_quant_top1 = %v (present %t), want null", v, ok)
-	}
-	if r["calib_data_type"] != "random_noise" {
-		t.Errorf("calib_data_type %v", r["calib_data_type"])
+	if c := run["calibration"].(map[string]any); c["type"] != "random_noise" {
+		t.Errorf("calibration %v", c)
 	}
 }
 
@@ -403,10 +465,14 @@ func TestCompare(t *testing.T) {
 			t.Errorf("table has no %s row:\n%s", k, table)
 		}
 	}
-	var rs []map[string]any
-	b, _ := os.ReadFile(report)
-	if err := json.Unmarshal(b, &rs); err != nil || len(rs) != 3 {
-		t.Fatalf("report: %v, %d entries", err, len(rs))
+	runs := readReport(t, report)["runs"].([]any)
+	if len(runs) != 3 {
+		t.Fatalf("report: %d runs, want 3", len(runs))
+	}
+	for i, k := range []string{"random_noise", "dgh", "real_data"} {
+		if typ := runs[i].(map[string]any)["calibration"].(map[string]any)["type"]; typ != k {
+			t.Errorf("run %d is %v, want %s", i, typ, k)
+		}
 	}
 }
 
@@ -448,7 +514,8 @@ func TestInterruptAndResume(t *testing.T) {
 			t.Fatalf("interrupt at %q: exit code %d: %s", step.marker, code, stderr.String())
 		}
 		last := strings.TrimSpace(stderr.String()[strings.LastIndex(strings.TrimSpace(stderr.String()), "\n")+1:])
-		if !strings.HasPrefix(last, "dghcore: "+step.phase+" interrupted") || !strings.Contains(last, "--resume") || !strings.Contains(last, state) {
+		if !strings.HasPrefix(last, "dghcore: interrupted during "+step.phase) || !strings.Contains(last, "--resume") || !strings.Contains(last, state) ||
+			strings.Contains(last, "context canceled") {
 			t.Errorf("last line %q does not say how to resume", last)
 		}
 		if _, err := os.Stat(filepath.Join(state, "dgh", step.file)); err != nil {
@@ -574,42 +641,62 @@ func TestQuantizeCommand(t *testing.T) {
 	if !strings.Contains(stdout, "6 images of 1x8x8") || !strings.Contains(stdout, "----> Full quantization") {
 		t.Errorf("stdout:\n%s", stdout)
 	}
-	var r map[string]any
-	b, _ := os.ReadFile(report)
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
+	r := readReport(t, report)
+	run := r["runs"].([]any)[0].(map[string]any)
+	c := run["calibration"].(map[string]any)
+	sum, _ := c["file_sha256"].(string)
+	if c["type"] != "file" || c["file"] != calib || len(sum) != 64 || c["images"] != 4.0 || run["seconds"].(map[string]any)["generation"] != 0.0 {
+		t.Errorf("run %v", run)
 	}
-	if r["calib_data_type"] != calib || r["n_images"] != 4.0 || r["seconds"].(map[string]any)["generation"] != 0.0 {
-		t.Errorf("report %v", r)
+	if r["command"] != "quantize" {
+		t.Errorf("command %v", r["command"])
 	}
 }
 
 // TestReporter checks both progress styles: throttled log lines, and one
-// line rewritten in place (blanking a longer predecessor) on a terminal.
+// line rewritten in place (blanking a longer predecessor) on a terminal,
+// cut to the terminal's width.
 func TestReporter(t *testing.T) {
 	var log bytes.Buffer
-	r := &reporter{w: &log, every: time.Hour}
-	r.update(false, "step %d", 1)
-	r.update(false, "step %d", 2) // within the hour: dropped
-	r.update(true, "step %d", 3)  // final: always shown
-	r.update(false, "next %d", 1) // a new phase starts at once
+	r := &reporter{w: &log, every: time.Hour, plan: newPlan()}
+	r.step("a", 0.1, 0, false, "step %d", 1)
+	r.step("a", 0.2, 0, false, "step %d", 2) // within the hour: dropped
+	r.step("a", 1, 0, true, "step %d", 3)    // final: always shown
+	r.step("b", 0.5, 0, false, "next %d", 1) // a new phase starts at once
 	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
-	if len(lines) != 3 || !strings.HasSuffix(lines[0], " step 1") || !strings.HasSuffix(lines[1], " step 3") || !strings.HasSuffix(lines[2], " next 1") {
+	if len(lines) != 3 || !strings.Contains(lines[0], " step 1  (time left after a few steps)") || !strings.Contains(lines[1], " step 3  done in 0s") ||
+		!strings.Contains(lines[2], " next 1") {
 		t.Errorf("log lines %q", lines)
 	}
+	for _, l := range lines {
+		if !strings.Contains(l, "| run 0s") {
+			t.Errorf("line %q does not show the run's time", l)
+		}
+	}
 	var tty bytes.Buffer
-	r = &reporter{w: &tty, terminal: true}
-	r.update(false, "long line")
+	r = &reporter{w: &tty, terminal: true, columns: func() int { return 80 }, plan: newPlan()}
+	r.print(false, "long line")
 	r.last = time.Time{}
-	r.update(true, "short")
+	r.print(true, "short")
 	r.end()
 	if want := "\rlong line\rshort    \n"; tty.String() != want {
 		t.Errorf("terminal output %q, want %q", tty.String(), want)
 	}
 	tty.Reset()
-	r = &reporter{w: &tty, terminal: true, columns: 6}
-	r.update(true, "long line")
+	r = &reporter{w: &tty, terminal: true, columns: func() int { return 6 }, plan: newPlan()}
+	r.print(true, "long line")
 	if want := "\rlong \n"; tty.String() != want {
 		t.Errorf("6-column terminal output %q, want %q", tty.String(), want)
+	}
+}
+
+func TestCompact(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", 42 * time.Second: "42s", 100 * time.Second: "1m40s", 65 * time.Second: "1m05s",
+		2*time.Hour + 7*time.Minute + 40*time.Second: "2h08m", 50 * time.Hour: "50h00m",
+	} {
+		if got := compact(d); got != want {
+			t.Errorf("compact(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

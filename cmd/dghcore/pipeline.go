@@ -1,57 +1,30 @@
 package main
 
-// The commands (SPEC section 5): the full run (calibration images, BRECQ,
-// accuracy table), quantize with given images, generate only, infer.
+// The commands (docs/DESIGN.md, "Command line"): the full run
+// (calibration images, BRECQ, accuracy table), quantize with given
+// images, generate only, infer.
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dghcore/dghcore/brecq"
 	"github.com/dghcore/dghcore/dataset"
 	"github.com/dghcore/dghcore/dgh"
-	"github.com/dghcore/dghcore/kernels"
+	"github.com/dghcore/dghcore/internal/statefile"
 	"github.com/dghcore/dghcore/tensor"
 )
 
-// result is one calibration run's figures, as the JSON report writes
-// them: accuracies in percent, null when not measured.
-type result struct {
-	Model           string   `json:"model"`
-	CalibDataType   string   `json:"calib_data_type"`
-	WeightsNBits    int      `json:"weights_n_bits"`
-	ActivationNBits int      `json:"activation_n_bits"`
-	FloatTop1       *float64 `json:"float_top1"`
-	WeightOnlyTop1  *float64 `json:"weight_only_top1"`
-	FullQuantTop1   *float64 `json:"full_quant_top1"`
-	FloatTop5       *float64 `json:"float_top5"`
-	WeightOnlyTop5  *float64 `json:"weight_only_top5"`
-	FullQuantTop5   *float64 `json:"full_quant_top5"`
-	Kernels         string   `json:"kernels"`
-	NImages         int      `json:"n_images"`
-	EvalImages      int      `json:"eval_images"`
-	Seconds         struct {
-		Generation   float64 `json:"generation"`
-		Quantization float64 `json:"quantization"`
-		Evaluation   float64 `json:"evaluation"`
-	} `json:"seconds"`
-}
-
-// State files under --state_dir/<calibration type>/.
-const (
-	dghStateFile   = "dgh.state"
-	brecqStateFile = "brecq.state"
-	calibFile      = "calib.npy" // the calibration set of an interrupted quantization
-)
-
-func (a *app) run(ctx context.Context) error {
+func (a *app) run(ctx context.Context) (err error) {
+	// The memory limit set from the estimate is this run's.
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	switch a.command {
 	case cmdInfer:
 		return a.infer(ctx)
@@ -66,120 +39,140 @@ func (a *app) run(ctx context.Context) error {
 func (a *app) kinds() []string {
 	switch {
 	case a.o.calibPath != "":
-		return []string{"file"}
+		return []string{sourceFile}
 	case a.o.compare:
 		return []string{dgh.SourceRandomNoise, dgh.SourceDGH, dgh.SourceRealData}
 	}
 	return []string{a.o.calibDataType}
 }
 
-func (a *app) stateDir(kind string) string { return filepath.Join(a.o.stateDir, kind) }
+// prepare is what every long command does before its work, in the order
+// that refuses bad input soonest: the state folder (lock, the rules of
+// resuming), the model, given images, the data set, the resume's settings,
+// the memory estimate, and the decode of every image.
+func (a *app) prepare(ctx context.Context, kinds []string, needData bool) (given *tensor.Tensor, err error) {
+	o := a.o
+	if err := a.openState(kinds); err != nil {
+		return nil, err
+	}
+	if err := a.loadModel(); err != nil {
+		return nil, err
+	}
+	if o.calibPath != "" {
+		if given, err = a.readImages("--calib", o.calibPath); err != nil {
+			return nil, err
+		}
+		if a.calibSum, err = fileSum(o.calibPath); err != nil {
+			return nil, usageErrorf("--calib %s: %v", o.calibPath, err)
+		}
+	}
+	if needData {
+		if err := a.openData(ctx); err != nil {
+			return nil, err
+		}
+		if slices.Contains(kinds, dgh.SourceRealData) && o.nImages > a.data.Len() {
+			return nil, usageErrorf("--n_images %d: real_data calibration needs that many images, the data set has %d", o.nImages, a.data.Len())
+		}
+	}
+	if err := a.checkResume(a.settings()); err != nil {
+		return nil, err
+	}
+	nCalib := o.nImages
+	if given != nil {
+		nCalib = given.Shape[0]
+	}
+	if err := a.checkMemory(slices.Contains(kinds, dgh.SourceDGH) && given == nil, a.command != cmdGenerate, nCalib); err != nil {
+		return nil, err
+	}
+	if needData {
+		a.planData()
+		if err := a.checkData(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return given, nil
+}
 
 // quantizeRun is the full pipeline and the quantize command: float
 // accuracy, then per calibration source its images, BRECQ and the
 // weight-only and full accuracies.
-func (a *app) quantizeRun(ctx context.Context) error {
+func (a *app) quantizeRun(ctx context.Context) (err error) {
 	o := a.o
-	if err := a.setup(true); err != nil {
-		return err
-	}
-	var given *tensor.Tensor
-	if o.calibPath != "" {
-		var err error
-		if given, err = a.readImages("--calib", o.calibPath); err != nil {
-			return err
-		}
-	}
 	kinds := a.kinds()
-	nCalib, size := o.nImages, a.imageSize()
-	if given != nil {
-		nCalib, size = given.Shape[0], given.Shape[2]
-	}
-	if slices.Contains(kinds, dgh.SourceRealData) && o.nImages > a.data.Len() {
-		return usageErrorf("--n_images %d: real_data calibration needs that many images, the data set has %d", o.nImages, a.data.Len())
-	}
-	if err := a.checkResume(kinds); err != nil {
+	defer func() { a.closeState(err == nil) }()
+	given, err := a.prepare(ctx, kinds, true)
+	if err != nil {
 		return err
 	}
-	if err := a.checkMemory(slices.Contains(kinds, dgh.SourceDGH), true, nCalib, size); err != nil {
-		return err
-	}
+	a.planRun(kinds, given)
 	a.describeSettings(given == nil)
+	a.describeResume()
 
-	var floatAcc *brecq.Accuracy
-	var floatSecs float64
-	if o.evalFloat {
-		start := time.Now()
-		acc, err := a.evaluate(ctx, "float model", a.model.Logits)
-		if err != nil {
-			return err
-		}
-		floatAcc, floatSecs = &acc, time.Since(start).Seconds()
-		fmt.Fprintf(a.out, "Float accuracy: %s\n", percent(acc))
+	floatAcc, err := a.floatAccuracy(ctx)
+	if err != nil {
+		return err
 	}
-	var results []*result
+	var runs []*runReport
 	for _, kind := range kinds {
 		if o.compare {
 			fmt.Fprintf(a.out, "\nCalibration with %s:\n", kind)
 		}
-		res := a.newResult(kind, floatAcc)
-		res.Seconds.Evaluation = floatSecs
+		src := a.state.source(kind)
+		if src.Result != nil {
+			a.printReused(kind, src.Result)
+			runs = append(runs, src.Result)
+			continue
+		}
+		res := a.newRunReport(kind, floatAcc)
 		calib := given
 		if calib == nil {
-			var err error
-			start := time.Now()
 			if calib, err = a.calibration(ctx, kind); err != nil {
 				return err
 			}
-			res.Seconds.Generation = time.Since(start).Seconds()
 			if err := a.writeImages(calib); err != nil {
 				return err
 			}
 		}
-		res.NImages = calib.Shape[0]
+		res.Calibration.Images = calib.Shape[0]
 		if err := a.quantize(ctx, kind, calib, res); err != nil {
 			return err
 		}
-		a.removeState(kind)
-		results = append(results, res)
+		a.seconds(kind, res)
+		src.Result = res
+		if err := a.saveRecord(); err != nil {
+			return err
+		}
+		for _, f := range stateFiles {
+			removeFile(a.state.file(kind, f))
+		}
+		runs = append(runs, res)
 	}
 	if o.compare {
-		a.printTable(results)
+		a.printTable(runs)
 	}
-	return a.writeJSON(results)
+	return a.writeJSON(runs)
 }
 
 // generate is the generate command: calibration images to files.
-func (a *app) generate(ctx context.Context) error {
-	o := a.o
-	kind := o.calibDataType
-	if err := a.setup(kind == dgh.SourceRealData); err != nil {
+func (a *app) generate(ctx context.Context) (err error) {
+	kind := a.o.calibDataType
+	defer func() { a.closeState(err == nil) }()
+	if _, err := a.prepare(ctx, []string{kind}, kind == dgh.SourceRealData); err != nil {
 		return err
 	}
-	if kind == dgh.SourceRealData && o.nImages > a.data.Len() {
-		return usageErrorf("--n_images %d: the data set has %d images", o.nImages, a.data.Len())
-	}
-	if err := a.checkResume([]string{kind}); err != nil {
-		return err
-	}
-	if err := a.checkMemory(kind == dgh.SourceDGH, false, o.nImages, a.imageSize()); err != nil {
-		return err
-	}
+	a.planRun([]string{kind}, nil)
 	a.describeSettings(true)
+	a.describeResume()
 	imgs, err := a.calibration(ctx, kind)
 	if err != nil {
 		return err
 	}
-	if err := a.writeImages(imgs); err != nil {
-		return err
-	}
-	a.removeState(kind)
-	return nil
+	return a.writeImages(imgs)
 }
 
 // infer is the infer command: the float model's logits for a batch.
 func (a *app) infer(ctx context.Context) error {
-	if err := a.setup(false); err != nil {
+	if err := a.loadModel(); err != nil {
 		return err
 	}
 	x, err := a.readImages("--input", a.o.inputPath)
@@ -191,7 +184,7 @@ func (a *app) infer(ctx context.Context) error {
 	start := time.Now()
 	for lo := 0; lo < n; lo += bs {
 		if err := ctx.Err(); err != nil {
-			return err
+			return a.interrupted(err, "infer", fmt.Sprintf("after %d of %d images", lo, n), false)
 		}
 		hi := min(lo+bs, n)
 		logits, err := safeForward(a.model.Logits, x.Batch(lo, hi))
@@ -200,8 +193,8 @@ func (a *app) infer(ctx context.Context) error {
 		}
 		copy(out.Data[lo*a.classes:hi*a.classes], logits.Data)
 		el := time.Since(start)
-		a.rep.update(hi == n, "infer: %d/%d images  %.0f img/s  %s left", hi, n,
-			float64(hi)/el.Seconds(), eta(time.Duration(float64(el)*float64(n-hi)/float64(hi))))
+		a.rep.step("infer", float64(hi)/float64(n), time.Duration(float64(el)*float64(n-hi)/float64(hi)), hi == n,
+			"infer: %d/%d images  %.0f img/s", hi, n, float64(hi)/el.Seconds())
 	}
 	if err := tensor.WriteNPY(a.o.outputPath, out); err != nil {
 		return fmt.Errorf("--output: %w", err)
@@ -210,20 +203,7 @@ func (a *app) infer(ctx context.Context) error {
 	return nil
 }
 
-// readImages reads an N x C x H x W float32 .npy made for this model.
-func (a *app) readImages(flag, path string) (*tensor.Tensor, error) {
-	x, err := tensor.ReadNPY(path)
-	if err != nil {
-		return nil, usageErrorf("%s %s: %v", flag, path, err)
-	}
-	if x.Dims() != 4 || x.Shape[0] < 1 || x.Shape[1] != a.channels || x.Shape[2] < 1 || x.Shape[3] < 1 {
-		return nil, usageErrorf("%s %s: shape %v, want N x %d x H x W images for %s", flag, path, x.Shape, a.channels, a.model.Name)
-	}
-	return x, nil
-}
-
-// safeForward turns a panic deep in a forward pass (an input too small
-// for the network, say) into an error.
+// safeForward turns a panic deep in a forward pass into an error.
 func safeForward(forward func(*tensor.Tensor) *tensor.Tensor, x *tensor.Tensor) (out *tensor.Tensor, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -233,17 +213,13 @@ func safeForward(forward func(*tensor.Tensor) *tensor.Tensor, x *tensor.Tensor) 
 	return forward(x), nil
 }
 
-func (a *app) imageSize() int {
-	if a.o.imgSize > 0 {
-		return a.o.imgSize
-	}
-	return a.model.Spec.InputSize
-}
+func (a *app) imageSize() int { return a.size }
 
-// dghConfig maps the generation flags onto dgh.Config (SPEC section 3).
+// dghConfig maps the generation flags onto dgh.Config (docs/DESIGN.md,
+// "DGH"); an explicit 0 is passed as the library's "off".
 func (a *app) dghConfig() dgh.Config {
 	o := a.o
-	size := a.imageSize()
+	size := a.size
 	// The paper's 32 pixels of padding belong to 224-pixel images; a
 	// 28-pixel model gets the same share. An explicit 0 means none.
 	padding := o.distillPadding
@@ -258,16 +234,16 @@ func (a *app) dghConfig() dgh.Config {
 		outputLoss = -1
 	}
 	return dgh.Config{
-		NImages: o.nImages, BatchSize: o.distillBatch, Iterations: o.distillIters, LR: o.distillLR,
-		Padding: padding, ImageSize: size, StdFactor: o.distillStd, OutputLossFactor: outputLoss,
+		NImages: o.nImages, BatchSize: o.distillBatch, Iterations: offIfZero(o.distillIters), LR: o.distillLR,
+		Padding: padding, ImageSize: size, StdFactor: offIfZero(o.distillStd), OutputLossFactor: outputLoss,
 		SmoothingSize: o.smoothingSize, SmoothingSigma: o.smoothingSigma,
 		Mean: a.norm.Mean, Std: a.norm.Std, Seed: uint64(o.seed),
 	}
 }
 
-// brecqConfig maps the quantization flags onto brecq.Config (SPEC section
-// 4); an explicit 0 switches a step off where the library reads 0 as its
-// default.
+// brecqConfig maps the quantization flags onto brecq.Config
+// (docs/DESIGN.md, "BRECQ"); an explicit 0 switches a step off where the
+// library reads 0 as its default.
 func (a *app) brecqConfig() brecq.Config {
 	o := a.o
 	return brecq.Config{
@@ -295,11 +271,10 @@ func (a *app) describeSettings(generates bool) {
 		for _, kind := range a.kinds() {
 			switch kind {
 			case dgh.SourceDGH:
-				c := a.dghConfig()
 				fmt.Fprintf(a.out, "Calibration: dgh, %d images of %dx%d, %d iterations, batch %d\n",
-					o.nImages, c.ImageSize, c.ImageSize, o.distillIters, o.distillBatch)
+					o.nImages, a.size, a.size, o.distillIters, o.distillBatch)
 			default:
-				fmt.Fprintf(a.out, "Calibration: %s, %d images\n", kind, o.nImages)
+				fmt.Fprintf(a.out, "Calibration: %s, %d images of %dx%d\n", kind, o.nImages, a.size, a.size)
 			}
 		}
 	}
@@ -314,128 +289,127 @@ func (a *app) describeSettings(generates bool) {
 		bits, o.numIterations, lsq, o.roundWeight)
 }
 
-// checkResume refuses --resume without any saved state.
-func (a *app) checkResume(kinds []string) error {
+// describeResume says what a resumed run takes over from the saved one.
+func (a *app) describeResume() {
 	if !a.o.resume {
-		return nil
+		return
 	}
-	for _, k := range kinds {
-		for _, f := range []string{dghStateFile, brecqStateFile, calibFile} {
-			if fileExists(filepath.Join(a.stateDir(k), f)) {
-				return nil
-			}
+	rec := a.state.record
+	var parts []string
+	if rec.Float != nil && rec.EvalSet == a.evalKey() {
+		parts = append(parts, "the float accuracy")
+	}
+	for _, k := range a.kinds() {
+		s := rec.Sources[k]
+		switch {
+		case s == nil:
+		case s.Result != nil:
+			parts = append(parts, k+" finished")
+		case s.Position != "":
+			parts = append(parts, k+" "+s.Position)
 		}
 	}
-	return usageErrorf("--resume: no saved state under %s", a.o.stateDir)
-}
-
-func fileExists(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode().IsRegular()
-}
-
-// removeState deletes a finished run's state files and, when empty, its
-// folders.
-func (a *app) removeState(kind string) {
-	dir := a.stateDir(kind)
-	for _, f := range []string{dghStateFile, brecqStateFile, calibFile} {
-		os.Remove(filepath.Join(dir, f))
+	if len(parts) == 0 {
+		parts = append(parts, "nothing yet")
 	}
-	os.Remove(dir)
-	os.Remove(a.o.stateDir)
+	fmt.Fprintf(a.out, "Resuming the run saved under %s (started %s): %s\n", a.state.path,
+		rec.Started.Format("2006-01-02 15:04"), strings.Join(parts, "; "))
 }
 
-// checkMemory prints the estimated peak and refuses a run above
-// --max_memory before any long work.
-func (a *app) checkMemory(generates, quantizes bool, nCalib, size int) error {
-	limit, err := parseBytes(a.o.maxMemory)
+// evalKey identifies the evaluation set; empty without data.
+func (a *app) evalKey() string {
+	if a.dataReport == nil {
+		return ""
+	}
+	return a.evalSetKey()
+}
+
+// floatAccuracy evaluates the float model, or takes the accuracy an
+// interrupted run of the same settings saved.
+func (a *app) floatAccuracy(ctx context.Context) (*savedAccuracy, error) {
+	if !a.o.evalFloat {
+		return nil, nil
+	}
+	rec := a.state.record
+	if rec.Float != nil && rec.EvalSet == a.evalKey() {
+		fmt.Fprintf(a.out, "Float accuracy: %s (saved by the interrupted run)\n", percent2(*rec.Float))
+		a.rep.plan.skip(phaseFloatEval)
+		return rec.Float, nil
+	}
+	start := time.Now()
+	acc, err := a.evaluate(ctx, phaseFloatEval, "float model", a.model.Logits)
 	if err != nil {
-		return usageErrorf("--max_memory: %v", err)
+		return nil, err
 	}
-	var gen, quant int64
-	if generates {
-		if gen, err = dgh.EstimateMemory(a.model, a.dghConfig()); err != nil {
-			return usageErrorf("%v", err)
-		}
+	rec.Float, rec.EvalSet = &acc, a.evalKey()
+	rec.FloatSeconds += time.Since(start).Seconds()
+	if err := a.saveRecord(); err != nil {
+		return nil, err
 	}
-	if quantizes {
-		quant = a.quantizeMemory(nCalib, size)
-	}
-	peak := max(gen, quant)
-	limitText := "no limit"
-	if limit > 0 {
-		limitText = "limit " + formatBytes(limit)
-	}
-	fmt.Fprintf(a.out, "Estimated peak memory: %s (generation %s, quantization %s; %s)\n",
-		formatBytes(peak), formatBytes(gen), formatBytes(quant), limitText)
-	if limit > 0 && peak > limit {
-		return usageErrorf("estimated memory %s exceeds --max_memory %s; lower --n_images or --distill_batch_size, or raise --max_memory",
-			formatBytes(peak), formatBytes(limit))
-	}
-	if limit > 0 {
-		// The estimate counts live data; left alone, Go's collector lets
-		// the heap grow to about twice that. The soft limit makes it
-		// collect harder instead of passing --max_memory.
-		debug.SetMemoryLimit(limit)
-	}
-	return nil
+	fmt.Fprintf(a.out, "Float accuracy: %s\n", percent2(acc))
+	return &acc, nil
 }
 
-// quantizeMemory estimates BRECQ's peak: the calibration set, the float
-// and quantized streams through the network with a unit's outputs (five
-// copies of the widest activation per image), one mini-batch's
-// activations with their gradients, and the parameters with their folded
-// copies, rounding variables and Adam moments.
-func (a *app) quantizeMemory(nCalib, size int) int64 {
-	sum, largest := activationSizes(a.model, a.channels, size)
-	n := int64(nCalib)
-	batch := int64(min(a.o.calibBatch, nCalib))
-	calib := n * int64(a.channels*size*size)
-	return 4 * (calib + 5*n*largest + 3*batch*sum + 6*parameterCount(a.model))
-}
-
-// calibration produces one source's calibration images, resuming from
-// --state_dir with --resume.
+// calibration produces one source's calibration images: from the state
+// of an interrupted run when there is one, else anew, and saves them
+// under --state_dir for the quantization that follows.
 func (a *app) calibration(ctx context.Context, kind string) (*tensor.Tensor, error) {
-	dir := a.stateDir(kind)
-	saved := filepath.Join(dir, calibFile)
+	src := a.state.source(kind)
+	saved := a.state.file(kind, calibStateFile)
 	if a.o.resume && fileExists(saved) {
-		imgs, err := tensor.ReadNPY(saved)
+		imgs, err := loadCalibration(saved)
 		if err != nil {
 			return nil, fmt.Errorf("--resume: %w", err)
 		}
 		fmt.Fprintf(a.out, "Calibration: %s, %d images resumed from %s\n", kind, imgs.Shape[0], saved)
+		a.rep.plan.skip(phaseName(kind, phaseGeneration))
 		return imgs, nil
+	}
+	if err := makeDir(a.state.sourceDir(kind)); err != nil {
+		return nil, err
 	}
 	cfg := a.dghConfig()
 	if kind == dgh.SourceDGH {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("--state_dir: %w", err)
-		}
-		cfg.StatePath = filepath.Join(dir, dghStateFile)
+		cfg.StatePath = a.state.file(kind, dghStateFile)
 		cfg.Resume = a.o.resume && fileExists(cfg.StatePath)
-		cfg.Progress = a.dghProgress()
+		cfg.SaveInterval = a.o.saveEvery
+		cfg.Progress = a.dghProgress(kind)
+		iterations := a.o.distillIters
+		cfg.AfterSave = func(iter, pos int) {
+			src.Position = fmt.Sprintf("generation saved at iteration %d of %d", iter, iterations)
+			a.saveRecordQuietly()
+		}
 	}
 	var data dgh.Dataset
 	if a.data != nil {
 		data = imageSet{a.data}
 	}
-	src, err := dgh.NewSource(kind, cfg, data)
+	gen, err := dgh.NewSource(kind, cfg, data)
 	if err != nil {
 		return nil, err
 	}
-	imgs, err := src.Images(ctx, a.model)
+	a.phase, a.position = "generation ("+kind+")", ""
+	start := time.Now()
+	base := src.Seconds.Generation
+	imgs, err := gen.Images(ctx, a.model)
+	src.Seconds.Generation = base + time.Since(start).Seconds()
 	if err != nil {
-		if ctx.Err() != nil && kind == dgh.SourceDGH {
-			return nil, &interruptedError{phase: "generation", err: err, resume: a.resumeHint()}
+		if ctx.Err() != nil {
+			return nil, a.interrupted(err, a.phase, a.position, kind == dgh.SourceDGH)
 		}
 		return nil, fmt.Errorf("calibration images (%s): %w", kind, err)
 	}
+	// The quantization's state names units, not images: keep the images
+	// it works on, so a resumed quantization does not regenerate them.
+	if err := saveCalibration(saved, imgs); err != nil {
+		return nil, fmt.Errorf("--state_dir: %w", err)
+	}
+	removeFile(a.state.file(kind, dghStateFile))
+	src.Position = fmt.Sprintf("%d calibration images saved", imgs.Shape[0])
+	if err := a.saveRecord(); err != nil {
+		return nil, err
+	}
 	return imgs, nil
-}
-
-func (a *app) resumeHint() string {
-	return fmt.Sprintf("state saved under %s: run the same command with --resume to continue", a.o.stateDir)
 }
 
 // imageSet serves a labelled data set image by image to dgh.RealData.
@@ -453,56 +427,89 @@ func (s imageSet) Image(i int) (*tensor.Tensor, error) {
 
 // quantize runs BRECQ with calib, evaluating the weight-only model between
 // the phases and the full one at the end.
-func (a *app) quantize(ctx context.Context, kind string, calib *tensor.Tensor, res *result) error {
-	dir := a.stateDir(kind)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("--state_dir: %w", err)
+func (a *app) quantize(ctx context.Context, kind string, calib *tensor.Tensor, res *runReport) error {
+	src := a.state.source(kind)
+	if err := makeDir(a.state.sourceDir(kind)); err != nil {
+		return err
 	}
 	cfg := a.brecqConfig()
-	cfg.StatePath = filepath.Join(dir, brecqStateFile)
+	cfg.StatePath = a.state.file(kind, brecqStateFile)
 	cfg.Resume = a.o.resume && fileExists(cfg.StatePath)
-	cfg.Progress = a.brecqProgress()
+	cfg.SaveInterval = a.o.saveEvery
+	cfg.Progress = a.brecqProgress(kind)
+	start := time.Now()
+	baseQuant, baseEval := src.Seconds.Quantization, src.Seconds.Evaluation
 	var evalSecs float64
+	clock := func() {
+		src.Seconds.Quantization = baseQuant + time.Since(start).Seconds() - evalSecs
+		src.Seconds.Evaluation = baseEval + evalSecs
+	}
+	cfg.AfterSave = func(p brecq.SavePoint) {
+		what := "AdaRound"
+		if p.Phase == brecq.PhaseActivations {
+			what = "LSQ"
+		}
+		switch {
+		case p.Done:
+			src.Position = "quantization saved, finished"
+		case p.Job >= p.Jobs:
+			src.Position = fmt.Sprintf("quantization saved after %s", what)
+		default:
+			src.Position = fmt.Sprintf("quantization saved at %s unit %d of %d, step %d of %d", what, p.Job+1, p.Jobs, p.Step, p.Steps)
+		}
+		clock()
+		a.saveRecordQuietly()
+	}
 	cfg.AfterWeights = func(q *brecq.QuantModel) error {
-		start := time.Now()
-		acc, err := a.evaluate(ctx, "weight-only model", q.Forward)
-		evalSecs += time.Since(start).Seconds()
+		if src.WeightOnly != nil {
+			fmt.Fprintf(a.out, "----> Weight only quantization: %s (saved by the interrupted run)\n", percent2(*src.WeightOnly))
+			a.rep.plan.skip(phaseName(kind, phaseWeightEval))
+			return nil
+		}
+		t := time.Now()
+		acc, err := a.evaluate(ctx, phaseName(kind, phaseWeightEval), "weight-only model", q.Forward)
+		evalSecs += time.Since(t).Seconds()
 		if err != nil {
 			return err
 		}
-		res.WeightOnlyTop1, res.WeightOnlyTop5 = pct(acc.Top1), pct(acc.Top5)
-		fmt.Fprintf(a.out, "----> Weight only quantization: %s\n", percent(acc))
+		src.WeightOnly = &acc
+		clock()
+		if err := a.saveRecord(); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.out, "----> Weight only quantization: %s\n", percent2(acc))
 		return nil
 	}
-	start := time.Now()
+	a.phase, a.position = "quantization ("+kind+")", ""
 	q, err := brecq.Quantize(ctx, a.model, calib, cfg)
+	clock()
 	if err != nil {
 		if ctx.Err() != nil {
-			// The quantizer's state names units, not images: keep the
-			// images it was computed from for the resumed run.
-			saved := filepath.Join(dir, calibFile)
-			if !fileExists(saved) {
-				if werr := tensor.WriteNPY(saved, calib); werr != nil {
-					return fmt.Errorf("%w (and saving the calibration images: %v)", err, werr)
-				}
-			}
-			return &interruptedError{phase: "quantization", err: err, resume: a.resumeHint()}
+			return a.interrupted(err, a.phase, a.position, true)
 		}
 		return fmt.Errorf("quantization: %w", err)
 	}
-	res.Seconds.Quantization = time.Since(start).Seconds() - evalSecs
-	res.Seconds.Evaluation += evalSecs
+	res.Accuracy.WeightOnly = newTopK(*src.WeightOnly)
+	res.Units = unitReports(q)
 	if a.o.actQuant {
-		start := time.Now()
-		acc, err := a.evaluate(ctx, "quantized model", q.Forward)
+		t := time.Now()
+		acc, err := a.evaluate(ctx, phaseName(kind, phaseFullEval), "quantized model", q.Forward)
+		evalSecs += time.Since(t).Seconds()
+		clock()
 		if err != nil {
 			return err
 		}
-		res.Seconds.Evaluation += time.Since(start).Seconds()
-		res.FullQuantTop1, res.FullQuantTop5 = pct(acc.Top1), pct(acc.Top5)
-		fmt.Fprintf(a.out, "----> Full quantization (weights + activations): %s\n", percent(acc))
+		res.Accuracy.Full = newTopK(acc)
+		fmt.Fprintf(a.out, "----> Full quantization (weights + activations): %s\n", percent2(acc))
 	}
 	return nil
+}
+
+// seconds copies a source's phase times, summed over resumes, into its
+// report.
+func (a *app) seconds(kind string, res *runReport) {
+	s := a.state.source(kind).Seconds
+	res.Seconds = phaseReport{Generation: seconds(s.Generation), Quantization: seconds(s.Quantization), Evaluation: seconds(s.Evaluation)}
 }
 
 // evalBatches serves a data set to brecq.Evaluate in order.
@@ -528,7 +535,7 @@ func (b *evalBatches) Next() (*tensor.Tensor, []int, error) {
 
 // evaluate measures top-1 and top-5 accuracy of forward on the evaluation
 // set, showing progress.
-func (a *app) evaluate(ctx context.Context, what string, forward func(*tensor.Tensor) *tensor.Tensor) (brecq.Accuracy, error) {
+func (a *app) evaluate(ctx context.Context, phase, what string, forward func(*tensor.Tensor) *tensor.Tensor) (savedAccuracy, error) {
 	b := &evalBatches{d: a.eval, size: a.o.batchSize}
 	n := b.Len()
 	start := time.Now()
@@ -541,80 +548,95 @@ func (a *app) evaluate(ctx context.Context, what string, forward func(*tensor.Te
 		}
 		return out
 	}
+	prevPhase, prevPos := a.phase, a.position
+	a.phase = "the evaluation of the " + what
 	acc, err := brecq.Evaluate(ctx, guarded, b, func(done int) {
 		el := time.Since(start)
-		a.rep.update(done == n, "evaluating %s: batch %d/%d  %.0f img/s  %s left", what, done, n,
-			float64(b.loaded)/el.Seconds(), eta(time.Duration(float64(el)*float64(n-done)/float64(done))))
+		a.position = fmt.Sprintf("at batch %d of %d", done, n)
+		a.rep.step(phase, float64(done)/float64(n), time.Duration(float64(el)*float64(n-done)/float64(done)), done == n,
+			"evaluating %s: batch %d/%d  %.0f img/s", what, done, n, float64(b.loaded)/el.Seconds())
 	})
 	if fwdErr != nil {
 		err = fwdErr
 	}
 	if err != nil {
-		return acc, fmt.Errorf("evaluate the %s: %w", what, err)
+		if ctx.Err() != nil {
+			return savedAccuracy{}, a.interrupted(err, a.phase, a.position, false)
+		}
+		return savedAccuracy{}, fmt.Errorf("evaluate the %s: %w", what, err)
 	}
-	return acc, nil
+	a.phase, a.position = prevPhase, prevPos
+	return savedAccuracy{Top1: acc.Top1, Top5: acc.Top5, Samples: acc.Samples}, nil
 }
 
-func (a *app) newResult(kind string, floatAcc *brecq.Accuracy) *result {
-	if kind == "file" {
-		kind = a.o.calibPath
+// interrupted is the error of a long phase stopped by Ctrl-C: where it
+// stopped and whether, and where, its state was saved, without the
+// library's chain of wrapped errors.
+func (a *app) interrupted(err error, phase, position string, saves bool) error {
+	ie := &interruptedError{phase: phase, position: position, err: err}
+	var se *statefile.SaveError
+	switch {
+	case errors.As(err, &se):
+		ie.resume = fmt.Sprintf("the state could NOT be saved (%v); --resume would continue from the last save, if any", errorsUnwrapPath(se.Err))
+		ie.saveFailed = true
+	case saves || a.state != nil && a.hasSavedWork():
+		ie.resume = fmt.Sprintf("the state is saved under %s: run the same command with --resume to continue", a.o.stateDir)
+	default:
+		ie.resume = "nothing was saved: run the command again"
 	}
-	r := &result{
-		Model: a.model.Name, CalibDataType: kind,
-		WeightsNBits: a.o.weightsBits, ActivationNBits: a.o.activationBits,
-		Kernels: string(kernels.Active()), EvalImages: a.eval.Len(),
+	return ie
+}
+
+func (a *app) newRunReport(kind string, floatAcc *savedAccuracy) *runReport {
+	r := &runReport{Calibration: calibrationReport{Type: kind, ImageSize: a.size}, Units: []unitReport{}}
+	if kind == sourceFile {
+		r.Calibration.File, r.Calibration.SHA256 = a.o.calibPath, a.calibSum
 	}
 	if floatAcc != nil {
-		r.FloatTop1, r.FloatTop5 = pct(floatAcc.Top1), pct(floatAcc.Top5)
+		r.Accuracy.Float = newTopK(*floatAcc)
 	}
 	return r
 }
 
-func pct(v float64) *float64 {
-	p := 100 * v
-	return &p
+// printReused prints the results of a source an interrupted run finished.
+func (a *app) printReused(kind string, r *runReport) {
+	if r.Accuracy.WeightOnly != nil {
+		fmt.Fprintf(a.out, "----> Weight only quantization: %s (%s: finished by the interrupted run)\n", r.Accuracy.WeightOnly, kind)
+	}
+	if r.Accuracy.Full != nil {
+		fmt.Fprintf(a.out, "----> Full quantization (weights + activations): %s (%s: finished by the interrupted run)\n", r.Accuracy.Full, kind)
+	}
 }
 
-func percent(acc brecq.Accuracy) string {
+func (t *topK) String() string {
+	return fmt.Sprintf("%.2f%% (top-5 %.2f%%)", float64(t.Top1), float64(t.Top5))
+}
+
+func percent2(acc savedAccuracy) string {
 	return fmt.Sprintf("%.2f%% (top-5 %.2f%%)", 100*acc.Top1, 100*acc.Top5)
 }
 
 // printTable prints the --compare table: one row per calibration source.
-func (a *app) printTable(results []*result) {
-	cell := func(p *float64) string {
-		if p == nil {
+func (a *app) printTable(runs []*runReport) {
+	cell := func(t *topK, five bool) string {
+		switch {
+		case t == nil:
 			return "-"
+		case five:
+			return fmt.Sprintf("%.2f", float64(t.Top5))
 		}
-		return fmt.Sprintf("%.2f", *p)
+		return fmt.Sprintf("%.2f", float64(t.Top1))
 	}
 	w, act := a.o.weightsBits, a.o.activationBits
 	fmt.Fprintf(a.out, "\n%-14s %9s %9s %9s %9s %9s %9s %8s\n", "calibration", "float", "float-5",
 		fmt.Sprintf("W%d", w), fmt.Sprintf("W%d-5", w), fmt.Sprintf("W%dA%d", w, act), fmt.Sprintf("W%dA%d-5", w, act), "seconds")
-	for _, r := range results {
-		secs := r.Seconds.Generation + r.Seconds.Quantization
-		fmt.Fprintf(a.out, "%-14s %9s %9s %9s %9s %9s %9s %8.0f\n", r.CalibDataType,
-			cell(r.FloatTop1), cell(r.FloatTop5), cell(r.WeightOnlyTop1), cell(r.WeightOnlyTop5),
-			cell(r.FullQuantTop1), cell(r.FullQuantTop5), secs)
+	for _, r := range runs {
+		ac := r.Accuracy
+		secs := float64(r.Seconds.Generation + r.Seconds.Quantization)
+		fmt.Fprintf(a.out, "%-14s %9s %9s %9s %9s %9s %9s %8.0f\n", r.Calibration.Type,
+			cell(ac.Float, false), cell(ac.Float, true), cell(ac.WeightOnly, false), cell(ac.WeightOnly, true),
+			cell(ac.Full, false), cell(ac.Full, true), secs)
 	}
-}
-
-// writeJSON writes --json: one object, or with --compare an array of them.
-func (a *app) writeJSON(results []*result) error {
-	if a.o.jsonPath == "" {
-		return nil
-	}
-	var v any = results
-	if !a.o.compare && len(results) == 1 {
-		v = results[0]
-	}
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("--json: %w", err)
-	}
-	if err := os.WriteFile(a.o.jsonPath, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("--json: %w", err)
-	}
-	return nil
 }
 
 // writeImages writes --output (.npy) and --png (one file per image and a
@@ -635,3 +657,67 @@ func (a *app) writeImages(imgs *tensor.Tensor) error {
 	}
 	return nil
 }
+
+// settings lists everything that changes a run's result, for the check of
+// a resume: every flag that does, with its resolved value, the
+// checkpoint's and --calib's contents, and the kernel path (its floats
+// differ in the last bits).
+func (a *app) settings() statefile.Settings {
+	resolved := a.resolvedFlags()
+	var s statefile.Settings
+	for _, name := range resultFlags {
+		f := a.o.fs.Lookup(name)
+		v := f.Value.String()
+		if r, ok := resolved[name]; ok {
+			v = r
+		}
+		s = append(s, statefile.Setting{Name: "--" + name, Value: v})
+	}
+	s = append(s,
+		statefile.Setting{Name: "the checkpoint's sha256", Value: a.checkpointSum},
+		statefile.Setting{Name: "--calib's sha256", Value: a.calibSum},
+		statefile.Setting{Name: "the kernels", Value: a.kernels})
+	return s
+}
+
+// resultFlags are the flags that change what a run computes.
+var resultFlags = []string{
+	"model_name", "random_seed", "compare", "eval_float_accuracy", "debug",
+	"data_path", "eval_images", "skip_bad_images",
+	"calib_data_type", "n_images", "distill_batch_size", "distill_num_iter", "distill_lr", "distill_image_padding",
+	"distill_std_factor", "output_loss_factor", "distill_smoothing_filter_size", "distill_smoothing_filter_sigma",
+	"img_size", "mean", "std",
+	"weights_n_bits", "activation_n_bits", "act_quant", "num_iterations", "batch_size_for_calibration",
+	"weight", "b_start", "b_end", "warmup", "iters_a", "lr", "p", "head_stem_8bit",
+	"disable_network_output_quantization", "layer_reconstruction", "calib",
+}
+
+// resolvedFlags are the values the run uses where a flag left the choice
+// to the model.
+func (a *app) resolvedFlags() map[string]string {
+	floats := func(v []float32) string {
+		parts := make([]string, len(v))
+		for i, x := range v {
+			parts[i] = strconv.FormatFloat(float64(x), 'g', -1, 32)
+		}
+		return strings.Join(parts, ",")
+	}
+	cfg := a.dghConfig()
+	r := map[string]string{
+		"model_name": a.model.Name, "checkpoint": a.checkpointPath,
+		"img_size": strconv.Itoa(a.size), "mean": floats(a.norm.Mean), "std": floats(a.norm.Std),
+		"distill_image_padding": strconv.Itoa(max(cfg.Padding, 0)),
+	}
+	if !a.o.fs.Changed("output_loss_factor") {
+		r["output_loss_factor"] = strconv.FormatFloat(float64(a.model.Spec.OutputLossFactor), 'g', -1, 32)
+	}
+	if a.o.dataPath == "" && a.o.embedded() {
+		r["data_path"] = "embedded"
+	}
+	return r
+}
+
+// saveRecordQuietly saves run.state from a save callback, where an error
+// cannot stop the library: the next save tries again, and the library's
+// own state is what a resume needs.
+func (a *app) saveRecordQuietly() { _ = a.saveRecord() }

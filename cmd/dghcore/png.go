@@ -1,8 +1,8 @@
 package main
 
-// Generated images as PNG files (SPEC section 5): every image
-// de-normalised back to 8-bit pixels, and a contact sheet of the first
-// ones for a quick look.
+// Generated images as PNG files (docs/DESIGN.md, "Command line"): every
+// image de-normalised back to 8-bit pixels, and a contact sheet of the
+// first ones for a quick look, enlarged so that small images are visible.
 
 import (
 	"fmt"
@@ -19,10 +19,15 @@ import (
 )
 
 const (
-	contactSheetName = "contact_sheet.png"
-	contactSheetMax  = 100 // images on the sheet: a 10 x 10 grid at most
-	contactSheetGap  = 2   // pixels between images
+	contactSheetName  = "contact_sheet.png"
+	contactSheetMax   = 100  // images on the sheet: a 10 x 10 grid at most
+	contactSheetWidth = 1000 // small images are enlarged to about this width in all
+	contactSheetGap   = 1    // the grid line between images
 )
+
+// contactSheetGrid is the colour of the grid lines: mid grey, visible on
+// dark and light images alike.
+var contactSheetGrid = color.Gray{Y: 128}
 
 // writePNGs writes image_NNNN.png for every image of imgs [N, C, H, W]
 // (C is 1 or 3) and the contact sheet into dir, and returns N.
@@ -79,18 +84,26 @@ func toImage(x *tensor.Tensor, norm dataset.Normalization) image.Image {
 	return img
 }
 
-// contactSheet tiles pics (all the same size) in a near-square grid on
-// black.
+// contactSheet tiles pics (all the same size) in a near-square grid with
+// thin grid lines, each image enlarged by pixel repetition (nearest
+// neighbour, so no pixel is invented) by the whole factor that brings the
+// sheet to about contactSheetWidth pixels.
 func contactSheet(pics []image.Image) image.Image {
 	cols := int(math.Ceil(math.Sqrt(float64(len(pics)))))
 	rows := (len(pics) + cols - 1) / cols
 	b := pics[0].Bounds()
-	cw, ch := b.Dx()+contactSheetGap, b.Dy()+contactSheetGap
+	scale := max(1, int(math.Ceil(float64(contactSheetWidth)/float64(cols*b.Dx()))))
+	w, h := b.Dx()*scale, b.Dy()*scale
+	cw, ch := w+contactSheetGap, h+contactSheetGap
 	sheet := image.NewNRGBA(image.Rect(0, 0, cols*cw-contactSheetGap, rows*ch-contactSheetGap))
-	draw.Draw(sheet, sheet.Bounds(), image.NewUniform(color.Black), image.Point{}, draw.Src)
+	draw.Draw(sheet, sheet.Bounds(), image.NewUniform(contactSheetGrid), image.Point{}, draw.Src)
 	for i, p := range pics {
-		at := image.Pt(i%cols*cw, i/cols*ch)
-		draw.Draw(sheet, b.Add(at), p, b.Min, draw.Src)
+		x0, y0 := i%cols*cw, i/cols*ch
+		for y := range h {
+			for x := range w {
+				sheet.Set(x0+x, y0+y, p.At(b.Min.X+x/scale, b.Min.Y+y/scale))
+			}
+		}
 	}
 	return sheet
 }

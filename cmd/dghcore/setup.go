@@ -1,20 +1,23 @@
 package main
 
-// Everything a run checks and loads before its long work starts (SPEC
-// section 5): the kernels, the model and its checkpoint, the
-// normalisation, the evaluation data and the memory estimate.
+// Everything a run checks and loads before its long work starts
+// (docs/DESIGN.md, "Command line"): the kernels, the model and its
+// checkpoint, the input resolution, the normalisation and the images a
+// command reads.
 
 import (
-	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/dghcore/dghcore/assets"
-	"github.com/dghcore/dghcore/autograd"
 	"github.com/dghcore/dghcore/dataset"
+	"github.com/dghcore/dghcore/dgh"
 	"github.com/dghcore/dghcore/kernels"
 	"github.com/dghcore/dghcore/layers"
 	"github.com/dghcore/dghcore/layers/torchload"
@@ -27,55 +30,45 @@ type app struct {
 	o       *options
 	command string
 	out     io.Writer // results
+	errOut  io.Writer // the lines above an error that lists several things
 	rep     *reporter // progress, on stderr
 
-	model    *zoo.Model
-	channels int
-	classes  int
-	norm     dataset.Normalization
-	data     dataset.Dataset // the whole labelled set; nil when none is needed
-	eval     dataset.Dataset // the part evaluated on
+	kernels                       string
+	model                         *zoo.Model
+	checkpointPath, checkpointSum string
+	channels, classes             int
+	size                          int // the input resolution, --img_size or the model's
+	norm                          dataset.Normalization
+
+	data       dataset.Dataset // the whole labelled set; nil when none is needed
+	eval       dataset.Dataset // the part evaluated on
+	dataDesc   string
+	dataReport *dataReport
+	calibSum   string // --calib's sha256
+
+	state *stateDir
+	// phase and position say where a long phase is, for the message of
+	// an interruption.
+	phase, position string
 }
 
-// setup loads and checks what every command needs; needData says whether
-// the command evaluates (or may sample real calibration images).
-func (a *app) setup(needData bool) error {
+// loadModel initialises the kernels, resolves and reads the checkpoint,
+// builds the model, refuses non-finite weights, and settles the input
+// resolution and the normalisation.
+func (a *app) loadModel() error {
 	if err := kernels.Init(); err != nil {
 		return usageErrorf("%v", err)
 	}
-	if err := a.loadModel(); err != nil {
-		return err
-	}
-	if err := a.resolveNormalization(); err != nil {
-		return err
-	}
-	if needData {
-		if err := a.openData(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// loadModel resolves and reads the checkpoint and builds the model.
-func (a *app) loadModel() error {
+	a.kernels = string(kernels.Active())
 	o := a.o
-	var err error
-	desc := ""
+	var data []byte
 	switch {
 	case o.embedded():
-		var sd *torchload.StateDict
-		sd, err = torchload.LoadBytes(assets.ResNet20Checkpoint())
-		if err == nil {
-			a.model, err = zoo.Build(assets.ResNet20FashionMNISTModel, sd)
-		}
-		if err != nil {
-			return fmt.Errorf("embedded model: %w", err)
-		}
-		desc = "the embedded Fashion-MNIST checkpoint"
+		data, a.checkpointPath = assets.ResNet20Checkpoint(), "embedded"
 	default:
 		path := o.checkpoint
 		if path == "" {
+			var err error
 			if path, err = findCheckpoint(o.model); err != nil {
 				return usageErrorf("%v", err)
 			}
@@ -88,50 +81,133 @@ func (a *app) loadModel() error {
 		} else if st.IsDir() {
 			return usageErrorf("--checkpoint %s: is a folder, want a PyTorch checkpoint file", path)
 		}
-		if a.model, err = zoo.Load(o.model, path); err != nil {
-			return usageErrorf("--checkpoint %s is not a %s checkpoint: %v", path, o.model, err)
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return usageErrorf("--checkpoint %s: %v", path, errorsUnwrapPath(err))
 		}
-		desc = path
+		a.checkpointPath = path
 	}
-	a.channels, a.classes, err = modelShape(a.model)
+	sum := sha256.Sum256(data)
+	a.checkpointSum = hex.EncodeToString(sum[:])
+	name := o.model
+	if o.embedded() {
+		name = assets.ResNet20FashionMNISTModel
+	}
+	sd, err := torchload.LoadBytes(data)
+	if err == nil {
+		a.model, err = zoo.Build(name, sd)
+	}
 	if err != nil {
+		if o.embedded() {
+			return fmt.Errorf("embedded model: %w", err)
+		}
+		return usageErrorf("--checkpoint %s is not a %s checkpoint: %v", a.checkpointPath, name, err)
+	}
+	if err := layers.CheckValues(a.model.Net); err != nil {
+		return usageErrorf("--checkpoint %s: %v", a.checkpointPath, err)
+	}
+	if a.channels, a.classes, err = modelShape(a.model); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.out, "Model: %s from %s (%d-channel %dx%d input, %d classes)\n",
-		a.model.Name, desc, a.channels, a.model.Spec.InputSize, a.model.Spec.InputSize, a.classes)
-	fmt.Fprintf(a.out, "Kernels: %s\n", kernels.Active())
+	if err := a.resolveNormalization(); err != nil {
+		return err
+	}
+	if err := a.resolveSize(); err != nil {
+		return err
+	}
+	desc := a.checkpointPath
+	if o.embedded() {
+		desc = "the embedded Fashion-MNIST checkpoint"
+	}
+	fmt.Fprintf(a.out, "Model: %s from %s (%d-channel %dx%d input, %s)\n",
+		a.model.Name, desc, a.channels, a.size, a.size, plural(a.classes, "class", "classes"))
+	fmt.Fprintf(a.out, "Kernels: %s\n", a.kernels)
 	return nil
 }
 
 // errorsUnwrapPath drops the path an *os.PathError repeats.
 func errorsUnwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err
 }
 
-// modelShape finds the input channels and class count by running one
-// blank image, which also proves the model works at its input size.
+// modelShape finds the input channels (the first convolution's weight is
+// [out, in, kh, kw]) and the class count from the shapes of one image at
+// the model's own size.
 func modelShape(m *zoo.Model) (channels, classes int, err error) {
 	channels = len(m.Spec.Mean)
 	for _, t := range layers.StateDict(m.Net) {
-		if t.Tensor.Dims() == 4 { // the first convolution's weight: [out, in, kh, kw]
+		if t.Tensor.Dims() == 4 {
 			channels = t.Tensor.Shape[1]
 			break
 		}
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: running a %dx%dx%d image: %v", m.Name, channels, m.Spec.InputSize, m.Spec.InputSize, r)
-		}
-	}()
 	s := m.Spec.InputSize
-	out := m.Logits(tensor.New(1, channels, s, s))
-	if out.Dims() != 2 {
-		return 0, 0, fmt.Errorf("%s: output shape %v, want [1, classes]", m.Name, out.Shape)
+	shapes, err := layers.RunShapes(m.Net, channels, s)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: running a %dx%dx%d image: %w", m.Name, channels, s, s, err)
 	}
-	return channels, out.Shape[1], nil
+	out := shapes[len(shapes)-1].Out
+	if len(out) != 1 {
+		return 0, 0, fmt.Errorf("%s: output shape %v for one image, want [classes]", m.Name, out)
+	}
+	return channels, out[0], nil
+}
+
+// resolveSize settles the input resolution: --img_size, else the model's.
+// A side the network cannot take is refused, and so is one at which DGH's
+// output loss has too few pixels to take a standard deviation over.
+func (a *app) resolveSize() error {
+	a.size = a.model.Spec.InputSize
+	if a.o.imgSize > 0 {
+		a.size = a.o.imgSize
+	}
+	factor := a.dghConfig().OutputLossFactor // 0: the model's, negative: off
+	needsStd := a.generatesDGH() && (factor > 0 || factor == 0 && a.model.Spec.OutputLossFactor > 0)
+	fits := func(shapes []layers.LeafShape) bool {
+		if !needsStd {
+			return true
+		}
+		in, ok := bnInput(shapes, a.model.Spec.LastBN)
+		return !ok || len(in) != 3 || in[1]*in[2] >= 2
+	}
+	shapes, err := layers.ProbeShapes(a.model.Net, a.channels, a.size)
+	if err == nil && fits(shapes) {
+		return nil
+	}
+	// Small sides are cheap to run: find the smallest one that works.
+	limit := max(a.model.Spec.InputSize, a.size)
+	least := layers.MinInputSize(a.model.Net, a.channels, limit, fits)
+	why := fmt.Sprintf("%s cannot take %dx%d images", a.model.Name, a.size, a.size)
+	if err == nil {
+		why = fmt.Sprintf("at %dx%d, %s's input %s is a single pixel, and DGH's output loss takes a standard deviation over it (or set --output_loss_factor 0)",
+			a.size, a.size, a.model.Name, a.model.Spec.LastBN)
+	}
+	if least > 0 {
+		return usageErrorf("--img_size %d: %s; want at least %d", a.size, why, least)
+	}
+	return usageErrorf("--img_size %d: %s", a.size, why)
+}
+
+// bnInput is the input shape of the named BatchNorm among shapes.
+func bnInput(shapes []layers.LeafShape, name string) ([]int, bool) {
+	for _, l := range shapes {
+		if l.Name == name {
+			return l.In, true
+		}
+	}
+	return nil, false
+}
+
+// generatesDGH reports whether the run generates DGH images.
+func (a *app) generatesDGH() bool {
+	if a.o.calibPath != "" || a.command == cmdInfer {
+		return false
+	}
+	return a.o.compare || a.o.calibDataType == dgh.SourceDGH
 }
 
 // resolveNormalization applies --mean/--std over the model's own.
@@ -157,125 +233,55 @@ func (a *app) resolveNormalization() error {
 	return nil
 }
 
-// openData opens the labelled set: the embedded Fashion-MNIST test set for
-// the embedded model, else --data_path, an ImageNet-style folder or a
-// folder of IDX files. One image is decoded as a check.
-func (a *app) openData() error {
-	o := a.o
-	var err error
-	desc := ""
-	switch {
-	case o.dataPath == "" && o.embedded():
-		a.data, err = dataset.ReadIDX(bytes.NewReader(assets.FashionMNISTTestImages()),
-			bytes.NewReader(assets.FashionMNISTTestLabels()), a.norm, assets.FashionMNISTClasses)
-		if err != nil {
-			return fmt.Errorf("embedded test set: %w", err)
-		}
-		desc = "the embedded Fashion-MNIST test set"
-	case o.dataPath == "":
-		return usageErrorf("--data_path is required for %s: an ImageNet-style folder or a folder of IDX files", a.model.Name)
-	default:
-		st, serr := os.Stat(o.dataPath)
-		if serr != nil {
-			return usageErrorf("--data_path %s: %v", o.dataPath, errorsUnwrapPath(serr))
-		}
-		if !st.IsDir() {
-			return usageErrorf("--data_path %s: not a folder", o.dataPath)
-		}
-		// IDX files hold grey images, class folders are read as RGB.
-		idx := isIDXDir(o.dataPath)
-		if idx && a.channels != 1 || !idx && a.channels != 3 {
-			kind := "an ImageNet-style folder of 3"
-			if idx {
-				kind = "IDX files of 1"
-			}
-			return usageErrorf("--data_path %s: %s-channel images for a %d-channel model", o.dataPath, kind, a.channels)
-		}
-		if idx {
-			a.data, err = dataset.OpenIDXDir(o.dataPath, a.norm, nil)
-		} else {
-			size := a.model.Spec.InputSize
-			a.data, err = dataset.OpenFolder(o.dataPath, dataset.FolderOptions{
-				Resize: (size*256 + 112) / 224, Crop: size, Norm: a.norm,
-			})
-		}
-		if err != nil {
-			return usageErrorf("--data_path %s: %v", o.dataPath, err)
-		}
-		desc = o.dataPath
+// readImages reads the images of --calib or --input: a normalised float32
+// N x C x S x S .npy at the model's resolution, every value finite. Other
+// element types are refused rather than converted, since a float64 or
+// integer array usually means unnormalised or unconverted data.
+func (a *app) readImages(flag, path string) (*tensor.Tensor, error) {
+	want := fmt.Sprintf("normalised float32 N x %d x %d x %d images for %s at --img_size %d",
+		a.channels, a.size, a.size, a.model.Name, a.size)
+	arr, err := tensor.ReadNPYArray(path)
+	if err != nil {
+		return nil, usageErrorf("%s %s: %v", flag, path, errorsUnwrapPath(err))
 	}
-	if a.data.Len() == 0 {
-		return usageErrorf("--data_path %s: no images", o.dataPath)
+	if arr.DType != tensor.Float32 {
+		return nil, usageErrorf("%s %s holds %s values; want %s (convert with x.astype(numpy.float32))", flag, path, arr.DType, want)
 	}
-	shape := a.data.SampleShape()
-	if shape[0] != a.channels {
-		return usageErrorf("--data_path %s: %d-channel images for a %d-channel model", desc, shape[0], a.channels)
-	}
-	if _, _, err := a.data.Load([]int{0}); err != nil {
-		return usageErrorf("--data_path %s: %v", desc, err)
-	}
-	a.eval = a.data
-	n := a.data.Len()
-	limit := o.evalImages
-	if o.debug && (limit == 0 || limit > 1000) {
-		limit = 1000
-	}
-	if limit > 0 && limit < n {
-		idx := make([]int, limit)
-		for i := range idx {
-			idx[i] = i
+	x := arr.Tensor()
+	if x.Dims() != 4 || x.Shape[0] < 1 || x.Shape[1] != a.channels || x.Shape[2] != a.size || x.Shape[3] != a.size {
+		hint := ""
+		if x.Dims() == 4 && x.Shape[1] == a.channels && x.Shape[2] == x.Shape[3] && x.Shape[2] != a.size {
+			hint = fmt.Sprintf(" (for %dx%d images give --img_size %d)", x.Shape[2], x.Shape[3], x.Shape[2])
 		}
-		if a.eval, err = dataset.Subset(a.data, idx); err != nil {
-			return err
+		return nil, usageErrorf("%s %s: shape %v, want %s%s", flag, path, x.Shape, want, hint)
+	}
+	for i, v := range x.Data {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			per := len(x.Data) / x.Shape[0]
+			return nil, usageErrorf("%s %s: image %d holds %v (value %d); want finite values", flag, path, i/per, v, i%per)
 		}
 	}
-	evaluated := ""
-	if a.command != cmdGenerate {
-		evaluated = fmt.Sprintf(", evaluating on %d", a.eval.Len())
-	}
-	fmt.Fprintf(a.out, "Data: %s, %d images of %dx%dx%d in %d classes%s\n",
-		desc, n, shape[0], shape[1], shape[2], len(a.data.Classes()), evaluated)
-	return nil
+	return x, nil
 }
 
-// isIDXDir reports whether dir holds an MNIST-style test split.
-func isIDXDir(dir string) bool {
-	for _, name := range []string{"t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"} {
-		if st, err := os.Stat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
-			return true
-		}
+// fileSum is the sha256 of a file, in hex.
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
 	}
-	return false
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// activationSizes runs one image through the model and returns the sum
-// and the largest of the values its leaf modules output.
-func activationSizes(m *zoo.Model, channels, size int) (sum, largest int64) {
-	var removes []func()
-	for _, nm := range layers.NamedModules(m.Net) {
-		if _, ok := nm.Module.(layers.Container); ok {
-			continue
-		}
-		if h, ok := nm.Module.(layers.Hookable); ok {
-			removes = append(removes, h.AddHook(func(_ layers.Module, _, out *autograd.Var) {
-				n := int64(out.Value.Numel())
-				sum += n
-				largest = max(largest, n)
-			}))
-		}
+// plural writes "1 class" or "3 classes".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	m.Logits(tensor.New(1, channels, size, size))
-	for _, r := range removes {
-		r()
-	}
-	return sum, largest
-}
-
-// parameterCount is the number of values in the model's state.
-func parameterCount(m *zoo.Model) int64 {
-	var n int64
-	for _, t := range layers.StateDict(m.Net) {
-		n += int64(t.Tensor.Numel())
-	}
-	return n
+	return fmt.Sprintf("%d %s", n, many)
 }
