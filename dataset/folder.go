@@ -84,8 +84,8 @@ var unsupportedExtensions = []string{".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".
 // or val sub-folder, when there is one with class folders). Class names are
 // the sorted sub-folder names; images are found recursively in each class
 // folder in sorted order. Links to folders are followed, each folder once
-// (by device and inode), so a link loop ends and a link to a folder
-// already seen adds nothing.
+// per class (by device and inode), and never into the root or another
+// class's folder, so a link loop ends and no image is counted twice.
 func OpenFolder(path string, opt FolderOptions) (*Folder, error) {
 	return OpenFolderContext(context.Background(), path, opt)
 }
@@ -147,11 +147,21 @@ func scanFolder(ctx context.Context, root string) (*Folder, error) {
 		return nil, fmt.Errorf("folder %s: no class sub-folders", root)
 	}
 	sort.Strings(f.classes)
-	w := &walker{ctx: ctx, seen: map[fileID]bool{}}
-	if id, err := dirID(root); err == nil {
-		w.seen[id] = true
+	// A class walk never enters the root or another class's folder: their
+	// images belong to their own classes, and the root leads back to all.
+	ids := map[string]fileID{}
+	for _, d := range append([]string{""}, f.classes...) {
+		if id, err := dirID(filepath.Join(root, d)); err == nil {
+			ids[d] = id
+		}
 	}
 	for label, class := range f.classes {
+		w := &walker{ctx: ctx, seen: map[fileID]bool{}}
+		for d, id := range ids {
+			if d != class {
+				w.seen[id] = true
+			}
+		}
 		files, err := w.classImages(filepath.Join(root, class))
 		if err != nil {
 			return nil, err
@@ -163,8 +173,8 @@ func scanFolder(ctx context.Context, root string) (*Folder, error) {
 		for range files {
 			f.labels = append(f.labels, label)
 		}
+		f.revisits += w.revisits
 	}
-	f.revisits = w.revisits
 	return f, nil
 }
 

@@ -442,7 +442,7 @@ func TestMinInputSize(t *testing.T) {
 	if got := MinInputSize(net, 1, 8, nil); got != 0 {
 		t.Errorf("limit 8: %d, want 0", got)
 	}
-	shapes, err := ProbeShapes(net, 1, 300) // extrapolated from 64 and 128
+	shapes, err := ProbeShapes(net, 1, 300) // extrapolated from 32 and 64
 	if err != nil {
 		t.Fatal(err)
 	}

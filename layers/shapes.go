@@ -23,7 +23,7 @@ type LeafShape struct {
 
 // probeLarge is the largest image side ProbeShapes runs the network at;
 // larger sides are extrapolated from runs at probeLarge/2 and probeLarge.
-const probeLarge = 128
+const probeLarge = 64
 
 // ProbeShapes lists, in forward order, the shapes every leaf module of net
 // sees for one c x size x size image, without computing anything of that

@@ -159,8 +159,12 @@ func (a *app) checkData(ctx context.Context) error {
 			}
 			a.data = f.Without(idx)
 			a.dataReport.SkippedBad = len(bad)
-			fmt.Fprintf(a.out, "Data: skipping %s that do not decode (--skip_bad_images), the first %s: %v\n",
-				plural(len(bad), "image", "images"), relPath(o.dataPath, bad[0].Path), reason(bad[0]))
+			verb := "do"
+			if len(bad) == 1 {
+				verb = "does"
+			}
+			fmt.Fprintf(a.out, "Data: skipping %s that %s not decode (--skip_bad_images), the first %s: %v\n",
+				plural(len(bad), "image", "images"), verb, relPath(o.dataPath, bad[0].Path), reason(bad[0]))
 		}
 	}
 	a.eval = a.data
@@ -180,6 +184,7 @@ func (a *app) checkData(ctx context.Context) error {
 		}
 	}
 	a.dataReport.Images, a.dataReport.Evaluated = n, a.eval.Len()
+	a.dataReport.SampleShape = a.data.SampleShape()
 	evaluated := ""
 	if a.command != cmdGenerate {
 		evaluated = fmt.Sprintf(", evaluating on %d", a.eval.Len())

@@ -12,12 +12,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dghcore/dghcore/dgh"
+	"github.com/dghcore/dghcore/layers"
 	"github.com/dghcore/dghcore/layers/zoo"
 	"github.com/dghcore/dghcore/layers/zoo/zootest"
 	"github.com/dghcore/dghcore/tensor"
@@ -74,6 +76,51 @@ func TestRefusals(t *testing.T) {
 	}
 	grey := []string{"--model", "resnet20", "--checkpoint", f.grey}
 	rgb := []string{"--model", "resnet20", "--checkpoint", f.rgb}
+	withData := func(args ...string) []string {
+		return append(append(slices.Clone(rgb), "--data_path", f.imagenetPath), args...)
+	}
+	// Spoilt checkpoints: one NaN weight, one negative running variance.
+	spoilt := func(name, key string, v float32) string {
+		entries := layers.StateDict(zootest.RandomModel(t, "resnet20", 3, 3, 2).Net)
+		for _, e := range entries {
+			if e.Name == key {
+				e.Tensor.Data[1] = v
+			}
+		}
+		p := filepath.Join(f.dir, name)
+		writeStateDict(t, p, entries)
+		return p
+	}
+	nanWeight := spoilt("nan.pth", "layer2.0.conv1.weight", float32(math.NaN()))
+	negVar := spoilt("negvar.pth", "bn1.running_var", -1)
+	// Images for --calib and infer that the model cannot mean.
+	npyFile := func(name string, write func(path string) error) string {
+		p := filepath.Join(f.dir, name)
+		if err := write(p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	f64Images := npyFile("f64.npy", func(p string) error { return writeFloat64NPY(p, []int{2, 3, 8, 8}) })
+	nanImages := npyFile("nan.npy", func(p string) error {
+		x := tensor.New(2, 3, 8, 8)
+		x.Data[70] = float32(math.NaN())
+		return tensor.WriteNPY(p, x)
+	})
+	bigImages := npyFile("big.npy", func(p string) error { return tensor.WriteNPY(p, tensor.New(2, 3, 16, 16)) })
+	idx8 := filepath.Join(f.dir, "idx8")
+	if err := os.Mkdir(idx8, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeIDX(t, idx8, 12, 8)
+	twoClasses := filepath.Join(f.dir, "two")
+	for _, c := range []string{"a", "b"} {
+		writeTestPNG(t, filepath.Join(twoClasses, c, "x.png"), 4)
+	}
+	notDir := filepath.Join(f.dir, "plainfile")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -114,10 +161,55 @@ func TestRefusals(t *testing.T) {
 			[]string{"--input", "x.npy"}},
 		{"real data beyond the set", append(slices.Clone(rgb), "--data_path", f.imagenetPath, "--calib_data_type", "real_data", "--n_images", "6"),
 			[]string{"--n_images 6", "has 5"}},
+
+		// Out of range: refused, never clamped or turned into a default.
+		{"p 0", []string{"--p", "0"}, []string{"--p 0: want a positive number"}},
+		{"b_start 0", []string{"--b_start", "0"}, []string{"--b_start 0: want at least 1"}},
+		{"b_end 0", []string{"--b_end", "0"}, []string{"--b_end 0: want at least 1"}},
+		{"weight -1", []string{"--weight", "-1"}, []string{"--weight -1: want 0 or more"}},
+		{"warmup -1", []string{"--warmup", "-1"}, []string{"--warmup -1: want 0 or more"}},
+		{"warmup 1", []string{"--warmup", "1"}, []string{"--warmup 1: want a fraction below 1"}},
+		{"lr 0", []string{"--lr", "0"}, []string{"--lr 0: want a positive number"}},
+		{"distill_lr 0", []string{"--distill_lr", "0"}, []string{"--distill_lr 0: want a positive number"}},
+		{"distill_std_factor -1", []string{"--distill_std_factor", "-1"}, []string{"--distill_std_factor -1: want 0 or more"}},
+		{"output_loss_factor -1", []string{"--output_loss_factor", "-1"}, []string{"--output_loss_factor -1: want 0 or more"}},
+		{"even smoothing", []string{"--distill_smoothing_filter_size", "2"}, []string{"--distill_smoothing_filter_size 2: want an odd size"}},
+		{"sigma NaN", []string{"--distill_smoothing_filter_sigma", "NaN"}, []string{"want a finite number"}},
+		{"save_every negative", []string{"--save_every", "-1s"}, []string{"--save_every -1s"}},
+		{"img_size 0", []string{"--img_size", "0"}, []string{"--img_size 0"}},
+		{"resume and fresh", []string{"--resume", "--fresh"}, []string{"--resume and --fresh"}},
+		{"boolean with a space", []string{"--act_quant", "false"}, []string{`after --act_quant`, "--act_quant=false"}},
+		{"boolean single dash", []string{"-act_quant", "false"}, []string{"--act_quant=false"}},
+
+		// The model, its resolution and its data.
+		{"NaN weight checkpoint", []string{"--model", "resnet20", "--checkpoint", nanWeight}, []string{"layer2.0.conv1.weight holds NaN at index 1"}},
+		{"negative variance", []string{"--model", "resnet20", "--checkpoint", negVar}, []string{"bn1.running_var: running variance -1 at channel 1"}},
+		{"img_size too small for DGH", withData("--img_size", "4"), []string{"--img_size 4", "layer3.2.bn2", "want at least 5"}},
+		{"img_size for the embedded set", []string{"--img_size", "32"}, []string{"--img_size 32", "28x28"}},
+		{"IDX of another size", append(slices.Clone(grey), "--data_path", idx8), []string{"IDX images of 8x8 for a model run at 28x28", "--img_size 8"}},
+		{"IDX labels beyond the outputs", []string{"--model", "resnet20", "--checkpoint", spoiltClasses(t, f.dir), "--data_path", idx8, "--img_size", "8"},
+			[]string{"label 4, but resnet20 has 4 outputs", "--check_class_count=false"}},
+		{"class count", withDataPath(rgb, twoClasses), []string{"2 classes, but resnet20 has 3 outputs", "--check_class_count=false"}},
+		{"calib float64", []string{"quantize", "--model", "resnet20", "--checkpoint", f.rgb, "--calib", f64Images, "--data_path", f.imagenetPath, "--img_size", "8"},
+			[]string{"holds float64 values", "normalised float32 N x 3 x 8 x 8"}},
+		{"calib NaN", []string{"quantize", "--model", "resnet20", "--checkpoint", f.rgb, "--calib", nanImages, "--data_path", f.imagenetPath, "--img_size", "8"},
+			[]string{"image 0 holds NaN (value 70)"}},
+		{"calib of another size", []string{"quantize", "--model", "resnet20", "--checkpoint", f.rgb, "--calib", bigImages, "--data_path", f.imagenetPath, "--img_size", "8"},
+			[]string{"shape [2 3 16 16]", "give --img_size 16"}},
+		{"infer float64", []string{"infer", "--model", "resnet20", "--checkpoint", f.rgb, "--input", f64Images, "--output", filepath.Join(f.dir, "y.npy"), "--img_size", "8"},
+			[]string{"holds float64 values", "convert with x.astype(numpy.float32)"}},
+		{"infer of another size", []string{"infer", "--model", "resnet20", "--checkpoint", f.rgb, "--input", bigImages, "--output", filepath.Join(f.dir, "y.npy")},
+			[]string{"want normalised float32 N x 3 x 32 x 32", "give --img_size 16"}},
+		{"state folder under a file", withData("--state_dir", filepath.Join(notDir, "state")), []string{"--state_dir", "cannot create it", "not a directory"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, stderr := invoke(context.Background(), tc.args...)
+			args := tc.args
+			if !slices.Contains(args, "--state_dir") {
+				args = append(slices.Clone(args), "--state_dir", filepath.Join(f.dir, "state-"+strings.ReplaceAll(tc.name, " ", "_")))
+			}
+			code, stdout, stderr := invoke(context.Background(), args...)
+			t.Log(strings.TrimSpace(stderr))
 			if code != exitUsage {
 				t.Errorf("exit code %d, want %d; stderr %q", code, exitUsage, stderr)
 			}
@@ -129,8 +221,8 @@ func TestRefusals(t *testing.T) {
 					t.Errorf("stderr %q does not say %q", stderr, w)
 				}
 			}
-			if strings.Contains(stdout, "accuracy") {
-				t.Errorf("refused input started work: %q", stdout)
+			if strings.Contains(stdout, "accuracy") || strings.Contains(stderr, "evaluating") || strings.Contains(stderr, "generation:") {
+				t.Errorf("refused input started work: %q, %q", stdout, stderr)
 			}
 		})
 	}
@@ -698,5 +790,155 @@ func TestCompact(t *testing.T) {
 		if got := compact(d); got != want {
 			t.Errorf("compact(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// withDataPath adds --data_path dir to a command line.
+func withDataPath(args []string, dir string) []string {
+	return append(slices.Clone(args), "--data_path", dir)
+}
+
+// spoiltClasses writes a grey resnet20 checkpoint with 4 classes, fewer
+// than the labels of writeIDX's files.
+func spoiltClasses(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "grey4.pth")
+	writeCheckpoint(t, p, zootest.RandomModel(t, "resnet20", 1, 4, 3))
+	return p
+}
+
+// writeTestPNG writes a side x side RGB PNG of noise, making its folder.
+func writeTestPNG(t testing.TB, path string, side int) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pngBytes(t, side, int64(len(path))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pngBytes encodes a side x side RGB image of seeded noise.
+func pngBytes(t testing.TB, side int, seed int64) []byte {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, side, side))
+	rng := tensor.NewRNG(uint64(seed))
+	for i := range img.Pix {
+		img.Pix[i] = byte(rng.Intn(256))
+		if i%4 == 3 {
+			img.Pix[i] = 255
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// writeFloat64NPY writes zeros of the given shape as a float64 .npy, the
+// array numpy makes by default.
+func writeFloat64NPY(path string, shape []int) error {
+	dims := make([]string, len(shape))
+	n := 1
+	for i, d := range shape {
+		dims[i] = fmt.Sprint(d)
+		n *= d
+	}
+	header := fmt.Sprintf("{'descr': '<f8', 'fortran_order': False, 'shape': (%s), }", strings.Join(dims, ", "))
+	header += strings.Repeat(" ", 63-(10+len(header))%64) + "\n"
+	var b bytes.Buffer
+	b.WriteString("\x93NUMPY\x01\x00")
+	b.WriteByte(byte(len(header)))
+	b.WriteByte(byte(len(header) >> 8))
+	b.WriteString(header)
+	b.Write(make([]byte, 8*n))
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// TestHelpWrapsAndVersion: every --help line fits the width it is
+// wrapped to, a flag too long for the name column gets its text on the
+// next line, the way to switch a boolean off is spelled out, and
+// --version names the Go release and the platform.
+func TestHelpWrapsAndVersion(t *testing.T) {
+	o, err := parseOptions(cmdRun, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	printUsage(&b, o.fs, 80)
+	text := b.String()
+	for i, line := range strings.Split(text, "\n") {
+		// A single word longer than the column (a URL) may stick out.
+		if len(line) > 80 && strings.Contains(strings.TrimSpace(line[usageColumn:]), " ") {
+			t.Errorf("line %d is %d wide: %q", i+1, len(line), line)
+		}
+	}
+	for _, w := range []string{
+		"      --disable_network_output_quantization\n" + strings.Repeat(" ", usageColumn) + "do not quantize",
+		"--act_quant=false", "(default true)", "--skip_bad_images", "--fresh", "--save_every duration",
+	} {
+		if !strings.Contains(text, w) {
+			t.Errorf("--help does not say %q", w)
+		}
+	}
+	code, stdout, _ := invoke(context.Background(), "--version")
+	if code != exitOK || !strings.HasPrefix(stdout, "dghcore ") || !strings.Contains(stdout, runtime.Version()) || !strings.Contains(stdout, runtime.GOOS+"/"+runtime.GOARCH) {
+		t.Errorf("--version: %d %q", code, stdout)
+	}
+}
+
+// TestColumns: the width of a file that is not a terminal is unknown
+// (0), so $COLUMNS decides, and without it 80.
+func TestColumns(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if c := terminalColumns(f); c != 0 {
+		t.Errorf("a plain file is %d columns wide", c)
+	}
+	t.Setenv("COLUMNS", "132")
+	if c := outputColumns(f); c != 132 {
+		t.Errorf("$COLUMNS 132: %d", c)
+	}
+	t.Setenv("COLUMNS", "wide")
+	if c := outputColumns(f); c != 80 {
+		t.Errorf("$COLUMNS wide: %d", c)
+	}
+}
+
+// TestPlanRemaining checks the whole run's estimate: nothing before a
+// phase has run long enough, then the measured rate carried to the
+// phases left, a kind not measured yet priced by the prior ratio.
+func TestPlanRemaining(t *testing.T) {
+	p := newPlan()
+	p.add("check", workDecode, 1000)
+	p.add("train", workTraining, 300)
+	p.add("eval", workInference, 100)
+	t0 := time.Now()
+	p.begin("check", t0)
+	p.advance(0.5, t0.Add(time.Second))
+	if _, ok := p.remaining(); ok {
+		t.Error("an estimate after one second")
+	}
+	p.advance(1, t0.Add(4*time.Second))
+	p.finish(t0.Add(4 * time.Second))
+	// Decoding: 4 ms a unit, so a training or inference unit 20 ms.
+	left, ok := p.remaining()
+	if want := 400 * 20 * time.Millisecond; !ok || left.Round(time.Millisecond) != want {
+		t.Errorf("after the check: %v, %t; want %v", left, ok, want)
+	}
+	p.begin("train", t0.Add(4*time.Second))
+	p.advance(0.5, t0.Add(7*time.Second)) // 150 units in 3 s: 20 ms each
+	left, _ = p.remaining()
+	if want := (150 + 100) * 20 * time.Millisecond; left.Round(time.Millisecond) != want {
+		t.Errorf("half through training: %v, want %v", left, want)
+	}
+	p.skip("eval")
+	left, _ = p.remaining()
+	if want := 150 * 20 * time.Millisecond; left.Round(time.Millisecond) != want {
+		t.Errorf("with the evaluation saved: %v, want %v", left, want)
 	}
 }

@@ -167,7 +167,13 @@ func (a *app) generate(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	return a.writeImages(imgs)
+	if err := a.writeImages(imgs); err != nil {
+		return err
+	}
+	res := a.newRunReport(kind, nil)
+	res.Calibration.Images = imgs.Shape[0]
+	a.seconds(kind, res)
+	return a.writeJSON([]*runReport{res})
 }
 
 // infer is the infer command: the float model's logits for a batch.
@@ -374,9 +380,14 @@ func (a *app) calibration(ctx context.Context, kind string) (*tensor.Tensor, err
 		cfg.Resume = a.o.resume && fileExists(cfg.StatePath)
 		cfg.SaveInterval = a.o.saveEvery
 		cfg.Progress = a.dghProgress(kind)
+	}
+	start := time.Now()
+	base := src.Seconds.Generation
+	if kind == dgh.SourceDGH {
 		iterations := a.o.distillIters
 		cfg.AfterSave = func(iter, pos int) {
 			src.Position = fmt.Sprintf("generation saved at iteration %d of %d", iter, iterations)
+			src.Seconds.Generation = base + time.Since(start).Seconds()
 			a.saveRecordQuietly()
 		}
 	}
@@ -389,8 +400,6 @@ func (a *app) calibration(ctx context.Context, kind string) (*tensor.Tensor, err
 		return nil, err
 	}
 	a.phase, a.position = "generation ("+kind+")", ""
-	start := time.Now()
-	base := src.Seconds.Generation
 	imgs, err := gen.Images(ctx, a.model)
 	src.Seconds.Generation = base + time.Since(start).Seconds()
 	if err != nil {
@@ -574,6 +583,9 @@ func (a *app) evaluate(ctx context.Context, phase, what string, forward func(*te
 // library's chain of wrapped errors.
 func (a *app) interrupted(err error, phase, position string, saves bool) error {
 	ie := &interruptedError{phase: phase, position: position, err: err}
+	if a.state != nil && a.state.record != nil {
+		a.saveRecordQuietly() // the seconds spent up to here
+	}
 	var se *statefile.SaveError
 	switch {
 	case errors.As(err, &se):

@@ -50,7 +50,9 @@ type modelReport struct {
 }
 
 type dataReport struct {
-	Path         string `json:"path"`
+	Path string `json:"path"`
+	// SampleShape is one preprocessed image as the model sees it.
+	SampleShape  [3]int `json:"sample_shape"`
 	Images       int    `json:"images"`
 	Classes      int    `json:"classes"`
 	Evaluated    int    `json:"evaluated"`

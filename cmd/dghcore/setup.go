@@ -183,7 +183,7 @@ func (a *app) resolveSize() error {
 	least := layers.MinInputSize(a.model.Net, a.channels, limit, fits)
 	why := fmt.Sprintf("%s cannot take %dx%d images", a.model.Name, a.size, a.size)
 	if err == nil {
-		why = fmt.Sprintf("at %dx%d, %s's input %s is a single pixel, and DGH's output loss takes a standard deviation over it (or set --output_loss_factor 0)",
+		why = fmt.Sprintf("at %dx%d the input of %s's %s is a single pixel, and DGH's output loss takes a standard deviation over it (or set --output_loss_factor 0)",
 			a.size, a.size, a.model.Name, a.model.Spec.LastBN)
 	}
 	if least > 0 {
@@ -238,8 +238,8 @@ func (a *app) resolveNormalization() error {
 // element types are refused rather than converted, since a float64 or
 // integer array usually means unnormalised or unconverted data.
 func (a *app) readImages(flag, path string) (*tensor.Tensor, error) {
-	want := fmt.Sprintf("normalised float32 N x %d x %d x %d images for %s at --img_size %d",
-		a.channels, a.size, a.size, a.model.Name, a.size)
+	want := fmt.Sprintf("normalised float32 N x %d x %d x %d images for %s at %dx%d (--img_size)",
+		a.channels, a.size, a.size, a.model.Name, a.size, a.size)
 	arr, err := tensor.ReadNPYArray(path)
 	if err != nil {
 		return nil, usageErrorf("%s %s: %v", flag, path, errorsUnwrapPath(err))

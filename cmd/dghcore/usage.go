@@ -20,23 +20,21 @@ func printUsage(w io.Writer, fs *pflag.FlagSet, width int) {
 	for i, p := range quickPreset {
 		preset[i] = "--" + p.flag + " " + p.value
 	}
-	fmt.Fprintf(w, `dghcore: zero-shot 4-bit quantization with DGH data generation and BRECQ.
+	fmt.Fprint(w, `dghcore: zero-shot 4-bit quantization with DGH data generation and BRECQ.
 
 usage:
-  dghcore [flags]              generate calibration data, quantize, evaluate
-  dghcore --compare [flags]    the same with noise, DGH and real calibration data, one table
-  dghcore generate [flags]     only generate images (--output images.npy, --png DIR)
-  dghcore quantize [flags]     quantize with given calibration images (--calib images.npy)
-  dghcore infer [flags]        run the float model on --input X.npy, write --output Y.npy
+  dghcore [flags]             generate calibration data, quantize, evaluate
+  dghcore --compare [flags]   the same with noise, DGH and real data, one table
+  dghcore generate [flags]    only generate images (--output X.npy, --png DIR)
+  dghcore quantize [flags]    quantize with given images (--calib X.npy)
+  dghcore infer [flags]       the float model's logits for --input X.npy
 
-Without --model and --checkpoint it runs the embedded Fashion-MNIST resnet20
-with a quick preset (%s);
-flags given explicitly override it. Long flags take one or two dashes; '-'
-and '_' are alike; a boolean is switched off with '=', as --act_quant=false.
-Long phases save their state under --state_dir every --save_every and on
-Ctrl-C; the same command with --resume continues, --fresh starts over.
-Exit status: 0 done, 1 failed, 2 input refused, 130 interrupted.
-`, strings.Join(preset, ", "))
+`)
+	fmt.Fprint(w, wrap("Without --model and --checkpoint it runs the embedded Fashion-MNIST resnet20 with a quick preset ("+
+		strings.Join(preset, ", ")+"); flags given explicitly override it.", width, 0))
+	fmt.Fprint(w, wrap("Long flags take one or two dashes; '-' and '_' are alike; a boolean is switched off with '=', as --act_quant=false.", width, 0))
+	fmt.Fprint(w, wrap("Long phases save their state under --state_dir every --save_every and on Ctrl-C; the same command with --resume continues, --fresh starts over.", width, 0))
+	fmt.Fprint(w, "Exit status: 0 done, 1 failed, 2 input refused, 130 interrupted.\n")
 	for _, g := range groupOrder {
 		fmt.Fprintf(w, "\n%s:\n", g)
 		fs.VisitAll(func(f *pflag.Flag) {
@@ -69,17 +67,23 @@ func flagUsage(f *pflag.Flag, width int) string {
 	}
 	var b strings.Builder
 	b.WriteString(name)
-	col := len(name)
-	if col+2 > usageColumn {
-		b.WriteString("\n")
-		col = 0
+	if len(name)+2 > usageColumn {
+		b.WriteString("\n" + strings.Repeat(" ", usageColumn))
+	} else {
+		b.WriteString(strings.Repeat(" ", usageColumn-len(name)))
 	}
-	indent := strings.Repeat(" ", usageColumn)
-	b.WriteString(strings.Repeat(" ", usageColumn-col))
+	b.WriteString(wrap(usage, width, usageColumn))
+	return b.String()
+}
+
+// wrap breaks text into lines of at most width columns, every line after
+// the first indented by indent (the first is assumed to start there).
+func wrap(text string, width, indent int) string {
+	var b strings.Builder
 	line := 0
-	for _, word := range strings.Fields(usage) {
-		if line > 0 && usageColumn+line+1+len(word) > width {
-			b.WriteString("\n" + indent)
+	for _, word := range strings.Fields(text) {
+		if line > 0 && indent+line+1+len(word) > width {
+			b.WriteString("\n" + strings.Repeat(" ", indent))
 			line = 0
 		}
 		if line > 0 {

@@ -111,14 +111,17 @@ func Zip(tensors []Tensor) ([]byte, error) {
 // writeValues writes data, or numel zeros when data is nil, as
 // little-endian float32 in chunks.
 func writeValues(w io.Writer, data []float32, numel int) error {
-	chunk := make([]byte, 1<<20)
+	chunk := make([]byte, min(4*numel, 1<<20))
 	if data == nil {
-		for left := 4 * numel; left > 0; left -= len(chunk) {
+		for left := 4 * numel; left > 0 && len(chunk) > 0; left -= len(chunk) {
 			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
 				return err
 			}
 		}
 		return nil
+	}
+	if len(data) > 0 && len(chunk) < 4 {
+		chunk = make([]byte, 4*len(data))
 	}
 	for lo := 0; lo < len(data); lo += len(chunk) / 4 {
 		part := data[lo:min(lo+len(chunk)/4, len(data))]
