@@ -16,6 +16,7 @@ import (
 
 	"github.com/dghcore/dghcore/autograd"
 	"github.com/dghcore/dghcore/internal/statefile"
+	"github.com/dghcore/dghcore/layers/zoo"
 	"github.com/dghcore/dghcore/layers/zoo/zootest"
 	"github.com/dghcore/dghcore/tensor"
 )
@@ -288,19 +289,27 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// TestResumeRepeatsUninterruptedRun cancels runs in each phase and checks
-// that resuming from the saved state gives the same model as a run that
-// was never interrupted.
-func TestResumeRepeatsUninterruptedRun(t *testing.T) {
-	m := zootest.RandomModel(t, "resnet20", 1, 10, 11)
-	calib := randomImages(12, 12, 1, 4, 4)
-	base := Config{NumIterations: 6, ItersA: 5, BatchSize: 4, ActQuant: true, Seed: 13}
+// resumeReference is the uninterrupted run the resume tests compare with:
+// the model, its calibration set and settings, the result, and its
+// logits want for the inputs x.
+func resumeReference(t *testing.T) (m *zoo.Model, calib *tensor.Tensor, base Config, ref *QuantModel, x, want *tensor.Tensor) {
+	t.Helper()
+	m = zootest.RandomModel(t, "resnet20", 1, 10, 11)
+	calib = randomImages(12, 12, 1, 4, 4)
+	base = Config{NumIterations: 6, ItersA: 5, BatchSize: 4, ActQuant: true, Seed: 13}
 	ref, err := Quantize(context.Background(), m, calib, base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := randomImages(14, 4, 1, 4, 4)
-	want := ref.Forward(x)
+	x = randomImages(14, 4, 1, 4, 4)
+	return m, calib, base, ref, x, ref.Forward(x)
+}
+
+// TestResumeRepeatsUninterruptedRun cancels runs in each phase and checks
+// that resuming from the saved state gives the same model as a run that
+// was never interrupted.
+func TestResumeRepeatsUninterruptedRun(t *testing.T) {
+	m, calib, base, _, x, want := resumeReference(t)
 	for _, stop := range []struct {
 		phase Phase
 		unit  int
@@ -459,15 +468,7 @@ func TestForwardReusesBuffers(t *testing.T) {
 // resumed run starts at that step, redoes nothing before it, and ends
 // with the uninterrupted model and the same per-unit report.
 func TestResumeFromPeriodicSave(t *testing.T) {
-	m := zootest.RandomModel(t, "resnet20", 1, 10, 11)
-	calib := randomImages(12, 12, 1, 4, 4)
-	base := Config{NumIterations: 6, ItersA: 5, BatchSize: 4, ActQuant: true, Seed: 13}
-	ref, err := Quantize(context.Background(), m, calib, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := randomImages(14, 4, 1, 4, 4)
-	want := ref.Forward(x)
+	m, calib, base, ref, x, want := resumeReference(t)
 	for _, at := range []struct {
 		phase      Phase
 		unit, step int

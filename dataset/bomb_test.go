@@ -3,46 +3,15 @@ package dataset
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/binary"
-	"hash/crc32"
-	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dghcore/dghcore/dataset/datasettest"
 	"github.com/dghcore/dghcore/internal/memtest"
 )
-
-// pngClaiming is a valid 2x2 PNG whose header then claims w x h pixels
-// (its IHDR checksum fixed up): a few hundred bytes that decode to
-// gigabytes.
-func pngClaiming(t *testing.T, w, h int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 2, 2))); err != nil {
-		t.Fatal(err)
-	}
-	data := b.Bytes()
-	ihdr := 8 // signature, then length, "IHDR", data, CRC
-	binary.BigEndian.PutUint32(data[ihdr+8:], uint32(w))
-	binary.BigEndian.PutUint32(data[ihdr+12:], uint32(h))
-	binary.BigEndian.PutUint32(data[ihdr+8+13:], crc32.ChecksumIEEE(data[ihdr+4:ihdr+8+13]))
-	return data
-}
-
-// jpegClaiming is the rocket photograph with its frame header claiming w x
-// h pixels.
-func jpegClaiming(t *testing.T, w, h int) []byte {
-	t.Helper()
-	data := bytes.Clone(readPhoto(t, "rocket.jpg"))
-	sof := bytes.Index(data, []byte{0xff, 0xc0})
-	binary.BigEndian.PutUint16(data[sof+5:], uint16(h))
-	binary.BigEndian.PutUint16(data[sof+7:], uint16(w))
-	return data
-}
 
 // TestImageBombsRefused: image files whose headers claim more than
 // MaxImagePixels are refused from the header, within a fixed small
@@ -59,9 +28,9 @@ func TestImageBombsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("a/png_30000.png", pngClaiming(t, 30000, 30000))
-	write("a/jpeg_16000.jpg", jpegClaiming(t, 16000, 16000))
-	write("b/ok.png", pngClaiming(t, 2, 2))
+	write("a/png_30000.png", datasettest.PNGClaiming(t, 30000, 30000))
+	write("a/jpeg_16000.jpg", datasettest.JPEGClaiming(t, readPhoto(t, "rocket.jpg"), 16000, 16000))
+	write("b/ok.png", datasettest.PNGClaiming(t, 2, 2))
 	f, err := OpenFolder(dir, FolderOptions{Resize: 2, Crop: 2, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +58,7 @@ func TestImageBombsRefused(t *testing.T) {
 	})
 	// 13000 x 13000 is under PIL's limit: not refused for its size (this
 	// file then fails to decode, having no such pixels).
-	if _, _, err := imageSize(pngClaiming(t, 13000, 13000)); err != nil {
+	if _, _, err := imageSize(datasettest.PNGClaiming(t, 13000, 13000)); err != nil {
 		t.Errorf("13000x13000: %v", err)
 	}
 }

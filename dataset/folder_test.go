@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dghcore/dghcore/dataset/datasettest"
 	"github.com/dghcore/dghcore/tensor"
 )
 
@@ -304,7 +305,7 @@ func TestFolderLinks(t *testing.T) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, pngClaiming(t, 2, 2), 0o644); err != nil {
+		if err := os.WriteFile(p, datasettest.PNGClaiming(t, 2, 2), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -332,9 +333,9 @@ func TestFolderLinks(t *testing.T) {
 func TestFolderCheck(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string][]byte{
-		"a/1.png": pngClaiming(t, 2, 2), "a/2.png": []byte("not a png"),
-		"b/3.png": pngClaiming(t, 2, 2), "b/4.jpg": readPhoto(t, "rocket.jpg")[:300],
-		"c/5.png": pngClaiming(t, 2, 2),
+		"a/1.png": datasettest.PNGClaiming(t, 2, 2), "a/2.png": []byte("not a png"),
+		"b/3.png": datasettest.PNGClaiming(t, 2, 2), "b/4.jpg": readPhoto(t, "rocket.jpg")[:300],
+		"c/5.png": datasettest.PNGClaiming(t, 2, 2),
 	}
 	for rel, data := range files {
 		p := filepath.Join(dir, rel)

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/dghcore/dghcore/brecq"
 	"github.com/dghcore/dghcore/dataset"
+	"github.com/dghcore/dghcore/dataset/datasettest"
 	"github.com/dghcore/dghcore/internal/memtest"
 	"github.com/dghcore/dghcore/layers/torchload/torchtest"
 	"github.com/dghcore/dghcore/layers/zoo"
@@ -156,8 +155,8 @@ func TestBombsRefusedInSmallMemory(t *testing.T) {
 	}
 	images := filepath.Join(f.dir, "images")
 	bigFolder(t, images, 3, "")
-	writeFile(t, filepath.Join(images, "a", "bomb.png"), pngClaiming(t, 30000, 30000))
-	writeFile(t, filepath.Join(images, "b", "bomb.jpg"), jpegClaiming(t, 16000, 16000))
+	writeFile(t, filepath.Join(images, "a", "bomb.png"), datasettest.PNGClaiming(t, 30000, 30000))
+	writeFile(t, filepath.Join(images, "b", "bomb.jpg"), datasettest.JPEGClaiming(t, rocketJPEG(t), 16000, 16000))
 	state := filepath.Join(f.dir, "state")
 	for _, tc := range []struct {
 		name string
@@ -197,24 +196,12 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
-// pngClaiming is a valid 2x2 PNG whose header claims w x h pixels.
-func pngClaiming(t *testing.T, w, h int) []byte {
-	data := pngBytes(t, 2, 3)
-	binary.BigEndian.PutUint32(data[16:], uint32(w))
-	binary.BigEndian.PutUint32(data[20:], uint32(h))
-	binary.BigEndian.PutUint32(data[29:], crc32.ChecksumIEEE(data[12:29]))
-	return data
-}
-
-// jpegClaiming is a real JPEG whose frame header claims w x h pixels.
-func jpegClaiming(t *testing.T, w, h int) []byte {
+// rocketJPEG is the dataset package's baseline JPEG photograph.
+func rocketJPEG(t *testing.T) []byte {
 	data, err := os.ReadFile(filepath.Join("..", "..", "dataset", "testdata", "photos", "rocket.jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sof := bytes.Index(data, []byte{0xff, 0xc0})
-	binary.BigEndian.PutUint16(data[sof+5:], uint16(h))
-	binary.BigEndian.PutUint16(data[sof+7:], uint16(w))
 	return data
 }
 

@@ -136,18 +136,11 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // Read decodes the state file at path into v after checking it whole.
 func Read(path string, v any) error {
-	f, err := os.Open(path)
+	f, err := openVerified(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if err := verify(f, st.Size()); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
 	if _, err := f.Seek(int64(headerSize), io.SeekStart); err != nil {
 		return err
 	}
@@ -173,19 +166,30 @@ func Decode(data []byte, v any) error {
 // Verify checks the state file at path (header, length, checksum) without
 // decoding it, so a caller can refuse a damaged state before any work.
 func Verify(path string) error {
+	f, err := openVerified(path)
+	if err == nil {
+		f.Close()
+	}
+	return err
+}
+
+// openVerified opens the state file at path and checks it whole.
+func openVerified(path string) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
 	st, err := f.Stat()
+	if err == nil {
+		if err = verify(f, st.Size()); err != nil {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	if err != nil {
-		return err
+		f.Close()
+		return nil, err
 	}
-	if err := verify(f, st.Size()); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return f, nil
 }
 
 // verify reads a whole state file of size bytes from r and checks it.
