@@ -330,3 +330,30 @@ func (s *sourceRecord) positionOrEmpty() string {
 	}
 	return s.Position
 }
+
+// TestCompareResumeReusesFinishedSources interrupts --compare in its
+// second source: the resume reuses the first source's finished results
+// (it says so, and does not quantize it again) and ends with all three
+// rows.
+func TestCompareResumeReusesFinishedSources(t *testing.T) {
+	f := newFixture(t)
+	report := filepath.Join(f.dir, "report.json")
+	args := append([]string{"--model", "resnet20", "--checkpoint", f.rgb, "--data_path", f.imagenetPath, "--compare", "--act_quant=false",
+		"--json", report, "--state_dir", filepath.Join(f.dir, "state")}, quick...)
+	if code, _, stderr := interruptAt(t, "generation: iter 1/2", args, nil); code != exitInterrupted {
+		t.Fatalf("interrupt: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr := invoke(context.Background(), append(args, "--resume")...)
+	if code != exitOK {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "random_noise finished") || !strings.Contains(stdout, "(random_noise: finished by the interrupted run)") {
+		t.Errorf("the resume does not reuse random_noise:\n%s", stdout)
+	}
+	if n := strings.Count(stderr, "AdaRound 11/11 fc: step 2/2"); n != 2 {
+		t.Errorf("%d sources quantized by the resume, want dgh and real_data", n)
+	}
+	if runs := readReport(t, report)["runs"].([]any); len(runs) != 3 {
+		t.Errorf("%d runs in the report", len(runs))
+	}
+}
