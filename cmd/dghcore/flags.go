@@ -26,6 +26,7 @@ type options struct {
 	checkpoint string
 	seed       int64
 	jsonPath   string
+	exportPath string
 	stateDir   string
 	resume     bool
 	maxMemory  string
@@ -108,17 +109,18 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 		}
 	}
 
-	fs.StringVarP(&o.model, "model_name", "m", "", "model: "+strings.Join(zoo.Names(), ", ")+" (default: the embedded Fashion-MNIST resnet20)")
+	fs.StringVarP(&o.model, "model_name", "m", "", "model: "+strings.Join(zoo.Names(), ", ")+", or an ONNX file for infer and eval (default: the embedded Fashion-MNIST resnet20)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "PyTorch checkpoint (default: BRECQ's file name in the current folder or $DGHCORE_MODELS)")
 	fs.Int64Var(&o.seed, "random_seed", 0, "random seed")
 	fs.StringVar(&o.jsonPath, "json", "", "write a JSON report (accuracies in percent) to this file")
+	fs.StringVar(&o.exportPath, "export", "", "write the quantized model to this ONNX file (QDQ form)")
 	fs.StringVar(&o.stateDir, "state_dir", "dghcore-state", "folder for the resumable state of long phases; removed after a finished run")
 	fs.BoolVar(&o.resume, "resume", false, "continue an interrupted run from --state_dir")
 	fs.StringVar(&o.maxMemory, "max_memory", "16GiB", "refuse to start when the estimated memory exceeds this (0: no limit)")
 	fs.BoolVar(&o.compare, "compare", false, "run noise, DGH and real-data calibration side by side and print one table")
 	fs.BoolVar(&o.evalFloat, "eval_float_accuracy", true, "evaluate the float model")
 	fs.BoolVar(&o.debug, "debug", false, "evaluate on the first 1000 images only")
-	group(groupRun, "model_name", "checkpoint", "random_seed", "json", "state_dir", "resume", "max_memory", "compare", "eval_float_accuracy", "debug")
+	group(groupRun, "model_name", "checkpoint", "random_seed", "json", "export", "state_dir", "resume", "max_memory", "compare", "eval_float_accuracy", "debug")
 
 	fs.StringVar(&o.dataPath, "data_path", "", "evaluation data: an ImageNet-style folder or a folder of IDX files (default for the embedded model: its Fashion-MNIST test set)")
 	fs.IntVar(&o.batchSize, "batch_size", 32, "evaluation batch size")
@@ -167,7 +169,7 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 		"disable_network_output_quantization", "layer_reconstruction", "step", "calib")
 
 	fs.StringVar(&o.inputPath, "input", "", "infer: input batch, float32 NCHW .npy")
-	fs.StringVar(&o.outputPath, "output", "", "infer: logits .npy; generate and the full run: calibration images .npy")
+	fs.StringVar(&o.outputPath, "output", "", "infer: logits .npy; export: the .onnx file; generate and the full run: calibration images .npy")
 	group(groupRun, "input", "output")
 	return fs
 }
@@ -205,7 +207,9 @@ usage:
   dghcore --compare [flags]    the same with noise, DGH and real calibration data, one table
   dghcore generate [flags]     only generate images (--output images.npy, --png DIR)
   dghcore quantize [flags]     quantize with given calibration images (--calib images.npy)
-  dghcore infer [flags]        run the float model on --input X.npy, write --output Y.npy
+  dghcore infer [flags]        run the float model (or --model FILE.onnx) on --input X.npy, write --output Y.npy
+  dghcore eval [flags]         the accuracy of the float model (or --model FILE.onnx) on --data_path
+  dghcore export [flags]       write the float model, BatchNorm folded, to --output FILE.onnx
 
 Without --model and --checkpoint it runs the embedded Fashion-MNIST resnet20
 with a quick preset (%s);
@@ -280,13 +284,15 @@ const (
 	cmdGenerate = "generate"
 	cmdQuantize = "quantize"
 	cmdInfer    = "infer"
+	cmdEval     = "eval"
+	cmdExport   = "export"
 )
 
 // splitCommand takes the sub-command off the front of args, if any.
 func splitCommand(args []string) (string, []string) {
 	if len(args) > 0 {
 		switch args[0] {
-		case cmdGenerate, cmdQuantize, cmdInfer:
+		case cmdGenerate, cmdQuantize, cmdInfer, cmdEval, cmdExport:
 			return args[0], args[1:]
 		case "help":
 			return cmdRun, []string{"--help"}
@@ -321,7 +327,7 @@ func parseOptions(command string, args []string) (*options, error) {
 		return nil, usageErrorf("%v (see dghcore --help)", err)
 	}
 	if fs.NArg() > 0 {
-		return nil, usageErrorf("unexpected argument %q (commands: generate, quantize, infer; see dghcore --help)", fs.Arg(0))
+		return nil, usageErrorf("unexpected argument %q (commands: generate, quantize, infer, eval, export; see dghcore --help)", fs.Arg(0))
 	}
 	if o.embedded() {
 		for _, p := range quickPreset {
@@ -347,7 +353,10 @@ func (o *options) embedded() bool {
 // check validates everything that needs no file, so bad input fails in
 // the first millisecond (SPEC section 5).
 func (o *options) check(command string) error {
-	if o.model != "" && !slices.Contains(zoo.Names(), o.model) {
+	if err := o.checkONNX(command); err != nil {
+		return err
+	}
+	if o.model != "" && !isONNXFile(o.model) && !slices.Contains(zoo.Names(), o.model) {
 		return usageErrorf("unknown model %q (known: %s)", o.model, strings.Join(zoo.Names(), ", "))
 	}
 	if err := checkBits("weights_n_bits", o.weightsBits); err != nil {

@@ -35,6 +35,7 @@ type result struct {
 	WeightOnlyTop5  *float64 `json:"weight_only_top5"`
 	FullQuantTop5   *float64 `json:"full_quant_top5"`
 	Kernels         string   `json:"kernels"`
+	Export          string   `json:"export,omitempty"` // the ONNX file written
 	NImages         int      `json:"n_images"`
 	EvalImages      int      `json:"eval_images"`
 	Seconds         struct {
@@ -55,6 +56,10 @@ func (a *app) run(ctx context.Context) error {
 	switch a.command {
 	case cmdInfer:
 		return a.infer(ctx)
+	case cmdEval:
+		return a.evalCommand(ctx)
+	case cmdExport:
+		return a.exportFloat()
 	case cmdGenerate:
 		return a.generate(ctx)
 	}
@@ -81,6 +86,9 @@ func (a *app) stateDir(kind string) string { return filepath.Join(a.o.stateDir, 
 func (a *app) quantizeRun(ctx context.Context) error {
 	o := a.o
 	if err := a.setup(true); err != nil {
+		return err
+	}
+	if err := a.checkExportPath(); err != nil {
 		return err
 	}
 	var given *tensor.Tensor
@@ -492,6 +500,9 @@ func (a *app) quantize(ctx context.Context, kind string, calib *tensor.Tensor, r
 	}
 	res.Seconds.Quantization = time.Since(start).Seconds() - evalSecs
 	res.Seconds.Evaluation += evalSecs
+	if err := a.exportQuantized(q, kind, res); err != nil {
+		return err
+	}
 	if a.o.actQuant {
 		start := time.Now()
 		acc, err := a.evaluate(ctx, "quantized model", q.Forward)

@@ -35,6 +35,9 @@ type app struct {
 	norm     dataset.Normalization
 	data     dataset.Dataset // the whole labelled set; nil when none is needed
 	eval     dataset.Dataset // the part evaluated on
+	// embeddedExport marks an ONNX file exported from the embedded
+	// model, which evaluates on the embedded test set by default.
+	embeddedExport bool
 }
 
 // setup loads and checks what every command needs; needData says whether
@@ -63,6 +66,8 @@ func (a *app) loadModel() error {
 	var err error
 	desc := ""
 	switch {
+	case isONNXFile(o.model):
+		return a.loadONNX()
 	case o.embedded():
 		var sd *torchload.StateDict
 		sd, err = torchload.LoadBytes(assets.ResNet20Checkpoint())
@@ -165,7 +170,7 @@ func (a *app) openData() error {
 	var err error
 	desc := ""
 	switch {
-	case o.dataPath == "" && o.embedded():
+	case o.dataPath == "" && (o.embedded() || a.embeddedExport):
 		a.data, err = dataset.ReadIDX(bytes.NewReader(assets.FashionMNISTTestImages()),
 			bytes.NewReader(assets.FashionMNISTTestLabels()), a.norm, assets.FashionMNISTClasses)
 		if err != nil {
