@@ -42,6 +42,7 @@ type Network struct {
 
 	ops     []op
 	names   []string // value name of each slot; slot 0 is the input
+	shapes  [][]int  // one image's shape of each slot
 	outSlot int
 }
 
@@ -185,7 +186,7 @@ func Compile(m *Model) (*Network, error) {
 	if !ok {
 		return nil, fmt.Errorf("onnx: graph output %q is not computed by any node", out)
 	}
-	c.net.outSlot, c.net.Output = s, c.shapes[s]
+	c.net.outSlot, c.net.Output, c.net.shapes = s, c.shapes[s], c.shapes
 	c.lastUses()
 	return c.net, nil
 }
@@ -912,6 +913,16 @@ func (c *compiler) flatten(n *Node) error {
 	return c.emit(n, n.Outputs[0], []int{x}, []int{tensor.Numel(c.shapes[x])}, func(in []*autograd.Var) *autograd.Var {
 		return autograd.Flatten(in[0])
 	})
+}
+
+// Values decodes an initializer of the types Export writes: its FLOAT
+// data, or its integer data.
+func (t *Tensor) Values() (floats []float32, ints []int64, err error) {
+	k, err := decodeTensor(t)
+	if err != nil {
+		return nil, nil, fmt.Errorf("onnx: initializer %q: %w", t.Name, err)
+	}
+	return k.f, k.i, nil
 }
 
 // decodeTensor decodes an initializer of the types Export writes. Sizes

@@ -144,7 +144,9 @@ type Dim struct {
 	Param string
 }
 
-// Marshal encodes m as an ONNX file.
+// Marshal encodes m as an ONNX file. The opset imports go last: a file
+// cut short anywhere then lacks them (or ends inside a field), so
+// Compile refuses every truncated file.
 func (m *Model) Marshal() []byte {
 	var b []byte
 	b = appendVarint(b, 1, uint64(m.IRVersion))
@@ -152,14 +154,14 @@ func (m *Model) Marshal() []byte {
 	b = appendString(b, 3, m.ProducerVersion)
 	b = appendString(b, 6, m.DocString)
 	b = appendMessage(b, 7, m.Graph.marshal())
+	for _, e := range m.Metadata {
+		b = appendMessage(b, 14, e.marshal())
+	}
 	for _, o := range m.Opsets {
 		var ob []byte
 		ob = appendString(ob, 1, o.Domain)
 		ob = appendVarint(ob, 2, uint64(o.Version))
 		b = appendMessage(b, 8, ob)
-	}
-	for _, e := range m.Metadata {
-		b = appendMessage(b, 14, e.marshal())
 	}
 	return b
 }
@@ -241,6 +243,9 @@ func (t *Tensor) marshal() []byte {
 	if len(t.Raw) > 0 {
 		b = protowire.AppendTag(b, 9, protowire.BytesType)
 		b = protowire.AppendBytes(b, t.Raw)
+	}
+	if t.External {
+		b = appendVarint(b, 14, 1) // data_location EXTERNAL
 	}
 	return b
 }

@@ -195,3 +195,9 @@ func unpackInts(t intType, raw []byte, n int) ([]int64, bool) {
 	}
 	return vs, true
 }
+
+// Range is the range of the integer type t; ok is false for other types.
+func (t DataType) Range() (lo, hi int64, ok bool) {
+	it, ok := intTypeOf(t)
+	return it.lo, it.hi, ok
+}
