@@ -412,7 +412,7 @@ func (b *builder) weight(m *brecq.QuantModule) (string, error) {
 		}
 	}
 	b.sum.WeightTypes[t.dt]++
-	if t.dt != weightTypes(m.WQ.Bits)[0].dt {
+	if t.levels() > weightTypes(m.WQ.Bits)[0].levels() {
 		b.sum.Widened = append(b.sum.Widened, m.Name+".weight")
 	}
 	wname := b.ints(m.Name+".weight", t, wq.Shape, levels)
@@ -476,7 +476,7 @@ func (b *builder) actQuant(name string, aq *brecq.ActQuantizer, x string) (strin
 		return "", fmt.Errorf("%s: zero point %d fits no ONNX integer type", name, zp)
 	}
 	b.sum.ActTypes[t.dt]++
-	if t.dt != actTypes(aq.Bits)[0].dt && aq != b.poolNext {
+	if t.levels() > actTypes(aq.Bits)[0].levels() && aq != b.poolNext {
 		b.sum.Widened = append(b.sum.Widened, name)
 	}
 	if t.levels() != qmax+1 {

@@ -288,6 +288,33 @@ func (c *compiler) node(i int) error {
 	if n.Domain != "" && n.Domain != "ai.onnx" {
 		return c.unsupported(n)
 	}
+	if err := c.checkOutput(n); err != nil {
+		return err
+	}
+	if n.OpType == "QuantizeLinear" {
+		return c.quantize(i)
+	}
+	if compile, ok := operators[n.OpType]; ok {
+		return compile(c, n)
+	}
+	return c.unsupported(n)
+}
+
+// operators compile the nodes of the subset, QuantizeLinear aside.
+var operators = map[string]func(*compiler, *Node) error{
+	"DequantizeLinear":  (*compiler).dequantizeWeight,
+	"Conv":              (*compiler).conv,
+	"Gemm":              (*compiler).gemm,
+	"Relu":              (*compiler).relu,
+	"Clip":              (*compiler).clip,
+	"Add":               (*compiler).add,
+	"MaxPool":           (*compiler).maxPool,
+	"GlobalAveragePool": (*compiler).globalAvgPool,
+	"Flatten":           (*compiler).flatten,
+}
+
+// checkOutput checks that a node has one output of a new name.
+func (c *compiler) checkOutput(n *Node) error {
 	if len(n.Outputs) != 1 || n.Outputs[0] == "" {
 		return nodeError(n, "%d outputs, want one", len(n.Outputs))
 	}
@@ -297,29 +324,7 @@ func (c *compiler) node(i int) error {
 	if _, dup := c.consts[n.Outputs[0]]; dup {
 		return nodeError(n, "output %q is also an initializer", n.Outputs[0])
 	}
-	switch n.OpType {
-	case "DequantizeLinear":
-		return c.dequantizeWeight(n)
-	case "QuantizeLinear":
-		return c.quantize(i)
-	case "Conv":
-		return c.conv(n)
-	case "Gemm":
-		return c.gemm(n)
-	case "Relu":
-		return c.unary(n, nil, func(x *autograd.Var) *autograd.Var { return autograd.ReLU(x) })
-	case "Clip":
-		return c.clip(n)
-	case "Add":
-		return c.add(n)
-	case "MaxPool":
-		return c.maxPool(n)
-	case "GlobalAveragePool":
-		return c.globalAvgPool(n)
-	case "Flatten":
-		return c.flatten(n)
-	}
-	return c.unsupported(n)
+	return nil
 }
 
 func (c *compiler) unsupported(n *Node) error {
@@ -433,18 +438,57 @@ func (c *compiler) emit(n *Node, output string, in []int, shape []int, run func(
 	return nil
 }
 
-func (c *compiler) unary(n *Node, allowed map[string]AttrType, f func(*autograd.Var) *autograd.Var) error {
-	if _, err := attrs(n, allowed); err != nil {
-		return err
+// computed checks a node's attributes and reads its inputs, count of
+// them, all computed at run time.
+func (c *compiler) computed(n *Node, allowed map[string]AttrType, count int) (map[string]*Attribute, []int, error) {
+	as, err := attrs(n, allowed)
+	if err != nil {
+		return nil, nil, err
 	}
-	if len(n.Inputs) != 1 {
-		return nodeError(n, "%d inputs, want one", len(n.Inputs))
+	if len(n.Inputs) != count {
+		return nil, nil, nodeError(n, "%d inputs, want %d", len(n.Inputs), count)
 	}
-	x, err := c.runtimeInput(n, 0)
+	slots := make([]int, count)
+	for k := range slots {
+		if slots[k], err = c.runtimeInput(n, k); err != nil {
+			return nil, nil, err
+		}
+	}
+	return as, slots, nil
+}
+
+// image4D is the one-image shape of slot x, which must be C x H x W.
+func (c *compiler) image4D(n *Node, x int) ([]int, error) {
+	if xs := c.shapes[x]; len(xs) == 3 {
+		return xs, nil
+	}
+	return nil, nodeError(n, "input %v per image, want C x H x W", c.shapes[x])
+}
+
+func (c *compiler) relu(n *Node) error {
+	_, in, err := c.computed(n, nil, 1)
 	if err != nil {
 		return err
 	}
-	return c.emit(n, n.Outputs[0], []int{x}, c.shapes[x], func(in []*autograd.Var) *autograd.Var { return f(in[0]) })
+	return c.emit(n, n.Outputs[0], in, c.shapes[in[0]], func(in []*autograd.Var) *autograd.Var { return autograd.ReLU(in[0]) })
+}
+
+var dequantizeAttrs = map[string]AttrType{"axis": AttrInt, "block_size": AttrInt}
+
+// quantAttrs checks a QuantizeLinear's or DequantizeLinear's attributes
+// and input count: no blocked quantization, at most three inputs.
+func quantAttrs(n *Node, allowed map[string]AttrType) (map[string]*Attribute, error) {
+	as, err := attrs(n, allowed)
+	if err != nil {
+		return nil, err
+	}
+	if a, ok := as["block_size"]; ok && a.I != 0 {
+		return nil, nodeError(n, "blocked quantization (block_size %d) is not supported", a.I)
+	}
+	if len(n.Inputs) > 3 {
+		return nil, nodeError(n, "%d inputs, want at most three", len(n.Inputs))
+	}
+	return as, nil
 }
 
 // dequantizeWeight folds a DequantizeLinear of an integer initializer
@@ -456,15 +500,9 @@ func (c *compiler) dequantizeWeight(n *Node) error {
 			return nodeError(n, "DequantizeLinear of a computed value that no QuantizeLinear feeds is not supported")
 		}
 	}
-	as, err := attrs(n, map[string]AttrType{"axis": AttrInt, "block_size": AttrInt})
+	as, err := quantAttrs(n, dequantizeAttrs)
 	if err != nil {
 		return err
-	}
-	if a, ok := as["block_size"]; ok && a.I != 0 {
-		return nodeError(n, "blocked quantization (block_size %d) is not supported", a.I)
-	}
-	if len(n.Inputs) > 3 {
-		return nodeError(n, "%d inputs, want at most three", len(n.Inputs))
 	}
 	x, err := c.constInput(n, 0, false)
 	if err != nil {
@@ -525,15 +563,9 @@ func (c *compiler) dequantizeWeight(n *Node) error {
 // quantization: dghcore's kernel with the type's range as its levels.
 func (c *compiler) quantize(i int) error {
 	n := &c.nodes[i]
-	as, err := attrs(n, map[string]AttrType{"axis": AttrInt, "saturate": AttrInt, "block_size": AttrInt, "output_dtype": AttrInt})
+	as, err := quantAttrs(n, map[string]AttrType{"axis": AttrInt, "saturate": AttrInt, "block_size": AttrInt, "output_dtype": AttrInt})
 	if err != nil {
 		return err
-	}
-	if a, ok := as["block_size"]; ok && a.I != 0 {
-		return nodeError(n, "blocked quantization (block_size %d) is not supported", a.I)
-	}
-	if len(n.Inputs) > 3 {
-		return nodeError(n, "%d inputs, want at most three", len(n.Inputs))
 	}
 	x, err := c.runtimeInput(n, 0)
 	if err != nil {
@@ -561,17 +593,11 @@ func (c *compiler) quantize(i int) error {
 	if len(dq.Inputs) < 1 || dq.Inputs[0] != n.Outputs[0] {
 		return nodeError(dq, "reads QuantizeLinear %q other than as its input", n.Name)
 	}
-	if _, err := attrs(dq, map[string]AttrType{"axis": AttrInt, "block_size": AttrInt}); err != nil {
+	if _, err := quantAttrs(dq, dequantizeAttrs); err != nil {
 		return err
 	}
-	if len(dq.Outputs) != 1 || dq.Outputs[0] == "" || len(dq.Inputs) > 3 {
-		return nodeError(dq, "%d inputs and %d outputs, want at most three and one", len(dq.Inputs), len(dq.Outputs))
-	}
-	if _, dup := c.slots[dq.Outputs[0]]; dup {
-		return nodeError(dq, "output %q is defined twice", dq.Outputs[0])
-	}
-	if _, dup := c.consts[dq.Outputs[0]]; dup {
-		return nodeError(dq, "output %q is also an initializer", dq.Outputs[0])
+	if err := c.checkOutput(dq); err != nil {
+		return err
 	}
 	dScale, dZP, dt, err := c.quantParams(dq, t)
 	if err != nil {
@@ -629,33 +655,15 @@ func (c *compiler) conv(n *Node) error {
 	if err != nil {
 		return err
 	}
-	if err := notSetAutoPad(n, as); err != nil {
-		return err
-	}
-	if len(n.Inputs) < 2 || len(n.Inputs) > 3 {
-		return nodeError(n, "%d inputs, want two or three", len(n.Inputs))
-	}
-	x, err := c.runtimeInput(n, 0)
+	x, w, b, err := c.layerInputs(n)
 	if err != nil {
 		return err
 	}
-	w, err := c.constInput(n, 1, false)
-	if err != nil {
-		return err
-	}
-	b, err := c.constInput(n, 2, true)
-	if err != nil {
-		return err
-	}
-	stride, err := pair(n, as, "strides", 1, 1)
+	stride, pad, err := window(n, as)
 	if err != nil {
 		return err
 	}
 	dil, err := pair(n, as, "dilations", 1, 1)
-	if err != nil {
-		return err
-	}
-	pad, err := pads(n, as)
 	if err != nil {
 		return err
 	}
@@ -691,6 +699,35 @@ func (c *compiler) conv(n *Node) error {
 	})
 }
 
+// layerInputs reads a Conv's or Gemm's inputs: the computed input, the
+// weight and the optional bias, both constants.
+func (c *compiler) layerInputs(n *Node) (x int, w, b *constant, err error) {
+	if len(n.Inputs) < 2 || len(n.Inputs) > 3 {
+		return 0, nil, nil, nodeError(n, "%d inputs, want two or three", len(n.Inputs))
+	}
+	if x, err = c.runtimeInput(n, 0); err != nil {
+		return 0, nil, nil, err
+	}
+	if w, err = c.constInput(n, 1, false); err != nil {
+		return 0, nil, nil, err
+	}
+	b, err = c.constInput(n, 2, true)
+	return x, w, b, err
+}
+
+// window reads the strides and the pads of a Conv or MaxPool, which
+// must not ask for automatic padding.
+func window(n *Node, as map[string]*Attribute) (stride, pad [2]int, err error) {
+	if err := notSetAutoPad(n, as); err != nil {
+		return stride, pad, err
+	}
+	if stride, err = pair(n, as, "strides", 1, 1); err != nil {
+		return stride, pad, err
+	}
+	pad, err = pads(n, as)
+	return stride, pad, err
+}
+
 func (c *compiler) gemm(n *Node) error {
 	as, err := attrs(n, map[string]AttrType{"alpha": AttrFloat, "beta": AttrFloat, "transA": AttrInt, "transB": AttrInt})
 	if err != nil {
@@ -708,18 +745,7 @@ func (c *compiler) gemm(n *Node) error {
 	if a, ok := as["transB"]; ok {
 		transB = a.I != 0
 	}
-	if len(n.Inputs) < 2 || len(n.Inputs) > 3 {
-		return nodeError(n, "%d inputs, want two or three", len(n.Inputs))
-	}
-	x, err := c.runtimeInput(n, 0)
-	if err != nil {
-		return err
-	}
-	w, err := c.constInput(n, 1, false)
-	if err != nil {
-		return err
-	}
-	b, err := c.constInput(n, 2, true)
+	x, w, b, err := c.layerInputs(n)
 	if err != nil {
 		return err
 	}
@@ -799,44 +825,32 @@ func (c *compiler) clip(n *Node) error {
 }
 
 func (c *compiler) add(n *Node) error {
-	if _, err := attrs(n, nil); err != nil {
-		return err
-	}
-	if len(n.Inputs) != 2 {
-		return nodeError(n, "%d inputs, want two", len(n.Inputs))
-	}
-	a, err := c.runtimeInput(n, 0)
+	_, in, err := c.computed(n, nil, 2)
 	if err != nil {
 		return err
 	}
-	b, err := c.runtimeInput(n, 1)
-	if err != nil {
-		return err
+	if a, b := c.shapes[in[0]], c.shapes[in[1]]; !slices.Equal(a, b) {
+		return nodeError(n, "shapes %v and %v differ (broadcasting is not supported)", a, b)
 	}
-	if !slices.Equal(c.shapes[a], c.shapes[b]) {
-		return nodeError(n, "shapes %v and %v differ (broadcasting is not supported)", c.shapes[a], c.shapes[b])
-	}
-	return c.emit(n, n.Outputs[0], []int{a, b}, c.shapes[a], func(in []*autograd.Var) *autograd.Var {
+	return c.emit(n, n.Outputs[0], in, c.shapes[in[0]], func(in []*autograd.Var) *autograd.Var {
 		return autograd.Add(in[0], in[1])
 	})
 }
 
 func (c *compiler) maxPool(n *Node) error {
-	as, err := attrs(n, map[string]AttrType{"auto_pad": AttrString, "ceil_mode": AttrInt, "dilations": AttrInts,
-		"kernel_shape": AttrInts, "pads": AttrInts, "storage_order": AttrInt, "strides": AttrInts})
+	as, in, err := c.computed(n, map[string]AttrType{"auto_pad": AttrString, "ceil_mode": AttrInt, "dilations": AttrInts,
+		"kernel_shape": AttrInts, "pads": AttrInts, "storage_order": AttrInt, "strides": AttrInts}, 1)
 	if err != nil {
 		return err
 	}
-	if err := notSetAutoPad(n, as); err != nil {
+	stride, pad, err := window(n, as)
+	if err != nil {
 		return err
 	}
 	for _, k := range []string{"ceil_mode", "storage_order"} {
 		if a, ok := as[k]; ok && a.I != 0 {
 			return nodeError(n, "%s %d is not supported", k, a.I)
 		}
-	}
-	if len(n.Inputs) != 1 {
-		return nodeError(n, "%d inputs, want one", len(n.Inputs))
 	}
 	if _, ok := as["kernel_shape"]; !ok {
 		return nodeError(n, "kernel_shape is missing")
@@ -845,72 +859,47 @@ func (c *compiler) maxPool(n *Node) error {
 	if err != nil {
 		return err
 	}
-	stride, err := pair(n, as, "strides", 1, 1)
-	if err != nil {
-		return err
-	}
 	if dil, err := pair(n, as, "dilations", 1, 1); err != nil || dil != [2]int{1, 1} {
 		return nodeError(n, "dilations other than 1 are not supported")
 	}
-	pad, err := pads(n, as)
+	xs, err := c.image4D(n, in[0])
 	if err != nil {
 		return err
-	}
-	x, err := c.runtimeInput(n, 0)
-	if err != nil {
-		return err
-	}
-	xs := c.shapes[x]
-	if len(xs) != 3 {
-		return nodeError(n, "input %v per image, want C x H x W", xs)
 	}
 	p := kernels.PoolParams{N: 1, C: xs[0], H: xs[1], W: xs[2], KH: kernel[0], KW: kernel[1],
 		StrideH: stride[0], StrideW: stride[1], PadH: pad[0], PadW: pad[1]}
 	if err := p.Validate(); err != nil {
 		return nodeError(n, "%v", err)
 	}
-	return c.emit(n, n.Outputs[0], []int{x}, []int{p.C, p.OutH(), p.OutW()}, func(in []*autograd.Var) *autograd.Var {
+	return c.emit(n, n.Outputs[0], in, []int{p.C, p.OutH(), p.OutW()}, func(in []*autograd.Var) *autograd.Var {
 		return autograd.MaxPool2d(in[0], kernel, stride, pad)
 	})
 }
 
 func (c *compiler) globalAvgPool(n *Node) error {
-	if _, err := attrs(n, nil); err != nil {
-		return err
-	}
-	if len(n.Inputs) != 1 {
-		return nodeError(n, "%d inputs, want one", len(n.Inputs))
-	}
-	x, err := c.runtimeInput(n, 0)
+	_, in, err := c.computed(n, nil, 1)
 	if err != nil {
 		return err
 	}
-	xs := c.shapes[x]
-	if len(xs) != 3 {
-		return nodeError(n, "input %v per image, want C x H x W", xs)
+	xs, err := c.image4D(n, in[0])
+	if err != nil {
+		return err
 	}
-	return c.emit(n, n.Outputs[0], []int{x}, []int{xs[0], 1, 1}, func(in []*autograd.Var) *autograd.Var {
+	return c.emit(n, n.Outputs[0], in, []int{xs[0], 1, 1}, func(in []*autograd.Var) *autograd.Var {
 		s := in[0].Value.Shape
 		return autograd.Reshape(autograd.GlobalAvgPool(in[0]), s[0], s[1], 1, 1)
 	})
 }
 
 func (c *compiler) flatten(n *Node) error {
-	as, err := attrs(n, map[string]AttrType{"axis": AttrInt})
+	as, in, err := c.computed(n, map[string]AttrType{"axis": AttrInt}, 1)
 	if err != nil {
 		return err
 	}
 	if a, ok := as["axis"]; ok && a.I != 1 {
 		return nodeError(n, "axis %d is not supported, only 1", a.I)
 	}
-	if len(n.Inputs) != 1 {
-		return nodeError(n, "%d inputs, want one", len(n.Inputs))
-	}
-	x, err := c.runtimeInput(n, 0)
-	if err != nil {
-		return err
-	}
-	return c.emit(n, n.Outputs[0], []int{x}, []int{tensor.Numel(c.shapes[x])}, func(in []*autograd.Var) *autograd.Var {
+	return c.emit(n, n.Outputs[0], in, []int{tensor.Numel(c.shapes[in[0]])}, func(in []*autograd.Var) *autograd.Var {
 		return autograd.Flatten(in[0])
 	})
 }

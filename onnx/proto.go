@@ -29,27 +29,15 @@ const (
 	Int4   DataType = 22
 )
 
+var dataTypeNames = map[DataType]string{
+	Float: "FLOAT", Uint8: "UINT8", Int8: "INT8", Uint16: "UINT16", Int16: "INT16",
+	Int32: "INT32", Int64: "INT64", Uint4: "UINT4", Int4: "INT4",
+}
+
 // String is the type's name in onnx.proto3.
 func (t DataType) String() string {
-	switch t {
-	case Float:
-		return "FLOAT"
-	case Uint8:
-		return "UINT8"
-	case Int8:
-		return "INT8"
-	case Uint16:
-		return "UINT16"
-	case Int16:
-		return "INT16"
-	case Int32:
-		return "INT32"
-	case Int64:
-		return "INT64"
-	case Uint4:
-		return "UINT4"
-	case Int4:
-		return "INT4"
+	if s, ok := dataTypeNames[t]; ok {
+		return s
 	}
 	return fmt.Sprintf("DataType(%d)", int32(t))
 }
@@ -376,6 +364,12 @@ func (f field) varint() (uint64, error) {
 	return f.n, f.want(protowire.VarintType)
 }
 
+// int64 reads an int64 or int32 (or enum) field.
+func (f field) int64() (int64, error) {
+	v, err := f.varint()
+	return int64(v), err
+}
+
 // varints appends a repeated varint field, packed or not, to dst.
 func (f field) varints(dst []int64) ([]int64, error) {
 	switch f.typ {
@@ -422,9 +416,7 @@ func Unmarshal(data []byte) (*Model, error) {
 		var err error
 		switch f.num {
 		case 1:
-			var v uint64
-			v, err = f.varint()
-			m.IRVersion = int64(v)
+			m.IRVersion, err = f.int64()
 		case 2:
 			m.ProducerName, err = f.str()
 		case 3:
@@ -444,9 +436,7 @@ func Unmarshal(data []byte) (*Model, error) {
 					case 1:
 						o.Domain, err = f.str()
 					case 2:
-						var v uint64
-						v, err = f.varint()
-						o.Version = int64(v)
+						o.Version, err = f.int64()
 					}
 					return err
 				})
@@ -563,9 +553,7 @@ func (a *Attribute) unmarshal(b []byte) error {
 			err = f.want(protowire.Fixed32Type)
 			a.F = math.Float32frombits(uint32(f.n))
 		case 3:
-			var v uint64
-			v, err = f.varint()
-			a.I = int64(v)
+			a.I, err = f.int64()
 		case 4:
 			a.S, err = f.str()
 		case 7:
@@ -573,9 +561,9 @@ func (a *Attribute) unmarshal(b []byte) error {
 		case 8:
 			a.Ints, err = f.varints(a.Ints)
 		case 20:
-			var v uint64
-			v, err = f.varint()
-			a.Type = AttrType(int32(v))
+			var v int64
+			v, err = f.int64()
+			a.Type = AttrType(v)
 		}
 		return err
 	})
@@ -588,9 +576,9 @@ func (t *Tensor) unmarshal(b []byte) error {
 		case 1:
 			t.Dims, err = f.varints(t.Dims)
 		case 2:
-			var v uint64
-			v, err = f.varint()
-			t.DataType = DataType(int32(v))
+			var v int64
+			v, err = f.int64()
+			t.DataType = DataType(v)
 		case 4:
 			t.FloatData, err = f.floats(t.FloatData)
 		case 5:
@@ -609,8 +597,8 @@ func (t *Tensor) unmarshal(b []byte) error {
 		case 13:
 			t.External = true
 		case 14:
-			var v uint64
-			v, err = f.varint()
+			var v int64
+			v, err = f.int64()
 			t.External = t.External || v == 1
 		}
 		return err
@@ -646,8 +634,8 @@ func (v *ValueInfo) unmarshalTensorType(b []byte) error {
 	return fields(b, func(f field) error {
 		switch f.num {
 		case 1:
-			t, err := f.varint()
-			v.ElemType = DataType(int32(t))
+			t, err := f.int64()
+			v.ElemType = DataType(t)
 			return err
 		case 2: // TensorShapeProto
 			if err := f.want(protowire.BytesType); err != nil {
@@ -666,9 +654,7 @@ func (v *ValueInfo) unmarshalTensorType(b []byte) error {
 					var err error
 					switch f.num {
 					case 1:
-						var n uint64
-						n, err = f.varint()
-						d.Value = int64(n)
+						d.Value, err = f.int64()
 					case 2:
 						d.Param, err = f.str()
 					}

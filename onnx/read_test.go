@@ -2,11 +2,8 @@ package onnx
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
-	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -75,24 +72,6 @@ func TestEmbeddedRoundTrip(t *testing.T) {
 	t.Logf("%d test images: identical logits", n)
 }
 
-func gunzipFile(t testing.TB, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestFloatExportsMatchPyTorch: the float export of every zoo fixture
 // (tools/torchref/zoo.py), read back, gives PyTorch's logits within 1e-4
 // of their scale, the bound the issue sets for ONNX Runtime.
@@ -103,7 +82,7 @@ func TestFloatExportsMatchPyTorch(t *testing.T) {
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			dir := filepath.Join("..", "layers", "zoo", "testdata")
-			sd, err := torchload.LoadBytes(gunzipFile(t, filepath.Join(dir, tc.fixture+".zip.pth.gz")))
+			sd, err := torchload.LoadBytes(zootest.Gunzip(t, filepath.Join(dir, tc.fixture+".zip.pth.gz")))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +90,7 @@ func TestFloatExportsMatchPyTorch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x, err := tensor.ReadNPYFrom(bytes.NewReader(gunzipFile(t, filepath.Join(dir, tc.fixture+"_x.npy.gz"))))
+			x, err := tensor.ReadNPYFrom(bytes.NewReader(zootest.Gunzip(t, filepath.Join(dir, tc.fixture+"_x.npy.gz"))))
 			if err != nil {
 				t.Fatal(err)
 			}
