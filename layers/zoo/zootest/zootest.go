@@ -4,7 +4,10 @@
 package zootest
 
 import (
+	"compress/gzip"
+	"io"
 	"math"
+	"os"
 	"strings"
 	"testing"
 
@@ -50,6 +53,26 @@ func RandomModelWith(t testing.TB, name string, inCh, classes int, seed uint64, 
 	}
 	Randomize(m.Net, seed, init)
 	return m
+}
+
+// Gunzip returns the contents of the gzip file at path, as the zoo's
+// PyTorch fixtures (layers/zoo/testdata) are stored.
+func Gunzip(t testing.TB, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
 }
 
 // Randomize gives the parameters of net, a network built by hand from
