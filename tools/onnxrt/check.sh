@@ -11,11 +11,16 @@
 # ONNX Runtime runs with WeightBiasQuantization off (see the README); the
 # figures under its defaults are printed beside them.
 #
-# usage: tools/onnxrt/check.sh [WORKDIR]   (default: a fresh temporary folder)
+# usage: tools/onnxrt/check.sh [WORKDIR]   (default: a temporary folder, removed at the end)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=tools/onnxrt
-work=${1:-$(mktemp -d)}
+if [ $# -gt 0 ]; then
+	work=$1
+else
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT # the float exports alone are 160 MB
+fi
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 
