@@ -7,6 +7,7 @@ require (
 	github.com/mmcloughlin/avo v0.5.0
 	github.com/nlpodyssey/gopickle v0.2.0
 	github.com/spf13/pflag v1.1.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (

@@ -13,8 +13,7 @@ import (
 )
 
 // QuantModel is a network rebuilt from quant modules and blocks: an
-// ordered list of units with the parameter-free glue between them
-// (max pooling, global pooling).
+// ordered list of units with the parameter-free pools between them.
 type QuantModel struct {
 	Name string // the zoo model's name
 	// Mode is what Forward quantizes; Quantize leaves it at weights only
@@ -24,22 +23,42 @@ type QuantModel struct {
 	// reconstructed in this call (a resumed run lists only its own).
 	Report []UnitReport
 
-	steps   []step
+	steps   []Step
 	modules []*QuantModule // definition order
 }
 
-// step is a unit or a piece of glue.
-type step struct {
-	unit Unit
-	glue func(*autograd.Var) *autograd.Var
+// Step is one stage of the network in order: a unit, or the pool
+// between two units. Exactly one field is set.
+type Step struct {
+	Unit Unit
+	Pool *Pool
 }
+
+// Pool is the parameter-free glue between units: PyTorch's max pooling,
+// or (Global) the average over H and W that feeds the classifier, giving
+// [N, C].
+type Pool struct {
+	Global                  bool
+	Kernel, Stride, Padding [2]int // max pooling only
+}
+
+// Forward pools x [N, C, H, W].
+func (p *Pool) Forward(x *autograd.Var) *autograd.Var {
+	if p.Global {
+		return autograd.GlobalAvgPool(x)
+	}
+	return autograd.MaxPool2d(x, p.Kernel, p.Stride, p.Padding)
+}
+
+// Steps lists the units and pools in network order, for exporters.
+func (q *QuantModel) Steps() []Step { return q.steps }
 
 // Units lists the units in network order.
 func (q *QuantModel) Units() []Unit {
 	var us []Unit
 	for _, s := range q.steps {
-		if s.unit != nil {
-			us = append(us, s.unit)
+		if s.Unit != nil {
+			us = append(us, s.Unit)
 		}
 	}
 	return us
@@ -67,10 +86,10 @@ var forwardArenas = sync.Pool{New: func() any { return autograd.NewArena() }}
 
 func (q *QuantModel) forward(x *autograd.Var, m Mode) *autograd.Var {
 	for _, s := range q.steps {
-		if s.unit != nil {
-			x = s.unit.Forward(x, m)
+		if s.Unit != nil {
+			x = s.Unit.Forward(x, m)
 		} else {
-			x = s.glue(x)
+			x = s.Pool.Forward(x)
 		}
 	}
 	return x
@@ -88,6 +107,17 @@ func New(model *zoo.Model, weightBits, actBits int) (*QuantModel, error) {
 	if err := CheckBits("activation", actBits); err != nil {
 		return nil, err
 	}
+	return build(model, weightBits, actBits)
+}
+
+// Fold is New without quantizers: the BatchNorms folded, the modules and
+// blocks in place, no scale search. Under Mode{} its Forward is the float
+// network; the float ONNX export starts from it (docs/DESIGN.md, "ONNX
+// export").
+func Fold(model *zoo.Model) (*QuantModel, error) { return build(model, 0, 0) }
+
+// build rebuilds model; weightBits 0 leaves the weight quantizers unset.
+func build(model *zoo.Model, weightBits, actBits int) (*QuantModel, error) {
 	b := builder{wBits: weightBits, aBits: actBits, q: &QuantModel{Name: model.Name}}
 	var err error
 	switch net := model.Net.(type) {
@@ -110,15 +140,13 @@ type builder struct {
 }
 
 func (b *builder) unit(u Unit) {
-	b.q.steps = append(b.q.steps, step{unit: u})
+	b.q.steps = append(b.q.steps, Step{Unit: u})
 	b.q.modules = append(b.q.modules, u.Modules()...)
 }
 
-func (b *builder) glue(f func(*autograd.Var) *autograd.Var) {
-	b.q.steps = append(b.q.steps, step{glue: f})
+func (b *builder) pool(p *Pool) {
+	b.q.steps = append(b.q.steps, Step{Pool: p})
 }
-
-func globalPool(x *autograd.Var) *autograd.Var { return autograd.GlobalAvgPool(x) }
 
 func (b *builder) resNet(net *zoo.ResNet) error {
 	stem, err := b.conv("conv1", net.Conv1, net.BN1, ActReLU, true)
@@ -127,9 +155,7 @@ func (b *builder) resNet(net *zoo.ResNet) error {
 	}
 	b.unit(stem)
 	if mp := net.MaxPool; mp != nil {
-		b.glue(func(x *autograd.Var) *autograd.Var {
-			return autograd.MaxPool2d(x, mp.Kernel, mp.Stride, mp.Padding)
-		})
+		b.pool(&Pool{Kernel: mp.Kernel, Stride: mp.Stride, Padding: mp.Padding})
 	}
 	for i, stage := range net.Layers {
 		for j, m := range stage {
@@ -140,7 +166,7 @@ func (b *builder) resNet(net *zoo.ResNet) error {
 			b.unit(blk)
 		}
 	}
-	b.glue(globalPool)
+	b.pool(&Pool{Global: true})
 	fc, err := b.linear("fc", net.FC)
 	if err != nil {
 		return err
@@ -169,7 +195,7 @@ func (b *builder) mobileNetV2(net *zoo.MobileNetV2) error {
 		}
 		b.unit(blk)
 	}
-	b.glue(globalPool)
+	b.pool(&Pool{Global: true})
 	if net.Classifier == nil {
 		return fmt.Errorf("classifier missing")
 	}
@@ -331,9 +357,11 @@ func (b *builder) linear(name string, l *layers.Linear) (*QuantModule, error) {
 }
 
 func (b *builder) finishModule(q *QuantModule, quantOut bool) (*QuantModule, error) {
-	var err error
-	if q.WQ, err = newWeightQuantizer(q.Weight, b.wBits); err != nil {
-		return nil, fmt.Errorf("%s: %w", q.Name, err)
+	if b.wBits > 0 {
+		var err error
+		if q.WQ, err = newWeightQuantizer(q.Weight, b.wBits); err != nil {
+			return nil, fmt.Errorf("%s: %w", q.Name, err)
+		}
 	}
 	if quantOut {
 		q.AQ = &ActQuantizer{Bits: b.aBits}

@@ -75,6 +75,18 @@ func (q *QuantModule) Forward(x *autograd.Var, m Mode) *autograd.Var {
 	return y
 }
 
+// QuantizedWeight returns the weight Forward uses when weights are
+// quantized, (c - zp)*delta per output channel with c the integer level
+// that rounding to nearest or AdaRound's hard rounding chose. ok is false
+// while there is no such weight: no quantizer, or AdaRound still rounding
+// softly in the middle of a reconstruction.
+func (q *QuantModule) QuantizedWeight() (w *tensor.Tensor, ok bool) {
+	if q.WQ.Delta == nil || (q.WQ.Alpha != nil && q.WQ.Soft) {
+		return nil, false
+	}
+	return q.WQ.quantize(q.Weight).Value, true
+}
+
 // Block is a quantized residual block (BasicBlock, Bottleneck or
 // InvertedResidual): the Main chain, whose last module does not quantize
 // its output, plus the shortcut (Downsample, or the identity when nil) when

@@ -206,14 +206,14 @@ func (r *run) phase(ctx context.Context, ph Phase) error {
 	s := &streams{fp: r.calib, q: r.calib}
 	idx := 0
 	for _, st := range r.q.steps {
-		if st.glue != nil {
-			s.fp = r.mapBatches(st.glue, s.fp)
-			s.q = r.mapBatches(st.glue, s.q)
+		if st.Pool != nil {
+			s.fp = r.mapBatches(st.Pool.Forward, s.fp)
+			s.q = r.mapBatches(st.Pool.Forward, s.q)
 			continue
 		}
-		blk, isBlock := st.unit.(*Block)
+		blk, isBlock := st.Unit.(*Block)
 		if !isBlock || !r.s.layerRecon {
-			if err := r.job(ctx, ph, &idx, st.unit, s, mode); err != nil {
+			if err := r.job(ctx, ph, &idx, st.Unit, s, mode); err != nil {
 				return err
 			}
 			continue
@@ -590,28 +590,28 @@ func (r *run) initActs(ctx context.Context) error {
 			}
 			return err
 		}
-		if st.glue != nil {
-			x = r.mapBatches(st.glue, x)
+		if st.Pool != nil {
+			x = r.mapBatches(st.Pool.Forward, x)
 			continue
 		}
-		for _, a := range st.unit.ActQuantizers() {
+		for _, a := range st.Unit.ActQuantizers() {
 			if a.Ready() {
 				continue
 			}
 			// One image first, to size the buffer for all of them.
 			var buf []float32
 			a.collect = &buf
-			r.forwardAll(st.unit, x.Batch(0, 1), mode)
+			r.forwardAll(st.Unit, x.Batch(0, 1), mode)
 			buf = make([]float32, 0, len(buf)*x.Shape[0])
-			r.forwardAll(st.unit, x, mode)
+			r.forwardAll(st.Unit, x, mode)
 			a.collect = nil
 			d, z, err := ScaleSearch(buf, a.Bits)
 			if err != nil {
-				return fmt.Errorf("brecq: %s: %w", st.unit.UnitName(), err)
+				return fmt.Errorf("brecq: %s: %w", st.Unit.UnitName(), err)
 			}
 			a.Set(d, z)
 		}
-		x = r.forwardAll(st.unit, x, mode)
+		x = r.forwardAll(st.Unit, x, mode)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func (a *app) openData(ctx context.Context) error {
 	o := a.o
 	var err error
 	switch {
-	case o.dataPath == "" && o.embedded():
+	case o.dataPath == "" && (o.embedded() || a.embeddedExport):
 		if a.size != 28 {
 			return usageErrorf("--img_size %d: the embedded Fashion-MNIST test set holds 28x28 images, which are not resized; give --data_path for another size", a.size)
 		}
@@ -141,7 +141,11 @@ func (a *app) checkData(ctx context.Context) error {
 		a.phase = "the check of --data_path"
 		n := f.Len()
 		start := time.Now()
-		defer func() { a.state.record.CheckSeconds += time.Since(start).Seconds() }()
+		defer func() {
+			if a.state != nil { // eval keeps no state
+				a.state.record.CheckSeconds += time.Since(start).Seconds()
+			}
+		}()
 		bad, err := f.Check(ctx, func(done int) {
 			a.position = fmt.Sprintf("(%d of %d images checked)", done, n)
 			a.rep.step(phaseCheck, float64(done)/float64(n), 0, done == n, "checking %s: %d/%d images decoded", o.dataPath, done, n)

@@ -27,6 +27,7 @@ type options struct {
 	checkpoint string
 	seed       int64
 	jsonPath   string
+	exportPath string
 	stateDir   string
 	resume     bool
 	fresh      bool
@@ -114,10 +115,11 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 		}
 	}
 
-	fs.StringVarP(&o.model, "model_name", "m", "", "model: "+strings.Join(zoo.Names(), ", ")+" (default: the embedded Fashion-MNIST resnet20)")
+	fs.StringVarP(&o.model, "model_name", "m", "", "model: "+strings.Join(zoo.Names(), ", ")+", or an ONNX file for infer and eval (default: the embedded Fashion-MNIST resnet20)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "PyTorch checkpoint (default: BRECQ's file name in the current folder or $DGHCORE_MODELS)")
 	fs.Int64Var(&o.seed, "random_seed", 0, "random seed")
 	fs.StringVar(&o.jsonPath, "json", "", "write a JSON report of the run (configuration, accuracies in percent, per-unit losses and scales, seconds) to this file")
+	fs.StringVar(&o.exportPath, "export", "", "write the quantized model to this ONNX file (QDQ form)")
 	fs.StringVar(&o.stateDir, "state_dir", "dghcore-state", "folder for the resumable state of long phases, locked while a run uses it; removed after a finished run")
 	fs.BoolVar(&o.resume, "resume", false, "continue the interrupted run saved under --state_dir")
 	fs.BoolVar(&o.fresh, "fresh", false, "delete an interrupted run's state under --state_dir and start over")
@@ -127,7 +129,7 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 	fs.BoolVar(&o.evalFloat, "eval_float_accuracy", true, "evaluate the float model")
 	fs.BoolVar(&o.debug, "debug", false, "evaluate on the first 1000 images only")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	group(groupRun, "model_name", "checkpoint", "random_seed", "json", "state_dir", "resume", "fresh", "save_every", "max_memory",
+	group(groupRun, "model_name", "checkpoint", "random_seed", "json", "export", "state_dir", "resume", "fresh", "save_every", "max_memory",
 		"compare", "eval_float_accuracy", "debug", "version")
 
 	fs.StringVar(&o.dataPath, "data_path", "", "evaluation data: an ImageNet-style folder or a folder of IDX files (default for the embedded model: its Fashion-MNIST test set)")
@@ -179,7 +181,7 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 		"disable_network_output_quantization", "layer_reconstruction", "step", "calib")
 
 	fs.StringVar(&o.inputPath, "input", "", "infer: input batch, normalised float32 NCHW .npy at the model's resolution")
-	fs.StringVar(&o.outputPath, "output", "", "infer: logits .npy; generate and the full run: calibration images .npy")
+	fs.StringVar(&o.outputPath, "output", "", "infer: logits .npy; export: the .onnx file; generate and the full run: calibration images .npy")
 	group(groupRun, "input", "output")
 	return fs
 }
@@ -258,13 +260,15 @@ const (
 	cmdGenerate = "generate"
 	cmdQuantize = "quantize"
 	cmdInfer    = "infer"
+	cmdEval     = "eval"
+	cmdExport   = "export"
 )
 
 // splitCommand takes the sub-command off the front of args, if any.
 func splitCommand(args []string) (string, []string) {
 	if len(args) > 0 {
 		switch args[0] {
-		case cmdGenerate, cmdQuantize, cmdInfer:
+		case cmdGenerate, cmdQuantize, cmdInfer, cmdEval, cmdExport:
 			return args[0], args[1:]
 		case "help":
 			return cmdRun, []string{"--help"}
@@ -334,7 +338,7 @@ func strayArgument(fs *pflag.FlagSet, args []string, stray string) string {
 			return fmt.Sprintf("unexpected argument %q after --%s: a boolean flag takes its value with '=', as --%s=%s", stray, f.Name, f.Name, stray)
 		}
 	}
-	return fmt.Sprintf("unexpected argument %q (commands: generate, quantize, infer; see dghcore --help)", stray)
+	return fmt.Sprintf("unexpected argument %q (commands: generate, quantize, infer, eval, export; see dghcore --help)", stray)
 }
 
 // embedded reports whether the run uses the model compiled into the
@@ -348,7 +352,10 @@ func (o *options) embedded() bool {
 // range are refused rather than clamped, and a 0 that means something (no
 // iterations, no rounding term, no warmup) is kept as 0.
 func (o *options) check(command string) error {
-	if o.model != "" && !slices.Contains(zoo.Names(), o.model) {
+	if err := o.checkONNX(command); err != nil {
+		return err
+	}
+	if o.model != "" && !isONNXFile(o.model) && !slices.Contains(zoo.Names(), o.model) {
 		return usageErrorf("unknown model %q (known: %s)", o.model, strings.Join(zoo.Names(), ", "))
 	}
 	if err := checkBits("weights_n_bits", o.weightsBits); err != nil {

@@ -2,13 +2,11 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -208,23 +206,30 @@ func TestRefusals(t *testing.T) {
 			if !slices.Contains(args, "--state_dir") {
 				args = append(slices.Clone(args), "--state_dir", filepath.Join(f.dir, "state-"+strings.ReplaceAll(tc.name, " ", "_")))
 			}
-			code, stdout, stderr := invoke(context.Background(), args...)
-			t.Log(strings.TrimSpace(stderr))
-			if code != exitUsage {
-				t.Errorf("exit code %d, want %d; stderr %q", code, exitUsage, stderr)
-			}
-			if !strings.HasPrefix(stderr, "dghcore: ") || strings.Count(stderr, "\n") != 1 {
-				t.Errorf("stderr is not one dghcore: line: %q", stderr)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("stderr %q does not say %q", stderr, w)
-				}
-			}
-			if strings.Contains(stdout, "accuracy") || strings.Contains(stderr, "evaluating") || strings.Contains(stderr, "generation:") {
-				t.Errorf("refused input started work: %q, %q", stdout, stderr)
-			}
+			expectRefusal(t, args, tc.want)
 		})
+	}
+}
+
+// expectRefusal runs args and checks a refusal: exit code 2 and one
+// dghcore: line on stderr that says every want, before any work.
+func expectRefusal(t *testing.T, args, want []string) {
+	t.Helper()
+	code, stdout, stderr := invoke(context.Background(), args...)
+	t.Log(strings.TrimSpace(stderr))
+	if code != exitUsage {
+		t.Errorf("exit code %d, want %d; stderr %q", code, exitUsage, stderr)
+	}
+	if !strings.HasPrefix(stderr, "dghcore: ") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("stderr is not one dghcore: line: %q", stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr %q does not say %q", stderr, w)
+		}
+	}
+	if strings.Contains(stdout, "accuracy") || strings.Contains(stdout, "Exported") || strings.Contains(stderr, "evaluating") || strings.Contains(stderr, "generation:") {
+		t.Errorf("refused input started work: %q, %q", stdout, stderr)
 	}
 }
 
@@ -654,19 +659,7 @@ func TestOneLine(t *testing.T) {
 
 func gunzip(t *testing.T, src, dst string) {
 	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, 0o644); err != nil {
+	if err := os.WriteFile(dst, zootest.Gunzip(t, src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -708,15 +701,23 @@ func writeIDX(t *testing.T, dir string, n, side int) {
 	}
 }
 
+// idxDir writes writeIDX's test split into a folder of the fixture and
+// returns the folder.
+func (f *fixture) idxDir(t *testing.T, n, side int) string {
+	t.Helper()
+	dir := filepath.Join(f.dir, "idx")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeIDX(t, dir, n, side)
+	return dir
+}
+
 // TestQuantizeCommand quantizes with calibration images from a file and
 // evaluates on a folder of IDX files.
 func TestQuantizeCommand(t *testing.T) {
 	f := newFixture(t)
-	idx := filepath.Join(f.dir, "idx")
-	if err := os.Mkdir(idx, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeIDX(t, idx, 6, 8)
+	idx := f.idxDir(t, 6, 8)
 	calib, report := filepath.Join(f.dir, "calib.npy"), filepath.Join(f.dir, "report.json")
 	if err := tensor.WriteNPY(calib, tensor.NewRNG(6).Randn(4, 1, 8, 8)); err != nil {
 		t.Fatal(err)

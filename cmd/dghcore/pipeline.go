@@ -28,6 +28,10 @@ func (a *app) run(ctx context.Context) (err error) {
 	switch a.command {
 	case cmdInfer:
 		return a.infer(ctx)
+	case cmdEval:
+		return a.evalCommand(ctx)
+	case cmdExport:
+		return a.exportFloat()
 	case cmdGenerate:
 		return a.generate(ctx)
 	}
@@ -52,6 +56,9 @@ func (a *app) kinds() []string {
 // the memory estimate, and the decode of every image.
 func (a *app) prepare(ctx context.Context, kinds []string, needData bool) (given *tensor.Tensor, err error) {
 	o := a.o
+	if err := a.checkExportPath(); err != nil {
+		return nil, err
+	}
 	if err := a.openState(kinds); err != nil {
 		return nil, err
 	}
@@ -500,6 +507,9 @@ func (a *app) quantize(ctx context.Context, kind string, calib *tensor.Tensor, r
 	}
 	res.Accuracy.WeightOnly = newTopK(*src.WeightOnly)
 	res.Units = unitReports(q)
+	if err := a.exportQuantized(q, kind, res); err != nil {
+		return err
+	}
 	if a.o.actQuant {
 		t := time.Now()
 		acc, err := a.evaluate(ctx, phaseName(kind, phaseFullEval), "quantized model", q.Forward)

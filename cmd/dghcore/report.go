@@ -66,6 +66,7 @@ type runReport struct {
 	Accuracy    accuracyReport    `json:"accuracy"`
 	Units       []unitReport      `json:"units"`
 	Seconds     phaseReport       `json:"seconds"`
+	Export      string            `json:"export,omitempty"` // the ONNX file written
 }
 
 type calibrationReport struct {

@@ -50,6 +50,9 @@ type app struct {
 	// phase and position say where a long phase is, for the message of
 	// an interruption.
 	phase, position string
+	// embeddedExport marks an ONNX file exported from the embedded
+	// model, which evaluates on the embedded test set by default.
+	embeddedExport bool
 }
 
 // loadModel initialises the kernels, resolves and reads the checkpoint,
@@ -63,6 +66,8 @@ func (a *app) loadModel() error {
 	o := a.o
 	var data []byte
 	switch {
+	case isONNXFile(o.model):
+		return a.loadONNX()
 	case o.embedded():
 		data, a.checkpointPath = assets.ResNet20Checkpoint(), "embedded"
 	default:

@@ -27,7 +27,11 @@ usage:
   dghcore --compare [flags]   the same with noise, DGH and real data, one table
   dghcore generate [flags]    only generate images (--output X.npy, --png DIR)
   dghcore quantize [flags]    quantize with given images (--calib X.npy)
-  dghcore infer [flags]       the float model's logits for --input X.npy
+  dghcore infer [flags]       the model's logits for --input X.npy
+  dghcore eval [flags]        the model's accuracy on --data_path
+  dghcore export [flags]      the float model, BN folded, to --output X.onnx
+
+infer and eval also run an exported model: --model FILE.onnx.
 
 `)
 	fmt.Fprint(w, wrap("Without --model and --checkpoint it runs the embedded Fashion-MNIST resnet20 with a quick preset ("+
@@ -110,6 +114,12 @@ var version = ""
 
 // versionString describes this binary: version, revision, Go, platform.
 func versionString() string {
+	return fmt.Sprintf("dghcore %s (%s %s/%s)", moduleVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// moduleVersion is dghcore's version and VCS revision, as far as the
+// build recorded them; exports carry it in their metadata.
+func moduleVersion() string {
 	v, rev, modified := version, "", false
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v == "" {
@@ -136,7 +146,7 @@ func versionString() string {
 			v += "+modified"
 		}
 	}
-	return fmt.Sprintf("dghcore %s (%s %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return v
 }
 
 // outputColumns is the width of the terminal w writes to, else $COLUMNS,

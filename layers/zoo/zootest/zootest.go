@@ -4,7 +4,10 @@
 package zootest
 
 import (
+	"compress/gzip"
+	"io"
 	"math"
+	"os"
 	"strings"
 	"testing"
 
@@ -48,12 +51,42 @@ func RandomModelWith(t testing.TB, name string, inCh, classes int, seed uint64, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	Randomize(m.Net, seed, init)
+	return m
+}
+
+// Gunzip returns the contents of the gzip file at path, as the zoo's
+// PyTorch fixtures (layers/zoo/testdata) are stored.
+func Gunzip(t testing.TB, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
+}
+
+// Randomize gives the parameters of net, a network built by hand from
+// the zoo's blocks, the values RandomModelWith would: He-scaled normal
+// weights, the rest drawn by init (nil: RandomModel's).
+func Randomize(net layers.Module, seed uint64, init Init) {
+	if init == nil {
+		init = nearIdentity
+	}
 	rng := tensor.NewRNG(seed)
-	for _, e := range layers.StateDict(m.Net) {
+	for _, e := range layers.StateDict(net) {
 		if d := e.Tensor; !init(rng, e.Name, d) {
 			fanIn := d.Numel() / d.Shape[0]
 			rng.FillNormal(d, 0, float32(math.Sqrt(2/float64(fanIn))))
 		}
 	}
-	return m
 }
