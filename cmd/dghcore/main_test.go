@@ -79,7 +79,7 @@ func TestRefusals(t *testing.T) {
 		args []string
 		want []string // substrings of the error line
 	}{
-		{"unknown model", []string{"--model", "vgg16"}, []string{`unknown model "vgg16"`, "mobilenet_v2, resnet18, resnet20, resnet50"}},
+		{"unknown model", []string{"--model", "vgg16"}, []string{`unknown model "vgg16"`, "mnasnet, mobilenet_v2, regnetx_3200m, regnetx_600m, resnet101"}},
 		{"unknown model single dash", []string{"-model", "vgg16"}, []string{`unknown model "vgg16"`}},
 		{"weight bits high", []string{"--weights_n_bits", "9"}, []string{"--weights_n_bits 9", "2..8"}},
 		{"activation bits low", []string{"-activation-n-bits", "1"}, []string{"--activation_n_bits 1", "2..8"}},

@@ -40,6 +40,19 @@ func nearIdentity(rng *tensor.RNG, name string, d *tensor.Tensor) bool {
 	return true
 }
 
+// RandomNarrow is RandomModel of name in layout ("" for its first) with
+// every width divided by div (zoo.NewNarrow): the design of a large
+// network at the cost of a small one.
+func RandomNarrow(t testing.TB, name string, layout zoo.Layout, inCh, classes, div int, seed uint64) *zoo.Model {
+	t.Helper()
+	m, err := zoo.NewNarrow(name, layout, inCh, classes, div)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(m, seed, nearIdentity)
+	return m
+}
+
 // RandomModelWith is RandomModel with the tensors other than weights
 // drawn by init, in state-dict order from one generator seeded by seed.
 func RandomModelWith(t testing.TB, name string, inCh, classes int, seed uint64, init Init) *zoo.Model {
@@ -48,6 +61,11 @@ func RandomModelWith(t testing.TB, name string, inCh, classes int, seed uint64, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	fill(m, seed, init)
+	return m
+}
+
+func fill(m *zoo.Model, seed uint64, init Init) {
 	rng := tensor.NewRNG(seed)
 	for _, e := range layers.StateDict(m.Net) {
 		if d := e.Tensor; !init(rng, e.Name, d) {
@@ -55,5 +73,4 @@ func RandomModelWith(t testing.TB, name string, inCh, classes int, seed uint64, 
 			rng.FillNormal(d, 0, float32(math.Sqrt(2/float64(fanIn))))
 		}
 	}
-	return m
 }
