@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/dghcore/dghcore/assets"
 	"github.com/dghcore/dghcore/autograd"
@@ -80,16 +79,13 @@ func (a *app) loadModel() error {
 				return usageErrorf("%v", err)
 			}
 		}
-		if o.model == "" {
-			return usageErrorf("--checkpoint %s: say which architecture it holds with --model (%s)", path, strings.Join(zoo.Names(), ", "))
-		}
 		if st, err := os.Stat(path); err != nil {
 			return usageErrorf("--checkpoint %s: %v", path, errorsUnwrapPath(err))
 		} else if st.IsDir() {
 			return usageErrorf("--checkpoint %s: is a folder, want a PyTorch checkpoint file", path)
 		}
-		if a.model, err = zoo.Load(o.model, path); err != nil {
-			return usageErrorf("--checkpoint %s is not a %s checkpoint: %v", path, o.model, err)
+		if err := a.buildModel(path); err != nil {
+			return err
 		}
 		desc = path
 	}
@@ -98,9 +94,46 @@ func (a *app) loadModel() error {
 		return err
 	}
 	fmt.Fprintf(a.out, "Model: %s from %s (%d-channel %dx%d input, %d classes)\n",
-		a.model.Name, desc, a.channels, a.model.Spec.InputSize, a.model.Spec.InputSize, a.classes)
+		modelLabel(a.model), desc, a.channels, a.model.Spec.InputSize, a.model.Spec.InputSize, a.classes)
 	fmt.Fprintf(a.out, "Kernels: %s\n", kernels.Active())
 	return nil
+}
+
+// buildModel builds --model from the checkpoint, or without --model the
+// architecture the checkpoint's keys and shapes say it holds
+// (docs/DESIGN.md, "Models and checkpoints"), and says which it took. A
+// checkpoint of another known architecture than --model's is named.
+func (a *app) buildModel(path string) error {
+	sd, err := torchload.Load(path)
+	if err != nil {
+		if a.o.model == "" {
+			return usageErrorf("--checkpoint %s: %v", path, err)
+		}
+		return usageErrorf("--checkpoint %s is not a %s checkpoint: %v", path, a.o.model, err)
+	}
+	if a.o.model != "" {
+		if a.model, err = zoo.Build(a.o.model, sd); err != nil {
+			if other, rerr := zoo.Recognize(sd); rerr == nil {
+				return usageErrorf("--checkpoint %s holds a %s, not a %s; drop --model or give --model %s", path, modelLabel(other), a.o.model, other.Name)
+			}
+			return usageErrorf("--checkpoint %s is not a %s checkpoint: %v", path, a.o.model, err)
+		}
+		return nil
+	}
+	if a.model, err = zoo.Recognize(sd); err != nil {
+		return usageErrorf("--checkpoint %s: %v", path, err)
+	}
+	fmt.Fprintf(a.out, "Recognised %s (%s layout) from the checkpoint's keys and shapes\n", a.model.Name, a.model.Layout)
+	return nil
+}
+
+// modelLabel names the model, with its key layout where its name has
+// several.
+func modelLabel(m *zoo.Model) string {
+	if len(zoo.Layouts(m.Name)) > 1 {
+		return fmt.Sprintf("%s (%s layout)", m.Name, m.Layout)
+	}
+	return m.Name
 }
 
 // errorsUnwrapPath drops the path an *os.PathError repeats.
