@@ -50,7 +50,7 @@ func TestEveryArchitectureEndToEnd(t *testing.T) {
 
 			args := append([]string{"--checkpoint", ckpt, "--data_path", imagenet, "--state_dir", filepath.Join(dir, "state")}, quick...)
 			// The output loss needs the last stage at least 2x2: stride 32.
-			args = append(args, "--img_size", "64")
+			args = append(args, "--img_size", "64", "--eval_images", "2")
 			code, stdout, stderr := invoke(context.Background(), args...)
 			if code != exitOK {
 				t.Fatalf("exit code %d: %s", code, stderr)
