@@ -41,27 +41,28 @@ var benchBlocks = []struct {
 	}, []int{32, 24, 56, 56}},
 	// RegNetX-600MF's s1.b1 (32 -> 48 in two groups of 24, stride 2, the
 	// projection shortcut) and s2.b2 (96 in four groups, identity).
-	{"regnetx_600m_s1b1", func() layers.Module {
-		return &zoo.ResBottleneckBlock{
-			A: layers.NewConv2d(32, 48, 1, 1, 0, 1, false), ABN: layers.NewBatchNorm2d(48),
-			B: layers.NewConv2d(48, 48, 3, 2, 1, 2, false), BBN: layers.NewBatchNorm2d(48),
-			C: layers.NewConv2d(48, 48, 1, 1, 0, 1, false), CBN: layers.NewBatchNorm2d(48),
-			Proj: layers.NewSequential(layers.NewConv2d(32, 48, 1, 2, 0, 1, false), layers.NewBatchNorm2d(48)),
-		}
-	}, []int{32, 32, 112, 112}},
-	{"regnetx_600m_s2b2", func() layers.Module {
-		return &zoo.ResBottleneckBlock{
-			A: layers.NewConv2d(96, 96, 1, 1, 0, 1, false), ABN: layers.NewBatchNorm2d(96),
-			B: layers.NewConv2d(96, 96, 3, 1, 1, 4, false), BBN: layers.NewBatchNorm2d(96),
-			C: layers.NewConv2d(96, 96, 1, 1, 0, 1, false), CBN: layers.NewBatchNorm2d(96),
-		}
-	}, []int{32, 96, 28, 28}},
+	{"regnetx_600m_s1b1", func() layers.Module { return resBottleneckBlock(32, 48, 2, 2) }, []int{32, 32, 112, 112}},
+	{"regnetx_600m_s2b2", func() layers.Module { return resBottleneckBlock(96, 96, 1, 4) }, []int{32, 96, 28, 28}},
 	// BRECQ's MNASNet (scale 2.0): layers.8.0 (32 -> 48, 3x3 depthwise,
 	// stride 2) and layers.9.1 (80 -> 80, 5x5 depthwise, residual).
 	{"mnasnet_l8b0", func() layers.Module { return mnasNetBlock(32, 48, 3, 2, 3) }, []int{32, 32, 112, 112}},
 	{"mnasnet_l9b1", func() layers.Module { return mnasNetBlock(80, 80, 5, 1, 3) }, []int{32, 80, 28, 28}},
 }
 
+// resBottleneckBlock is RegNetX's block, its 3x3 in the given groups.
+func resBottleneckBlock(in, out, stride, groups int) *zoo.ResBottleneckBlock {
+	b := &zoo.ResBottleneckBlock{
+		A: layers.NewConv2d(in, out, 1, 1, 0, 1, false), ABN: layers.NewBatchNorm2d(out),
+		B: layers.NewConv2d(out, out, 3, stride, 1, groups, false), BBN: layers.NewBatchNorm2d(out),
+		C: layers.NewConv2d(out, out, 1, 1, 0, 1, false), CBN: layers.NewBatchNorm2d(out),
+	}
+	if in != out || stride != 1 {
+		b.Proj = layers.NewSequential(layers.NewConv2d(in, out, 1, stride, 0, 1, false), layers.NewBatchNorm2d(out))
+	}
+	return b
+}
+
+// mnasNetBlock is MNASNet's block.
 func mnasNetBlock(in, out, kernel, stride, expand int) *zoo.MNASNetBlock {
 	mid := in * expand
 	return &zoo.MNASNetBlock{UseResidual: in == out && stride == 1, Layers: layers.NewSequential(

@@ -229,21 +229,8 @@ var fixtureBlocks = map[string]func() layers.Module{
 			layers.NewConv2d(8, 4, 1, 1, 0, 1, false), layers.NewBatchNorm2d(4),
 		)}
 	},
-	"resbottleneck_proj": func() layers.Module {
-		return &zoo.ResBottleneckBlock{
-			A: layers.NewConv2d(8, 12, 1, 1, 0, 1, false), ABN: layers.NewBatchNorm2d(12),
-			B: layers.NewConv2d(12, 12, 3, 2, 1, 3, false), BBN: layers.NewBatchNorm2d(12),
-			C: layers.NewConv2d(12, 12, 1, 1, 0, 1, false), CBN: layers.NewBatchNorm2d(12),
-			Proj: layers.NewSequential(layers.NewConv2d(8, 12, 1, 2, 0, 1, false), layers.NewBatchNorm2d(12)),
-		}
-	},
-	"resbottleneck_id": func() layers.Module {
-		return &zoo.ResBottleneckBlock{
-			A: layers.NewConv2d(12, 12, 1, 1, 0, 1, false), ABN: layers.NewBatchNorm2d(12),
-			B: layers.NewConv2d(12, 12, 3, 1, 1, 2, false), BBN: layers.NewBatchNorm2d(12),
-			C: layers.NewConv2d(12, 12, 1, 1, 0, 1, false), CBN: layers.NewBatchNorm2d(12),
-		}
-	},
+	"resbottleneck_proj": func() layers.Module { return resBottleneckBlock(8, 12, 2, 3) },
+	"resbottleneck_id":   func() layers.Module { return resBottleneckBlock(12, 12, 1, 2) },
 	"invres_torchvision": func() layers.Module {
 		return &zoo.InvertedResidual{UseResidual: true, Conv: layers.NewSequential(
 			layers.NewSequential(layers.NewConv2d(8, 48, 1, 1, 0, 1, false), layers.NewBatchNorm2d(48), &layers.ReLU6{}),
@@ -251,13 +238,7 @@ var fixtureBlocks = map[string]func() layers.Module{
 			layers.NewConv2d(48, 8, 1, 1, 0, 1, false), layers.NewBatchNorm2d(8),
 		)}
 	},
-	"mnasnet_k5": func() layers.Module {
-		return &zoo.MNASNetBlock{UseResidual: true, Layers: layers.NewSequential(
-			layers.NewConv2d(8, 24, 1, 1, 0, 1, false), layers.NewBatchNorm2d(24), &layers.ReLU{},
-			layers.NewConv2d(24, 24, 5, 1, 2, 24, false), layers.NewBatchNorm2d(24), &layers.ReLU{},
-			layers.NewConv2d(24, 8, 1, 1, 0, 1, false), layers.NewBatchNorm2d(8),
-		)}
-	},
+	"mnasnet_k5": func() layers.Module { return mnasNetBlock(8, 8, 5, 1, 3) },
 }
 
 // TestBlocksMatchTorch checks each quant block type (SPEC 4.2) float,

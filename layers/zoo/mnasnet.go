@@ -2,10 +2,8 @@ package zoo
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/dghcore/dghcore/autograd"
-	"github.com/dghcore/dghcore/kernels"
 	"github.com/dghcore/dghcore/layers"
 	"github.com/dghcore/dghcore/layers/torchload"
 )
@@ -54,19 +52,9 @@ func newMNASNetBlock(in, out, kernel, stride, expand int) *MNASNetBlock {
 	}
 }
 
-// Forward runs the block; in inference the input is added into the
-// branch's output in place when nothing else can hold that output.
+// Forward runs the block as InvertedResidual's.
 func (b *MNASNetBlock) Forward(x *autograd.Var) *autograd.Var {
-	y := layers.Apply(b.Layers, x)
-	if !b.UseResidual {
-		return y
-	}
-	if !x.RequiresGrad() && !y.RequiresGrad() && !layers.SameData(x, y) &&
-		slices.Equal(x.Shape(), y.Shape()) && layers.Exclusive(b.Layers) {
-		kernels.Add(y.Value.Data, y.Value.Data, x.Value.Data)
-		return y
-	}
-	return autograd.Add(y, x)
+	return invertedResidual(b.Layers, b.UseResidual, x)
 }
 
 // Children lists layers.

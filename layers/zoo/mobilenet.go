@@ -55,12 +55,19 @@ type InvertedResidual struct {
 // In inference the shortcut is added into the branch's output in place
 // when nothing else can hold that output (layers.Exclusive).
 func (b *InvertedResidual) Forward(x *autograd.Var) *autograd.Var {
-	y := layers.Apply(b.Conv, x)
-	if !b.UseResidual {
+	return invertedResidual(b.Conv, b.UseResidual, x)
+}
+
+// invertedResidual returns chain(x), plus x when residual; in inference
+// the sum goes into the chain's output in place when nothing else can
+// hold that output (layers.Exclusive).
+func invertedResidual(chain *layers.Sequential, residual bool, x *autograd.Var) *autograd.Var {
+	y := layers.Apply(chain, x)
+	if !residual {
 		return y
 	}
 	if !x.RequiresGrad() && !y.RequiresGrad() && !layers.SameData(x, y) &&
-		slices.Equal(x.Shape(), y.Shape()) && layers.Exclusive(b.Conv) {
+		slices.Equal(x.Shape(), y.Shape()) && layers.Exclusive(chain) {
 		kernels.Add(y.Value.Data, y.Value.Data, x.Value.Data)
 		return y
 	}

@@ -92,12 +92,7 @@ func newResBottleneckBlock(in, out, stride, groups int) *ResBottleneckBlock {
 
 // Forward runs the block as the Bottleneck runs (fused in inference).
 func (b *ResBottleneckBlock) Forward(x *autograd.Var) *autograd.Var {
-	outA, ownedA := convBN(b.A, b.ABN, true, x)
-	outB, ownedB := convBN(b.B, b.BBN, true, outA)
-	if ownedA && ownedB {
-		layers.Recycle(outA)
-	}
-	return convBNResidual(b.C, b.CBN, b.Proj, x, outB, ownedB)
+	return bottleneck(b.A, b.B, b.C, b.ABN, b.BBN, b.CBN, b.Proj, x)
 }
 
 // Children lists proj and bn (when present), then f with a, a_bn, b,

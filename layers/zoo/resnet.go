@@ -192,12 +192,18 @@ func newBottleneck(in, inner, out, stride, groups int) *Bottleneck {
 // In inference each conv + BN (+ ReLU) is fused and the sum and ReLU
 // run in place (see convBN).
 func (b *Bottleneck) Forward(x *autograd.Var) *autograd.Var {
-	out1, owned1 := convBN(b.Conv1, b.BN1, true, x)
-	out2, owned2 := convBN(b.Conv2, b.BN2, true, out1)
+	return bottleneck(b.Conv1, b.Conv2, b.Conv3, b.BN1, b.BN2, b.BN3, b.Downsample, x)
+}
+
+// bottleneck runs relu(bn3(c3(relu(bn2(c2(relu(bn1(c1(x)))))))) +
+// shortcut(x)), ResNet's Bottleneck and RegNetX's ResBottleneckBlock.
+func bottleneck(c1, c2, c3 *layers.Conv2d, bn1, bn2, bn3 *layers.BatchNorm2d, ds *layers.Sequential, x *autograd.Var) *autograd.Var {
+	out1, owned1 := convBN(c1, bn1, true, x)
+	out2, owned2 := convBN(c2, bn2, true, out1)
 	if owned1 && owned2 {
 		layers.Recycle(out1)
 	}
-	return convBNResidual(b.Conv3, b.BN3, b.Downsample, x, out2, owned2)
+	return convBNResidual(c3, bn3, ds, x, out2, owned2)
 }
 
 // Children lists conv1..3, bn1..3 and downsample (when present).

@@ -38,31 +38,20 @@ class SoftBlock:
         y = F.conv2d(x, soft_weight(w, alpha, dv, zv, self.bits), b, conv.stride, conv.padding, conv.dilation, conv.groups)
         return act(y) if act is not None else y
 
+    def chain(self, names, x, act):
+        """The convs named, act after each but the last."""
+        for k, n in enumerate(names):
+            x = self.conv(n, x, None if k == len(names) - 1 else act)
+        return x
+
     def forward(self, x):
         b = self.blk
-        if isinstance(b, ResBottleneckBlock):
-            y = self.conv("f.a", x, F.relu)
-            y = self.conv("f.b", y, F.relu)
-            y = self.conv("f.c", y, None)
-            s = self.conv("proj", x, None) if b.proj is not None else x
-            return F.relu(y + s)
-        if isinstance(b, NestedInvertedResidual):
-            names = list(self.convs)
-            y = x
-            for k, n in enumerate(names):
-                y = self.conv(n, y, None if k == len(names) - 1 else b.act)
+        if isinstance(b, (InvertedResidual, NestedInvertedResidual)):
+            y = self.chain(list(self.convs), x, b.act if isinstance(b, NestedInvertedResidual) else F.relu6)
             return x + y if b.use_res else y
-        if isinstance(b, InvertedResidual):
-            names = list(self.convs)
-            y = x
-            for k, n in enumerate(names):
-                y = self.conv(n, y, None if k == len(names) - 1 else F.relu6)
-            return x + y if b.use_res else y
-        names = [n for n in self.convs if not n.startswith("downsample")]
-        y = x
-        for k, n in enumerate(names):
-            y = self.conv(n, y, None if k == len(names) - 1 else F.relu)
-        s = self.conv("downsample.0", x, None) if b.downsample is not None else x
+        shortcut = [n for n in self.convs if n in ("downsample.0", "proj")]
+        y = self.chain([n for n in self.convs if n not in shortcut], x, F.relu)
+        s = self.conv(shortcut[0], x, None) if shortcut else x
         return F.relu(y + s)
 
 
