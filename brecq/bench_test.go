@@ -39,6 +39,37 @@ var benchBlocks = []struct {
 			layers.NewConv2d(144, 24, 1, 1, 0, 1, false), layers.NewBatchNorm2d(24),
 		)}
 	}, []int{32, 24, 56, 56}},
+	// RegNetX-600MF's s1.b1 (32 -> 48 in two groups of 24, stride 2, the
+	// projection shortcut) and s2.b2 (96 in four groups, identity).
+	{"regnetx_600m_s1b1", func() layers.Module { return resBottleneckBlock(32, 48, 2, 2) }, []int{32, 32, 112, 112}},
+	{"regnetx_600m_s2b2", func() layers.Module { return resBottleneckBlock(96, 96, 1, 4) }, []int{32, 96, 28, 28}},
+	// BRECQ's MNASNet (scale 2.0): layers.8.0 (32 -> 48, 3x3 depthwise,
+	// stride 2) and layers.9.1 (80 -> 80, 5x5 depthwise, residual).
+	{"mnasnet_l8b0", func() layers.Module { return mnasNetBlock(32, 48, 3, 2, 3) }, []int{32, 32, 112, 112}},
+	{"mnasnet_l9b1", func() layers.Module { return mnasNetBlock(80, 80, 5, 1, 3) }, []int{32, 80, 28, 28}},
+}
+
+// resBottleneckBlock is RegNetX's block, its 3x3 in the given groups.
+func resBottleneckBlock(in, out, stride, groups int) *zoo.ResBottleneckBlock {
+	b := &zoo.ResBottleneckBlock{
+		A: layers.NewConv2d(in, out, 1, 1, 0, 1, false), ABN: layers.NewBatchNorm2d(out),
+		B: layers.NewConv2d(out, out, 3, stride, 1, groups, false), BBN: layers.NewBatchNorm2d(out),
+		C: layers.NewConv2d(out, out, 1, 1, 0, 1, false), CBN: layers.NewBatchNorm2d(out),
+	}
+	if in != out || stride != 1 {
+		b.Proj = layers.NewSequential(layers.NewConv2d(in, out, 1, stride, 0, 1, false), layers.NewBatchNorm2d(out))
+	}
+	return b
+}
+
+// mnasNetBlock is MNASNet's block.
+func mnasNetBlock(in, out, kernel, stride, expand int) *zoo.MNASNetBlock {
+	mid := in * expand
+	return &zoo.MNASNetBlock{UseResidual: in == out && stride == 1, Layers: layers.NewSequential(
+		layers.NewConv2d(in, mid, 1, 1, 0, 1, false), layers.NewBatchNorm2d(mid), &layers.ReLU{},
+		layers.NewConv2d(mid, mid, kernel, stride, kernel/2, mid, false), layers.NewBatchNorm2d(mid), &layers.ReLU{},
+		layers.NewConv2d(mid, out, 1, 1, 0, 1, false), layers.NewBatchNorm2d(out),
+	)}
 }
 
 // BenchmarkReconstructionStep times one AdaRound step of SPEC 4.4 on a

@@ -99,7 +99,8 @@ func (q *QuantModel) forward(x *autograd.Var, m Mode) *autograd.Var {
 // from quant modules at the given bit widths, weights rounded to nearest
 // with the searched steps (SPEC 4.3) and activation quantizers not yet
 // initialised. model is left untouched. It knows the zoo's ResNet
-// (BasicBlock, Bottleneck) and MobileNetV2 (InvertedResidual).
+// (BasicBlock, Bottleneck), RegNet (ResBottleneckBlock), MobileNetV2 and
+// MNASNet (InvertedResidual, MNASNetBlock) (docs/DESIGN.md, "BRECQ").
 func New(model *zoo.Model, weightBits, actBits int) (*QuantModel, error) {
 	if err := CheckBits("weight", weightBits); err != nil {
 		return nil, err
@@ -124,7 +125,15 @@ func build(model *zoo.Model, weightBits, actBits int) (*QuantModel, error) {
 	case *zoo.ResNet:
 		err = b.resNet(net)
 	case *zoo.MobileNetV2:
-		err = b.mobileNetV2(net)
+		err = b.headed("features", net.Features, net.Classifier)
+	case *zoo.RegNet:
+		err = b.regNet(net)
+	case *zoo.MNASNet:
+		if net.Layers == nil {
+			err = fmt.Errorf("layers missing")
+		} else {
+			err = b.headed("layers", net.Layers.Modules, net.Classifier)
+		}
 	default:
 		err = fmt.Errorf("network type %T is not supported", model.Net)
 	}
@@ -175,38 +184,80 @@ func (b *builder) resNet(net *zoo.ResNet) error {
 	return nil
 }
 
-func (b *builder) mobileNetV2(net *zoo.MobileNetV2) error {
-	for i, f := range net.Features {
-		name := fmt.Sprintf("features.%d", i)
-		if seq, ok := f.(*layers.Sequential); ok {
-			ms, err := b.chain(name, seq.Modules, true)
-			if err != nil {
-				return err
-			}
-			if len(ms) != 1 {
-				return fmt.Errorf("%s: %d layers, want one conv (+ BN + activation)", name, len(ms))
-			}
-			b.unit(ms[0])
-			continue
-		}
-		blk, err := b.block(name, f)
-		if err != nil {
-			return err
-		}
-		b.unit(blk)
-	}
-	b.pool(&Pool{Global: true})
-	if net.Classifier == nil {
-		return fmt.Errorf("classifier missing")
-	}
-	ms, err := b.chain("classifier", net.Classifier.Modules, true)
+func (b *builder) regNet(net *zoo.RegNet) error {
+	stem, err := b.conv("stem.conv", net.StemConv, net.StemBN, ActReLU, true)
 	if err != nil {
 		return err
 	}
-	if len(ms) != 1 {
-		return fmt.Errorf("classifier: %d layers, want one linear layer", len(ms))
+	b.unit(stem)
+	for i, stage := range net.Stages {
+		for j, m := range stage {
+			blk, err := b.block(fmt.Sprintf("s%d.b%d", i+1, j+1), m)
+			if err != nil {
+				return err
+			}
+			b.unit(blk)
+		}
 	}
-	b.unit(ms[0])
+	b.pool(&Pool{Global: true})
+	fc, err := b.linear("head.fc", net.FC)
+	if err != nil {
+		return err
+	}
+	b.unit(fc)
+	return nil
+}
+
+// headed builds the networks that are a list of layers and blocks, the
+// mean over H and W, and a classifier (MobileNetV2's features, MNASNet's
+// layers): each conv (+ BN + activation) of the list and the classifier's
+// linear layer are units of their own, each block is one, and a nested
+// Sequential (an MNASNet stack, a MobileNetV2 feature) is walked in turn.
+func (b *builder) headed(prefix string, body []layers.Module, classifier *layers.Sequential) error {
+	if err := b.units(prefix, body); err != nil {
+		return err
+	}
+	b.pool(&Pool{Global: true})
+	if classifier == nil {
+		return fmt.Errorf("classifier missing")
+	}
+	n := len(b.q.steps)
+	if err := b.units("classifier", classifier.Modules); err != nil {
+		return err
+	}
+	if len(b.q.steps) != n+1 {
+		return fmt.Errorf("classifier: %d layers, want one linear layer", len(b.q.steps)-n)
+	}
+	return nil
+}
+
+// units appends the units of a list of modules named prefix.0, prefix.1,
+// ...: blocks, conv [+ BN] [+ activation] groups, linear layers and
+// nested lists.
+func (b *builder) units(prefix string, ms []layers.Module) error {
+	for i := 0; i < len(ms); i++ {
+		name := fmt.Sprintf("%s.%d", prefix, i)
+		switch m := ms[i].(type) {
+		case *layers.Sequential:
+			if err := b.units(name, m.Modules); err != nil {
+				return err
+			}
+		case *zoo.BasicBlock, *zoo.Bottleneck, *zoo.InvertedResidual, *zoo.MNASNetBlock, *zoo.ResBottleneckBlock:
+			blk, err := b.block(name, m)
+			if err != nil {
+				return err
+			}
+			b.unit(blk)
+		case *layers.Dropout:
+		default:
+			q, next, err := b.group(prefix, ms, i, true)
+			if err != nil {
+				return err
+			}
+			b.unit(q)
+			i = next - 1
+		}
+	}
 	return nil
 }
 
@@ -219,47 +270,69 @@ func (b *builder) block(name string, m layers.Module) (*Block, error) {
 	case *zoo.Bottleneck:
 		return b.resBlock(name, "Bottleneck", []*layers.Conv2d{blk.Conv1, blk.Conv2, blk.Conv3},
 			[]*layers.BatchNorm2d{blk.BN1, blk.BN2, blk.BN3}, blk.Downsample)
+	case *zoo.ResBottleneckBlock:
+		return b.resBlock(name, "ResBottleneckBlock", []*layers.Conv2d{blk.A, blk.B, blk.C},
+			[]*layers.BatchNorm2d{blk.ABN, blk.BBN, blk.CBN}, blk.Proj)
 	case *zoo.InvertedResidual:
-		if blk.Conv == nil {
-			return nil, fmt.Errorf("%s: conv missing", name)
-		}
-		main, err := b.chain(name+".conv", blk.Conv.Modules, true)
-		if err != nil {
-			return nil, err
-		}
-		if len(main) == 0 {
-			return nil, fmt.Errorf("%s: no conv layers", name)
-		}
-		return b.finishBlock(&Block{Name: name, Kind: "InvertedResidual", Main: main, Residual: blk.UseResidual, Act: ActNone}), nil
+		return b.invertedResidual(name, name+".conv", blk.Conv, blk.UseResidual)
+	case *zoo.MNASNetBlock:
+		return b.invertedResidual(name, name+".layers", blk.Layers, blk.UseResidual)
 	}
 	return nil, fmt.Errorf("%s: block type %T is not supported", name, m)
 }
 
-// resBlock builds a BasicBlock or Bottleneck: every conv but the last
-// carries its ReLU and quantizer.
+// invertedResidual builds MobileNetV2's and MNASNet's blocks: the chain,
+// the input added back when residual, no activation after the add.
+func (b *builder) invertedResidual(name, chainName string, chain *layers.Sequential, residual bool) (*Block, error) {
+	if chain == nil {
+		return nil, fmt.Errorf("%s: layers missing", chainName)
+	}
+	main, err := b.chain(chainName, chain.Modules, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(main) == 0 {
+		return nil, fmt.Errorf("%s: no conv layers", name)
+	}
+	return b.finishBlock(&Block{Name: name, Kind: "InvertedResidual", Main: main, Residual: residual, Act: ActNone}), nil
+}
+
+// resBlock builds a BasicBlock, Bottleneck or ResBottleneckBlock: every
+// conv but the last carries its ReLU and quantizer; the names of the
+// convs are the block's own (conv1, f.a, ...).
 func (b *builder) resBlock(name, kind string, convs []*layers.Conv2d, bns []*layers.BatchNorm2d, ds *layers.Sequential) (*Block, error) {
 	blk := &Block{Name: name, Kind: kind, Residual: true, Act: ActReLU}
+	convNames, dsName := []string{"conv1", "conv2", "conv3"}, "downsample.0"
+	if kind == "ResBottleneckBlock" {
+		convNames, dsName = []string{"f.a", "f.b", "f.c"}, "proj"
+	}
 	for i, c := range convs {
 		last := i == len(convs)-1
 		act := ActReLU
 		if last {
 			act = ActNone
 		}
-		q, err := b.conv(fmt.Sprintf("%s.conv%d", name, i+1), c, bns[i], act, !last)
+		q, err := b.conv(name+"."+convNames[i], c, bns[i], act, !last)
 		if err != nil {
 			return nil, err
 		}
 		blk.Main = append(blk.Main, q)
 	}
 	if ds != nil {
-		ms, err := b.chain(name+".downsample", ds.Modules, false)
+		var conv *layers.Conv2d
+		var bn *layers.BatchNorm2d
+		if len(ds.Modules) == 2 {
+			conv, _ = ds.Modules[0].(*layers.Conv2d)
+			bn, _ = ds.Modules[1].(*layers.BatchNorm2d)
+		}
+		if conv == nil || bn == nil {
+			return nil, fmt.Errorf("%s.%s: want one conv + BN", name, dsName)
+		}
+		q, err := b.conv(name+"."+dsName, conv, bn, ActNone, false)
 		if err != nil {
 			return nil, err
 		}
-		if len(ms) != 1 || ms[0].Act != ActNone {
-			return nil, fmt.Errorf("%s.downsample: want one conv + BN", name)
-		}
-		blk.Downsample = ms[0]
+		blk.Downsample = q
 	}
 	return b.finishBlock(blk), nil
 }
@@ -273,52 +346,67 @@ func (b *builder) finishBlock(blk *Block) *Block {
 }
 
 // chain turns a Sequential of conv [+ BN] [+ ReLU/ReLU6] groups, linear
-// layers and dropouts into quant modules named after the conv / linear
-// entry. quantOut says whether each module quantizes its output.
+// layers, dropouts and nested Sequentials (torchvision's MobileNetV2
+// blocks) into quant modules named after the conv / linear entry.
+// quantOut says whether each module quantizes its output.
 func (b *builder) chain(prefix string, ms []layers.Module, quantOut bool) ([]*QuantModule, error) {
 	var out []*QuantModule
 	for i := 0; i < len(ms); i++ {
-		name := fmt.Sprintf("%s.%d", prefix, i)
 		switch m := ms[i].(type) {
-		case *layers.Conv2d:
-			var bn *layers.BatchNorm2d
-			if i+1 < len(ms) {
-				if n, ok := ms[i+1].(*layers.BatchNorm2d); ok {
-					bn = n
-					i++
-				}
-			}
-			act := ActNone
-			if i+1 < len(ms) {
-				switch ms[i+1].(type) {
-				case *layers.ReLU:
-					act = ActReLU
-					i++
-				case *layers.ReLU6:
-					act = ActReLU6
-					i++
-				}
-			}
-			q, err := b.conv(name, m, bn, act, quantOut)
+		case *layers.Sequential:
+			qs, err := b.chain(fmt.Sprintf("%s.%d", prefix, i), m.Modules, quantOut)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, q)
-		case *layers.Linear:
-			q, err := b.linear(name, m)
-			if err != nil {
-				return nil, err
-			}
-			if !quantOut {
-				q.AQ = nil
-			}
-			out = append(out, q)
+			out = append(out, qs...)
 		case *layers.Dropout:
 		default:
-			return nil, fmt.Errorf("%s: layer type %T is not supported", name, ms[i])
+			q, next, err := b.group(prefix, ms, i, quantOut)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, q)
+			i = next - 1
 		}
 	}
 	return out, nil
+}
+
+// group makes the quant module of the conv [+ BN] [+ ReLU/ReLU6] or
+// linear layer at ms[i], named prefix.i, and returns the index after it.
+func (b *builder) group(prefix string, ms []layers.Module, i int, quantOut bool) (*QuantModule, int, error) {
+	name := fmt.Sprintf("%s.%d", prefix, i)
+	switch m := ms[i].(type) {
+	case *layers.Conv2d:
+		var bn *layers.BatchNorm2d
+		j := i + 1
+		if j < len(ms) {
+			if n, ok := ms[j].(*layers.BatchNorm2d); ok {
+				bn = n
+				j++
+			}
+		}
+		act := ActNone
+		if j < len(ms) {
+			switch ms[j].(type) {
+			case *layers.ReLU:
+				act = ActReLU
+				j++
+			case *layers.ReLU6:
+				act = ActReLU6
+				j++
+			}
+		}
+		q, err := b.conv(name, m, bn, act, quantOut)
+		return q, j, err
+	case *layers.Linear:
+		q, err := b.linear(name, m)
+		if err == nil && !quantOut {
+			q.AQ = nil
+		}
+		return q, i + 1, err
+	}
+	return nil, 0, fmt.Errorf("%s: layer type %T is not supported", name, ms[i])
 }
 
 // conv makes the quant module of conv (+ bn folded in, when not nil).

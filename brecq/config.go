@@ -74,9 +74,12 @@ type Config struct {
 	// NumIterations is the number of AdaRound steps per unit; 20000.
 	// Negative means none: weights keep round-to-nearest.
 	NumIterations int
-	BatchSize     int     // reconstruction mini-batch; 32
-	Weight        float64 // rounding-term weight; 0.01 (0.1 for mobilenet_v2 in the paper). Negative means 0.
-	BStart, BEnd  float64 // temperature annealed from BStart to BEnd; 20 and 2
+	BatchSize     int // reconstruction mini-batch; 32
+	// Weight is the rounding term's weight; the model's
+	// (zoo.Spec.RoundingWeight: 0.01, 0.1 for mobilenet_v2, 0.2 for
+	// mnasnet), else 0.01. Negative means 0.
+	Weight       float64
+	BStart, BEnd float64 // temperature annealed from BStart to BEnd; 20 and 2
 	// Warmup is the fraction of the steps before the rounding term and the
 	// temperature schedule start; 0.2. Negative means 0.
 	Warmup float64

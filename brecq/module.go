@@ -87,13 +87,18 @@ func (q *QuantModule) QuantizedWeight() (w *tensor.Tensor, ok bool) {
 	return q.WQ.quantize(q.Weight).Value, true
 }
 
-// Block is a quantized residual block (BasicBlock, Bottleneck or
-// InvertedResidual): the Main chain, whose last module does not quantize
-// its output, plus the shortcut (Downsample, or the identity when nil) when
-// Residual, then the block's activation and its own quantizer.
+// Block is a quantized residual block (BasicBlock, Bottleneck,
+// ResBottleneckBlock or InvertedResidual): the Main chain, whose last
+// module does not quantize its output, plus the shortcut (Downsample, or
+// the identity when nil) when Residual, then the block's activation and
+// its own quantizer (docs/DESIGN.md, "BRECQ").
 type Block struct {
-	Name       string
-	Kind       string // "BasicBlock", "Bottleneck" or "InvertedResidual"
+	Name string
+	// Kind is "BasicBlock", "Bottleneck", "ResBottleneckBlock" (RegNetX's:
+	// a Bottleneck by structure, grouped in the middle, shortcut proj)
+	// or "InvertedResidual" (MobileNetV2's and MNASNet's: no activation
+	// after the add).
+	Kind       string
 	Main       []*QuantModule
 	Downsample *QuantModule
 	Residual   bool

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dghcore/dghcore/autograd"
 	"github.com/dghcore/dghcore/internal/statefile"
+	"github.com/dghcore/dghcore/layers"
 	"github.com/dghcore/dghcore/layers/zoo"
 	"github.com/dghcore/dghcore/layers/zoo/zootest"
 	"github.com/dghcore/dghcore/tensor"
@@ -104,6 +105,106 @@ func TestW8A8StaysCloseToFloat(t *testing.T) {
 				t.Errorf("folded float logits differ from the model's by %.3g (relative)", e)
 			}
 		})
+	}
+}
+
+// TestEveryArchitectureQuantizes rebuilds a narrowed instance of every
+// zoo architecture in every layout: each quant module carries the name
+// and shape of its checkpoint weight, the blocks are the network's, at 8
+// bits the logits stay near the float network's, and with the quantizers
+// off the folded network is the float one (docs/DESIGN.md, "BRECQ"). A
+// few steps of both phases run on each.
+func TestEveryArchitectureQuantizes(t *testing.T) {
+	blockKinds := map[string]string{
+		"BasicBlock": "*zoo.BasicBlock", "Bottleneck": "*zoo.Bottleneck", "ResBottleneckBlock": "*zoo.ResBottleneckBlock",
+	}
+	for _, name := range zoo.Names() {
+		for _, layout := range zoo.Layouts(name) {
+			t.Run(name+"/"+string(layout), func(t *testing.T) {
+				div := 16 // of the ImageNet widths; resnet20 is small already
+				if name == "resnet20" {
+					div = 1
+				}
+				m := zootest.RandomNarrow(t, name, layout, 3, 10, div, 31)
+				calib := randomImages(32, 4, 3, 16, 16)
+				q, err := Quantize(context.Background(), m, calib, Config{
+					WeightBits: 8, ActBits: 8, ActQuant: true, NumIterations: 2, ItersA: 2, BatchSize: 4, Seed: 33,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				state := map[string][]int{}
+				for _, e := range layers.StateDict(m.Net) {
+					state[e.Name] = e.Tensor.Shape
+				}
+				for _, qm := range q.Modules() {
+					if want, ok := state[qm.Name+".weight"]; !ok || !slices.Equal(want, qm.Weight.Shape) {
+						t.Errorf("quant module %s: weight %v, the checkpoint has %v", qm.Name, qm.Weight.Shape, want)
+					}
+				}
+				blocks := 0
+				for _, u := range q.Units() {
+					b, ok := u.(*Block)
+					if !ok {
+						continue
+					}
+					blocks++
+					mod, found := layers.Find(m, b.Name)
+					kind := fmt.Sprintf("%T", mod)
+					if want, named := blockKinds[b.Kind]; !found || named && kind != want ||
+						!named && kind != "*zoo.InvertedResidual" && kind != "*zoo.MNASNetBlock" {
+						t.Errorf("block %s of kind %s is a %s in the model", b.Name, b.Kind, kind)
+					}
+				}
+				if blocks == 0 {
+					t.Error("no blocks")
+				}
+				x := randomImages(34, 4, 3, 16, 16)
+				want := m.Logits(x)
+				full := relErr(q.Forward(x), want)
+				q.Mode = Mode{Weights: true}
+				weights := relErr(q.Forward(x), want)
+				t.Logf("relative error of the logits: W8 %.3g, W8A8 %.3g", weights, full)
+				// Random deep networks carry 8-bit rounding errors of a few
+				// percent to the logits (10-20% with the activations); a
+				// block wired wrong is off by the size of the logits. The
+				// wiring itself is checked against PyTorch block by block
+				// (TestBlocksMatchTorch).
+				if !(weights < 0.1) || !(full < 0.5) {
+					t.Errorf("logits differ from float by %.3g at W8 and %.3g at W8A8 (relative)", weights, full)
+				}
+				q.Mode = Mode{}
+				if e := relErr(q.Forward(x), want); !(e < 1e-5) {
+					t.Errorf("folded float logits differ from the model's by %.3g (relative)", e)
+				}
+			})
+		}
+	}
+}
+
+// TestRoundingWeightFromModel: a zero Config.Weight takes the model's
+// rounding weight (0.2 for mnasnet), which scales the rounding term.
+func TestRoundingWeightFromModel(t *testing.T) {
+	m := zootest.RandomNarrow(t, "mnasnet", "", 3, 10, 8, 41)
+	calib := randomImages(42, 4, 3, 16, 16)
+	rounding := func(weight float64) []float64 {
+		var rs []float64
+		_, err := Quantize(context.Background(), m, calib, Config{
+			NumIterations: 2, Warmup: -1, BatchSize: 4, Seed: 43, Weight: weight,
+			Progress: func(p Progress) { rs = append(rs, p.RoundLoss) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	model, explicit, low := rounding(0), rounding(0.2), rounding(0.01)
+	if !slices.Equal(model, explicit) {
+		t.Errorf("rounding terms with the model's weight %v, with 0.2 given %v", model, explicit)
+	}
+	// The first step's term, before the weight has steered the rounding.
+	if r := model[0] / low[0]; !(math.Abs(r-20) < 1e-5*20) {
+		t.Errorf("first step: rounding term %g with the model's weight, %g with 0.01: ratio %g, want 20", model[0], low[0], r)
 	}
 }
 

@@ -83,12 +83,15 @@ type run struct {
 // returns ctx.Err(); a later call with cfg.Resume continues at the step
 // the run stopped at and ends with the model an uninterrupted run gives.
 func Quantize(ctx context.Context, model *zoo.Model, calib *tensor.Tensor, cfg Config) (*QuantModel, error) {
+	if model == nil || model.Net == nil {
+		return nil, errors.New("brecq: no model")
+	}
+	if cfg.Weight == 0 {
+		cfg.Weight = model.Spec.RoundingWeight // 0 there too: DefaultWeight
+	}
 	s, err := cfg.resolve(calib)
 	if err != nil {
 		return nil, err
-	}
-	if model == nil || model.Net == nil {
-		return nil, errors.New("brecq: no model")
 	}
 	q, err := New(model, s.wBits, s.aBits)
 	if err != nil {

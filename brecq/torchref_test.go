@@ -229,6 +229,16 @@ var fixtureBlocks = map[string]func() layers.Module{
 			layers.NewConv2d(8, 4, 1, 1, 0, 1, false), layers.NewBatchNorm2d(4),
 		)}
 	},
+	"resbottleneck_proj": func() layers.Module { return resBottleneckBlock(8, 12, 2, 3) },
+	"resbottleneck_id":   func() layers.Module { return resBottleneckBlock(12, 12, 1, 2) },
+	"invres_torchvision": func() layers.Module {
+		return &zoo.InvertedResidual{UseResidual: true, Conv: layers.NewSequential(
+			layers.NewSequential(layers.NewConv2d(8, 48, 1, 1, 0, 1, false), layers.NewBatchNorm2d(48), &layers.ReLU6{}),
+			layers.NewSequential(layers.NewConv2d(48, 48, 3, 1, 1, 48, false), layers.NewBatchNorm2d(48), &layers.ReLU6{}),
+			layers.NewConv2d(48, 8, 1, 1, 0, 1, false), layers.NewBatchNorm2d(8),
+		)}
+	},
+	"mnasnet_k5": func() layers.Module { return mnasNetBlock(8, 8, 5, 1, 3) },
 }
 
 // TestBlocksMatchTorch checks each quant block type (SPEC 4.2) float,

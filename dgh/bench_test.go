@@ -22,6 +22,8 @@ func BenchmarkDGHStep(b *testing.B) {
 	}{
 		{"resnet18", "resnet18", 1000, 224, 32, imageNet},
 		{"mobilenet_v2", "mobilenet_v2", 1000, 224, 32, imageNet},
+		{"regnetx_600m", "regnetx_600m", 1000, 224, 32, imageNet},
+		{"mnasnet", "mnasnet", 1000, 224, 32, imageNet}, // BRECQ's, scale 2.0
 		{"resnet20", "resnet20", 10, 32, 4, imageNet},
 		// The default run's shapes: one channel, 28 + 4 padding.
 		{"resnet20_fmnist", "resnet20", 10, 28, 4, [2][]float32{{0.2860}, {0.3530}}},

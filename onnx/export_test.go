@@ -119,6 +119,14 @@ func TestRoundTripBitExact(t *testing.T) {
 			brecq.Config{ActQuant: true}, 21, Uint4, Uint4, 0},
 		{"bottleneck/W4A4", func() *zoo.Model { return tinyResNet50(8) }, 3, 32,
 			brecq.Config{ActQuant: true}, 21, Uint4, Uint4, 1},
+		// Grouped convolutions (RegNetX's ResBottleneckBlock, ResNeXt) and
+		// MNASNet's 5x5 depthwise blocks, at a sixteenth of their widths.
+		{"regnetx_600m/W4A4", func() *zoo.Model { return zootest.RandomNarrow(t, "regnetx_600m", "", 3, 10, 16, 8) }, 3, 32,
+			brecq.Config{ActQuant: true}, 21, Uint4, Uint4, 0},
+		{"resnext50_32x4d/W4A4", func() *zoo.Model { return zootest.RandomNarrow(t, "resnext50_32x4d", "", 3, 10, 16, 9) }, 3, 32,
+			brecq.Config{ActQuant: true}, 21, Uint4, Uint4, 1},
+		{"mnasnet/W4A4", func() *zoo.Model { return zootest.RandomNarrow(t, "mnasnet", "", 3, 10, 16, 10) }, 3, 32,
+			brecq.Config{ActQuant: true}, 21, Uint4, Uint4, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := quantized(t, tc.model(), tc.inCh, tc.size, tc.cfg)

@@ -92,6 +92,14 @@ func TestInferBadCheckpoints(t *testing.T) {
 	writeStateDict(t, renamedPath, renamed)
 	misshapedPath := filepath.Join(f.dir, "misshaped.pth")
 	writeStateDict(t, misshapedPath, misshaped)
+	var blockless []layers.NamedTensor // layer3.2 removed
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name, "layer3.2.") {
+			blockless = append(blockless, e)
+		}
+	}
+	blocklessPath := filepath.Join(f.dir, "blockless.pth")
+	writeStateDict(t, blocklessPath, blockless)
 
 	in := filepath.Join(f.dir, "x.npy")
 	if err := tensor.WriteNPY(in, tensor.New(1, 1, 28, 28)); err != nil {
@@ -102,15 +110,25 @@ func TestInferBadCheckpoints(t *testing.T) {
 		want                    []string
 	}{
 		{"truncated", "resnet20", truncated, []string{"truncated.pth", "truncated"}},
-		{"wrong architecture", "resnet18", f.grey, []string{"resnet18", "missing", "layer4.0.conv1.weight"}},
+		{"another architecture", "resnet18", f.grey, []string{"holds a resnet20, not a resnet18", "give --model resnet20"}},
 		{"renamed key", "resnet20", renamedPath, []string{`missing key "layer2.0.conv1.weight"`, "1 unexpected"}},
 		{"wrong shape", "resnet20", misshapedPath, []string{"layer3.1.conv2.weight", "[64 64 3 1]", "[64 64 3 3]"}},
 		{"not a checkpoint", "resnet20", notCheckpoint, []string{"notes.pth", "not a PyTorch checkpoint"}},
+		// Without --model the architecture is recognised, or the closest
+		// one named with the first key that does not fit it.
+		{"truncated, no model", "", truncated, []string{"truncated.pth", "truncated"}},
+		{"a block removed, no model", "", blocklessPath,
+			[]string{"blockless.pth", "no known architecture", "closest is resnet20 (torchvision layout)", `has no key "layer3.2.conv1.weight"`}},
+		{"renamed key, no model", "", renamedPath, []string{"closest is resnet20", `has no key "layer2.0.conv1.weight"`, "1 more key"}},
+		{"not a checkpoint, no model", "", notCheckpoint, []string{"notes.pth", "not a PyTorch checkpoint"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, stderr := invoke(context.Background(), "infer", "--model", tc.model,
-				"--checkpoint", tc.checkpoint, "--input", in, "--output", filepath.Join(f.dir, "y.npy"))
+			args := []string{"infer", "--checkpoint", tc.checkpoint, "--input", in, "--output", filepath.Join(f.dir, "y.npy")}
+			if tc.model != "" {
+				args = append(args, "--model", tc.model)
+			}
+			code, stdout, stderr := invoke(context.Background(), args...)
 			if code == exitOK {
 				t.Fatalf("exit 0 for a bad checkpoint; stdout %q", stdout)
 			}

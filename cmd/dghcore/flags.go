@@ -115,8 +115,8 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 		}
 	}
 
-	fs.StringVarP(&o.model, "model_name", "m", "", "model: "+strings.Join(zoo.Names(), ", ")+", or an ONNX file for infer and eval (default: the embedded Fashion-MNIST resnet20)")
-	fs.StringVar(&o.checkpoint, "checkpoint", "", "PyTorch checkpoint (default: BRECQ's file name in the current folder or $DGHCORE_MODELS)")
+	fs.StringVarP(&o.model, "model_name", "m", "", "model: "+strings.Join(zoo.Names(), ", ")+", or an ONNX file for infer and eval (default: the embedded Fashion-MNIST resnet20, or what --checkpoint holds)")
+	fs.StringVar(&o.checkpoint, "checkpoint", "", "PyTorch checkpoint (default: the published file's name in the current folder or $DGHCORE_MODELS); without --model its architecture is recognised")
 	fs.Int64Var(&o.seed, "random_seed", 0, "random seed")
 	fs.StringVar(&o.jsonPath, "json", "", "write a JSON report of the run (configuration, accuracies in percent, per-unit losses and scales, seconds) to this file")
 	fs.StringVar(&o.exportPath, "export", "", "write the quantized model to this ONNX file (QDQ form)")
@@ -146,7 +146,7 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 	fs.Float64Var(&o.distillLR, "distill_lr", 16, "generation learning rate")
 	fs.IntVar(&o.distillPadding, "distill_image_padding", 0, "padding around the generated images, cropped by augmentation (default: 32 at 224 pixels, scaled with the image size)")
 	fs.Float64Var(&o.distillStd, "distill_std_factor", 10, "weight of the std term of the BatchNorm alignment loss")
-	fs.Float64Var(&o.outputLoss, "output_loss_factor", 0, "weight of the output loss (default: the model's, 3e-7 resnet18, 1e-7 resnet50, 3e-5 mobilenet_v2)")
+	fs.Float64Var(&o.outputLoss, "output_loss_factor", 0, "weight of the output loss (default: the model's, 3e-7 resnet18, 1e-7 resnet50, 3e-5 mobilenet_v2; see the README's model table)")
 	fs.IntVar(&o.smoothingSize, "distill_smoothing_filter_size", 3, "Gaussian smoothing filter size")
 	fs.Float64Var(&o.smoothingSigma, "distill_smoothing_filter_sigma", 1.25, "Gaussian smoothing sigma")
 	fs.IntVar(&o.imgSize, "img_size", 0, "the model's input resolution for everything: generated images, evaluation (shorter side S*256/224, centre crop S), real calibration data, infer (default: the model's)")
@@ -164,7 +164,7 @@ func newFlagSet(o *options, command string) *pflag.FlagSet {
 	fs.BoolVar(&o.actQuant, "act_quant", true, "quantize activations too; --act_quant=false for weights only")
 	fs.IntVar(&o.numIterations, "num_iterations", 20000, "AdaRound iterations per unit")
 	fs.IntVar(&o.calibBatch, "batch_size_for_calibration", 32, "reconstruction mini-batch size")
-	fs.Float64Var(&o.roundWeight, "weight", 0.01, "rounding-regulariser weight, 0 or more (0.1 is usual for mobilenet_v2)")
+	fs.Float64Var(&o.roundWeight, "weight", 0.01, "rounding-regulariser weight, 0 or more (default: the model's, 0.01; 0.1 mobilenet_v2, 0.2 mnasnet)")
 	fs.IntVar(&o.bStart, "b_start", 20, "rounding temperature at the start, at least 1")
 	fs.IntVar(&o.bEnd, "b_end", 2, "rounding temperature at the end, at least 1")
 	fs.Float64Var(&o.warmup, "warmup", 0.2, "fraction of iterations without the rounding term, 0 to below 1")
@@ -206,20 +206,11 @@ func singleDashLong(fs *pflag.FlagSet, args []string) []string {
 	return out
 }
 
-// brecqCheckpoints are the file names BRECQ publishes its ImageNet
-// checkpoints under, and where.
-var brecqCheckpoints = map[string]string{
-	"resnet18":     "resnet18_imagenet.pth.tar",
-	"resnet50":     "resnet50_imagenet.pth.tar",
-	"mobilenet_v2": "mobilenetv2.pth.tar",
-}
-
-const brecqReleases = "https://github.com/yhhhli/BRECQ/releases/download/v1.0/"
-
 // findCheckpoint resolves the default checkpoint of an ImageNet model:
-// BRECQ's file name in the current folder, then in $DGHCORE_MODELS.
+// the published file's name (BRECQ's release, else torchvision's) in the
+// current folder, then in $DGHCORE_MODELS.
 func findCheckpoint(model string) (string, error) {
-	file, ok := brecqCheckpoints[model]
+	url, file, ok := zoo.Source(model)
 	if !ok {
 		return "", fmt.Errorf("--checkpoint: model %s has no published checkpoint; give one with --checkpoint FILE", model)
 	}
@@ -233,8 +224,8 @@ func findCheckpoint(model string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("--checkpoint: %s not found in %s; download it from %s%s or give --checkpoint FILE",
-		file, strings.Join(dirs, " or "), brecqReleases, file)
+	return "", fmt.Errorf("--checkpoint: %s not found in %s; download it from %s or give --checkpoint FILE",
+		file, strings.Join(dirs, " or "), url)
 }
 
 // parseFloats reads a comma-separated list such as "0.485,0.456,0.406".

@@ -124,7 +124,7 @@ func TestRefusals(t *testing.T) {
 		args []string
 		want []string // substrings of the error line
 	}{
-		{"unknown model", []string{"--model", "vgg16"}, []string{`unknown model "vgg16"`, "mobilenet_v2, resnet18, resnet20, resnet50"}},
+		{"unknown model", []string{"--model", "vgg16"}, []string{`unknown model "vgg16"`, "mnasnet, mobilenet_v2, regnetx_3200m, regnetx_600m, resnet101"}},
 		{"unknown model single dash", []string{"-model", "vgg16"}, []string{`unknown model "vgg16"`}},
 		{"weight bits high", []string{"--weights_n_bits", "9"}, []string{"--weights_n_bits 9", "2..8"}},
 		{"activation bits low", []string{"-activation-n-bits", "1"}, []string{"--activation_n_bits 1", "2..8"}},
@@ -134,10 +134,10 @@ func TestRefusals(t *testing.T) {
 		{"checkpoint file absent", []string{"--model", "resnet18", "--checkpoint", filepath.Join(f.dir, "nope.pth")},
 			[]string{"nope.pth", "no such file"}},
 		{"checkpoint of another model", []string{"--model", "resnet18", "--checkpoint", f.grey},
-			[]string{"is not a resnet18 checkpoint", "missing key"}},
+			[]string{"holds a resnet20, not a resnet18"}},
 		{"not a checkpoint", []string{"--model", "resnet20", "--checkpoint", notCheckpoint},
 			[]string{"is not a resnet20 checkpoint", "not a PyTorch checkpoint"}},
-		{"checkpoint without model", []string{"--checkpoint", f.grey}, []string{"--model"}},
+		{"checkpoint of no known model", []string{"--checkpoint", notCheckpoint}, []string{"--checkpoint", "not a PyTorch checkpoint"}},
 		{"data folder missing", append(slices.Clone(rgb), "--data_path", filepath.Join(f.dir, "nowhere")),
 			[]string{"--data_path", "nowhere", "no such file"}},
 		{"data folder empty", append(slices.Clone(rgb), "--data_path", emptyDir), []string{"--data_path", "empty"}},

@@ -66,10 +66,7 @@ func (a *app) checkExportPath() error {
 func (a *app) inputMetadata() []onnx.Entry {
 	ckpt := embeddedName
 	if !a.o.embedded() {
-		ckpt = filepath.Base(a.o.checkpoint)
-		if a.o.checkpoint == "" {
-			ckpt = brecqCheckpoints[a.model.Name]
-		}
+		ckpt = filepath.Base(a.checkpointPath)
 	}
 	floats := func(v []float32) string {
 		s := make([]string, len(v))

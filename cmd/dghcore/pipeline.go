@@ -262,12 +262,20 @@ func (a *app) brecqConfig() brecq.Config {
 	return brecq.Config{
 		WeightBits: o.weightsBits, ActBits: o.activationBits,
 		NumIterations: offIfZero(o.numIterations), BatchSize: o.calibBatch,
-		Weight: offIfZero(o.roundWeight), BStart: float64(o.bStart), BEnd: float64(o.bEnd),
+		Weight: offIfZero(a.roundingWeight()), BStart: float64(o.bStart), BEnd: float64(o.bEnd),
 		Warmup: offIfZero(o.warmup), ActQuant: o.actQuant, ItersA: offIfZero(o.itersA),
 		LR: o.lrA, P: o.pNorm, HeadStem8bit: o.headStem8bit,
 		DisableNetworkOutputQuantization: o.noOutputQuant, LayerReconstruction: o.layerRecon,
 		Seed: uint64(o.seed),
 	}
+}
+
+// roundingWeight is --weight when given, else the model's (zoo.Spec).
+func (a *app) roundingWeight() float64 {
+	if a.o.fs.Changed("weight") || a.model.Spec.RoundingWeight == 0 {
+		return a.o.roundWeight
+	}
+	return a.model.Spec.RoundingWeight
 }
 
 func offIfZero[T int | float64](v T) T {
@@ -299,7 +307,7 @@ func (a *app) describeSettings(generates bool) {
 		bits, lsq = fmt.Sprintf("W%d (weights only)", o.weightsBits), ""
 	}
 	fmt.Fprintf(a.out, "Quantization: %s, %d AdaRound iterations per unit%s, rounding weight %g\n",
-		bits, o.numIterations, lsq, o.roundWeight)
+		bits, o.numIterations, lsq, a.roundingWeight())
 }
 
 // describeResume says what a resumed run takes over from the saved one.

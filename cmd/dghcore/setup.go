@@ -13,7 +13,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"strings"
 
 	"github.com/dghcore/dghcore/assets"
 	"github.com/dghcore/dghcore/dataset"
@@ -78,9 +77,6 @@ func (a *app) loadModel() error {
 				return usageErrorf("%v", err)
 			}
 		}
-		if o.model == "" {
-			return usageErrorf("--checkpoint %s: say which architecture it holds with --model (%s)", path, strings.Join(zoo.Names(), ", "))
-		}
 		if st, err := os.Stat(path); err != nil {
 			return usageErrorf("--checkpoint %s: %v", path, errorsUnwrapPath(err))
 		} else if st.IsDir() {
@@ -99,14 +95,22 @@ func (a *app) loadModel() error {
 		name = assets.ResNet20FashionMNISTModel
 	}
 	sd, err := torchload.LoadBytes(data)
-	if err == nil {
-		a.model, err = zoo.Build(name, sd)
-	}
-	if err != nil {
-		if o.embedded() {
+	switch {
+	case o.embedded():
+		if err == nil {
+			a.model, err = zoo.Build(name, sd)
+		}
+		if err != nil {
 			return fmt.Errorf("embedded model: %w", err)
 		}
+	case err != nil && name == "":
+		return usageErrorf("--checkpoint %s: %v", a.checkpointPath, err)
+	case err != nil:
 		return usageErrorf("--checkpoint %s is not a %s checkpoint: %v", a.checkpointPath, name, err)
+	default:
+		if err := a.buildModel(a.checkpointPath, sd); err != nil {
+			return err
+		}
 	}
 	if err := layers.CheckValues(a.model.Net); err != nil {
 		return usageErrorf("--checkpoint %s: %v", a.checkpointPath, err)
@@ -125,9 +129,39 @@ func (a *app) loadModel() error {
 		desc = "the embedded Fashion-MNIST checkpoint"
 	}
 	fmt.Fprintf(a.out, "Model: %s from %s (%d-channel %dx%d input, %s)\n",
-		a.model.Name, desc, a.channels, a.size, a.size, plural(a.classes, "class", "classes"))
+		modelLabel(a.model), desc, a.channels, a.size, a.size, plural(a.classes, "class", "classes"))
 	fmt.Fprintf(a.out, "Kernels: %s\n", a.kernels)
 	return nil
+}
+
+// buildModel builds --model from the checkpoint, or without --model the
+// architecture the checkpoint's keys and shapes say it holds
+// (docs/DESIGN.md, "Models and checkpoints"), and says which it took. A
+// checkpoint of another known architecture than --model's is named.
+func (a *app) buildModel(path string, sd *torchload.StateDict) (err error) {
+	if a.o.model != "" {
+		if a.model, err = zoo.Build(a.o.model, sd); err != nil {
+			if other, rerr := zoo.Recognize(sd); rerr == nil {
+				return usageErrorf("--checkpoint %s holds a %s, not a %s; drop --model or give --model %s", path, modelLabel(other), a.o.model, other.Name)
+			}
+			return usageErrorf("--checkpoint %s is not a %s checkpoint: %v", path, a.o.model, err)
+		}
+		return nil
+	}
+	if a.model, err = zoo.Recognize(sd); err != nil {
+		return usageErrorf("--checkpoint %s: %v", path, err)
+	}
+	fmt.Fprintf(a.out, "Recognised %s (%s layout) from the checkpoint's keys and shapes\n", a.model.Name, a.model.Layout)
+	return nil
+}
+
+// modelLabel names the model, with its key layout where its name has
+// several.
+func modelLabel(m *zoo.Model) string {
+	if len(zoo.Layouts(m.Name)) > 1 {
+		return fmt.Sprintf("%s (%s layout)", m.Name, m.Layout)
+	}
+	return m.Name
 }
 
 // errorsUnwrapPath drops the path an *os.PathError repeats.

@@ -64,6 +64,11 @@ func exclusive(m layers.Module) bool {
 	case *Bottleneck:
 		return !b.HasHooks() && allExclusive(b.Conv1, b.BN1, b.Conv2, b.BN2, b.Conv3, b.BN3) &&
 			(b.Downsample == nil || layers.Exclusive(b.Downsample))
+	case *ResBottleneckBlock:
+		return !b.HasHooks() && allExclusive(b.A, b.ABN, b.B, b.BBN, b.C, b.CBN) &&
+			(b.Proj == nil || layers.Exclusive(b.Proj))
+	case *MNASNetBlock:
+		return !b.HasHooks() && layers.Exclusive(b.Layers)
 	}
 	return layers.Exclusive(m)
 }

@@ -25,7 +25,7 @@ import (
 //
 // Parameters frozen or not.
 func TestResidualTailWithGradients(t *testing.T) {
-	basic, bottle := newBasicBlock(8, 16, 2), newBottleneck(16, 4, 1)
+	basic, bottle, regnet := newBasicBlock(8, 16, 2), newBottleneck(16, 4, 16, 1, 1), newResBottleneckBlock(8, 12, 2, 3)
 	tail := func(conv *layers.Conv2d, bn *layers.BatchNorm2d, ds *layers.Sequential, x, h *autograd.Var) *autograd.Var {
 		c := layers.Apply(conv, h)
 		sc := shortcut(ds, x)
@@ -50,6 +50,11 @@ func TestResidualTailWithGradients(t *testing.T) {
 			h1, _ := convBN(bottle.Conv1, bottle.BN1, true, x)
 			h2, _ := convBN(bottle.Conv2, bottle.BN2, true, h1)
 			return tail(bottle.Conv3, bottle.BN3, nil, x, h2)
+		}},
+		{"ResBottleneckBlock/proj", regnet, regnet.CBN, []int{2, 8, 9, 8}, func(x *autograd.Var) *autograd.Var {
+			h1, _ := convBN(regnet.A, regnet.ABN, true, x)
+			h2, _ := convBN(regnet.B, regnet.BBN, true, h1)
+			return tail(regnet.C, regnet.CBN, regnet.Proj, x, h2)
 		}},
 	} {
 		for _, params := range []bool{false, true} {

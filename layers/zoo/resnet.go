@@ -5,10 +5,12 @@ import (
 
 	"github.com/dghcore/dghcore/autograd"
 	"github.com/dghcore/dghcore/layers"
+	"github.com/dghcore/dghcore/layers/torchload"
 )
 
-// ResNet is the torchvision-style ResNet of SPEC section 2 (BRECQ's
-// layout): conv1, bn1, ReLU, maxpool (nil in the CIFAR-style resnet20),
+// ResNet is torchvision's ResNet (BRECQ's resnet18 and resnet50 share its
+// layout; docs/DESIGN.md, "Models and checkpoints"): conv1, bn1, ReLU,
+// maxpool (nil in the CIFAR-style resnet20),
 // the stages layer1..layerN of residual blocks, global average pooling and
 // fc.
 type ResNet struct {
@@ -154,8 +156,10 @@ func (b *BasicBlock) Children() []layers.Named {
 	return ch
 }
 
-// Bottleneck is ResNet-50's residual block: 1x1 reduce, 3x3 (carrying the
-// stride, torchvision v1.5 and BRECQ), 1x1 expand by 4, plus the shortcut.
+// Bottleneck is the residual block of resnet50 and its relatives: 1x1
+// reduce to the inner width, 3x3 (carrying the stride, torchvision v1.5
+// and BRECQ; grouped in ResNeXt), 1x1 expand to the output width, plus
+// the shortcut.
 type Bottleneck struct {
 	layers.Hooks
 	Conv1      *layers.Conv2d
@@ -167,16 +171,15 @@ type Bottleneck struct {
 	Downsample *layers.Sequential // nil for the identity shortcut
 }
 
-const bottleneckExpansion = 4
-
-func newBottleneck(in, planes, stride int) *Bottleneck {
-	out := planes * bottleneckExpansion
+// newBottleneck makes a Bottleneck of the given inner (conv1, conv2) and
+// output (conv3) widths; conv2 is grouped in ResNeXt.
+func newBottleneck(in, inner, out, stride, groups int) *Bottleneck {
 	b := &Bottleneck{
-		Conv1: layers.NewConv2d(in, planes, 1, 1, 0, 1, false),
-		BN1:   layers.NewBatchNorm2d(planes),
-		Conv2: layers.NewConv2d(planes, planes, 3, stride, 1, 1, false),
-		BN2:   layers.NewBatchNorm2d(planes),
-		Conv3: layers.NewConv2d(planes, out, 1, 1, 0, 1, false),
+		Conv1: layers.NewConv2d(in, inner, 1, 1, 0, 1, false),
+		BN1:   layers.NewBatchNorm2d(inner),
+		Conv2: layers.NewConv2d(inner, inner, 3, stride, 1, groups, false),
+		BN2:   layers.NewBatchNorm2d(inner),
+		Conv3: layers.NewConv2d(inner, out, 1, 1, 0, 1, false),
 		BN3:   layers.NewBatchNorm2d(out),
 	}
 	if stride != 1 || in != out {
@@ -189,12 +192,18 @@ func newBottleneck(in, planes, stride int) *Bottleneck {
 // In inference each conv + BN (+ ReLU) is fused and the sum and ReLU
 // run in place (see convBN).
 func (b *Bottleneck) Forward(x *autograd.Var) *autograd.Var {
-	out1, owned1 := convBN(b.Conv1, b.BN1, true, x)
-	out2, owned2 := convBN(b.Conv2, b.BN2, true, out1)
+	return bottleneck(b.Conv1, b.Conv2, b.Conv3, b.BN1, b.BN2, b.BN3, b.Downsample, x)
+}
+
+// bottleneck runs relu(bn3(c3(relu(bn2(c2(relu(bn1(c1(x)))))))) +
+// shortcut(x)), ResNet's Bottleneck and RegNetX's ResBottleneckBlock.
+func bottleneck(c1, c2, c3 *layers.Conv2d, bn1, bn2, bn3 *layers.BatchNorm2d, ds *layers.Sequential, x *autograd.Var) *autograd.Var {
+	out1, owned1 := convBN(c1, bn1, true, x)
+	out2, owned2 := convBN(c2, bn2, true, out1)
 	if owned1 && owned2 {
 		layers.Recycle(out1)
 	}
-	return convBNResidual(b.Conv3, b.BN3, b.Downsample, x, out2, owned2)
+	return convBNResidual(c3, bn3, ds, x, out2, owned2)
 }
 
 // Children lists conv1..3, bn1..3 and downsample (when present).
@@ -210,57 +219,134 @@ func (b *Bottleneck) Children() []layers.Named {
 	return ch
 }
 
-// newImageNetResNet builds resnet18 (bottleneck false, blocks 2,2,2,2) or
-// resnet50 (bottleneck true, blocks 3,4,6,3): 7x7 stride-2 stem, 3x3
-// stride-2 max pooling, stages of width 64..512.
-func newImageNetResNet(blocks []int, bottleneck bool, inCh, classes int) *ResNet {
-	r := &ResNet{
-		Conv1:   layers.NewConv2d(inCh, 64, 7, 2, 3, 1, false),
-		BN1:     layers.NewBatchNorm2d(64),
-		MaxPool: layers.NewMaxPool2d(3, 2, 1),
+// resNetDesign is what a ResNet's name fixes, in torchvision's terms:
+// the block, the blocks per stage, the stem, and a bottleneck's grouping
+// and width per group. Its published widths are the stem's and each
+// stage's planes (64, 128, 256, 512; resnet20's 16, 32, 64).
+type resNetDesign struct {
+	bottleneck bool
+	cifar      bool // 3x3 stride-1 stem, no max pooling (resnet20)
+	depths     []int
+	stem       int
+	planes     []int
+	// A bottleneck's inner width is planes * widthPerGroup / 64 * groups
+	// (torchvision's formula), its output width 4 * planes.
+	groups, widthPerGroup int
+}
+
+const bottleneckExpansion = 4
+
+func basicResNet(depths ...int) *resNetDesign {
+	return &resNetDesign{depths: depths, stem: 64, planes: []int{64, 128, 256, 512}, groups: 1, widthPerGroup: 64}
+}
+
+func bottleneckResNet(groups, widthPerGroup int, depths ...int) *resNetDesign {
+	return &resNetDesign{bottleneck: true, depths: depths, stem: 64, planes: []int{64, 128, 256, 512},
+		groups: groups, widthPerGroup: widthPerGroup}
+}
+
+// resNet20 is the CIFAR-style resnet20: 3x3 stride-1 stem of 16
+// channels, three stages of three BasicBlocks at 16, 32, 64 channels.
+var resNet20 = resNetDesign{cifar: true, depths: []int{3, 3, 3}, stem: 16, planes: []int{16, 32, 64}, groups: 1, widthPerGroup: 64}
+
+// inner and out are a block's inner and output widths for planes.
+func (d *resNetDesign) inner(planes int) int {
+	if !d.bottleneck {
+		return planes
 	}
-	in := 64
-	for i, n := range blocks {
-		planes := 64 << i
+	return planes * d.widthPerGroup / 64 * d.groups
+}
+
+func (d *resNetDesign) out(planes int) int {
+	if !d.bottleneck {
+		return planes
+	}
+	return planes * bottleneckExpansion
+}
+
+// lastConv is the block's conv whose output width is the block's.
+func (d *resNetDesign) lastConv() string {
+	if d.bottleneck {
+		return "conv3"
+	}
+	return "conv2"
+}
+
+// resNetConfig is a ResNet design at given widths.
+type resNetConfig struct {
+	d      *resNetDesign
+	stem   int
+	planes []int
+}
+
+// resNetFamily makes the ResNets of one design.
+type resNetFamily struct{ d *resNetDesign }
+
+func (f resNetFamily) published(div int) config {
+	c := resNetConfig{d: f.d, stem: max(f.d.stem/div, 1)}
+	for _, p := range f.d.planes {
+		// At least one channel per group inside a bottleneck.
+		c.planes = append(c.planes, max(p/div, (64+f.d.widthPerGroup-1)/f.d.widthPerGroup))
+	}
+	return c
+}
+
+func (f resNetFamily) read(sd *torchload.StateDict) config {
+	c := resNetConfig{d: f.d, stem: dimOf(sd, "conv1.weight", 4, 0, f.d.stem)}
+	for i, p := range f.d.planes {
+		out := dimOf(sd, fmt.Sprintf("layer%d.0.%s.weight", i+1, f.d.lastConv()), 4, 0, f.d.out(p))
+		c.planes = append(c.planes, max(out/f.d.out(1), 1))
+	}
+	return c
+}
+
+// fits checks each stage's first block: its inner width and its 3x3
+// convolution's grouping are those the design gives its output width.
+func (f resNetFamily) fits(sd *torchload.StateDict) bool {
+	for i := range f.d.planes {
+		pre := fmt.Sprintf("layer%d.0.", i+1)
+		c1, c2, last := sd.Tensors[pre+"conv1.weight"], sd.Tensors[pre+"conv2.weight"], sd.Tensors[pre+f.d.lastConv()+".weight"]
+		if c1 == nil || c2 == nil || last == nil || c1.Dims() != 4 || c2.Dims() != 4 || last.Dims() != 4 {
+			return false
+		}
+		out := last.Shape[0]
+		if out%f.d.out(1) != 0 {
+			return false
+		}
+		inner := f.d.inner(out / f.d.out(1))
+		if c1.Shape[0] != inner || c2.Shape[0] != inner || c2.Shape[1]*f.d.groups != inner {
+			return false
+		}
+	}
+	return true
+}
+
+// build makes the network: torchvision's 7x7 stride-2 stem and 3x3
+// stride-2 max pooling, or resnet20's 3x3 stride-1 stem; each stage after
+// the first strides by 2 in its first block.
+func (c resNetConfig) build(inCh, classes int) layers.Module {
+	r := &ResNet{BN1: layers.NewBatchNorm2d(c.stem)}
+	if c.d.cifar {
+		r.Conv1 = layers.NewConv2d(inCh, c.stem, 3, 1, 1, 1, false)
+	} else {
+		r.Conv1 = layers.NewConv2d(inCh, c.stem, 7, 2, 3, 1, false)
+		r.MaxPool = layers.NewMaxPool2d(3, 2, 1)
+	}
+	in := c.stem
+	for i, n := range c.d.depths {
+		inner, out := c.d.inner(c.planes[i]), c.d.out(c.planes[i])
 		var stage []layers.Module
 		for j := range n {
 			stride := 1
 			if i > 0 && j == 0 {
 				stride = 2
 			}
-			if bottleneck {
-				stage = append(stage, newBottleneck(in, planes, stride))
-				in = planes * bottleneckExpansion
+			if c.d.bottleneck {
+				stage = append(stage, newBottleneck(in, inner, out, stride, c.d.groups))
 			} else {
-				stage = append(stage, newBasicBlock(in, planes, stride))
-				in = planes
+				stage = append(stage, newBasicBlock(in, out, stride))
 			}
-		}
-		r.Layers = append(r.Layers, stage)
-	}
-	r.FC = layers.NewLinear(in, classes, true)
-	return r
-}
-
-// newResNet20 builds the CIFAR-style resnet20 (SPEC section 2): 3x3 stride-1
-// stem of 16 channels, no max pooling, three stages of three BasicBlocks at
-// 16, 32, 64 channels, the first block of stages 2 and 3 striding by 2.
-func newResNet20(inCh, classes int) *ResNet {
-	r := &ResNet{
-		Conv1: layers.NewConv2d(inCh, 16, 3, 1, 1, 1, false),
-		BN1:   layers.NewBatchNorm2d(16),
-	}
-	in := 16
-	for i := range 3 {
-		planes := 16 << i
-		var stage []layers.Module
-		for j := range 3 {
-			stride := 1
-			if i > 0 && j == 0 {
-				stride = 2
-			}
-			stage = append(stage, newBasicBlock(in, planes, stride))
-			in = planes
+			in = out
 		}
 		r.Layers = append(r.Layers, stage)
 	}

@@ -3,6 +3,7 @@ package zoo
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math"
@@ -21,25 +22,49 @@ import (
 
 func gunzip(t testing.TB, path string) []byte {
 	t.Helper()
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	data, err := io.ReadAll(zr)
-	if err != nil {
+	if data, err = inflate(data); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return data
 }
 
+// inflate decompresses one gzip member into a buffer sized by its
+// trailer (the size mod 2^32), sparing io.ReadAll's regrowth of the
+// hundreds of megabytes the largest fixtures hold.
+func inflate(data []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	var size int
+	if n := len(data); n >= 4 {
+		size = int(binary.LittleEndian.Uint32(data[n-4:]))
+	}
+	out := make([]byte, size)
+	if _, err := io.ReadFull(zr, out); err != nil {
+		return nil, err
+	}
+	rest, err := io.ReadAll(zr) // empty unless the size wrapped
+	if err != nil {
+		return nil, err
+	}
+	return append(out, rest...), nil
+}
+
 func loadFixture(t testing.TB, file string) *torchload.StateDict {
 	t.Helper()
-	sd, err := torchload.LoadBytes(gunzip(t, filepath.Join("testdata", file)))
+	data := gunzip(t, filepath.Join("testdata", file))
+	if strings.HasSuffix(file, ".gz.gz") { // the compact fixtures: gzip twice
+		var err error
+		if data, err = inflate(data); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	sd, err := torchload.LoadBytes(data)
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
@@ -66,31 +91,66 @@ func readNPY(t testing.TB, file string) *tensor.Tensor {
 	return x
 }
 
-// TestLogitsAgainstPyTorch loads every fixture of tools/torchref/zoo.py in
-// both serialisations and compares the logits with PyTorch's within 1e-3
-// of their scale (SPEC section 6).
-func TestLogitsAgainstPyTorch(t *testing.T) {
-	tests := []struct {
-		fixture, arch string
-		inputSize     int
-	}{
-		{"resnet18", "resnet18", 224},
-		{"resnet50", "resnet50", 224},
-		{"mobilenet_v2", "mobilenet_v2", 224},
-		{"resnet20_fmnist", "resnet20", 28},
-		{"resnet20_cifar", "resnet20", 32},
+// fixture is a checkpoint of tools/torchref/zoo.py with its input and
+// PyTorch's logits.
+type fixture struct {
+	name, arch string
+	layout     Layout
+	inputSize  int
+	compact    bool // gzip twice, input compact_x (the architectures added in issue 18)
+}
+
+func (f fixture) checkpoint(ser string) string {
+	if f.compact {
+		return f.name + "." + ser + ".pth.gz.gz"
 	}
-	for _, tc := range tests {
-		x := readNPY(t, tc.fixture+"_x.npy.gz")
-		want := readNPY(t, tc.fixture+"_logits.npy")
+	return f.name + "." + ser + ".pth.gz"
+}
+
+func (f fixture) input() string {
+	if f.compact {
+		return "compact_x.npy.gz"
+	}
+	return f.name + "_x.npy.gz"
+}
+
+var fixtures = []fixture{
+	{"resnet18", "resnet18", LayoutTorchvision, 224, false},
+	{"resnet50", "resnet50", LayoutTorchvision, 224, false},
+	{"mobilenet_v2", "mobilenet_v2", LayoutBRECQ, 224, false},
+	{"resnet20_fmnist", "resnet20", LayoutTorchvision, 28, false},
+	{"resnet20_cifar", "resnet20", LayoutTorchvision, 32, false},
+	{"resnet34", "resnet34", LayoutTorchvision, 224, true},
+	{"resnet101", "resnet101", LayoutTorchvision, 224, true},
+	{"resnet152", "resnet152", LayoutTorchvision, 224, true},
+	{"wide_resnet50_2", "wide_resnet50_2", LayoutTorchvision, 224, true},
+	{"resnext50_32x4d", "resnext50_32x4d", LayoutTorchvision, 224, true},
+	{"mobilenet_v2_torchvision", "mobilenet_v2", LayoutTorchvision, 224, true},
+	{"mnasnet", "mnasnet", LayoutTorchvision, 224, true},
+	{"mnasnet1_0", "mnasnet", LayoutTorchvision, 224, true},
+	{"regnetx_600m", "regnetx_600m", LayoutBRECQ, 224, true},
+	{"regnetx_3200m", "regnetx_3200m", LayoutBRECQ, 224, true},
+}
+
+// TestLogitsAgainstPyTorch loads every fixture of tools/torchref/zoo.py in
+// both serialisations, recognises its architecture from the keys and
+// shapes alone, and compares the logits with PyTorch's within 1e-3 of
+// their scale (docs/DESIGN.md, "Testing and numerics").
+func TestLogitsAgainstPyTorch(t *testing.T) {
+	for _, f := range fixtures {
+		x := readNPY(t, f.input())
+		want := readNPY(t, f.name+"_logits.npy")
 		for _, ser := range []string{"zip", "legacy"} {
-			t.Run(tc.fixture+"/"+ser, func(t *testing.T) {
-				m, err := Build(tc.arch, loadFixture(t, tc.fixture+"."+ser+".pth.gz"))
+			t.Run(f.name+"/"+ser, func(t *testing.T) {
+				m, err := Recognize(loadFixture(t, f.checkpoint(ser)))
 				if err != nil {
 					t.Fatal(err)
 				}
-				if m.Spec.InputSize != tc.inputSize || len(m.Spec.Mean) != x.Shape[1] || len(m.Spec.Std) != x.Shape[1] {
-					t.Errorf("spec %+v for %d-channel input, want size %d", m.Spec, x.Shape[1], tc.inputSize)
+				if m.Name != f.arch || m.Layout != f.layout {
+					t.Fatalf("recognised %s (%s layout), want %s (%s)", m.Name, m.Layout, f.arch, f.layout)
+				}
+				if m.Spec.InputSize != f.inputSize || len(m.Spec.Mean) != x.Shape[1] || len(m.Spec.Std) != x.Shape[1] {
+					t.Errorf("spec %+v for %d-channel input, want size %d", m.Spec, x.Shape[1], f.inputSize)
 				}
 				got := m.Logits(x)
 				if !slices.Equal(got.Shape, want.Shape) {
@@ -144,45 +204,84 @@ func TestWrongArchitecture(t *testing.T) {
 	}
 }
 
-// TestSpecs checks each architecture's LastBN is its last BatchNorm2d in
-// definition order, and the output sizes of fresh models.
+// TestSpecs checks each architecture at its published widths: the
+// parameter count PyTorch gives the same network (torchvision's
+// definitions, tools/torchref/zoo.py's RegNetX and resnet20), its LastBN
+// being its last BatchNorm2d in definition order, and the per-model
+// constants.
 func TestSpecs(t *testing.T) {
 	tests := []struct {
 		name          string
 		in, size, cls int
+		params        int
 		lastBN        string
 		factor        float32
+		weight        float64
 	}{
-		{"mobilenet_v2", 3, 224, 1000, "features.18.1", 3e-5},
-		{"resnet18", 3, 224, 1000, "layer4.1.bn2", 3e-7},
-		{"resnet20", 1, 28, 10, "layer3.2.bn2", 3e-7},
-		{"resnet50", 3, 224, 1000, "layer4.2.bn3", 1e-7},
+		{"mnasnet", 3, 224, 1000, 12469944, "layers.15", 3e-5, 0.2},
+		{"mobilenet_v2", 3, 224, 1000, 3504872, "features.18.1", 3e-5, 0.1},
+		{"regnetx_3200m", 3, 224, 1000, 15296552, "s4.b2.f.c_bn", 1e-7, 0.01},
+		{"regnetx_600m", 3, 224, 1000, 6196040, "s4.b7.f.c_bn", 1e-7, 0.01},
+		{"resnet101", 3, 224, 1000, 44549160, "layer4.2.bn3", 1e-7, 0.01},
+		{"resnet152", 3, 224, 1000, 60192808, "layer4.2.bn3", 1e-7, 0.01},
+		{"resnet18", 3, 224, 1000, 11689512, "layer4.1.bn2", 3e-7, 0.01},
+		{"resnet20", 1, 28, 10, 272186, "layer3.2.bn2", 3e-7, 0.01},
+		{"resnet34", 3, 224, 1000, 21797672, "layer4.2.bn2", 3e-7, 0.01},
+		{"resnet50", 3, 224, 1000, 25557032, "layer4.2.bn3", 1e-7, 0.01},
+		{"resnext50_32x4d", 3, 224, 1000, 25028904, "layer4.2.bn3", 1e-7, 0.01},
+		{"wide_resnet50_2", 3, 224, 1000, 68883240, "layer4.2.bn3", 1e-7, 0.01},
 	}
 	var names []string
 	for _, tc := range tests {
 		names = append(names, tc.name)
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := New(tc.name, tc.in, tc.cls)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.Spec.LastBN != tc.lastBN || m.Spec.OutputLossFactor != tc.factor || m.Spec.InputSize != tc.size {
-				t.Errorf("spec %+v", m.Spec)
-			}
-			var last string
-			for _, nm := range layers.NamedModules(m.Net) {
-				if _, ok := nm.Module.(*layers.BatchNorm2d); ok {
-					last = nm.Name
+		for _, layout := range Layouts(tc.name) {
+			t.Run(tc.name+"/"+string(layout), func(t *testing.T) {
+				m, err := NewNarrow(tc.name, layout, tc.in, tc.cls, 1)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if last != m.Spec.LastBN {
-				t.Errorf("last BatchNorm2d is %s, spec says %s", last, m.Spec.LastBN)
-			}
-		})
+				if m.Spec.LastBN != tc.lastBN || m.Spec.OutputLossFactor != tc.factor || m.Spec.RoundingWeight != tc.weight ||
+					m.Spec.InputSize != tc.size || m.Layout != layout {
+					t.Errorf("spec %+v, layout %s", m.Spec, m.Layout)
+				}
+				var last string
+				params := 0
+				for _, nm := range layers.NamedModules(m.Net) {
+					if _, ok := nm.Module.(*layers.BatchNorm2d); ok {
+						last = nm.Name
+					}
+				}
+				for _, p := range layers.Parameters(m.Net) {
+					params += p.Value.Numel()
+				}
+				if last != tc.lastBN {
+					t.Errorf("last BatchNorm2d is %s, want %s", last, tc.lastBN)
+				}
+				if params != tc.params {
+					t.Errorf("%d parameters, PyTorch's %s has %d", params, tc.name, tc.params)
+				}
+			})
+		}
 	}
 	if got := Names(); !slices.Equal(got, names) {
 		t.Errorf("Names() = %v, want %v", got, names)
 	}
+	if got := Layouts("mobilenet_v2"); !slices.Equal(got, []Layout{LayoutBRECQ, LayoutTorchvision}) {
+		t.Errorf("mobilenet_v2 layouts %v, want BRECQ's first, then torchvision's", got)
+	}
+}
+
+// firstBlock is the dotted name of an architecture's first block.
+func firstBlock(name string) string {
+	switch name {
+	case "mobilenet_v2":
+		return "features.1"
+	case "mnasnet":
+		return "layers.8.0"
+	case "regnetx_600m", "regnetx_3200m":
+		return "s1.b1"
+	}
+	return "layer1.0"
 }
 
 // TestBNHooksByIdentity: a hook on every BatchNorm2d fires exactly once
@@ -190,55 +289,54 @@ func TestSpecs(t *testing.T) {
 // records BN inputs by layer.
 func TestBNHooksByIdentity(t *testing.T) {
 	for _, name := range Names() {
-		t.Run(name, func(t *testing.T) {
-			m, err := New(name, 3, 7)
-			if err != nil {
-				t.Fatal(err)
-			}
-			calls := map[layers.Module]int{}
-			bns := 0
-			for _, nm := range layers.NamedModules(m) {
-				if bn, ok := nm.Module.(*layers.BatchNorm2d); ok {
-					bns++
-					bn.AddHook(func(mod layers.Module, in, _ *autograd.Var) {
-						if in.Shape()[1] != bn.RunningMean.Numel() {
-							t.Errorf("%s: hook input %v", nm.Name, in.Shape())
-						}
-						calls[mod]++
-					})
+		for _, layout := range Layouts(name) {
+			t.Run(name+"/"+string(layout), func(t *testing.T) {
+				m, err := NewNarrow(name, layout, 3, 7, 4)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			// A block type of this package (embedding layers.Hooks) runs its
-			// hooks too: BRECQ captures a unit's input and output this way.
-			blockName := map[string]string{"mobilenet_v2": "features.1"}[name]
-			if blockName == "" {
-				blockName = "layer1.0"
-			}
-			block, ok := layers.Find(m, blockName)
-			if !ok {
-				t.Fatalf("no module %s", blockName)
-			}
-			blockCalls := 0
-			block.(layers.Hookable).AddHook(func(layers.Module, *autograd.Var, *autograd.Var) { blockCalls++ })
-			out := m.Forward(autograd.Const(tensor.New(2, 3, 32, 32)))
-			if blockCalls != 1 {
-				t.Errorf("%s (%T) hook fired %d times", blockName, block, blockCalls)
-			}
-			if !slices.Equal(out.Shape(), []int{2, 7}) {
-				t.Errorf("logits shape %v, want [2 7]", out.Shape())
-			}
-			if out.RequiresGrad() {
-				t.Error("inference recorded a tape")
-			}
-			if len(calls) != bns {
-				t.Errorf("%d of %d BatchNorm2d hooks fired", len(calls), bns)
-			}
-			for mod, n := range calls {
-				if n != 1 {
-					t.Errorf("%T hook fired %d times", mod, n)
+				calls := map[layers.Module]int{}
+				bns := 0
+				for _, nm := range layers.NamedModules(m) {
+					if bn, ok := nm.Module.(*layers.BatchNorm2d); ok {
+						bns++
+						bn.AddHook(func(mod layers.Module, in, _ *autograd.Var) {
+							if in.Shape()[1] != bn.RunningMean.Numel() {
+								t.Errorf("%s: hook input %v", nm.Name, in.Shape())
+							}
+							calls[mod]++
+						})
+					}
 				}
-			}
-		})
+				// A block type of this package (embedding layers.Hooks) runs its
+				// hooks too: BRECQ captures a unit's input and output this way.
+				blockName := firstBlock(name)
+				block, ok := layers.Find(m, blockName)
+				if !ok {
+					t.Fatalf("no module %s", blockName)
+				}
+				blockCalls := 0
+				block.(layers.Hookable).AddHook(func(layers.Module, *autograd.Var, *autograd.Var) { blockCalls++ })
+				out := m.Forward(autograd.Const(tensor.New(2, 3, 32, 32)))
+				if blockCalls != 1 {
+					t.Errorf("%s (%T) hook fired %d times", blockName, block, blockCalls)
+				}
+				if !slices.Equal(out.Shape(), []int{2, 7}) {
+					t.Errorf("logits shape %v, want [2 7]", out.Shape())
+				}
+				if out.RequiresGrad() {
+					t.Error("inference recorded a tape")
+				}
+				if len(calls) != bns {
+					t.Errorf("%d of %d BatchNorm2d hooks fired", len(calls), bns)
+				}
+				for mod, n := range calls {
+					if n != 1 {
+						t.Errorf("%T hook fired %d times", mod, n)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -304,9 +402,15 @@ func TestInputGradientAgainstPyTorch(t *testing.T) {
 // block hook holds on to is neither recycled nor overwritten by the rest
 // of the pass (BRECQ keeps a unit's input and output this way).
 func TestInferenceReuseKeepsHookedValues(t *testing.T) {
-	for _, name := range []string{"mobilenet_v2", "resnet18"} {
+	for _, tc := range []struct {
+		name  string
+		block string // a block whose input or output another block updates in place
+	}{
+		{"mobilenet_v2", "features.3"}, {"resnet18", "layer2.0"}, {"mnasnet", "layers.9.1"}, {"regnetx_600m", "s2.b2"},
+	} {
+		name := tc.name
 		t.Run(name, func(t *testing.T) {
-			m, err := New(name, 3, 7)
+			m, err := NewNarrow(name, "", 3, 7, 4)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,11 +424,7 @@ func TestInferenceReuseKeepsHookedValues(t *testing.T) {
 			if got := m.Forward(in).Value.Data; !slices.Equal(got, want) {
 				t.Fatal("a second pass gave other logits")
 			}
-			blockName := map[string]string{"mobilenet_v2": "features.3"}[name]
-			if blockName == "" {
-				blockName = "layer2.0"
-			}
-			block, _ := layers.Find(m, blockName)
+			block, _ := layers.Find(m, tc.block)
 			var keptIn, keptOut *autograd.Var
 			var inCopy, outCopy []float32
 			remove := block.(layers.Hookable).AddHook(func(_ layers.Module, in, out *autograd.Var) {

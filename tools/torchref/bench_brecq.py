@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch timing of one BRECQ AdaRound step, beside Go's
-BenchmarkReconstructionStep (brecq/bench_test.go): the same blocks at batch
-32, forward with soft-rounded folded weights, |pred - target|^2 summed over
+BenchmarkReconstructionStep (brecq/bench_test.go): the same blocks
+(ResNet's, MobileNetV2's, RegNetX-600MF's and MNASNet's) at batch 32, forward with soft-rounded folded weights, |pred - target|^2 summed over
 channels and averaged, plus the rounding term at beta 10, backward, Adam.
 
 Run from the repository root with the Go benchmark's thread count:
@@ -13,8 +13,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from brecq import (InvertedResidual, BasicBlock, Bottleneck, fold, init_alpha, lp, per_channel_view, rounding_term,
-                   search_rows, soft_pairs, soft_weight)
+from brecq import (InvertedResidual, BasicBlock, Bottleneck, NestedInvertedResidual, ResBottleneckBlock, fold,
+                   init_alpha, lp, per_channel_view, rounding_term, search_rows, soft_pairs, soft_weight)
 
 
 class SoftBlock:
@@ -38,19 +38,20 @@ class SoftBlock:
         y = F.conv2d(x, soft_weight(w, alpha, dv, zv, self.bits), b, conv.stride, conv.padding, conv.dilation, conv.groups)
         return act(y) if act is not None else y
 
+    def chain(self, names, x, act):
+        """The convs named, act after each but the last."""
+        for k, n in enumerate(names):
+            x = self.conv(n, x, None if k == len(names) - 1 else act)
+        return x
+
     def forward(self, x):
         b = self.blk
-        if isinstance(b, InvertedResidual):
-            names = list(self.convs)
-            y = x
-            for k, n in enumerate(names):
-                y = self.conv(n, y, None if k == len(names) - 1 else F.relu6)
+        if isinstance(b, (InvertedResidual, NestedInvertedResidual)):
+            y = self.chain(list(self.convs), x, b.act if isinstance(b, NestedInvertedResidual) else F.relu6)
             return x + y if b.use_res else y
-        names = [n for n in self.convs if not n.startswith("downsample")]
-        y = x
-        for k, n in enumerate(names):
-            y = self.conv(n, y, None if k == len(names) - 1 else F.relu)
-        s = self.conv("downsample.0", x, None) if b.downsample is not None else x
+        shortcut = [n for n in self.convs if n in ("downsample.0", "proj")]
+        y = self.chain([n for n in self.convs if n not in shortcut], x, F.relu)
+        s = self.conv(shortcut[0], x, None) if shortcut else x
         return F.relu(y + s)
 
 
@@ -102,6 +103,12 @@ def main():
     bench("resnet18_basicblock", BasicBlock(64, 64, 1), (32, 64, 56, 56), a.steps, a.warmup)
     bench("resnet50_bottleneck", Bottleneck(64, 64, 1), (32, 64, 56, 56), a.steps, a.warmup)
     bench("mobilenet_v2_invres", InvertedResidual(24, 24, 1, 6), (32, 24, 56, 56), a.steps, a.warmup)
+    bench("regnetx_600m_s1b1", ResBottleneckBlock(32, 48, 2, 2), (32, 32, 112, 112), a.steps, a.warmup)
+    bench("regnetx_600m_s2b2", ResBottleneckBlock(96, 96, 1, 4), (32, 96, 28, 28), a.steps, a.warmup)
+    bench("mnasnet_l8b0", NestedInvertedResidual(32, 48, 2, 3, 3, torch.nn.ReLU, False, "layers"), (32, 32, 112, 112),
+          a.steps, a.warmup)
+    bench("mnasnet_l9b1", NestedInvertedResidual(80, 80, 1, 3, 5, torch.nn.ReLU, False, "layers"), (32, 80, 28, 28),
+          a.steps, a.warmup)
 
 
 if __name__ == "__main__":

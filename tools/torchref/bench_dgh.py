@@ -8,9 +8,10 @@ over all layers plus the output loss; backward to the images; RAdam step;
 plateau scheduler step; and the no-gradient forward on the finalised
 images that refreshes the batch's statistics.
 
-Random weights; batch 32; resnet18 and mobilenet_v2 at 224 + 32 padding,
-resnet20 at 32 + 4 padding, and resnet20_fmnist (one channel) at 28 + 4,
-the default run's shapes.
+Random weights; batch 32; resnet18, mobilenet_v2, regnetx_600m (the
+RegNetX of tools/torchref/zoo.py) and mnasnet (BRECQ's, torchvision's
+MNASNet at scale 2.0) at 224 + 32 padding, resnet20 at 32 + 4 padding, and
+resnet20_fmnist (one channel) at 28 + 4, the default run's shapes.
 
     /usr/bin/python3 tools/torchref/bench_dgh.py --threads 2 --steps 3
 """
@@ -26,6 +27,7 @@ import torchvision
 sys.path.insert(0, os.path.dirname(__file__))
 import dgh  # noqa: E402
 from dgh import augment, finalize, grown_sqrt, Recorder, batch_stats, targets  # noqa: E402
+from zoo import RegNetX  # noqa: E402
 
 
 class BasicBlock(nn.Module):
@@ -73,6 +75,8 @@ IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 MODELS = {
     "resnet18": (lambda: torchvision.models.resnet18(), 224, 32, 3e-7, IMAGENET),
     "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(), 224, 32, 3e-5, IMAGENET),
+    "regnetx_600m": (lambda: RegNetX(16, 48, 36.97, 2.24, 24), 224, 32, 1e-7, IMAGENET),
+    "mnasnet": (lambda: torchvision.models.MNASNet(2.0), 224, 32, 3e-5, IMAGENET),
     "resnet20": (lambda: ResNet20(), 32, 4, 3e-7, IMAGENET),
     # the default run's shapes: one channel, 28 + 4 padding
     "resnet20_fmnist": (lambda: ResNet20(in_ch=1), 28, 4, 3e-7, ([0.2860], [0.3530])),

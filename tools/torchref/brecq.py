@@ -23,7 +23,11 @@ the specification. Writes small float32 .npy fixtures into brecq/testdata/:
                              AdaRound alphas (p = 2) and LSQ steps (p = 2.4);
                              for the basic blocks lsq_steps_{loss,delta}: 40
                              steps of the activation phase (loss per step,
-                             activation steps after each)
+                             activation steps after each); the blocks are
+                             ResNet's BasicBlock and Bottleneck, RegNetX's
+                             ResBottleneckBlock (grouped), MobileNetV2's
+                             InvertedResidual in BRECQ's and torchvision's
+                             layouts, and MNASNet's block (5x5 depthwise)
 
 Run from the repository root: /usr/bin/python3 tools/torchref/brecq.py
 """
@@ -277,12 +281,88 @@ class InvertedResidual(nn.Module):
         return qs.act(y, aq)
 
 
+class ResBottleneckBlock(nn.Module):
+    """RegNetX's block in pycls's names: proj, bn (when the shape changes),
+    then f.a, f.a_bn, f.b (grouped), f.b_bn, f.c, f.c_bn."""
+
+    def __init__(self, cin, cout, stride, groups):
+        super().__init__()
+        if cin != cout or stride != 1:
+            self.proj = nn.Conv2d(cin, cout, 1, stride, bias=False)
+            self.bn = nn.BatchNorm2d(cout)
+        else:
+            self.proj = None
+        self.f = nn.Module()
+        self.f.a = nn.Conv2d(cin, cout, 1, bias=False)
+        self.f.a_bn = nn.BatchNorm2d(cout)
+        self.f.b = nn.Conv2d(cout, cout, 3, stride, 1, groups=groups, bias=False)
+        self.f.b_bn = nn.BatchNorm2d(cout)
+        self.f.c = nn.Conv2d(cout, cout, 1, bias=False)
+        self.f.c_bn = nn.BatchNorm2d(cout)
+
+    def pairs(self):
+        f = self.f
+        out = [("f.a", f.a, f.a_bn), ("f.b", f.b, f.b_bn), ("f.c", f.c, f.c_bn)]
+        return out + ([("proj", self.proj, self.bn)] if self.proj is not None else [])
+
+    def qforward(self, qs, x, wq, aq):
+        f = self.f
+        y = qconv(qs, "f.a", f.a, f.a_bn, F.relu, True, x, wq, aq)
+        y = qconv(qs, "f.b", f.b, f.b_bn, F.relu, True, y, wq, aq)
+        y = qconv(qs, "f.c", f.c, f.c_bn, None, False, y, wq, aq)
+        s = x
+        if self.proj is not None:
+            s = qconv(qs, "proj", self.proj, self.bn, None, False, x, wq, aq)
+        return qs.act(F.relu(y + s), aq)
+
+
+class NestedInvertedResidual(nn.Module):
+    """An inverted residual whose conv + BN + activation groups sit in
+    Sequentials of their own (conv.0.0, conv.0.1, ...), the projection
+    conv and BN at the top: torchvision's MobileNetV2 (ReLU6, 3x3) or, with
+    relu and a 5x5 kernel, MNASNet's block, whose flat list is named
+    layers.0 ... layers.7 instead (nested=False)."""
+
+    def __init__(self, cin, cout, stride, expand, kernel=3, act=nn.ReLU6, nested=True, attr="conv"):
+        super().__init__()
+        hidden = cin * expand
+        groups = [[nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), act()]] if expand != 1 else []
+        groups.append([nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False),
+                       nn.BatchNorm2d(hidden), act()])
+        mods = [nn.Sequential(*g) for g in groups] if nested else [m for g in groups for m in g]
+        mods += [nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.attr, self.act = attr, F.relu6 if act is nn.ReLU6 else F.relu
+        setattr(self, attr, nn.Sequential(*mods))
+        self.use_res = stride == 1 and cin == cout
+
+    def pairs(self):
+        out = []
+        for i, m in enumerate(getattr(self, self.attr)):
+            if isinstance(m, nn.Sequential):
+                out.append(("%s.%d.0" % (self.attr, i), m[0], m[1]))
+            elif isinstance(m, nn.Conv2d):
+                out.append(("%s.%d" % (self.attr, i), m, getattr(self, self.attr)[i + 1]))
+        return out
+
+    def qforward(self, qs, x, wq, aq):
+        pairs = self.pairs()
+        y = x
+        for k, (name, conv, bn) in enumerate(pairs):
+            last = k == len(pairs) - 1
+            y = qconv(qs, name, conv, bn, None if last else self.act, not last, y, wq, aq)
+        if self.use_res:
+            y = x + y
+        return qs.act(y, aq)
+
+
 def lp(pred, tgt, p):
     return (pred - tgt).abs().pow(p).sum(1).mean()
 
 
 def soft_pairs(blk):
     """(name, conv, bn) of every conv of a block, as qforward names them."""
+    if hasattr(blk, "pairs"):
+        return blk.pairs()
     if isinstance(blk, InvertedResidual):
         mods = list(blk.conv)
         return [("conv.%d" % i, mods[i], mods[i + 1]) for i, m in enumerate(mods) if isinstance(m, nn.Conv2d)]
@@ -481,6 +561,10 @@ def main():
     block_case("bottleneck_ds", lambda: Bottleneck(8, 4, 2), (2, 8, 6, 6))
     block_case("invres_res", lambda: InvertedResidual(8, 8, 1, 6), (1, 8, 5, 5))
     block_case("invres_e1", lambda: InvertedResidual(8, 4, 1, 1), (2, 8, 5, 5))
+    block_case("resbottleneck_proj", lambda: ResBottleneckBlock(8, 12, 2, 3), (2, 8, 6, 6))
+    block_case("resbottleneck_id", lambda: ResBottleneckBlock(12, 12, 1, 2), (2, 12, 5, 5))
+    block_case("invres_torchvision", lambda: NestedInvertedResidual(8, 8, 1, 6), (1, 8, 5, 5))
+    block_case("mnasnet_k5", lambda: NestedInvertedResidual(8, 8, 1, 3, 5, nn.ReLU, False, "layers"), (2, 8, 7, 7))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """Write PyTorch reference checkpoints and logits for package layers/zoo.
 
-SPEC section 2 (architectures, both checkpoint serialisations) and section 6
-(full-model logits agree with PyTorch within 1e-3 relative).
+docs/DESIGN.md, "Models and checkpoints" (architectures, both checkpoint
+serialisations) and "Testing and numerics" (full-model logits agree with
+PyTorch within 1e-3 relative).
 
-For every architecture the script builds the PyTorch model with BRECQ's
-state_dict layout, fills it with deterministic weights, sets non-trivial
-BatchNorm running statistics, and writes to layers/zoo/testdata/:
+For every architecture the script builds the PyTorch model in the layout
+its checkpoints use (torchvision's own definitions where they exist, the
+BRECQ layouts written here from their published structure), fills it with
+deterministic weights, sets non-trivial BatchNorm running statistics, and
+writes to layers/zoo/testdata/:
 
     <case>.zip.pth.gz      torch.save, zip serialisation, gzip-compressed
     <case>.legacy.pth.gz   torch.save(_use_new_zipfile_serialization=False), gzipped
@@ -28,15 +31,35 @@ training-mode pass over a separate calibration batch (so activations stay
 normalised through the depth of the network), perturbed, and rounded to the
 same grid; gamma and beta are drawn near 1 and 0.
 
-Rerunning the script reproduces every file byte for byte except the legacy
-checkpoints, whose storage keys are memory addresses (torch's legacy format);
-their tensors, and so the logits, are the same.
+The architectures added later (COMPACT_CASES: the rest of BRECQ's
+release set and torchvision's ResNets and MobileNetV2 layout, up to
+resnet152's 60 million and wide_resnet50_2's 69 million weights) are
+written smaller still, as <case>.zip.pth.gz.gz and <case>.legacy.pth.gz.gz
+with <case>_logits.npy for one shared input, compact_x.npy.gz (batch 2 at
+64x64):
+  - the period is 509 values for weights and 61 for vectors (BatchNorm
+    parameters and statistics, biases), so a tensor's fresh part is small;
+  - the running statistics come from one evaluation-mode pass over the
+    calibration batch in which every BatchNorm takes, just before it runs,
+    the mean and variance of its input averaged over the channels, times
+    a periodic per-channel perturbation: each layer normalises what
+    actually reaches it, through any depth, with little to store;
+  - the file is gzip-compressed twice: the first pass turns each periodic
+    tensor into a run of identical back-references, which the second pass
+    compresses again (resnet152: 242 MB, 1.5 MB, 0.26 MB).
+The tests decompress twice and load the real torch.save bytes.
+
+Rerunning the script on the same machine and torch build reproduces every
+file byte for byte except the legacy checkpoints, whose storage keys are
+memory addresses (torch's legacy format); their tensors, and so the logits,
+are the same. Another CPU may sum the calibration pass in another order and
+move the running statistics, and with them the logits, in the last bits.
 
 Checkpoint wrappers: mobilenet_v2 is saved as {'model': state_dict} like
 BRECQ's release; resnet20_fmnist's legacy file as {'state_dict': ...} with a
 'module.' prefix (a DataParallel save); everything else as a bare state_dict.
 
-Usage: /usr/bin/python3 tools/torchref/zoo.py [--out layers/zoo/testdata]
+Usage: /usr/bin/python3 tools/torchref/zoo.py [--out layers/zoo/testdata] [--only CASE]
 """
 
 import argparse
@@ -48,8 +71,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torchvision
+from torchvision.models.regnet import BlockParams
 
 PERIOD = 4093
+# COMPACT_CASES' periods of weights and of vectors.
+WEIGHT_PERIOD, VECTOR_PERIOD = 509, 61
 
 # The input-gradient fixtures need every ReLU input clear of the kink at 0:
 # float32 rounding in Go may flip the sign of a pre-activation within about
@@ -181,6 +208,92 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.features(x).mean([2, 3]))
 
 
+class BottleneckTransform(nn.Module):
+    """pycls's f: 1x1, BN, ReLU, 3x3 grouped (stride), BN, ReLU, 1x1, BN
+    (bottleneck ratio 1, so every width is the block's output width)."""
+
+    def __init__(self, cin, cout, stride, group_width):
+        super().__init__()
+        self.a = nn.Conv2d(cin, cout, 1, bias=False)
+        self.a_bn = nn.BatchNorm2d(cout)
+        self.b = nn.Conv2d(cout, cout, 3, stride, 1, groups=cout // group_width, bias=False)
+        self.b_bn = nn.BatchNorm2d(cout)
+        self.c = nn.Conv2d(cout, cout, 1, bias=False)
+        self.c_bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        x = F.relu(self.a_bn(self.a(x)))
+        x = F.relu(self.b_bn(self.b(x)))
+        return self.c_bn(self.c(x))
+
+
+class ResBottleneckBlock(nn.Module):
+    """pycls's residual block: relu(shortcut(x) + f(x)); the projection
+    (proj, bn) is registered before f, as pycls does, when the shape
+    changes."""
+
+    def __init__(self, cin, cout, stride, group_width):
+        super().__init__()
+        self.proj_block = cin != cout or stride != 1
+        if self.proj_block:
+            self.proj = nn.Conv2d(cin, cout, 1, stride, bias=False)
+            self.bn = nn.BatchNorm2d(cout)
+        self.f = BottleneckTransform(cin, cout, stride, group_width)
+
+    def forward(self, x):
+        s = self.bn(self.proj(x)) if self.proj_block else x
+        return F.relu(s + self.f(x))
+
+
+class Stem(nn.Module):
+    def __init__(self, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(3, cout, 3, 2, 1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+
+class Head(nn.Module):
+    def __init__(self, cin, classes):
+        super().__init__()
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class RegNetX(nn.Module):
+    """BRECQ's pycls-style RegNetX: stem, stages s1..s4 of blocks b1..bN,
+    head.fc. The stage widths, depths and group widths come from the
+    RegNet paper's design-space parameters (depth, w_0, w_a, w_m, group
+    width) through torchvision's BlockParams, an implementation of the same
+    quantisation as pycls's; stem 32, every stage strides by 2."""
+
+    def __init__(self, depth, w_0, w_a, w_m, group_width, classes=1000):
+        super().__init__()
+        p = BlockParams.from_init_params(depth=depth, w_0=w_0, w_a=w_a, w_m=w_m, group_width=group_width)
+        assert all(b == 1.0 for b in p.bottleneck_multipliers)
+        self.stem = Stem(32)
+        cin = 32
+        for i, (w, d, g) in enumerate(zip(p.widths, p.depths, p.group_widths)):
+            stage = nn.Module()
+            for j in range(d):
+                stage.add_module("b%d" % (j + 1), ResBottleneckBlock(cin, w, 2 if j == 0 else 1, g))
+                cin = w
+            self.add_module("s%d" % (i + 1), stage)
+        self.nstages = len(p.widths)
+        self.head = Head(cin, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for i in range(self.nstages):
+            for blk in getattr(self, "s%d" % (i + 1)).children():
+                x = blk(x)
+        return self.head(x)
+
+
 def grid(gen, n, scale, lo=-24, hi=24):
     """n values k/8 * scale, k ~ round(8 N(0,1)) clipped to [lo, hi]; scale a power of two."""
     k = torch.clamp(torch.round(torch.randn(n, generator=gen) * 8), lo, hi)
@@ -191,9 +304,9 @@ def pow2(x):
     return 2.0 ** round(np.log2(x))
 
 
-def tiled(gen, shape, scale):
+def tiled(gen, shape, scale, period=PERIOD):
     n = int(np.prod(shape))
-    block = grid(gen, min(n, PERIOD), scale)
+    block = grid(gen, min(n, period), scale)
     reps = -(-n // block.numel())
     return block.repeat(reps)[:n].reshape(shape)
 
@@ -228,6 +341,40 @@ def fill(model, gen, calib):
                 m.running_var.copy_(on_grid(m.running_var * factor + 1e-3))
                 m.num_batches_tracked.fill_(1000)
                 m.momentum = 0.1
+
+
+def fill_compact(model, gen, calib):
+    """fill for COMPACT_CASES: shorter periods, and running statistics
+    from one evaluation-mode pass (see the module docstring)."""
+    w_tiled = lambda shape, scale: tiled(gen, shape, scale, WEIGHT_PERIOD)
+    v_tiled = lambda shape, scale: tiled(gen, shape, scale, VECTOR_PERIOD)
+
+    def calibrate(bn, inputs):
+        x = inputs[0]
+        c = bn.running_mean.numel()
+        mean = x.mean(dim=(0, 2, 3)).mean()
+        var = x.var(dim=(0, 2, 3)).mean()
+        bn.running_mean.copy_(on_grid(mean + v_tiled((c,), 0.03125)))
+        bn.running_var.copy_(on_grid(var * torch.exp(v_tiled((c,), 0.0625)) + 1e-3))
+        bn.num_batches_tracked.fill_(1000)
+
+    with torch.no_grad():
+        hooks = []
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(w_tiled(m.weight.shape, pow2((2.0 / fan_in) ** 0.5) / 2))
+            elif isinstance(m, nn.Linear):
+                m.weight.copy_(w_tiled(m.weight.shape, pow2(m.weight.shape[1] ** -0.5)))
+                m.bias.copy_(v_tiled(m.bias.shape, 0.125))
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(1 + v_tiled(m.weight.shape, 0.125))
+                m.bias.copy_(v_tiled(m.bias.shape, 0.125))
+                hooks.append(m.register_forward_pre_hook(calibrate))
+        model.eval()
+        model(calib)
+        for h in hooks:
+            h.remove()
 
 
 def image(gen, n, c, s):
@@ -291,14 +438,59 @@ CASES = [
 ]
 
 
+# name, builder, wrapper of the state dict (None: bare)
+COMPACT_CASES = [
+    ("resnet34", lambda: torchvision.models.resnet34(), None),
+    ("resnet101", lambda: torchvision.models.resnet101(), None),
+    ("resnet152", lambda: torchvision.models.resnet152(), None),
+    ("wide_resnet50_2", lambda: torchvision.models.wide_resnet50_2(), None),
+    ("resnext50_32x4d", lambda: torchvision.models.resnext50_32x4d(), None),
+    ("mobilenet_v2_torchvision", lambda: torchvision.models.mobilenet_v2(), None),
+    # BRECQ's MNASNet is torchvision's at scale 2.0; torchvision publishes 1.0.
+    ("mnasnet", lambda: torchvision.models.MNASNet(2.0), None),
+    ("mnasnet1_0", lambda: torchvision.models.mnasnet1_0(), None),
+    # The RegNet paper's (depth, w_0, w_a, w_m, group width).
+    ("regnetx_600m", lambda: RegNetX(16, 48, 36.97, 2.24, 24), None),
+    ("regnetx_3200m", lambda: RegNetX(25, 88, 26.31, 2.25, 48), "state_dict"),
+]
+
+
+def compact_input():
+    return image(torch.Generator().manual_seed(1999), 2, 3, 64)
+
+
+def write_compact(out, i, name, build, wrapper):
+    gen = torch.Generator().manual_seed(2000 + i)
+    model = build()
+    fill_compact(model, gen, image(gen, 2, 3, 64))
+    model.double()
+    x = compact_input()
+    with torch.no_grad():
+        logits = model(x.double()).float()
+    model.float()
+    sd = model.state_dict()
+    obj = {wrapper: sd} if wrapper else sd
+    for legacy in (False, True):
+        kind = "legacy" if legacy else "zip"
+        once = gzip.compress(torch_bytes(obj, legacy), compresslevel=9, mtime=0)
+        gz(os.path.join(out, f"{name}.{kind}.pth.gz.gz"), once)
+    np.save(os.path.join(out, f"{name}_logits.npy"), logits.numpy())
+    print(f"{name}: logits {tuple(logits.shape)} max |z| {logits.abs().max():.4g} std {logits.std():.4g}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="layers/zoo/testdata")
-    ap.add_argument("--only", default="", help="write just this case")
+    ap.add_argument("--only", default="", help="write just these cases (comma-separated)")
     args = ap.parse_args()
+    only = set(args.only.split(",")) - {""}
     os.makedirs(args.out, exist_ok=True)
+    gz(os.path.join(args.out, "compact_x.npy.gz"), npy_bytes(compact_input().numpy()))
+    for i, (name, build, wrapper) in enumerate(COMPACT_CASES):
+        if not only or name in only:
+            write_compact(args.out, i, name, build, wrapper)
     for i, (name, build, n, c, s) in enumerate(CASES):
-        if args.only and args.only != name:
+        if only and name not in only:
             continue
         gen = torch.Generator().manual_seed(1000 + i)
         model = build()

@@ -43,6 +43,19 @@ func nearIdentity(rng *tensor.RNG, name string, d *tensor.Tensor) bool {
 	return true
 }
 
+// RandomNarrow is RandomModel of name in layout ("" for its first) with
+// every width divided by div (zoo.NewNarrow): the design of a large
+// network at the cost of a small one.
+func RandomNarrow(t testing.TB, name string, layout zoo.Layout, inCh, classes, div int, seed uint64) *zoo.Model {
+	t.Helper()
+	m, err := zoo.NewNarrow(name, layout, inCh, classes, div)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Randomize(m.Net, seed, nearIdentity)
+	return m
+}
+
 // RandomModelWith is RandomModel with the tensors other than weights
 // drawn by init, in state-dict order from one generator seeded by seed.
 func RandomModelWith(t testing.TB, name string, inCh, classes int, seed uint64, init Init) *zoo.Model {
