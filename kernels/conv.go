@@ -37,6 +37,27 @@ import (
 	"sync"
 )
 
+// convKernels is the convolution family's dispatch table: the direct
+// micro-kernels, the depthwise plane and row kernels, and im2col's
+// stride-2 gather.
+type convKernels struct {
+	// direct[set][tail] and directMasked[set][tail] are the direct
+	// micro-kernels (conv_direct.go), all nil where the path has none:
+	// the direct routes are then never planned.
+	direct       [2][directMR]directKernel
+	directMasked [2][directMR]directMaskedKernel
+	// dwPlane3x3(s, rows, cols, y, ldy, x, ldx, w, acc) computes rows x
+	// cols outputs of a 3x3 depthwise convolution with stride s over the
+	// zero-framed plane x (see dwPlane3x3Generic).
+	dwPlane3x3 func(s, rows, cols int, y []float32, ldy int, x []float32, ldx int, w *[10]float32, acc bool)
+	// dwRow3x3 and dwRowGrad3x3 are the row kernels of the forward pass
+	// and of the filter gradient (see dwRow3x3Generic, dwRowGrad3x3Generic).
+	dwRow3x3     func(s int, y, r0, r1, r2 []float32, w *[10]float32, acc bool)
+	dwRowGrad3x3 func(s int, dy, r0, r1, r2 []float32, g *[9]float32)
+	// gatherEven sets dst[i] = src[2*i]: an im2col row of stride 2.
+	gatherEven func(dst, src []float32)
+}
+
 // ConvParams describes a 2-D convolution: input N x C x H x W, weight
 // K x C/Groups x KH x KW, output N x K x OutH() x OutW(), all NCHW.
 type ConvParams struct {
@@ -193,7 +214,7 @@ type epilogue struct {
 // apply runs the epilogue of channel k over y in place.
 func (e *epilogue) apply(k int, y []float32) {
 	if e != nil {
-		scaleShiftImpl(y, y, e.scale[k], e.shift[k], e.act)
+		active.elementwise.scaleShift(y, y, e.scale[k], e.shift[k], e.act)
 	}
 }
 
@@ -292,7 +313,7 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 		// stay cache-resident from one image to the next; larger
 		// weights are better streamed once per slab across the batch.
 		j.overTasks(p.N*p.Groups, j.pointwiseFn)
-	case cg >= gatherMinChannels && int32Offsets(slabCols(rows, p.N*ohw)+gemmNR, ohw, p.C*p.H*p.W):
+	case cg >= gatherMinChannels && int32Offsets(slabCols(rows, p.N*ohw)+active.gemm.nr, ohw, p.C*p.H*p.W):
 		// Slabs of columns across the batch, gathered from the input
 		// as they are packed (no im2col buffer): no tile is left
 		// mostly empty by a small image, and the slabs are the
@@ -645,10 +666,10 @@ func (j *convJob) forwardPadded(lo, hi int) {
 	cols := oh0 * wq
 	// A kc x ns packed B block, the A block and the output tile share L2.
 	ns := min(cols, 240)
-	ldo := roundUp(ns, gemmNR)
+	ldo := roundUp(ns, active.gemm.nr)
 	// The last rows' reads run past the planes into the wrapped columns.
 	xp := getScratch(j.phaseSpan(cols))
-	out := getScratch(roundUp(kg, gemmMR) * ldo)
+	out := getScratch(roundUp(kg, active.gemm.mr) * ldo)
 	clear(*xp) // the frame stays zero; only the interior is rewritten
 	for t := lo; t < hi; t++ {
 		n, g := t/p.Groups, t%p.Groups
@@ -688,14 +709,14 @@ func (j *convJob) store(ch int, src, dst []float32) {
 	}
 	switch {
 	case j.beta == 0 && b == 0 && j.epi != nil:
-		scaleShiftImpl(dst, src, j.epi.scale[ch], j.epi.shift[ch], j.epi.act)
+		active.elementwise.scaleShift(dst, src, j.epi.scale[ch], j.epi.shift[ch], j.epi.act)
 		return
 	case j.beta == 0 && b == 0:
 		copy(dst, src)
 	case j.beta == 0:
 		addScalarRange(b, src, dst)
 	case j.beta == 1 && b == 0:
-		addImpl(dst, dst, src)
+		active.elementwise.add(dst, dst, src)
 	default:
 		for i, v := range src {
 			dst[i] = j.beta*dst[i] + v + b
@@ -729,20 +750,22 @@ func (j *convJob) storeSlab(g, q0, q1 int, out []float32, ldo int) {
 // an ungrouped convolution, as many as a multiple of the worker count,
 // so no worker idles while another finishes a last slab.
 func (j *convJob) setSlabs(total, maxCols int) {
-	panels := (total + gemmNR - 1) / gemmNR
+	nr := active.gemm.nr
+	panels := (total + nr - 1) / nr
 	j.slabPanels = panels
 	j.slabs = (total + maxCols - 1) / maxCols
 	if w := parWorkers(); j.p.Groups == 1 && w > 1 {
 		j.slabs = roundUp(j.slabs, w)
 	}
 	j.slabs = min(j.slabs, panels)
-	j.slabMax = (panels + j.slabs - 1) / j.slabs * gemmNR
+	j.slabMax = (panels + j.slabs - 1) / j.slabs * nr
 }
 
 // slabRange returns the columns [q0, q1) of slab sl.
 func (j *convJob) slabRange(sl, total int) (q0, q1 int) {
-	q0 = sl * j.slabPanels / j.slabs * gemmNR
-	q1 = min(total, (sl+1)*j.slabPanels/j.slabs*gemmNR)
+	nr := active.gemm.nr
+	q0 = sl * j.slabPanels / j.slabs * nr
+	q1 = min(total, (sl+1)*j.slabPanels/j.slabs*nr)
 	return q0, q1
 }
 
@@ -793,14 +816,14 @@ func (j *convJob) forward(lo, hi int) {
 	ldo := j.slabMax
 	tab := intScratch.get(kk * ldo)
 	seg := intScratch.get(kk * ((ldo + 7) / 8))
-	out := getScratch(roundUp(kg, gemmMR) * ldo)
+	out := getScratch(roundUp(kg, active.gemm.mr) * ldo)
 	for t := lo; t < hi; t++ {
 		g, sl := t/j.slabs, t%j.slabs
 		q0, q1 := j.slabRange(sl, total)
 		nq := q1 - q0
 		gth := colGather{tab: (*tab)[:kk*nq], kk: kk, plane: hw}
 		gth.max = colTable(p, q0, nq, p.C*hw, gth.tab)
-		if sgemmGather != nil {
+		if active.gemm.gather != nil {
 			gth.setSegments(nq, *seg)
 		}
 		x := j.x[(q0/ohw*p.C+g*cg)*hw:]
@@ -824,8 +847,8 @@ func (j *convJob) backwardData(lo, hi int) {
 	hw, ohw := p.H*p.W, p.OutH()*p.OutW()
 	chunks := (p.N + j.imgChunk - 1) / j.imgChunk
 	ns := min(slabCols(rows, j.imgChunk*ohw), j.imgChunk*ohw)
-	ldo := roundUp(ns, gemmNR)
-	slab := getScratch(roundUp(rows, gemmMR) * ldo)
+	ldo := roundUp(ns, active.gemm.nr)
+	slab := getScratch(roundUp(rows, active.gemm.mr) * ldo)
 	dyTab := intScratch.get(ns)
 	dySeg := intScratch.get((ns + 7) / 8)
 	tab := intScratch.get(kk * ns)
@@ -844,7 +867,7 @@ func (j *convJob) backwardData(lo, hi int) {
 				gth.tab[i] = int32(q/ohw*p.K*ohw + q%ohw)
 			}
 			gth.max = int(gth.tab[nq-1])
-			if sgemmGather != nil {
+			if active.gemm.gather != nil {
 				gth.setSegments(nq, *dySeg)
 			}
 			sgemmPrepacked(rows, nq, kg, j.w[g*j.packedSize:], dy, 0, nil, gth, 0, *slab, ldo, true, j.parallelGEMM)
@@ -881,10 +904,10 @@ func (j *convJob) backwardDataPadded(lo, hi int) {
 	chunks := (p.N + j.imgChunk - 1) / j.imgChunk
 	ldb := j.imgChunk * cols
 	ns := min(slabCols(rows, ldb), ldb)
-	ldo := roundUp(ns, gemmNR)
+	ldo := roundUp(ns, active.gemm.nr)
 	grid := getScratch(kg * ldb)
 	clear(*grid) // the wrapped-around columns stay zero
-	slab := getScratch(roundUp(rows, gemmMR) * ldo)
+	slab := getScratch(roundUp(rows, active.gemm.mr) * ldo)
 	buf := getScratch(j.imgChunk * span)
 	for t := lo; t < hi; t++ {
 		g, ch := t/chunks, t%chunks
@@ -904,7 +927,7 @@ func (j *convJob) backwardDataPadded(lo, hi int) {
 				img := b[q/cols*span+s:]
 				for r, o := range j.dOff {
 					d := img[o:][:run]
-					addImpl(d, d, (*slab)[r*ldo+q-s0:][:run])
+					active.elementwise.add(d, d, (*slab)[r*ldo+q-s0:][:run])
 				}
 				q += run
 			}
@@ -949,8 +972,8 @@ func (j *convJob) forwardIm2col(lo, hi int) {
 	ohw := p.OutH() * p.OutW()
 	total := p.N * ohw
 	col := getScratch(rows * j.slab)
-	ldo := roundUp(j.slab, gemmNR)
-	out := getScratch(roundUp(kg, gemmMR) * ldo)
+	ldo := roundUp(j.slab, active.gemm.nr)
+	out := getScratch(roundUp(kg, active.gemm.mr) * ldo)
 	for t := lo; t < hi; t++ {
 		g, sl := t/j.slabs, t%j.slabs
 		q0 := sl * j.slab

@@ -126,7 +126,7 @@ func dw3x3Forward(g *dwGeom, x, w []float32, b float32, y []float32, sc *dwScrat
 	copy(sc.taps[:9], w[:9])
 	sc.taps[9] = b
 	g.padPlane(x, sc)
-	dwPlane3x3(g.s, g.oh0, g.ow0, y, g.ow0, sc.pad, g.wp, &sc.taps, acc)
+	active.conv.dwPlane3x3(g.s, g.oh0, g.ow0, y, g.ow0, sc.pad, g.wp, &sc.taps, acc)
 }
 
 // dwPlane3x3Generic computes rows x cols outputs of a 3x3 depthwise
@@ -135,7 +135,7 @@ func dw3x3Forward(g *dwGeom, x, w []float32, b float32, y []float32, sc *dwScrat
 func dwPlane3x3Generic(s, rows, cols int, y []float32, ldy int, x []float32, ldx int, w *[10]float32, acc bool) {
 	for r := range rows {
 		i := r * s * ldx
-		dwRow3x3(s, y[r*ldy:][:cols], x[i:], x[i+ldx:], x[i+2*ldx:], w, acc)
+		active.conv.dwRow3x3(s, y[r*ldy:][:cols], x[i:], x[i+ldx:], x[i+2*ldx:], w, acc)
 	}
 }
 
@@ -201,13 +201,13 @@ func dw3x3BackwardWeight(g *dwGeom, x, dy, dw []float32, sc *dwScratch) {
 		for oh := range g.oh0 {
 			copy(sc.out[oh*wp:][:g.ow0], dy[oh*g.ow0:][:g.ow0])
 		}
-		dwRowGrad3x3(1, sc.out, sc.pad, sc.pad[wp:], sc.pad[2*wp:], gr)
+		active.conv.dwRowGrad3x3(1, sc.out, sc.pad, sc.pad[wp:], sc.pad[2*wp:], gr)
 	} else {
 		// Each dy row padded with zeros to whole vectors.
 		for oh := range g.oh0 {
 			copy(sc.out[:g.ow0], dy[oh*g.ow0:][:g.ow0])
 			r := sc.pad[2*oh*wp:]
-			dwRowGrad3x3(2, sc.out, r, r[wp:], r[2*wp:], gr)
+			active.conv.dwRowGrad3x3(2, sc.out, r, r[wp:], r[2*wp:], gr)
 		}
 	}
 	for i, v := range gr {
@@ -227,17 +227,8 @@ func dw3x3S2BackwardData(g, gq *dwGeom, dy, w, dx []float32, sc *dwScratch, acc 
 	}
 	sc.taps[9] = 0
 	gq.dilatePlane(dy, g.oh0, g.ow0, 2-g.ph, 2-g.pw, sc)
-	dwPlane3x3(1, gq.oh0, gq.ow0, dx, gq.ow0, sc.pad, gq.wp, &sc.taps, acc)
+	active.conv.dwPlane3x3(1, gq.oh0, gq.ow0, dx, gq.ow0, sc.pad, gq.wp, &sc.taps, acc)
 }
-
-// The plane and row kernels in use (and im2col's stride-2 gather), set
-// by setConvPath.
-var (
-	dwPlane3x3   = dwPlane3x3Generic
-	dwRow3x3     = dwRow3x3Generic
-	dwRowGrad3x3 = dwRowGrad3x3Generic
-	gatherEven   = gatherEvenGeneric
-)
 
 // dwFlipped3x3 describes the stride-1 backward-data pass as a forward
 // pass over dy: same kernel rotated 180 degrees, complementary padding.

@@ -21,27 +21,28 @@ import "slices"
 // channels, planes where partial groups leave at most an eighth of the
 // lanes idle (ResNet-20's 28 and 14 wide planes on Fashion-MNIST).
 
-// convDirectMicro[set][tail], when set (AVX2), runs the direct
-// micro-kernel over a column of weight panels, storing the tiles (set) or
+// directKernel is a direct micro-kernel, convKernels.direct[set][tail]:
+// it runs over a column of weight panels, storing the tiles (set) or
 // adding them:
 //
-//	convDirectMicro[set][tail](kc, panels, tails, a, x, off, d, c, ldc)
+//	direct[set][tail](kc, panels, tails, a, x, off, d, c, ldc)
 //
 // multiplies panels full directMR-row packed panels of a (a[p*directMR+i],
 // directMR*kc floats apart) and then the first tail rows of each of the
 // next tails panels by the kc x 16 matrix B[p][j] = x[off[p]+j] for j < 8,
 // x[d+off[p]+j-8] for j >= 8, into the rows c[i*ldc:][:16].
-var convDirectMicro *[2][directMR]func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int)
+type directKernel func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int)
 
-// convDirectMasked[set][tail], when set (AVX2), is convDirectMicro for a
-// tile of two groups that are not one run of 16 outputs, or not whole:
+// directMaskedKernel is a masked direct micro-kernel,
+// convKernels.directMasked[set][tail]: directKernel for a tile of two
+// groups that are not one run of 16 outputs, or not whole:
 //
-//	convDirectMasked[set][tail](kc, panels, tails, a, x, off, d, c, ldc, e, mask)
+//	directMasked[set][tail](kc, panels, tails, a, x, off, d, c, ldc, e, mask)
 //
 // stores (or adds) the first eight columns of each C row at c[i*ldc:] and
 // the next eight at c[i*ldc+e:], only in the lanes j where mask[j] is -1
 // (mask has 16 words; directMasks holds them all).
-var convDirectMasked *[2][directMR]func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc, e int, mask []int32)
+type directMaskedKernel func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc, e int, mask []int32)
 
 // directMaskedMaxK is the most output channels per group for which a
 // plane that needs masked tiles takes the direct path. One core, 3x3
@@ -69,7 +70,7 @@ var directMasks = func() (m [9][9][16]int32) {
 }()
 
 // directMR is the panel height the direct micro-kernels are built for;
-// the path runs only when gemmMR matches.
+// the path runs only when its GEMM tile has as many rows.
 const directMR = 6
 
 // directSplit cuts kg output channels into panels of 6 rows and then
@@ -117,8 +118,8 @@ func packDirectA(kg, rows, kb int, w, dst []float32) {
 }
 
 // convDirectGeneric is the definition of the direct micro-kernels: with
-// mask nil that of convDirectMicro (the second group right after the
-// first), else that of convDirectMasked.
+// mask nil that of directKernel (the second group right after the
+// first), else that of directMaskedKernel.
 func convDirectGeneric(set bool, kc, panels, tails, tail int, a, x []float32, off []int32, d int, c []float32, ldc, e int, mask []int32) {
 	if mask == nil {
 		e = 8
@@ -165,14 +166,15 @@ func convDirectGeneric(set bool, kc, panels, tails, tail int, a, x []float32, of
 // useDirect reports whether the forward convolution p runs on the direct
 // path.
 func useDirect(p *ConvParams) bool {
-	if convDirectMicro == nil || gemmMR != directMR || p.pointwise() || p.depthwise() {
+	k := &active
+	if k.conv.direct[0][0] == nil || k.gemm.mr != directMR || p.pointwise() || p.depthwise() {
 		return false
 	}
 	oh0, ow0 := p.OutH(), p.OutW()
 	tiles := (oh0*((ow0+7)/8) + 1) / 2
 	switch {
 	case ow0%8 == 0 && oh0*ow0%16 == 0: // whole runs of 16
-	case convDirectMasked == nil || 8*oh0*ow0 < 7*16*tiles || p.K/p.Groups > directMaskedMaxK:
+	case k.conv.directMasked[0][0] == nil || 8*oh0*ow0 < 7*16*tiles || p.K/p.Groups > directMaskedMaxK:
 		// No masked kernel, more than an eighth of the lanes idle (7x7:
 		// a quarter), or enough output channels that packing B costs
 		// the GEMM paths less than the idle lanes and masked stores.
@@ -316,7 +318,7 @@ func (j *convJob) phaseRows(x, buf []float32, fold bool) {
 func foldRow(row, d []float32, s int) {
 	if s == 1 {
 		row = row[:len(d)]
-		addImpl(row, row, d)
+		active.elementwise.add(row, row, d)
 		return
 	}
 	_ = row[s*(len(d)-1)]
@@ -331,7 +333,7 @@ func fillRow(d, row []float32, s int) {
 	case 1:
 		copy(d, row)
 	case 2:
-		gatherEven(d, row)
+		active.conv.gatherEven(d, row)
 	default:
 		for i := range d {
 			d[i] = row[s*i]
@@ -360,6 +362,7 @@ func (j *convJob) forwardDirect(lo, hi int) {
 	mPad := roundUp(kg, directMR)
 	full, tails, tail := directSplit(kg)
 	kb := kBlock(rows)
+	kern := &active.conv
 	for t := lo; t < hi; t++ {
 		img, chunk := t/j.tileChunks, t%j.tileChunks
 		n, g := img/p.Groups, img%p.Groups
@@ -399,9 +402,9 @@ func (j *convJob) forwardDirect(lo, hi int) {
 				}
 				ap, x, off := a[mPad*pc:][:mPad*kc], (*buf)[b:], j.dOff[pc:pc+kc]
 				if whole {
-					convDirectMicro[s][tail](kc, full, tails, ap, x, off, b2-b, y[q:], ohw)
+					kern.direct[s][tail](kc, full, tails, ap, x, off, b2-b, y[q:], ohw)
 				} else {
-					convDirectMasked[s][tail](kc, full, tails, ap, x, off, b2-b, y[q:], ohw, q2-q, directMasks[n1][n2][:])
+					kern.directMasked[s][tail](kc, full, tails, ap, x, off, b2-b, y[q:], ohw, q2-q, directMasks[n1][n2][:])
 				}
 			}
 		}

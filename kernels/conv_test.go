@@ -280,7 +280,8 @@ func TestConvParamsValidate(t *testing.T) {
 // its masks untouched.
 func TestConvDirectMicro(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
-		if convDirectMicro == nil || convDirectMasked == nil {
+		kern := &active.conv
+		if kern.direct[0][0] == nil || kern.directMasked[0][0] == nil {
 			t.Skip("no direct micro-kernel on this path")
 		}
 		r := rand.New(rand.NewPCG(7, 7))
@@ -312,9 +313,9 @@ func TestConvDirectMicro(t *testing.T) {
 								c0 := randSlice(r, (panels*directMR+tails*tail)*ldc+e+8, 1)
 								got, want := slices.Clone(c0), slices.Clone(c0)
 								if masked {
-									convDirectMasked[set][tail](kc, panels, tails, a, x, off, d, got, ldc, e, mask)
+									kern.directMasked[set][tail](kc, panels, tails, a, x, off, d, got, ldc, e, mask)
 								} else {
-									convDirectMicro[set][tail](kc, panels, tails, a, x, off, d, got, ldc)
+									kern.direct[set][tail](kc, panels, tails, a, x, off, d, got, ldc)
 								}
 								convDirectGeneric(set == 1, kc, panels, tails, tail, a, x, off, d, want, ldc, e, mask)
 								// The magnitude each output's roundings scale with:
@@ -419,7 +420,7 @@ func TestUseDirect(t *testing.T) {
 			for _, k := range []int{8, directMaskedMaxK, directMaskedMaxK + 1} {
 				p := ConvParams{N: 1, C: 8, H: c.h, W: c.w, K: k, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}
 				whole := c.w%8 == 0 && c.h*c.w%16 == 0
-				want := c.want && convDirectMicro != nil && (whole || k <= directMaskedMaxK)
+				want := c.want && active.conv.direct[0][0] != nil && (whole || k <= directMaskedMaxK)
 				if got := useDirect(&p); got != want {
 					t.Errorf("%s: useDirect(%dx%d, K=%d) = %v, want %v", path, c.h, c.w, k, got, want)
 				}
