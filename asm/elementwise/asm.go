@@ -16,7 +16,7 @@ import (
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
 
-	"github.com/dghcore/dghcore/asm/elementwise/avx"
+	"github.com/dghcore/dghcore/asm/internal/avx"
 )
 
 func main() {

@@ -1,6 +1,7 @@
-// Package avx holds the avo building blocks the elementwise and quant
-// generators share: an 8-lane loop with a masked tail, parameter
-// broadcasts, constants and horizontal sums. It emits AVX2+FMA code.
+// Package avx holds the avo building blocks every generator under asm/
+// shares: an 8-lane loop with a masked tail, parameter broadcasts,
+// constants and horizontal sums, the physical registers by number and
+// the 6x16 register tile's stores (tile.go). It emits AVX2+FMA code.
 package avx
 
 import (
