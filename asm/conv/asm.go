@@ -19,8 +19,7 @@ import (
 )
 
 func main() {
-	Package("github.com/dghcore/dghcore/kernels")
-	ConstraintExpr("amd64")
+	avx.Begin()
 	dwRowForward("dwRow3x3S1AVX2", 1)
 	dwRowForward("dwRow3x3S2AVX2", 2)
 	dwPlaneForward("dwPlane3x3S1AVX2", 1)

@@ -13,10 +13,11 @@ import (
 	"github.com/dghcore/dghcore/asm/internal/avx"
 )
 
-// The direct kernels' panel height (kernels.directMR) and k unroll.
+// The direct kernels' panel height (kernels.directMR) and k unroll: the
+// GEMM micro-kernel's.
 const (
-	mr     = 6
-	unroll = 4
+	mr     = avx.TileMR
+	unroll = avx.TileUnroll
 )
 
 // convDirectAVX2 emits the direct-convolution micro-kernel: the

@@ -20,7 +20,7 @@ import (
 )
 
 func main() {
-	ConstraintExpr("amd64")
+	avx.Begin()
 	axpy()
 	dot()
 	binary("addAVX2", "dst[i] = a[i] + b[i]", VADDPS)

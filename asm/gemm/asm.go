@@ -27,16 +27,15 @@ import (
 	"github.com/dghcore/dghcore/asm/internal/avx"
 )
 
-// Tile of the AVX2 kernel; gemm_amd64.go must agree.
+// The AVX2 kernel's tile (avx.TileMR x avx.TileNR).
 const (
-	mr     = 6
-	nr     = 16
-	unroll = 4
+	mr     = avx.TileMR
+	nr     = avx.TileNR
+	unroll = avx.TileUnroll
 )
 
 func main() {
-	Package("github.com/dghcore/dghcore/kernels")
-	ConstraintExpr("amd64")
+	avx.Begin()
 	sgemmMicroAVX2(false)
 	sgemmMicroAVX2(true)
 	sgemmPackB16AVX2()

@@ -14,8 +14,7 @@ import (
 )
 
 func main() {
-	Package("github.com/dghcore/dghcore/kernels")
-	ConstraintExpr("amd64")
+	avx.Begin()
 	fmaPeakAVX2()
 	clockChain()
 	Generate()

@@ -13,8 +13,7 @@ import (
 )
 
 func main() {
-	Package("github.com/dghcore/dghcore/kernels")
-	ConstraintExpr("amd64")
+	avx.Begin()
 	maxPool3x3S2()
 	Generate()
 }

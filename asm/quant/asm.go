@@ -22,7 +22,7 @@ import (
 )
 
 func main() {
-	ConstraintExpr("amd64")
+	avx.Begin()
 	fakeQuant()
 	fakeQuantBackward("fakeQuantBackwardAVX2", true)
 	fakeQuantBackward("fakeQuantDeltaGradAVX2", false)

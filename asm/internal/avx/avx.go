@@ -22,6 +22,13 @@ const (
 	CmpGT = 0x1e
 )
 
+// Begin starts a generator's output: kernels for package kernels, built
+// on amd64 only.
+func Begin() {
+	Package("github.com/dghcore/dghcore/kernels")
+	ConstraintExpr("amd64")
+}
+
 // Text starts a kernel: no stack frame, and arguments that do not escape
 // so callers keep their slices on the stack.
 func Text(name, signature string) {

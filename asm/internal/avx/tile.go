@@ -10,6 +10,14 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
+// The tile: TileMR rows of TileNR floats, k unrolled TileUnroll times.
+// kernels' gemmAVX2 (6x16) and directMR (6) must agree.
+const (
+	TileMR     = 6
+	TileNR     = 16
+	TileUnroll = 4
+)
+
 // Y returns the physical register Yi, for kernels that pin accumulators
 // and broadcast taps to registers by number.
 func Y(i int) VecPhysical {
