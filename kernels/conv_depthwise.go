@@ -241,3 +241,90 @@ func dwFlipped3x3(p *ConvParams) (ConvParams, bool) {
 	q.PadH, q.PadW = 2-p.PadH, 2-p.PadW
 	return q, true
 }
+
+// dwForward computes depthwise planes [lo, hi) of the N*C planes.
+func (j *convJob) dwForward(lo, hi int) {
+	p := &j.p
+	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
+	g := newDWGeom(p)
+	sc := getDWScratch(&g)
+	for t := lo; t < hi; t++ {
+		c := t % p.C
+		var b float32
+		if j.bias != nil {
+			b = j.bias[c]
+		}
+		x, w, y := j.x[t*hw:(t+1)*hw], j.w[c*kk:(c+1)*kk], j.y[t*ohw:(t+1)*ohw]
+		if dw3x3(p) {
+			dw3x3Forward(&g, x, w, b, y, sc, false)
+		} else {
+			dwPlaneForwardGeneric(p, x, w, b, y)
+		}
+		j.epi.apply(c, y)
+	}
+	dwScratches.Put(sc)
+}
+
+// dwBackwardData adds (beta 1) or stores (beta 0) dx for depthwise
+// planes [lo, hi). Both 3x3 strides become stride-1 passes with the taps
+// rotated: over dy itself (with the complementary padding) or over dy
+// spread out (stride 2).
+func (j *convJob) dwBackwardData(lo, hi int) {
+	p := &j.p
+	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
+	g := newDWGeom(p)
+	q, flipped := dwFlipped3x3(p)
+	flipped = flipped && dw3x3(p)
+	spread := dw3x3(p) && p.StrideH == 2
+	var gq dwGeom
+	switch {
+	case flipped:
+		gq = newDWGeom(&q)
+	case spread:
+		q = ConvParams{N: 1, C: 1, H: p.H, W: p.W, K: 1, KH: 3, KW: 3, StrideH: 1, StrideW: 1,
+			PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}
+		gq = newDWGeom(&q)
+	}
+	sc := getDWScratch(&gq)
+	var rot [9]float32
+	acc := j.beta != 0
+	for t := lo; t < hi; t++ {
+		c := t % p.C
+		dy, w, dx := j.y[t*ohw:(t+1)*ohw], j.w[c*kk:(c+1)*kk], j.x[t*hw:(t+1)*hw]
+		switch {
+		case flipped:
+			for i := range rot {
+				rot[i] = w[8-i]
+			}
+			dw3x3Forward(&gq, dy, rot[:], 0, dx, sc, acc)
+		case spread:
+			dw3x3S2BackwardData(&g, &gq, dy, w, dx, sc, acc)
+		default:
+			if !acc {
+				clear(dx)
+			}
+			dwPlaneBackwardDataGeneric(p, dy, w, dx)
+		}
+	}
+	dwScratches.Put(sc)
+}
+
+// dwBackwardWeight adds dw for channels [lo, hi), summing over images.
+func (j *convJob) dwBackwardWeight(lo, hi int) {
+	p := &j.p
+	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
+	g := newDWGeom(p)
+	sc := getDWScratch(&g)
+	for c := lo; c < hi; c++ {
+		for n := range p.N {
+			t := n*p.C + c
+			x, dy, dw := j.x[t*hw:(t+1)*hw], j.y[t*ohw:(t+1)*ohw], j.w[c*kk:(c+1)*kk]
+			if dw3x3(p) {
+				dw3x3BackwardWeight(&g, x, dy, dw, sc)
+			} else {
+				dwPlaneBackwardWeightGeneric(p, x, dy, dw)
+			}
+		}
+	}
+	dwScratches.Put(sc)
+}
