@@ -72,7 +72,7 @@ func mnasNetBlock(in, out, kernel, stride, expand int) *zoo.MNASNetBlock {
 	)}
 }
 
-// BenchmarkReconstructionStep times one AdaRound step of SPEC 4.4 on a
+// BenchmarkReconstructionStep times one AdaRound step of docs/DESIGN.md, "BRECQ", step 4 on a
 // batch of 32: forward with soft rounding, loss with the rounding term,
 // backward, Adam.
 func BenchmarkReconstructionStep(b *testing.B) {

@@ -58,10 +58,206 @@ func dwRowGrad3x3S2AVX2(n int, dy []float32, r0 []float32, r1 []float32, r2 []fl
 //go:noescape
 func gatherEvenAVX2(n int, dst []float32, src []float32)
 
-// maxPool3x3S2AVX2 computes n (a multiple of 8) 3x3 stride-2 max-pool windows
-// whose top-left corners are r0[2j], j < n, the next rows r1 and r2: y[j] is the
-// first maximum in row-major order (a NaN replaces the best so far) and, with
-// withArg, arg[j] its index base + kh*w + 2j + kw. Each row must hold 2n+2 floats.
+// convDirect0AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 0 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+0*tails.
 //
 //go:noescape
-func maxPool3x3S2AVX2(n int, r0 []float32, r1 []float32, r2 []float32, y []float32, arg []int32, withArg bool, base int, w int)
+func convDirect0AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectSet0AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 0 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+0*tails.
+//
+//go:noescape
+func convDirectSet0AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectMasked0AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 0 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+0*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked0AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked0AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 0 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+0*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked0AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirect1AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 1 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+1*tails.
+//
+//go:noescape
+func convDirect1AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectSet1AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 1 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+1*tails.
+//
+//go:noescape
+func convDirectSet1AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectMasked1AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 1 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+1*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked1AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked1AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 1 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+1*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked1AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirect2AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 2 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+2*tails.
+//
+//go:noescape
+func convDirect2AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectSet2AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 2 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+2*tails.
+//
+//go:noescape
+func convDirectSet2AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectMasked2AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 2 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+2*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked2AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked2AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 2 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+2*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked2AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirect3AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 3 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+3*tails.
+//
+//go:noescape
+func convDirect3AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectSet3AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 3 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+3*tails.
+//
+//go:noescape
+func convDirectSet3AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectMasked3AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 3 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+3*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked3AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked3AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 3 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+3*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked3AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirect4AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 4 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+4*tails.
+//
+//go:noescape
+func convDirect4AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectSet4AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 4 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+4*tails.
+//
+//go:noescape
+func convDirectSet4AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectMasked4AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 4 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+4*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked4AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked4AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 4 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+4*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked4AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirect5AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 5 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+5*tails.
+//
+//go:noescape
+func convDirect5AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectSet5AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 5 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:16], i < 6*panels+5*tails.
+//
+//go:noescape
+func convDirectSet5AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int)
+
+// convDirectMasked5AVX2 adds panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 5 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+5*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectMasked5AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// convDirectSetMasked5AVX2 stores panels packed 6 x kc A panels (mr*kc floats apart), then the
+// first 5 rows of each of the next tails, times the kc x 16 matrix
+// B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows
+// c[i*ldc:][:8] and c[i*ldc+e:][:8], i < 6*panels+5*tails, in the
+// lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).
+//
+//go:noescape
+func convDirectSetMasked5AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)

@@ -2,26 +2,48 @@ package kernels
 
 import "math"
 
-// Fake quantization, AdaRound and the scale search of BRECQ (SPEC section
-// 4). levels = 2^bits; round is round-half-to-even like torch.round;
+// Fake quantization, AdaRound and the scale search of BRECQ (docs/DESIGN.md,
+// "BRECQ"). levels = 2^bits; round is round-half-to-even like torch.round;
 // q(x) = (clamp(round(x/delta)+zp, 0, levels-1) - zp) * delta.
 // delta must be positive and finite; the scale search never yields
 // anything else.
 
 // ScaleSearchSteps is the number of shrinking candidates of the "mse"
-// scale search (SPEC 4.3): candidate i scales max and min by 1-0.01i.
+// scale search (docs/DESIGN.md, "BRECQ", step 3): candidate i scales max and min by 1-0.01i.
 const ScaleSearchSteps = 80
 
-// Implementation variables of the quant family; setQuantPath points them
-// at one kernel path.
-var (
-	fakeQuantImpl         = fakeQuantGeneric
-	fakeQuantBackwardImpl = fakeQuantBackwardGeneric
-	quantErrorLpImpl      = quantErrorLpGeneric
-	adaRoundForwardImpl   = adaRoundForwardGeneric
-	adaRoundBackwardImpl  = adaRoundBackwardGeneric
-	adaRoundRegImpl       = adaRoundRegGeneric
-)
+// quantKernels is the quantization family's dispatch table, one entry
+// per kernel of quant_generic.go (and the power of LpDistanceBackward).
+type quantKernels struct {
+	fakeQuant         func(dst, x []float32, delta, zp, qmax float32)
+	fakeQuantBackward func(x, dy, dx []float32, delta, zp, qmax float32) float64
+	quantErrorLp      func(x []float32, delta, zp, qmax, p float32) float64
+	adaRoundForward   func(dst, w, alpha []float32, delta, zp, qmax float32)
+	adaRoundBackward  func(w, alpha, dy, dAlpha []float32, delta, zp, qmax float32)
+	adaRoundReg       func(alpha, dAlpha []float32, beta, weight float32) float64
+	// lpGrad, where the path has it, is the SIMD gradient power of
+	// LpDistanceBackward (see lpBackwardRange); nil: the Go loop.
+	lpGrad func(d []float32, gp, q float32) bool
+}
+
+// fakeQuantBackwardWith runs full, or deltaOnly when dx is nil (only
+// the gradient of delta wanted): the SIMD paths' fakeQuantBackward.
+func fakeQuantBackwardWith(full func(x, dy, dx []float32, delta, zp, qmax float32) float64,
+	deltaOnly func(x, dy []float32, delta, zp, qmax float32) float64, x, dy, dx []float32, delta, zp, qmax float32) float64 {
+	if dx == nil {
+		return deltaOnly(x, dy, delta, zp, qmax)
+	}
+	return full(x, dy, dx[:len(x)], delta, zp, qmax)
+}
+
+// quantErrorLpWith runs the SIMD power simd for the exponents it covers,
+// 0 < p <= 7, the Go loop for the others: the SIMD paths' quantErrorLp.
+func quantErrorLpWith(simd func(x []float32, delta, zp, qmax, p float32) float64, x []float32, delta, zp, qmax, p float32) float64 {
+	if p > 0 && p <= 7 {
+		return simd(x, delta, zp, qmax, p)
+	}
+	return quantErrorLpGeneric(x, delta, zp, qmax, p)
+}
 
 // scaleSearchBlock is the number of floats the scale search scores every
 // candidate on before moving on: 8 KB stays in L1 across all of them.
@@ -32,7 +54,7 @@ func FakeQuant(dst, x []float32, delta, zp float32, levels int) {
 	n := len(dst)
 	qmax := float32(levels - 1)
 	if n <= blockFloats {
-		fakeQuantImpl(dst, x[:n], delta, zp, qmax)
+		active.quant.fakeQuant(dst, x[:n], delta, zp, qmax)
 		return
 	}
 	t := newTask(fakeQuantBlocks)
@@ -46,7 +68,7 @@ func fakeQuantBlocks(t *task, lo, hi int) {
 	dst, x := t.s[0], t.s[1]
 	for k := lo; k < hi; k++ {
 		i, j := blockRange(k, len(dst))
-		fakeQuantImpl(dst[i:j], x[i:j], t.f[0], t.f[1], t.f[2])
+		active.quant.fakeQuant(dst[i:j], x[i:j], t.f[0], t.f[1], t.f[2])
 	}
 }
 
@@ -68,7 +90,7 @@ func fakeQuantRows(t *task, lo, hi int) {
 	dst, x, delta, zp, cols := t.s[0], t.s[1], t.s[2], t.s[3], t.n[0]
 	for r := lo; r < hi; r++ {
 		o := r * cols
-		fakeQuantImpl(dst[o:o+cols], x[o:o+cols], delta[r], zp[r], t.f[2])
+		active.quant.fakeQuant(dst[o:o+cols], x[o:o+cols], delta[r], zp[r], t.f[2])
 	}
 }
 
@@ -86,7 +108,7 @@ func FakeQuantBackward(x, dy, dx []float32, delta, zp float32, levels int) (dDel
 	}
 	qmax := float32(levels - 1)
 	if n <= blockFloats {
-		return float32(fakeQuantBackwardImpl(x, dy, dx, delta, zp, qmax))
+		return float32(active.quant.fakeQuantBackward(x, dy, dx, delta, zp, qmax))
 	}
 	t := newTask(fakeQuantBackwardBlocks)
 	t.s[0], t.s[1], t.s[2] = x, dy, dx
@@ -106,7 +128,7 @@ func fakeQuantBackwardBlocks(t *task, lo, hi int) {
 		if dx != nil {
 			dxb = dx[i:j]
 		}
-		t.part[k] = fakeQuantBackwardImpl(x[i:j], dy[i:j], dxb, t.f[0], t.f[1], t.f[2])
+		t.part[k] = active.quant.fakeQuantBackward(x[i:j], dy[i:j], dxb, t.f[0], t.f[1], t.f[2])
 	}
 }
 
@@ -115,7 +137,7 @@ func QuantErrorLp(x []float32, delta, zp float32, levels int, p float32) float64
 	n := len(x)
 	qmax := float32(levels - 1)
 	if n <= blockFloats {
-		return quantErrorLpImpl(x, delta, zp, qmax, p)
+		return active.quant.quantErrorLp(x, delta, zp, qmax, p)
 	}
 	t := newTask(quantErrorLpBlocks)
 	t.s[0] = x
@@ -131,12 +153,12 @@ func quantErrorLpBlocks(t *task, lo, hi int) {
 	x := t.s[0]
 	for k := lo; k < hi; k++ {
 		i, j := blockRange(k, len(x))
-		t.part[k] = quantErrorLpImpl(x[i:j], t.f[0], t.f[1], t.f[2], t.f[3])
+		t.part[k] = active.quant.quantErrorLp(x[i:j], t.f[0], t.f[1], t.f[2], t.f[3])
 	}
 }
 
-// ScaleCandidate returns delta and zero point of candidate i of the SPEC
-// 4.3 search for data in [xMin, xMax], in float32 as BRECQ computes them:
+// ScaleCandidate returns delta and zero point of candidate i of the docs/DESIGN.md,
+// "BRECQ", step 3 search for data in [xMin, xMax], in float32 as BRECQ computes them:
 // max' = max*(1-0.01i), min' = min*(1-0.01i), delta = (max'-min')/(levels-1),
 // zp = round(-min'/delta). ok is false when the candidate range is empty.
 func ScaleCandidate(xMin, xMax float32, i, levels int) (delta, zp float32, ok bool) {
@@ -150,7 +172,7 @@ func ScaleCandidate(xMin, xMax float32, i, levels int) (delta, zp float32, ok bo
 	return delta, zp, true
 }
 
-// ScaleSearchLp runs the SPEC 4.3 "mse" search on x as one tensor: of the
+// ScaleSearchLp runs the docs/DESIGN.md, "BRECQ", step 3 "mse" search on x as one tensor: of the
 // ScaleSearchSteps candidates it returns the first with the least
 // sum |x - q(x)|^p, and that error. For constant x, whose range is empty,
 // it returns delta = max(|x|)/(levels-1) (1 if x is all zero) and zp = 0,
@@ -203,7 +225,7 @@ func scaleSearchRange(x []float32, lo, hi float32, levels int, p float32) (delta
 		if !(d > 0) {
 			d = 1
 		}
-		return d, 0, quantErrorLpImpl(x, d, 0, float32(levels-1), p)
+		return d, 0, active.quant.quantErrorLp(x, d, 0, float32(levels-1), p)
 	}
 	scoreCandidates(x, deltas[:m], zps[:m], float32(levels-1), p, errs[:m])
 	best := 0
@@ -224,7 +246,7 @@ func scoreCandidates(x, deltas, zps []float32, qmax, p float32, errs []float64) 
 		for b := 0; b < len(x); b += scaleSearchBlock {
 			blk := x[b:min(b+scaleSearchBlock, len(x))]
 			for i := lo; i < hi; i++ {
-				errs[i] += quantErrorLpImpl(blk, deltas[i], zps[i], qmax, p)
+				errs[i] += active.quant.quantErrorLp(blk, deltas[i], zps[i], qmax, p)
 			}
 		}
 	}
@@ -235,8 +257,8 @@ func scoreCandidates(x, deltas, zps []float32, qmax, p float32, errs []float64) 
 	parallelFor(len(errs), score)
 }
 
-// AdaRoundForward sets dst to the soft-rounded weights of AdaRound (SPEC
-// 4.4): (clamp(floor(w/delta) + h(alpha) + zp, 0, levels-1) - zp) * delta
+// AdaRoundForward sets dst to the soft-rounded weights of AdaRound (docs/DESIGN.md,
+// "BRECQ", step 4): (clamp(floor(w/delta) + h(alpha) + zp, 0, levels-1) - zp) * delta
 // with h(a) = clamp(sigmoid(a)*1.2 - 0.1, 0, 1); w and alpha are rows equal
 // rows, row r using delta[r] and zp[r].
 func AdaRoundForward(dst, w, alpha []float32, rows int, delta, zp []float32, levels int) {
@@ -247,7 +269,7 @@ func adaRoundForwardRows(t *task, lo, hi int) {
 	dst, w, alpha, delta, zp, cols := t.s[0], t.s[1], t.s[2], t.s[4], t.s[5], t.n[0]
 	for r := lo; r < hi; r++ {
 		o := r * cols
-		adaRoundForwardImpl(dst[o:o+cols], w[o:o+cols], alpha[o:o+cols], delta[r], zp[r], t.f[2])
+		active.quant.adaRoundForward(dst[o:o+cols], w[o:o+cols], alpha[o:o+cols], delta[r], zp[r], t.f[2])
 	}
 }
 
@@ -262,12 +284,12 @@ func adaRoundBackwardRows(t *task, lo, hi int) {
 	dAlpha, w, alpha, dy, delta, zp, cols := t.s[0], t.s[1], t.s[2], t.s[3], t.s[4], t.s[5], t.n[0]
 	for r := lo; r < hi; r++ {
 		o := r * cols
-		adaRoundBackwardImpl(w[o:o+cols], alpha[o:o+cols], dy[o:o+cols], dAlpha[o:o+cols], delta[r], zp[r], t.f[2])
+		active.quant.adaRoundBackward(w[o:o+cols], alpha[o:o+cols], dy[o:o+cols], dAlpha[o:o+cols], delta[r], zp[r], t.f[2])
 	}
 }
 
 // AdaRoundHard sets dst to the hard-rounded weights AdaRound ends with:
-// floor(w/delta) rounds up where alpha >= 0 (SPEC 4.4).
+// floor(w/delta) rounds up where alpha >= 0 (docs/DESIGN.md, "BRECQ", step 4).
 func AdaRoundHard(dst, w, alpha []float32, rows int, delta, zp []float32, levels int) {
 	adaRoundRows(adaRoundHardRows, dst, w, alpha, nil, rows, delta, zp, levels)
 }
@@ -287,7 +309,7 @@ func adaRoundHardRows(t *task, lo, hi int) {
 }
 
 // AdaRoundInitAlpha sets alpha so that h(alpha) equals the fractional part
-// of w/delta, the initialisation of SPEC 4.4 (the inverse of h's
+// of w/delta, the initialisation of docs/DESIGN.md, "BRECQ", step 4 (the inverse of h's
 // unclamped branch).
 func AdaRoundInitAlpha(alpha, w []float32, rows int, delta []float32) {
 	adaRoundRows(adaRoundInitRows, alpha, w, nil, nil, rows, delta, nil, 2)
@@ -332,7 +354,7 @@ func adaRoundRows(body func(t *task, lo, hi int), out, in, alpha, dy []float32, 
 }
 
 // AdaRoundRegularizer returns weight * sum(1 - |2h(alpha)-1|^beta), the
-// rounding term of SPEC 4.4, and, if dAlpha is not nil, accumulates its
+// rounding term of docs/DESIGN.md, "BRECQ", step 4, and, if dAlpha is not nil, accumulates its
 // gradient into dAlpha.
 func AdaRoundRegularizer(alpha []float32, beta float32, dAlpha []float32, weight float32) float32 {
 	n := len(alpha)
@@ -357,7 +379,7 @@ func adaRoundRegularizerBlocks(t *task, lo, hi int) {
 		if dAlpha != nil {
 			dab = dAlpha[i:j]
 		}
-		t.part[k] = adaRoundRegImpl(alpha[i:j], dab, t.f[0], t.f[1])
+		t.part[k] = active.quant.adaRoundReg(alpha[i:j], dab, t.f[0], t.f[1])
 	}
 }
 

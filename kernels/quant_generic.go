@@ -2,7 +2,7 @@ package kernels
 
 import "math"
 
-// quantize is q(x) of SPEC 4.3 for one value; qmax = levels-1. The
+// quantize is q(x) of docs/DESIGN.md, "BRECQ", step 3 for one value; qmax = levels-1. The
 // conversion keeps the product rounded, as torch, where a caller's x - q
 // could otherwise fuse into one FMA (arm64).
 func quantize(v, delta, zp, qmax float32) float32 {
@@ -100,11 +100,13 @@ func adaRoundRegGeneric(alpha, dAlpha []float32, beta, weight float32) float64 {
 	return sum
 }
 
-// useQuantGeneric points the quant family at the pure-Go definitions.
-func useQuantGeneric() {
-	fakeQuantImpl, fakeQuantBackwardImpl = fakeQuantGeneric, fakeQuantBackwardGeneric
-	quantErrorLpImpl = quantErrorLpGeneric
-	adaRoundForwardImpl, adaRoundBackwardImpl = adaRoundForwardGeneric, adaRoundBackwardGeneric
-	adaRoundRegImpl = adaRoundRegGeneric
-	lpGradImpl = nil
+// quantGeneric is the generic path's quantization table: the Go
+// definitions above.
+var quantGeneric = quantKernels{
+	fakeQuant:         fakeQuantGeneric,
+	fakeQuantBackward: fakeQuantBackwardGeneric,
+	quantErrorLp:      quantErrorLpGeneric,
+	adaRoundForward:   adaRoundForwardGeneric,
+	adaRoundBackward:  adaRoundBackwardGeneric,
+	adaRoundReg:       adaRoundRegGeneric,
 }

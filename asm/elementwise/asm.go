@@ -1,6 +1,6 @@
 // Command elementwise generates kernels/elementwise_amd64.s and its Go
 // stubs: the AVX2+FMA twins of the elementwise, reduction and per-channel
-// kernels of package kernels (SPEC section 1). Run it through
+// kernels of package kernels (docs/DESIGN.md, "Kernels"). Run it through
 // `go generate ./kernels/`; never edit its output by hand.
 //
 // Every kernel walks its slices 8 floats (one YMM register) at a time,
@@ -16,11 +16,11 @@ import (
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
 
-	"github.com/dghcore/dghcore/asm/elementwise/avx"
+	"github.com/dghcore/dghcore/asm/internal/avx"
 )
 
 func main() {
-	ConstraintExpr("amd64")
+	avx.Begin()
 	axpy()
 	dot()
 	binary("addAVX2", "dst[i] = a[i] + b[i]", VADDPS)

@@ -20,7 +20,7 @@ import (
 
 // options holds every flag of every command. Names follow the DGH
 // reference implementation so its command lines work unchanged
-// (SPEC section 5).
+// (docs/DESIGN.md, "Command line").
 type options struct {
 	// run
 	model      string
@@ -47,7 +47,7 @@ type options struct {
 	skipBad      bool
 	checkClasses bool
 
-	// generation (SPEC section 3)
+	// generation (docs/DESIGN.md, "DGH")
 	calibDataType  string
 	nImages        int
 	distillBatch   int
@@ -64,7 +64,7 @@ type options struct {
 	schedulerType  string
 	pngDir         string
 
-	// quantization (SPEC section 4)
+	// quantization (docs/DESIGN.md, "BRECQ")
 	weightsBits    int
 	activationBits int
 	actQuant       bool
@@ -269,7 +269,7 @@ func splitCommand(args []string) (string, []string) {
 }
 
 // quickPreset makes the no-argument run finish in a few minutes on two
-// cores (SPEC section 5); it applies to the embedded model only, and
+// cores (docs/DESIGN.md, "Command line"); it applies to the embedded model only, and
 // only to the flags not given explicitly.
 var quickPreset = []struct{ flag, value string }{
 	{"n_images", "128"},

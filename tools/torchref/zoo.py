@@ -189,7 +189,7 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """BRECQ's MobileNetV2 layout (SPEC section 2)."""
+    """BRECQ's MobileNetV2 layout (docs/DESIGN.md, "Models and checkpoints")."""
 
     def __init__(self, classes=1000):
         super().__init__()

@@ -1,6 +1,7 @@
-// Package avx holds the avo building blocks the elementwise and quant
-// generators share: an 8-lane loop with a masked tail, parameter
-// broadcasts, constants and horizontal sums. It emits AVX2+FMA code.
+// Package avx holds the avo building blocks every generator under asm/
+// shares: an 8-lane loop with a masked tail, parameter broadcasts,
+// constants and horizontal sums, the physical registers by number and
+// the 6x16 register tile's stores (tile.go). It emits AVX2+FMA code.
 package avx
 
 import (
@@ -20,6 +21,13 @@ const (
 	CmpGE = 0x1d
 	CmpGT = 0x1e
 )
+
+// Begin starts a generator's output: kernels for package kernels, built
+// on amd64 only.
+func Begin() {
+	Package("github.com/dghcore/dghcore/kernels")
+	ConstraintExpr("amd64")
+}
 
 // Text starts a kernel: no stack frame, and arguments that do not escape
 // so callers keep their slices on the stack.
