@@ -41,8 +41,15 @@ var (
 
 // sgemmPackA6, when set (by setGEMMPath), packs kq groups of four
 // columns of six A rows the way packRows6 does; packRows6 finishes the
-// rest.
-var sgemmPackA6 func(kq int, a []float32, lda int, alpha float32, dst []float32)
+// rest. sgemmPackA24 likewise packs kq groups of eight columns of 24
+// rows (packRows24).
+var sgemmPackA6, sgemmPackA24 func(kq int, a []float32, lda int, alpha float32, dst []float32)
+
+// sgemmMicroRows, when set, holds micro-kernels for the first h < mr rows
+// of a packed A panel ([0][h] adds, [1][h] stores), which read and write
+// only those rows of C: an edge panel then costs its own rows, not a
+// whole tile's (a 16-row product on a 24-row tile would waste a third).
+var sgemmMicroRows *[2][maxMR]func(kc int, a, b, c []float32, ldc int)
 
 // packBT16On reports that packBT16 (gemm_amd64.go: the AVX2 kernel)
 // packs 8*kq rows of a 16-column panel of B read from its transpose,
@@ -94,7 +101,7 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	j.transA, j.transB = transA, transB
 	j.m, j.n, j.k, j.alpha = m, n, k, alpha
 	j.a, j.lda, j.b, j.ldb, j.c, j.ldc = a, lda, b, ldb, c, ldc
-	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
+	j.mr, j.nr, j.micro, j.microRows = gemmMR, gemmNR, sgemmMicro, sgemmMicroRows
 	j.run(parallel && m*n*k >= 48*48*48)
 	j.a, j.b, j.c = nil, nil, nil
 	j.overwrite, j.microSet = false, nil
@@ -222,7 +229,7 @@ func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []i
 	j.transB, j.m, j.n, j.k, j.tiled = false, m, n, k, tiled
 	j.overwrite, j.microSet = overwrite, sgemmMicroSet
 	j.pre, j.b, j.ldb, j.rowOff, j.gather, j.c, j.ldc = pre, b, ldb, rowOff, gather, c, ldc
-	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
+	j.mr, j.nr, j.micro, j.microRows = gemmMR, gemmNR, sgemmMicro, sgemmMicroRows
 	j.run(parallel && m*n*k >= 48*48*48)
 	j.pre, j.b, j.rowOff, j.gather, j.c, j.tiled = nil, nil, nil, colGather{}, nil, false
 	j.overwrite, j.microSet = false, nil
@@ -246,7 +253,7 @@ func sgemmPrepackedT(m, n, k int, pre []float32, b []float32, colOff []int, c []
 	j.transB, j.m, j.n, j.k, j.tiled = true, m, n, k, false
 	j.overwrite, j.microSet = false, nil
 	j.pre, j.b, j.ldb, j.rowOff, j.gather, j.c, j.ldc = pre, b, 0, colOff, colGather{}, c, ldc
-	j.mr, j.nr, j.micro = gemmMR, gemmNR, sgemmMicro
+	j.mr, j.nr, j.micro, j.microRows = gemmMR, gemmNR, sgemmMicro, sgemmMicroRows
 	j.run(parallel && m*n*k >= 48*48*48)
 	j.pre, j.b, j.rowOff, j.c = nil, nil, nil, nil
 	j.transB = false
@@ -298,6 +305,7 @@ type gemmJob struct {
 	tiled          bool      // C has room for whole edge tiles (sgemmPrepacked)
 	mr, nr         int
 	micro          func(kc int, a, b, c []float32, ldc int)
+	microRows      *[2][maxMR]func(kc int, a, b, c []float32, ldc int) // see sgemmMicroRows
 	// overwrite: beta is 0 and C was not zeroed, so the first k block
 	// (pc = 0) stores its tiles with microSet instead of adding them.
 	overwrite bool
@@ -544,20 +552,21 @@ func (j *gemmJob) packA(ap []float32, i0, mc int) {
 			// Walk k once, reading the panel's rows side by side, so the
 			// packed panel is written sequentially.
 			base := row0*j.lda + j.pc
-			if h == 6 && mr == 6 {
+			switch {
+			case h == 6 && mr == 6:
 				packRows6(dst, j.a[base:], j.lda, kc, alpha)
 				continue
-			}
-			var rows [maxMR][]float32
-			for ii := range h {
-				rows[ii] = j.a[base+ii*j.lda:][:kc]
-			}
-			for p := range kc {
-				d := dst[p*mr : p*mr+h]
-				for ii := range d {
-					d[ii] = alpha * rows[ii][p]
+			case h == 24 && mr == 24 && sgemmPackA24 != nil && kc >= 8:
+				// The last row, bounds-checked, ends what the kernel reads.
+				_ = j.a[base+23*j.lda : base+23*j.lda+kc]
+				kq := kc / 8
+				sgemmPackA24(kq, j.a[base:], j.lda, alpha, dst)
+				if p0 := 8 * kq; p0 < kc {
+					packRowsScalar(dst[p0*mr:], j.a[base+p0:], j.lda, kc-p0, h, mr, alpha)
 				}
+				continue
 			}
+			packRowsScalar(dst, j.a[base:], j.lda, kc, h, mr, alpha)
 			continue
 		}
 		if h == 6 && mr == 6 {
@@ -571,6 +580,21 @@ func (j *gemmJob) packA(ap []float32, i0, mc int) {
 			for ii, v := range src {
 				d[ii] = alpha * v
 			}
+		}
+	}
+}
+
+// packRowsScalar packs h rows of kc floats (row stride lda) times alpha
+// into a panel of mr rows: dst[p*mr+i] = alpha*a[i*lda+p], i < h.
+func packRowsScalar(dst, a []float32, lda, kc, h, mr int, alpha float32) {
+	var rows [maxMR][]float32
+	for ii := range h {
+		rows[ii] = a[ii*lda:][:kc]
+	}
+	for p := range kc {
+		d := dst[p*mr : p*mr+h]
+		for ii := range d {
+			d[ii] = alpha * rows[ii][p]
 		}
 	}
 }
@@ -616,7 +640,7 @@ func packRows6(dst, a []float32, lda, kc int, alpha float32) {
 }
 
 // maxMR bounds every path's mr.
-const maxMR = 8
+const maxMR = 24
 
 // copyRow copies one packed B row of len(d) floats, with fixed-size array
 // copies for the tile widths in use (a memmove call per 64 bytes costs
@@ -653,8 +677,15 @@ func (j *gemmJob) compute(lo, hi int) {
 	tile := (*apBuf)[gemmMC*kc:]
 	packed := -1
 	micro, set := j.micro, j.overwrite && j.pc == 0
+	var rows *[maxMR]func(kc int, a, b, c []float32, ldc int)
+	if j.microRows != nil {
+		rows = &j.microRows[0]
+	}
 	if set {
 		micro = j.microSet
+		if j.microRows != nil {
+			rows = &j.microRows[1]
+		}
 	}
 	for t := lo; t < hi; t++ {
 		ib, js := t/j.nSplit, t%j.nSplit
@@ -677,14 +708,19 @@ func (j *gemmJob) compute(lo, hi int) {
 				apan := ap[ir*kc : ir*kc+mr*kc]
 				h := min(mr, mc-ir)
 				row0 := i0 + ir
-				if h == mr && w == nr || j.tiled {
-					micro(kc, apan, bpan, j.c[row0*j.ldc+col0:], j.ldc)
+				k, add := micro, j.micro
+				if h < mr && rows != nil {
+					// Only the panel's rows: C past them is not touched.
+					k, add = rows[h], j.microRows[0][h]
+				}
+				if w == nr && (h == mr || rows != nil) || j.tiled {
+					k(kc, apan, bpan, j.c[row0*j.ldc+col0:], j.ldc)
 					continue
 				}
 				// Edge tile: compute into a full tile, add (or store)
 				// the valid part.
 				clear(tile)
-				micro(kc, apan, bpan, tile, nr)
+				add(kc, apan, bpan, tile, nr)
 				for ii := range h {
 					crow := j.c[(row0+ii)*j.ldc+col0 : (row0+ii)*j.ldc+col0+w]
 					if set {

@@ -49,6 +49,12 @@ func main() {
 	}
 	fmaPeakAVX2()
 	clockChain()
+	for rows := 1; rows <= mr512; rows++ {
+		sgemmMicroAVX512(rows, false)
+		sgemmMicroAVX512(rows, true)
+	}
+	sgemmPackA24AVX512()
+	fmaPeakAVX512()
 	Generate()
 }
 
@@ -398,32 +404,8 @@ func sgemmPackBT16AVX2() {
 			r[i] = YMM()
 			VMOVUPS(Mem{Base: base, Index: off, Scale: 4}, r[i])
 		}
-		// t: pairs of columns interleaved; s: four columns per 128-bit
-		// half (rows p and p+4); out: row p of the eight columns.
-		t := make([]VecVirtual, 8)
-		for i := range 4 {
-			t[2*i], t[2*i+1] = YMM(), YMM()
-			VUNPCKLPS(r[2*i+1], r[2*i], t[2*i])
-			VUNPCKHPS(r[2*i+1], r[2*i], t[2*i+1])
-		}
-		sh := make([]VecVirtual, 8)
-		for g := range 2 { // columns 0-3, 4-7
-			a, b, c, d := t[4*g], t[4*g+1], t[4*g+2], t[4*g+3]
-			for k, src := range [][2]VecVirtual{{a, c}, {a, c}, {b, d}, {b, d}} {
-				sh[4*g+k] = YMM()
-				imm := uint8(0x44)
-				if k%2 == 1 {
-					imm = 0xEE
-				}
-				VSHUFPS(U8(imm), src[1], src[0], sh[4*g+k])
-			}
-		}
-		for p := range 4 {
-			lo, hi := YMM(), YMM()
-			VPERM2F128(U8(0x20), sh[4+p], sh[p], lo)
-			VPERM2F128(U8(0x31), sh[4+p], sh[p], hi)
-			VMOVUPS(lo, Mem{Base: dst, Disp: 4 * (16*p + 8*half)})
-			VMOVUPS(hi, Mem{Base: dst, Disp: 4 * (16*(p+4) + 8*half)})
+		for p, v := range transpose8(r) {
+			VMOVUPS(v, Mem{Base: dst, Disp: 4 * (16*p + 8*half)})
 		}
 	}
 	ADDQ(U32(32), base)
@@ -434,6 +416,38 @@ func sgemmPackBT16AVX2() {
 	Label("packbtdone")
 	VZEROUPPER()
 	RET()
+}
+
+// transpose8 transposes the 8x8 block whose row i is r[i]: column p of
+// the block is the returned register p.
+func transpose8(r []VecVirtual) []VecVirtual {
+	// t: pairs of rows interleaved; s: four rows per 128-bit half
+	// (columns p and p+4); out: column p of the eight rows.
+	t := make([]VecVirtual, 8)
+	for i := range 4 {
+		t[2*i], t[2*i+1] = YMM(), YMM()
+		VUNPCKLPS(r[2*i+1], r[2*i], t[2*i])
+		VUNPCKHPS(r[2*i+1], r[2*i], t[2*i+1])
+	}
+	sh := make([]VecVirtual, 8)
+	for g := range 2 { // rows 0-3, 4-7
+		a, b, c, d := t[4*g], t[4*g+1], t[4*g+2], t[4*g+3]
+		for k, src := range [][2]VecVirtual{{a, c}, {a, c}, {b, d}, {b, d}} {
+			sh[4*g+k] = YMM()
+			imm := uint8(0x44)
+			if k%2 == 1 {
+				imm = 0xEE
+			}
+			VSHUFPS(U8(imm), src[1], src[0], sh[4*g+k])
+		}
+	}
+	out := make([]VecVirtual, 8)
+	for p := range 4 {
+		out[p], out[p+4] = YMM(), YMM()
+		VPERM2F128(U8(0x20), sh[4+p], sh[p], out[p])
+		VPERM2F128(U8(0x31), sh[4+p], sh[p], out[p+4])
+	}
+	return out
 }
 
 func sgemmPackA6AVX2() {
