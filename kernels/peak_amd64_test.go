@@ -1,6 +1,9 @@
 package kernels
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // BenchmarkFMAPeak measures the FP32 FMA peak the machine gives right now:
 // twelve independent register-only FMAs per trip, no memory. On a shared
@@ -23,6 +26,32 @@ func BenchmarkFMAPeak(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				fmaPeakAVX2(trips)
+			}
+		})
+		reportGFLOPs(b, flops)
+	})
+}
+
+// BenchmarkFMAPeak512 is BenchmarkFMAPeak for 512-bit FMAs (24
+// independent chains of ZMM registers, 768 flops a trip): the yardstick
+// of the AVX-512 path, twice the AVX2 one on cores with two 512-bit FMA
+// units, the same on those that split them.
+func BenchmarkFMAPeak512(b *testing.B) {
+	if !slices.Contains(Available(), AVX512) {
+		b.Skip("needs AVX-512")
+	}
+	const trips = 1 << 15
+	flops := 768.0 * trips
+	b.Run("1", func(b *testing.B) {
+		for range b.N {
+			fmaPeakAVX512(trips)
+		}
+		reportGFLOPs(b, flops)
+	})
+	b.Run("all", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				fmaPeakAVX512(trips)
 			}
 		})
 		reportGFLOPs(b, flops)
