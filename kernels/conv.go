@@ -251,7 +251,7 @@ func convGEMMFull(p *ConvParams, x, w, bias, y []float32, beta float32, flip boo
 	default:
 		for g := range p.Groups {
 			if direct {
-				packDirectA(kg, rows, kBlock(rows), w[g*kg*rows:], (*packed)[g*size:])
+				packDirect(kg, rows, kBlock(rows), w[g*kg*rows:], (*packed)[g*size:])
 				continue
 			}
 			packWholeA(false, kg, rows, 1, w[g*kg*rows:], rows, (*packed)[g*size:])

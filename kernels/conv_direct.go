@@ -165,14 +165,14 @@ func convDirectGeneric(set bool, kc, panels, tails, tail int, a, x []float32, of
 // useDirect reports whether the forward convolution p runs on the direct
 // path.
 func useDirect(p *ConvParams) bool {
-	if convDirectMicro == nil || gemmMR != directMR || p.pointwise() || p.depthwise() {
+	if !directKernels() || p.pointwise() || p.depthwise() {
 		return false
 	}
 	oh0, ow0 := p.OutH(), p.OutW()
 	tiles := (oh0*((ow0+7)/8) + 1) / 2
 	switch {
 	case ow0%8 == 0 && oh0*ow0%16 == 0: // whole runs of 16
-	case convDirectMasked == nil || 8*oh0*ow0 < 7*16*tiles || p.K/p.Groups > directMaskedMaxK:
+	case convDirectMasked == nil && convDirectRows == nil || 8*oh0*ow0 < 7*16*tiles || p.K/p.Groups > directMaskedMaxK:
 		// No masked kernel, more than an eighth of the lanes idle (7x7:
 		// a quarter), or enough output channels that packing B costs
 		// the GEMM paths less than the idle lanes and masked stores.
@@ -182,6 +182,23 @@ func useDirect(p *ConvParams) bool {
 	sh, sw := p.StrideH, p.StrideW
 	hq, wq := (p.H+2*p.PadH+sh-1)/sh, (p.W+2*p.PadW+sw-1)/sw
 	return int64(p.C/p.Groups)*int64(sh*sw)*int64(hq)*int64(wq) < 1<<31
+}
+
+// directKernels reports whether the path has direct micro-kernels: the
+// variable-height ones, or those of panels of directMR rows when the
+// GEMM's panels are as tall (they share the packed size).
+func directKernels() bool {
+	return convDirectRows != nil || convDirectMicro != nil && gemmMR == directMR
+}
+
+// packDirect packs one group's kg x rows weights for the direct kernels
+// of the path, in k blocks of kb rows.
+func packDirect(kg, rows, kb int, w, dst []float32) {
+	if convDirectRows != nil {
+		packDirectRowsA(kg, rows, kb, w, dst)
+		return
+	}
+	packDirectA(kg, rows, kb, w, dst)
 }
 
 // setPhases fills the geometry of the phase buffer (used by the direct
@@ -388,6 +405,10 @@ func (j *convJob) forwardDirect(lo, hi int) {
 				q2, b2, n2 = j.groupAt(oh, gi)
 				next()
 			}
+			if convDirectRows != nil {
+				j.directRowsTile(a, (*buf)[b:], y[q:], set, rows, kb, b2-b, q2-q, n1, n2)
+				continue
+			}
 			whole := n1 == 8 && n2 == 8 && q2 == q+8
 			// k blocks as packDirectA laid them out: a panel and the
 			// input it reads share L1.
@@ -410,6 +431,34 @@ func (j *convJob) forwardDirect(lo, hi int) {
 		}
 	}
 	putScratch(buf)
+}
+
+// directRowsTile computes one tile of the direct path with the
+// convDirectRows kernels: the group of n1 outputs at y and x and that of
+// n2 at y[e:] and x[d:], every output channel, in k blocks of kb rows as
+// packDirectRowsA laid them out; set stores the first k block.
+func (j *convJob) directRowsTile(a, x, y []float32, set, rows, kb, d, e, n1, n2 int) {
+	kg := j.p.K / j.p.Groups
+	ohw := j.p.OutH() * j.p.OutW()
+	pair := 1
+	if d == 8 && e == 8 {
+		pair = 0 // one run of 16: one load a tap
+	}
+	mask := (1<<n1 - 1) | (1<<n2-1)<<8
+	p1, h1, p2 := directRowsSplit(kg)
+	for pc := 0; pc < rows; pc += kb {
+		kc := min(kb, rows-pc)
+		s := set
+		if pc > 0 {
+			s = 0
+		}
+		ap, off := a[kg*pc:][:kg*kc], j.dOff[pc:pc+kc]
+		k := &convDirectRows[s][pair]
+		k[h1](kc, p1, ap, x, off, d, y, ohw, e, mask)
+		if p2 > 0 {
+			k[h1-1](kc, p2, ap[p1*h1*kc:], x, off, d, y[p1*h1*ohw:], ohw, e, mask)
+		}
+	}
 }
 
 // finish adds channel ch's bias to a computed run of y and applies the

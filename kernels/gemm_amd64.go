@@ -20,7 +20,7 @@ func sgemmPackBAVX2(_, kc int, b []float32, ldb int, dst []float32, stride, pane
 
 // setGEMMPath points the SGEMM kernels at path p.
 func setGEMMPath(p Path) {
-	sgemmMicroRows, sgemmPackA24 = nil, nil
+	sgemmMicroRows, sgemmPackA24, convDirectRows = nil, nil, nil
 	switch p {
 	case AVX2:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroAVX2, sgemmPackBAVX2, avx2MR, avx2NR
@@ -33,6 +33,7 @@ func setGEMMPath(p Path) {
 		sgemmMicroRows, sgemmPackA24 = &sgemmMicroRowsAVX512, sgemmPackA24AVX512
 		packBT16On = true
 		convDirectMicro, convDirectMasked = nil, nil
+		convDirectRows = &convDirectRowsAVX512
 	default:
 		sgemmMicro, sgemmPackB, gemmMR, gemmNR = sgemmMicroGeneric, sgemmPackBGeneric, genericMR, genericNR
 		sgemmPackA6, sgemmMicroSet, sgemmGather = nil, nil, nil
@@ -72,4 +73,38 @@ var convDirectMaskedAVX2 = [2][directMR]func(kc, panels, tails int, a, x []float
 // packBT16 is the AVX2 transposed-B panel packer (see packBT16On).
 func packBT16(kq int, b []float32, offs *[16]int, dst []float32) {
 	sgemmPackBT16AVX2(kq, b, offs, dst)
+}
+
+// convDirectRowsAVX512 are the AVX-512 direct-convolution kernels by
+// [set][pair][rows] (see convDirectRows); rows 0 has none.
+var convDirectRowsAVX512 = [2][2][maxDirectRows + 1]directRowsFunc{
+	{
+		{nil, convDirect1AVX512, convDirect2AVX512, convDirect3AVX512, convDirect4AVX512, convDirect5AVX512,
+			convDirect6AVX512, convDirect7AVX512, convDirect8AVX512, convDirect9AVX512, convDirect10AVX512,
+			convDirect11AVX512, convDirect12AVX512, convDirect13AVX512, convDirect14AVX512, convDirect15AVX512,
+			convDirect16AVX512, convDirect17AVX512, convDirect18AVX512, convDirect19AVX512, convDirect20AVX512,
+			convDirect21AVX512, convDirect22AVX512, convDirect23AVX512, convDirect24AVX512},
+		{nil, convDirectPair1AVX512, convDirectPair2AVX512, convDirectPair3AVX512, convDirectPair4AVX512,
+			convDirectPair5AVX512, convDirectPair6AVX512, convDirectPair7AVX512, convDirectPair8AVX512,
+			convDirectPair9AVX512, convDirectPair10AVX512, convDirectPair11AVX512, convDirectPair12AVX512,
+			convDirectPair13AVX512, convDirectPair14AVX512, convDirectPair15AVX512, convDirectPair16AVX512,
+			convDirectPair17AVX512, convDirectPair18AVX512, convDirectPair19AVX512, convDirectPair20AVX512,
+			convDirectPair21AVX512, convDirectPair22AVX512, convDirectPair23AVX512, convDirectPair24AVX512},
+	},
+	{
+		{nil, convDirectSet1AVX512, convDirectSet2AVX512, convDirectSet3AVX512, convDirectSet4AVX512,
+			convDirectSet5AVX512, convDirectSet6AVX512, convDirectSet7AVX512, convDirectSet8AVX512,
+			convDirectSet9AVX512, convDirectSet10AVX512, convDirectSet11AVX512, convDirectSet12AVX512,
+			convDirectSet13AVX512, convDirectSet14AVX512, convDirectSet15AVX512, convDirectSet16AVX512,
+			convDirectSet17AVX512, convDirectSet18AVX512, convDirectSet19AVX512, convDirectSet20AVX512,
+			convDirectSet21AVX512, convDirectSet22AVX512, convDirectSet23AVX512, convDirectSet24AVX512},
+		{nil, convDirectSetPair1AVX512, convDirectSetPair2AVX512, convDirectSetPair3AVX512,
+			convDirectSetPair4AVX512, convDirectSetPair5AVX512, convDirectSetPair6AVX512,
+			convDirectSetPair7AVX512, convDirectSetPair8AVX512, convDirectSetPair9AVX512,
+			convDirectSetPair10AVX512, convDirectSetPair11AVX512, convDirectSetPair12AVX512,
+			convDirectSetPair13AVX512, convDirectSetPair14AVX512, convDirectSetPair15AVX512,
+			convDirectSetPair16AVX512, convDirectSetPair17AVX512, convDirectSetPair18AVX512,
+			convDirectSetPair19AVX512, convDirectSetPair20AVX512, convDirectSetPair21AVX512,
+			convDirectSetPair22AVX512, convDirectSetPair23AVX512, convDirectSetPair24AVX512},
+	},
 }

@@ -54,6 +54,12 @@ func main() {
 		sgemmMicroAVX512(rows, true)
 	}
 	sgemmPackA24AVX512()
+	for rows := 1; rows <= mr512; rows++ {
+		for _, pair := range []bool{false, true} {
+			convDirectAVX512(rows, false, pair)
+			convDirectAVX512(rows, true, pair)
+		}
+	}
 	fmaPeakAVX512()
 	Generate()
 }
