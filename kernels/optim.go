@@ -16,7 +16,7 @@ import "math"
 // * m / (sqrt(second moment)/BC2Sqrt + Eps).
 type AdamRule struct {
 	B1, B2, Keep1, Keep2, WD, Eps float32
-	StepSize, BC2Sqrt            float32
+	StepSize, BC2Sqrt             float32
 }
 
 // AdamUpdate applies one Adam step to p from its gradient g, updating the
