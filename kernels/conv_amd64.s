@@ -760,3 +760,256 @@ mpnoarg:
 mpdone:
 	VZEROUPPER
 	RET
+
+// func dwPlane3x3S1AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
+// Requires: AVX, AVX512F
+TEXT ·dwPlane3x3S1AVX512(SB), NOSPLIT, $0-113
+	MOVQ         w_base+80(FP), AX
+	VBROADCASTSS (AX), Z0
+	VBROADCASTSS 4(AX), Z1
+	VBROADCASTSS 8(AX), Z2
+	VBROADCASTSS 12(AX), Z3
+	VBROADCASTSS 16(AX), Z4
+	VBROADCASTSS 20(AX), Z5
+	VBROADCASTSS 24(AX), Z6
+	VBROADCASTSS 28(AX), Z7
+	VBROADCASTSS 32(AX), Z8
+	VBROADCASTSS 36(AX), Z9
+	MOVQ         mask+104(FP), BX
+	KMOVW        BX, K1
+	MOVQ         rows+0(FP), R10
+	MOVQ         cols+8(FP), R11
+	MOVQ         y_base+16(FP), R12
+	MOVQ         ldy+40(FP), R13
+	MOVQ         x_base+48(FP), BX
+	MOVQ         ldx+72(FP), R9
+	MOVB         accumulate+112(FP), DL
+	SHLQ         $0x02, R13
+	SHLQ         $0x02, R9
+	MOVQ         R9, CX
+
+prow:
+	TESTQ R10, R10
+	JZ    pdone
+	MOVQ  BX, SI
+	MOVQ  R12, DI
+	MOVQ  R11, R8
+
+pcol:
+	CMPQ        R8, $0x10
+	JL          ptail
+	VMOVAPS     Z9, Z10
+	VFMADD231PS (SI), Z0, Z10
+	VFMADD231PS 4(SI), Z1, Z10
+	VFMADD231PS 8(SI), Z2, Z10
+	VFMADD231PS (SI)(R9*1), Z3, Z10
+	VFMADD231PS 4(SI)(R9*1), Z4, Z10
+	VFMADD231PS 8(SI)(R9*1), Z5, Z10
+	VFMADD231PS (SI)(R9*2), Z6, Z10
+	VFMADD231PS 4(SI)(R9*2), Z7, Z10
+	VFMADD231PS 8(SI)(R9*2), Z8, Z10
+	TESTB       DL, DL
+	JE          pstore
+	VADDPS      (DI), Z10, Z10
+
+pstore:
+	VMOVUPS Z10, (DI)
+	ADDQ    $0x40, DI
+	ADDQ    $0x00000040, SI
+	SUBQ    $0x10, R8
+	JMP     pcol
+
+ptail:
+	TESTQ       R8, R8
+	JZ          pnext
+	VMOVAPS     Z9, Z10
+	VFMADD231PS (SI), Z0, Z10
+	VFMADD231PS 4(SI), Z1, Z10
+	VFMADD231PS 8(SI), Z2, Z10
+	VFMADD231PS (SI)(R9*1), Z3, Z10
+	VFMADD231PS 4(SI)(R9*1), Z4, Z10
+	VFMADD231PS 8(SI)(R9*1), Z5, Z10
+	VFMADD231PS (SI)(R9*2), Z6, Z10
+	VFMADD231PS 4(SI)(R9*2), Z7, Z10
+	VFMADD231PS 8(SI)(R9*2), Z8, Z10
+	TESTB       DL, DL
+	JE          pmstore
+	VMOVUPS.Z   (DI), K1, Z13
+	VADDPS      Z13, Z10, Z10
+
+pmstore:
+	VMOVUPS Z10, K1, (DI)
+
+pnext:
+	ADDQ R13, R12
+	ADDQ CX, BX
+	DECQ R10
+	JMP  prow
+
+pdone:
+	VZEROUPPER
+	RET
+
+// func dwPlane3x3S2AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
+// Requires: AVX, AVX512F
+TEXT ·dwPlane3x3S2AVX512(SB), NOSPLIT, $0-113
+	MOVQ         w_base+80(FP), AX
+	VBROADCASTSS (AX), Z0
+	VBROADCASTSS 4(AX), Z1
+	VBROADCASTSS 8(AX), Z2
+	VBROADCASTSS 12(AX), Z3
+	VBROADCASTSS 16(AX), Z4
+	VBROADCASTSS 20(AX), Z5
+	VBROADCASTSS 24(AX), Z6
+	VBROADCASTSS 28(AX), Z7
+	VBROADCASTSS 32(AX), Z8
+	VBROADCASTSS 36(AX), Z9
+	MOVQ         mask+104(FP), BX
+	KMOVW        BX, K1
+	MOVQ         rows+0(FP), R10
+	MOVQ         cols+8(FP), R11
+	MOVQ         y_base+16(FP), R12
+	MOVQ         ldy+40(FP), R13
+	MOVQ         x_base+48(FP), BX
+	MOVQ         ldx+72(FP), R9
+	MOVB         accumulate+112(FP), DL
+	SHLQ         $0x02, R13
+	SHLQ         $0x02, R9
+	MOVQ         R9, CX
+	SHLQ         $0x01, CX
+	VMOVDQU32    dw_even<>+0(SB), Z11
+	VMOVDQU32    dw_odd<>+0(SB), Z12
+
+prow:
+	TESTQ R10, R10
+	JZ    pdone
+	MOVQ  BX, SI
+	MOVQ  R12, DI
+	MOVQ  R11, R8
+
+pcol:
+	CMPQ        R8, $0x10
+	JL          ptail
+	VMOVAPS     Z9, Z10
+	VMOVUPS     (SI), Z13
+	VPERMT2PS   64(SI), Z11, Z13
+	VMOVUPS     (SI), Z14
+	VPERMT2PS   64(SI), Z12, Z14
+	VMOVUPS     8(SI), Z15
+	VPERMT2PS   72(SI), Z11, Z15
+	VFMADD231PS Z13, Z0, Z10
+	VFMADD231PS Z14, Z1, Z10
+	VFMADD231PS Z15, Z2, Z10
+	VMOVUPS     (SI)(R9*1), Z13
+	VPERMT2PS   64(SI)(R9*1), Z11, Z13
+	VMOVUPS     (SI)(R9*1), Z14
+	VPERMT2PS   64(SI)(R9*1), Z12, Z14
+	VMOVUPS     8(SI)(R9*1), Z15
+	VPERMT2PS   72(SI)(R9*1), Z11, Z15
+	VFMADD231PS Z13, Z3, Z10
+	VFMADD231PS Z14, Z4, Z10
+	VFMADD231PS Z15, Z5, Z10
+	VMOVUPS     (SI)(R9*2), Z13
+	VPERMT2PS   64(SI)(R9*2), Z11, Z13
+	VMOVUPS     (SI)(R9*2), Z14
+	VPERMT2PS   64(SI)(R9*2), Z12, Z14
+	VMOVUPS     8(SI)(R9*2), Z15
+	VPERMT2PS   72(SI)(R9*2), Z11, Z15
+	VFMADD231PS Z13, Z6, Z10
+	VFMADD231PS Z14, Z7, Z10
+	VFMADD231PS Z15, Z8, Z10
+	TESTB       DL, DL
+	JE          pstore
+	VADDPS      (DI), Z10, Z10
+
+pstore:
+	VMOVUPS Z10, (DI)
+	ADDQ    $0x40, DI
+	ADDQ    $0x00000080, SI
+	SUBQ    $0x10, R8
+	JMP     pcol
+
+ptail:
+	TESTQ       R8, R8
+	JZ          pnext
+	VMOVAPS     Z9, Z10
+	VMOVUPS     (SI), Z13
+	VPERMT2PS   64(SI), Z11, Z13
+	VMOVUPS     (SI), Z14
+	VPERMT2PS   64(SI), Z12, Z14
+	VMOVUPS     8(SI), Z15
+	VPERMT2PS   72(SI), Z11, Z15
+	VFMADD231PS Z13, Z0, Z10
+	VFMADD231PS Z14, Z1, Z10
+	VFMADD231PS Z15, Z2, Z10
+	VMOVUPS     (SI)(R9*1), Z13
+	VPERMT2PS   64(SI)(R9*1), Z11, Z13
+	VMOVUPS     (SI)(R9*1), Z14
+	VPERMT2PS   64(SI)(R9*1), Z12, Z14
+	VMOVUPS     8(SI)(R9*1), Z15
+	VPERMT2PS   72(SI)(R9*1), Z11, Z15
+	VFMADD231PS Z13, Z3, Z10
+	VFMADD231PS Z14, Z4, Z10
+	VFMADD231PS Z15, Z5, Z10
+	VMOVUPS     (SI)(R9*2), Z13
+	VPERMT2PS   64(SI)(R9*2), Z11, Z13
+	VMOVUPS     (SI)(R9*2), Z14
+	VPERMT2PS   64(SI)(R9*2), Z12, Z14
+	VMOVUPS     8(SI)(R9*2), Z15
+	VPERMT2PS   72(SI)(R9*2), Z11, Z15
+	VFMADD231PS Z13, Z6, Z10
+	VFMADD231PS Z14, Z7, Z10
+	VFMADD231PS Z15, Z8, Z10
+	TESTB       DL, DL
+	JE          pmstore
+	VMOVUPS.Z   (DI), K1, Z13
+	VADDPS      Z13, Z10, Z10
+
+pmstore:
+	VMOVUPS Z10, K1, (DI)
+
+pnext:
+	ADDQ R13, R12
+	ADDQ CX, BX
+	DECQ R10
+	JMP  prow
+
+pdone:
+	VZEROUPPER
+	RET
+
+DATA dw_even<>+0(SB)/4, $0x00000000
+DATA dw_even<>+4(SB)/4, $0x00000002
+DATA dw_even<>+8(SB)/4, $0x00000004
+DATA dw_even<>+12(SB)/4, $0x00000006
+DATA dw_even<>+16(SB)/4, $0x00000008
+DATA dw_even<>+20(SB)/4, $0x0000000a
+DATA dw_even<>+24(SB)/4, $0x0000000c
+DATA dw_even<>+28(SB)/4, $0x0000000e
+DATA dw_even<>+32(SB)/4, $0x00000010
+DATA dw_even<>+36(SB)/4, $0x00000012
+DATA dw_even<>+40(SB)/4, $0x00000014
+DATA dw_even<>+44(SB)/4, $0x00000016
+DATA dw_even<>+48(SB)/4, $0x00000018
+DATA dw_even<>+52(SB)/4, $0x0000001a
+DATA dw_even<>+56(SB)/4, $0x0000001c
+DATA dw_even<>+60(SB)/4, $0x0000001e
+GLOBL dw_even<>(SB), RODATA|NOPTR, $64
+
+DATA dw_odd<>+0(SB)/4, $0x00000001
+DATA dw_odd<>+4(SB)/4, $0x00000003
+DATA dw_odd<>+8(SB)/4, $0x00000005
+DATA dw_odd<>+12(SB)/4, $0x00000007
+DATA dw_odd<>+16(SB)/4, $0x00000009
+DATA dw_odd<>+20(SB)/4, $0x0000000b
+DATA dw_odd<>+24(SB)/4, $0x0000000d
+DATA dw_odd<>+28(SB)/4, $0x0000000f
+DATA dw_odd<>+32(SB)/4, $0x00000011
+DATA dw_odd<>+36(SB)/4, $0x00000013
+DATA dw_odd<>+40(SB)/4, $0x00000015
+DATA dw_odd<>+44(SB)/4, $0x00000017
+DATA dw_odd<>+48(SB)/4, $0x00000019
+DATA dw_odd<>+52(SB)/4, $0x0000001b
+DATA dw_odd<>+56(SB)/4, $0x0000001d
+DATA dw_odd<>+60(SB)/4, $0x0000001f
+GLOBL dw_odd<>(SB), RODATA|NOPTR, $64

@@ -36,15 +36,15 @@ func newDWGeom(p *ConvParams) dwGeom {
 	g := dwGeom{oh0: p.OutH(), ow0: p.OutW(), s: p.StrideW, ph: p.PadH, pw: p.PadW, h: p.H, w: p.W}
 	g.wp = g.w + 2*g.pw
 	if g.s == 1 {
-		// The plane kernel's last vector of the last row reads up to 7
-		// floats past the frame; the gradient pass puts dy on the
-		// framed grid.
-		g.padLen, g.outLen = (g.h+2*g.ph)*g.wp+8, g.oh0*g.wp
+		// The plane kernel's last vector of the last row reads up to
+		// dwVector-1 floats past the frame; the gradient pass puts dy
+		// on the framed grid.
+		g.padLen, g.outLen = (g.h+2*g.ph)*g.wp+dwVector, g.oh0*g.wp
 	} else {
 		// The gradient pass takes one dy row padded to whole vectors;
 		// the last output row's vectors read up to 2*outLen+1 floats
 		// past the start of its third input row.
-		g.outLen = roundUp(g.ow0, 8)
+		g.outLen = roundUp(g.ow0, dwVector)
 		g.padLen = max((g.h+2*g.ph)*g.wp, 2*g.oh0*g.wp+2*g.outLen+2)
 	}
 	return g
@@ -231,8 +231,10 @@ func dw3x3S2BackwardData(g, gq *dwGeom, dy, w, dx []float32, sc *dwScratch, acc 
 }
 
 // The plane and row kernels in use (and im2col's stride-2 gather), set
-// by setConvPath.
+// by setConvPath, and the plane kernel's vector width in floats, which
+// sizes the frame its last vectors read.
 var (
+	dwVector     = 8
 	dwPlane3x3   = dwPlane3x3Generic
 	dwRow3x3     = dwRow3x3Generic
 	dwRowGrad3x3 = dwRowGrad3x3Generic

@@ -65,3 +65,21 @@ func gatherEvenAVX2(n int, dst []float32, src []float32)
 //
 //go:noescape
 func maxPool3x3S2AVX2(n int, r0 []float32, r1 []float32, r2 []float32, y []float32, arg []int32, withArg bool, base int, w int)
+
+// dwPlane3x3S1AVX512 computes rows x cols outputs of a 3x3 depthwise convolution
+// with stride 1 over the zero-framed plane x (row stride ldx):
+// y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
+// stored or (accumulate) added; w holds the ten taps, mask the bits of the
+// first cols%16 lanes, which a row's last vector writes.
+//
+//go:noescape
+func dwPlane3x3S1AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
+
+// dwPlane3x3S2AVX512 computes rows x cols outputs of a 3x3 depthwise convolution
+// with stride 2 over the zero-framed plane x (row stride ldx):
+// y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
+// stored or (accumulate) added; w holds the ten taps, mask the bits of the
+// first cols%16 lanes, which a row's last vector writes.
+//
+//go:noescape
+func dwPlane3x3S2AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)

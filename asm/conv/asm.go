@@ -26,6 +26,8 @@ func main() {
 	dwRowGrad3x3("dwRowGrad3x3S2AVX2", 2)
 	gatherEven()
 	maxPool3x3S2()
+	dwPlaneForward512(1)
+	dwPlaneForward512(2)
 	Generate()
 }
 
