@@ -32,7 +32,7 @@ func AddScalar(dst, x []float32, s float32) { mapScalar(addScalarRange, s, x[:le
 // a convolution adds its bias this way to every output it stores (the
 // scalar loop was 4% of a BRECQ run on the default model).
 func addScalarRange(s float32, x, dst []float32) {
-	scaleShiftImpl(dst, x[:len(dst)], 1, s, ActNone)
+	active.elementwise.scaleShift(dst, x[:len(dst)], 1, s, ActNone)
 }
 
 // MaxScalar sets dst[i] = max(x[i], s).
@@ -123,7 +123,7 @@ func powBackwardRange(x, dy, dx []float32, p float32) {
 	x, dy = x[:len(dx)], dy[:len(dx)]
 	switch p {
 	case 1:
-		axpyImpl(1, dy, dx)
+		active.elementwise.axpy(1, dy, dx)
 	case 2:
 		for i, v := range x {
 			dx[i] += 2 * v * dy[i]
@@ -264,10 +264,10 @@ func lpDistanceRange(a, b []float32, p float32, buf *[lpChunk]float32) float64 {
 	case p > 0:
 		for o := 0; o < len(a); o += lpChunk {
 			d := buf[:min(lpChunk, len(a)-o)]
-			subImpl(d, a[o:o+len(d)], b[o:o+len(d)])
+			active.elementwise.sub(d, a[o:o+len(d)], b[o:o+len(d)])
 			// With one level, q(x) = 0 for every x, so the quantization
 			// error is |d| itself.
-			s += quantErrorLpImpl(d, 1, 0, 0, p)
+			s += active.quant.quantErrorLp(d, 1, 0, 0, p)
 		}
 	default:
 		pp := float64(p)
@@ -319,11 +319,9 @@ func lpBackwardBlocks(t *task, lo, hi int) {
 	lpScratch.Put(buf)
 }
 
-// lpGradImpl, when set, is the SIMD gradient power (lpGradAVX2): it
-// reports whether it left a difference other than 0 as it was.
-var lpGradImpl func(d []float32, gp, q float32) bool
-
-// lpGradLeft reports whether lpGradImpl leaves the difference v as it
+// lpGradLeft reports whether the quant table's lpGrad (the SIMD gradient
+// power, where the path has one: it reports whether it left a difference
+// other than 0 as it was) leaves the difference v as it
 // was: not 0, but subnormal, infinite or NaN.
 func lpGradLeft(v float32) bool {
 	a := math.Abs(float64(v))
@@ -333,13 +331,13 @@ func lpGradLeft(v float32) bool {
 // lpBackwardRange is LpDistanceBackward on at most lpChunk elements.
 func lpBackwardRange(a, b []float32, p, g float32, da, db []float32, buf *[lpChunk]float32) {
 	d := buf[:len(a)]
-	subImpl(d, a, b[:len(a)])
+	active.elementwise.sub(d, a, b[:len(a)])
 	if p == 2 {
 		if da != nil {
-			axpyImpl(2*g, d, da)
+			active.elementwise.axpy(2*g, d, da)
 		}
 		if db != nil {
-			axpyImpl(-2*g, d, db)
+			active.elementwise.axpy(-2*g, d, db)
 		}
 		return
 	}
@@ -347,8 +345,9 @@ func lpBackwardRange(a, b []float32, p, g float32, da, db []float32, buf *[lpChu
 	gp, q := float64(g)*float64(p), float64(p)-1
 	// The SIMD power, float32 like the forward sum's, leaves zero,
 	// subnormal and non-finite differences to the scalar loop.
-	simd := lpGradImpl != nil && q >= -6 && q <= 6
-	if !simd || lpGradImpl(d, float32(gp), float32(q)) {
+	lpGrad := active.quant.lpGrad
+	simd := lpGrad != nil && q >= -6 && q <= 6
+	if !simd || lpGrad(d, float32(gp), float32(q)) {
 		for i, v := range d {
 			if v == 0 || simd && !lpGradLeft(a[i]-b[i]) {
 				continue
@@ -361,9 +360,9 @@ func lpBackwardRange(a, b []float32, p, g float32, da, db []float32, buf *[lpChu
 		}
 	}
 	if da != nil {
-		axpyImpl(1, d, da)
+		active.elementwise.axpy(1, d, da)
 	}
 	if db != nil {
-		axpyImpl(-1, d, db)
+		active.elementwise.axpy(-1, d, db)
 	}
 }

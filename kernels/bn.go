@@ -4,17 +4,8 @@ package kernels
 // (SPEC section 3) and the folded BatchNorm / bias + activation apply.
 // x is n x c x hw; per-channel slices have length c.
 
-// Implementation variables of the per-plane kernels; setElementwisePath
-// points them at one kernel path.
-var (
-	momentsImpl            = momentsGeneric
-	momentsBackwardImpl    = momentsBackwardGeneric
-	scaleShiftImpl         = scaleShiftGeneric
-	scaleShiftBackwardImpl = scaleShiftBackwardGeneric
-	bnMomentsBackwardImpl  = bnMomentsBackwardComposed
-	scaleShiftAddImpl      = scaleShiftAddGeneric
-	resMomentsBackwardImpl = bnMomentsBackwardComposed
-)
+// The per-plane kernels are entries of the elementwise family's table
+// (elementwiseKernels).
 
 // ChannelMoments writes, for each channel, the mean and the mean of
 // squares of x over (N, H, W), accumulated in float64.
@@ -34,7 +25,7 @@ func channelMomentsRange(t *task, lo, hi int) {
 		var s, ss float64
 		for b := range n {
 			o := (b*c + ch) * hw
-			ps, pss := momentsImpl(x[o : o+hw])
+			ps, pss := active.elementwise.moments(x[o : o+hw])
 			s += ps
 			ss += pss
 		}
@@ -71,7 +62,7 @@ func channelMomentsBackwardRange(t *task, lo, hi int) {
 		}
 		for bt := range n {
 			o := (bt*c + ch) * hw
-			momentsBackwardImpl(x[o:o+hw], dx[o:o+hw], a, b)
+			active.elementwise.momentsBackward(x[o:o+hw], dx[o:o+hw], a, b)
 		}
 	}
 }
@@ -135,7 +126,7 @@ func scaleShiftMomentsRange(t *task, lo, hi int) {
 	x := t.s[0]
 	for pl := lo; pl < hi; pl++ {
 		o := pl * hw
-		t.part[2*pl], t.part[2*pl+1] = momentsImpl(x[o : o+hw])
+		t.part[2*pl], t.part[2*pl+1] = active.elementwise.moments(x[o : o+hw])
 		t.scaleShiftPlane(pl)
 	}
 }
@@ -154,10 +145,10 @@ func (t *task) scaleShiftPlane(pl int) {
 	x, scale, shift, y, r := t.s[0], t.s[1], t.s[2], t.s[3], t.s[4]
 	o, ch := pl*hw, pl%c
 	if r != nil {
-		scaleShiftAddImpl(y[o:o+hw], x[o:o+hw], r[o:o+hw], scale[ch], shift[ch], t.act)
+		active.elementwise.scaleShiftAdd(y[o:o+hw], x[o:o+hw], r[o:o+hw], scale[ch], shift[ch], t.act)
 		return
 	}
-	scaleShiftImpl(y[o:o+hw], x[o:o+hw], scale[ch], shift[ch], t.act)
+	active.elementwise.scaleShift(y[o:o+hw], x[o:o+hw], scale[ch], shift[ch], t.act)
 }
 
 // ScaleShiftAdd sets y = act(x*scale[c] + shift[c] + r): a BatchNorm, the
@@ -237,10 +228,10 @@ func scaleShiftMomentsBackwardRange(t *task, lo, hi int) {
 	for pl := lo; pl < hi; pl++ {
 		o, ch := pl*hw, pl%c
 		if shift == nil {
-			resMomentsBackwardImpl(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], 0, dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
+			active.elementwise.resMomentsBackward(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], 0, dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
 			continue
 		}
-		bnMomentsBackwardImpl(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], shift[ch], dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
+		active.elementwise.bnMomentsBackward(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], shift[ch], dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
 	}
 }
 
@@ -251,8 +242,8 @@ func bnMomentsBackwardComposed(x, y, dy, dx []float32, scale, _, a, b float32, a
 	if set {
 		clear(dx)
 	}
-	scaleShiftBackwardImpl(y, dy, dx, scale, act)
-	momentsBackwardImpl(x, dx, a, b)
+	active.elementwise.scaleShiftBackward(y, dy, dx, scale, act)
+	active.elementwise.momentsBackward(x, dx, a, b)
 }
 
 // scaleShiftBackwardRange accumulates dx over planes [lo, hi).
@@ -261,7 +252,7 @@ func scaleShiftBackwardRange(t *task, lo, hi int) {
 	y, dy, scale, dx := t.s[1], t.s[2], t.s[3], t.s[4]
 	for pl := lo; pl < hi; pl++ {
 		o := pl * hw
-		scaleShiftBackwardImpl(y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[pl%c], t.act)
+		active.elementwise.scaleShiftBackward(y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[pl%c], t.act)
 	}
 }
 

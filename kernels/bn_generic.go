@@ -1,7 +1,5 @@
 package kernels
 
-import "math"
-
 // momentsGeneric returns the sum and the sum of squares of one plane.
 func momentsGeneric(x []float32) (s, ss float64) {
 	for _, v := range x {
@@ -42,13 +40,7 @@ func scaleShiftGeneric(y, x []float32, scale, shift float32, act Activation) {
 // x*scale + shift first as scaleShiftGeneric does (y may be x or r).
 func scaleShiftAddGeneric(y, x, r []float32, scale, shift float32, act Activation) {
 	x, r = x[:len(y)], r[:len(y)]
-	lo, hi := float32(math.Inf(-1)), float32(math.Inf(1))
-	switch act {
-	case ActReLU:
-		lo = 0
-	case ActReLU6:
-		lo, hi = 0, 6
-	}
+	lo, hi := actBounds(act)
 	for i, v := range x {
 		t := v*scale + shift
 		y[i] = min(max(t+r[i], lo), hi)

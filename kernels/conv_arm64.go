@@ -1,7 +1,14 @@
 package kernels
 
-// Stubs and dispatch of the hand-written NEON depthwise row kernels in
-// conv_arm64.s.
+// convNEON is the NEON path's convolution table: the hand-written
+// stride-1 depthwise row kernels of conv_arm64.s (stride 2 and the plane
+// loop in Go), no direct micro-kernels.
+var convNEON = convKernels{
+	dwPlane3x3:   dwPlane3x3Generic,
+	dwRow3x3:     dwRow3x3NEON,
+	dwRowGrad3x3: dwRowGrad3x3NEON,
+	gatherEven:   gatherEvenGeneric,
+}
 
 //go:noescape
 func dwRow3x3S1NEON(n int, y, r0, r1, r2 []float32, w *[10]float32, accumulate bool)
@@ -39,13 +46,4 @@ func dwRowGrad3x3NEON(s int, dy, r0, r1, r2 []float32, g *[9]float32) {
 		n = max(n, 0)
 	}
 	dwRowGrad3x3Generic(s, dy[n:], r0[s*n:], r1[s*n:], r2[s*n:], g)
-}
-
-// setConvPath points the depthwise row kernels at path p.
-func setConvPath(p Path) {
-	if p == NEON {
-		dwRow3x3, dwRowGrad3x3, gatherEven = dwRow3x3NEON, dwRowGrad3x3NEON, gatherEvenGeneric
-		return
-	}
-	dwRow3x3, dwRowGrad3x3, gatherEven = dwRow3x3Generic, dwRowGrad3x3Generic, gatherEvenGeneric
 }

@@ -35,16 +35,20 @@ type dwGeom struct {
 func newDWGeom(p *ConvParams) dwGeom {
 	g := dwGeom{oh0: p.OutH(), ow0: p.OutW(), s: p.StrideW, ph: p.PadH, pw: p.PadW, h: p.H, w: p.W}
 	g.wp = g.w + 2*g.pw
+	lanes := active.conv.dwLanes
+	if lanes == 0 {
+		lanes = 8
+	}
 	if g.s == 1 {
 		// The plane kernel's last vector of the last row reads up to
-		// dwVector-1 floats past the frame; the gradient pass puts dy
-		// on the framed grid.
-		g.padLen, g.outLen = (g.h+2*g.ph)*g.wp+dwVector, g.oh0*g.wp
+		// lanes-1 floats past the frame; the gradient pass puts dy on
+		// the framed grid.
+		g.padLen, g.outLen = (g.h+2*g.ph)*g.wp+lanes, g.oh0*g.wp
 	} else {
 		// The gradient pass takes one dy row padded to whole vectors;
 		// the last output row's vectors read up to 2*outLen+1 floats
 		// past the start of its third input row.
-		g.outLen = roundUp(g.ow0, dwVector)
+		g.outLen = roundUp(g.ow0, lanes)
 		g.padLen = max((g.h+2*g.ph)*g.wp, 2*g.oh0*g.wp+2*g.outLen+2)
 	}
 	return g
@@ -126,7 +130,7 @@ func dw3x3Forward(g *dwGeom, x, w []float32, b float32, y []float32, sc *dwScrat
 	copy(sc.taps[:9], w[:9])
 	sc.taps[9] = b
 	g.padPlane(x, sc)
-	dwPlane3x3(g.s, g.oh0, g.ow0, y, g.ow0, sc.pad, g.wp, &sc.taps, acc)
+	active.conv.dwPlane3x3(g.s, g.oh0, g.ow0, y, g.ow0, sc.pad, g.wp, &sc.taps, acc)
 }
 
 // dwPlane3x3Generic computes rows x cols outputs of a 3x3 depthwise
@@ -135,7 +139,7 @@ func dw3x3Forward(g *dwGeom, x, w []float32, b float32, y []float32, sc *dwScrat
 func dwPlane3x3Generic(s, rows, cols int, y []float32, ldy int, x []float32, ldx int, w *[10]float32, acc bool) {
 	for r := range rows {
 		i := r * s * ldx
-		dwRow3x3(s, y[r*ldy:][:cols], x[i:], x[i+ldx:], x[i+2*ldx:], w, acc)
+		active.conv.dwRow3x3(s, y[r*ldy:][:cols], x[i:], x[i+ldx:], x[i+2*ldx:], w, acc)
 	}
 }
 
@@ -201,13 +205,13 @@ func dw3x3BackwardWeight(g *dwGeom, x, dy, dw []float32, sc *dwScratch) {
 		for oh := range g.oh0 {
 			copy(sc.out[oh*wp:][:g.ow0], dy[oh*g.ow0:][:g.ow0])
 		}
-		dwRowGrad3x3(1, sc.out, sc.pad, sc.pad[wp:], sc.pad[2*wp:], gr)
+		active.conv.dwRowGrad3x3(1, sc.out, sc.pad, sc.pad[wp:], sc.pad[2*wp:], gr)
 	} else {
 		// Each dy row padded with zeros to whole vectors.
 		for oh := range g.oh0 {
 			copy(sc.out[:g.ow0], dy[oh*g.ow0:][:g.ow0])
 			r := sc.pad[2*oh*wp:]
-			dwRowGrad3x3(2, sc.out, r, r[wp:], r[2*wp:], gr)
+			active.conv.dwRowGrad3x3(2, sc.out, r, r[wp:], r[2*wp:], gr)
 		}
 	}
 	for i, v := range gr {
@@ -227,19 +231,8 @@ func dw3x3S2BackwardData(g, gq *dwGeom, dy, w, dx []float32, sc *dwScratch, acc 
 	}
 	sc.taps[9] = 0
 	gq.dilatePlane(dy, g.oh0, g.ow0, 2-g.ph, 2-g.pw, sc)
-	dwPlane3x3(1, gq.oh0, gq.ow0, dx, gq.ow0, sc.pad, gq.wp, &sc.taps, acc)
+	active.conv.dwPlane3x3(1, gq.oh0, gq.ow0, dx, gq.ow0, sc.pad, gq.wp, &sc.taps, acc)
 }
-
-// The plane and row kernels in use (and im2col's stride-2 gather), set
-// by setConvPath, and the plane kernel's vector width in floats, which
-// sizes the frame its last vectors read.
-var (
-	dwVector     = 8
-	dwPlane3x3   = dwPlane3x3Generic
-	dwRow3x3     = dwRow3x3Generic
-	dwRowGrad3x3 = dwRowGrad3x3Generic
-	gatherEven   = gatherEvenGeneric
-)
 
 // dwFlipped3x3 describes the stride-1 backward-data pass as a forward
 // pass over dy: same kernel rotated 180 degrees, complementary padding.
@@ -251,4 +244,91 @@ func dwFlipped3x3(p *ConvParams) (ConvParams, bool) {
 	q.H, q.W = p.OutH(), p.OutW()
 	q.PadH, q.PadW = 2-p.PadH, 2-p.PadW
 	return q, true
+}
+
+// dwForward computes depthwise planes [lo, hi) of the N*C planes.
+func (j *convJob) dwForward(lo, hi int) {
+	p := &j.p
+	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
+	g := newDWGeom(p)
+	sc := getDWScratch(&g)
+	for t := lo; t < hi; t++ {
+		c := t % p.C
+		var b float32
+		if j.bias != nil {
+			b = j.bias[c]
+		}
+		x, w, y := j.x[t*hw:(t+1)*hw], j.w[c*kk:(c+1)*kk], j.y[t*ohw:(t+1)*ohw]
+		if dw3x3(p) {
+			dw3x3Forward(&g, x, w, b, y, sc, false)
+		} else {
+			dwPlaneForwardGeneric(p, x, w, b, y)
+		}
+		j.epi.apply(c, y)
+	}
+	dwScratches.Put(sc)
+}
+
+// dwBackwardData adds (beta 1) or stores (beta 0) dx for depthwise
+// planes [lo, hi). Both 3x3 strides become stride-1 passes with the taps
+// rotated: over dy itself (with the complementary padding) or over dy
+// spread out (stride 2).
+func (j *convJob) dwBackwardData(lo, hi int) {
+	p := &j.p
+	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
+	g := newDWGeom(p)
+	q, flipped := dwFlipped3x3(p)
+	flipped = flipped && dw3x3(p)
+	spread := dw3x3(p) && p.StrideH == 2
+	var gq dwGeom
+	switch {
+	case flipped:
+		gq = newDWGeom(&q)
+	case spread:
+		q = ConvParams{N: 1, C: 1, H: p.H, W: p.W, K: 1, KH: 3, KW: 3, StrideH: 1, StrideW: 1,
+			PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}
+		gq = newDWGeom(&q)
+	}
+	sc := getDWScratch(&gq)
+	var rot [9]float32
+	acc := j.beta != 0
+	for t := lo; t < hi; t++ {
+		c := t % p.C
+		dy, w, dx := j.y[t*ohw:(t+1)*ohw], j.w[c*kk:(c+1)*kk], j.x[t*hw:(t+1)*hw]
+		switch {
+		case flipped:
+			for i := range rot {
+				rot[i] = w[8-i]
+			}
+			dw3x3Forward(&gq, dy, rot[:], 0, dx, sc, acc)
+		case spread:
+			dw3x3S2BackwardData(&g, &gq, dy, w, dx, sc, acc)
+		default:
+			if !acc {
+				clear(dx)
+			}
+			dwPlaneBackwardDataGeneric(p, dy, w, dx)
+		}
+	}
+	dwScratches.Put(sc)
+}
+
+// dwBackwardWeight adds dw for channels [lo, hi), summing over images.
+func (j *convJob) dwBackwardWeight(lo, hi int) {
+	p := &j.p
+	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
+	g := newDWGeom(p)
+	sc := getDWScratch(&g)
+	for c := lo; c < hi; c++ {
+		for n := range p.N {
+			t := n*p.C + c
+			x, dy, dw := j.x[t*hw:(t+1)*hw], j.y[t*ohw:(t+1)*ohw], j.w[c*kk:(c+1)*kk]
+			if dw3x3(p) {
+				dw3x3BackwardWeight(&g, x, dy, dw, sc)
+			} else {
+				dwPlaneBackwardWeightGeneric(p, x, dy, dw)
+			}
+		}
+	}
+	dwScratches.Put(sc)
 }

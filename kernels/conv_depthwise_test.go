@@ -24,13 +24,17 @@ func TestDepthwisePlane(t *testing.T) {
 				var w [10]float32
 				copy(w[:], randSlice(r, 10, 1))
 				ldy := g.ow0 + 3
-				if Active() != Generic && !dwPlaneFits(dwVector, s, g.oh0, g.ow0, make([]float32, g.oh0*ldy), ldy, x, g.wp) {
+				lanes := active.conv.dwLanes
+				if lanes == 0 {
+					lanes = 8
+				}
+				if Active() != Generic && !dwPlaneFits(lanes, s, g.oh0, g.ow0, make([]float32, g.oh0*ldy), ldy, x, g.wp) {
 					t.Fatalf("stride %d, %dx%d: the framed plane is too short for the plane kernel", s, hw[0], hw[1])
 				}
 				for _, acc := range []bool{false, true} {
 					y0 := randSlice(r, g.oh0*ldy, 1)
 					got, want := slices.Clone(y0), slices.Clone(y0)
-					dwPlane3x3(s, g.oh0, g.ow0, got, ldy, x, g.wp, &w, acc)
+					active.conv.dwPlane3x3(s, g.oh0, g.ow0, got, ldy, x, g.wp, &w, acc)
 					dwPlane3x3Generic(s, g.oh0, g.ow0, want, ldy, x, g.wp, &w, acc)
 					// The magnitude each output's roundings scale with.
 					var wa [10]float32

@@ -9,7 +9,7 @@ package kernels
 // (the pair kernels); partial groups are lanes of the mask, which the
 // kernels read and write in place.
 
-// directRowsFunc is one kernel of convDirectRows:
+// directRowsFunc is one kernel of convKernels.directRows:
 //
 //	f(kc, panels, a, x, off, d, c, ldc, e, mask)
 //
@@ -20,12 +20,9 @@ package kernels
 // i < h*panels, only in the lanes j whose bit j of mask is set.
 type directRowsFunc func(kc, panels int, a, x []float32, off []int32, d int, c []float32, ldc, e, mask int)
 
-// maxDirectRows bounds the panel height of convDirectRows.
+// maxDirectRows bounds the panel height of the directRows kernels; asm/conv
+// must agree.
 const maxDirectRows = 24
-
-// convDirectRows[set][pair][h], when set (AVX-512), is the kernel for
-// panels of h rows that stores (set) or adds, for runs or pairs.
-var convDirectRows *[2][2][maxDirectRows + 1]directRowsFunc
 
 // directRowsSplit cuts kg output channels into n1 panels of h1 rows and
 // then n2 panels of h1-1, as few panels as maxDirectRows allows and as
@@ -39,7 +36,7 @@ func directRowsSplit(kg int) (n1, h1, n2 int) {
 }
 
 // packDirectRowsA packs the kg x rows weights w (row-major) for the
-// convDirectRows kernels, split as directRowsSplit says, in k blocks of
+// directRows kernels, split as directRowsSplit says, in k blocks of
 // kb rows: block pc starts at dst[kg*pc] and holds its panels in order,
 // a panel of h rows h*kc floats, k-major.
 func packDirectRowsA(kg, rows, kb int, w, dst []float32) {
@@ -64,8 +61,8 @@ func packDirectRowsA(kg, rows, kb int, w, dst []float32) {
 	}
 }
 
-// convDirectRowsGeneric is the definition of the convDirectRows kernels
-// of height h.
+// convDirectRowsGeneric is the definition of the directRows kernels of
+// height h.
 func convDirectRowsGeneric(h int, set, pair bool, kc, panels int, a, x []float32, off []int32, d int, c []float32, ldc, e, mask int) {
 	if !pair {
 		d, e = 8, 8

@@ -8,13 +8,13 @@ import (
 	"testing"
 )
 
-// TestConvDirectRows checks every kernel of convDirectRows (each height,
+// TestConvDirectRows checks every kernel of convKernels.directRows (each height,
 // storing and adding, runs and pairs) against convDirectRowsGeneric,
 // under masks that keep every lane, none, or a random set, and that no
 // lane outside the mask is written (stored tiles over NaN: never read).
 func TestConvDirectRows(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
-		if convDirectRows == nil {
+		if active.conv.directRows == nil {
 			t.Skip("no variable-height direct kernels on this path")
 		}
 		r := rand.New(rand.NewPCG(7, 8))
@@ -51,7 +51,7 @@ func TestConvDirectRows(t *testing.T) {
 									}
 								}
 								got, want := slices.Clone(c0), slices.Clone(c0)
-								convDirectRows[set][pair][h](kc, panels, a, x, off, d, got, ldc, e, mask)
+								active.conv.directRows[set][pair][h](kc, panels, a, x, off, d, got, ldc, e, mask)
 								convDirectRowsGeneric(h, set == 1, pair == 1, kc, panels, a, x, off, d, want, ldc, e, mask)
 								mag := abs(c0)
 								if set == 1 {

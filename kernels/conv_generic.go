@@ -6,6 +6,15 @@ package kernels
 // for any kernel size, stride, padding and dilation. They work one tap
 // (kh, kw) at a time over whole output rows, so no inner loop tests bounds.
 
+// convGeneric is the generic path's convolution table: the Go plane, row
+// and gather loops, no direct micro-kernels.
+var convGeneric = convKernels{
+	dwPlane3x3:   dwPlane3x3Generic,
+	dwRow3x3:     dwRow3x3Generic,
+	dwRowGrad3x3: dwRowGrad3x3Generic,
+	gatherEven:   gatherEvenGeneric,
+}
+
 // validRange returns the output positions [lo, hi) of a row of out
 // positions whose input index o*stride+off falls inside [0, in).
 func validRange(out, stride, off, in int) (lo, hi int) {
@@ -70,7 +79,7 @@ func im2col(p *ConvParams, x []float32, cg, q0, nq int, col []float32) {
 								copy(seg[a-a0:b-a0], src)
 							}
 						case 2:
-							gatherEven(seg[a-a0:b-a0], xrow[2*a+offW:])
+							active.conv.gatherEven(seg[a-a0:b-a0], xrow[2*a+offW:])
 						default:
 							for ow := a; ow < b; ow++ {
 								seg[ow-a0] = xrow[ow*p.StrideW+offW]

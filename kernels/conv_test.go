@@ -285,7 +285,8 @@ func TestConvParamsValidate(t *testing.T) {
 // its masks untouched.
 func TestConvDirectMicro(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
-		if convDirectMicro == nil || convDirectMasked == nil {
+		kern := &active.conv
+		if kern.direct[0][0] == nil || kern.directMasked[0][0] == nil {
 			t.Skip("no direct micro-kernel on this path")
 		}
 		r := rand.New(rand.NewPCG(7, 7))
@@ -317,9 +318,9 @@ func TestConvDirectMicro(t *testing.T) {
 								c0 := randSlice(r, (panels*directMR+tails*tail)*ldc+e+8, 1)
 								got, want := slices.Clone(c0), slices.Clone(c0)
 								if masked {
-									convDirectMasked[set][tail](kc, panels, tails, a, x, off, d, got, ldc, e, mask)
+									kern.directMasked[set][tail](kc, panels, tails, a, x, off, d, got, ldc, e, mask)
 								} else {
-									convDirectMicro[set][tail](kc, panels, tails, a, x, off, d, got, ldc)
+									kern.direct[set][tail](kc, panels, tails, a, x, off, d, got, ldc)
 								}
 								convDirectGeneric(set == 1, kc, panels, tails, tail, a, x, off, d, want, ldc, e, mask)
 								// The magnitude each output's roundings scale with:
@@ -406,14 +407,12 @@ func TestConvNoAllocs(t *testing.T) {
 	}
 }
 
-// TestUseDirect pins which planes the direct path takes: whole groups of
-// 8, or, with at most directMaskedMaxK output channels, partial ones that
-// leave at most an eighth of the lanes idle.
+// TestUseDirect pins which planes the direct routes take: whole groups
+// of 8, or, with at most directMaskedMaxK output channels, partial ones
+// that leave at most an eighth of the lanes idle.
 func TestUseDirect(t *testing.T) {
-	saved := Active()
-	defer use(saved)
 	for _, path := range Available() {
-		use(path)
+		k := kernelsOf(path)
 		for _, c := range []struct {
 			h, w int
 			want bool
@@ -421,12 +420,18 @@ func TestUseDirect(t *testing.T) {
 			{56, 56, true}, {32, 32, true}, {8, 8, true}, {28, 28, true}, {14, 14, true},
 			{3, 24, true}, {2, 23, true}, {8, 7, true}, {7, 7, false}, {17, 17, false}, {12, 12, false}, {20, 20, false},
 		} {
-			for _, k := range []int{8, directMaskedMaxK, directMaskedMaxK + 1} {
-				p := ConvParams{N: 1, C: 8, H: c.h, W: c.w, K: k, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}
+			for _, kc := range []int{8, directMaskedMaxK, directMaskedMaxK + 1} {
+				p := ConvParams{N: 1, C: 8, H: c.h, W: c.w, K: kc, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}
 				whole := c.w%8 == 0 && c.h*c.w%16 == 0
-				want := c.want && directKernels() && (whole || k <= directMaskedMaxK)
-				if got := useDirect(&p); got != want {
-					t.Errorf("%s: useDirect(%dx%d, K=%d) = %v, want %v", path, c.h, c.w, k, got, want)
+				want := convRoute(0)
+				if has, _ := directKernels(&k); c.want && has && (whole || kc <= directMaskedMaxK) {
+					want = routeDirect
+					if !whole {
+						want = routeDirectMasked
+					}
+				}
+				if got := directRoute(&p, &k); got != want {
+					t.Errorf("%s: directRoute(%dx%d, K=%d) = %v, want %v", path, c.h, c.w, kc, got, want)
 				}
 			}
 		}

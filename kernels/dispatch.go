@@ -24,8 +24,29 @@ const (
 	NEON    Path = "neon"
 )
 
-// active is the path in use; set by init and, in tests, by use.
-var active Path
+// pathKernels is one kernel path: its name and the dispatch table of
+// every kernel family, each a struct of function values with one literal
+// per path (docs/DESIGN.md, "Kernels"). Where a path has no kernel of its
+// own, its literal names the generic one; the few entries that may be nil
+// say what runs instead.
+type pathKernels struct {
+	path        Path
+	gemm        gemmKernels
+	conv        convKernels
+	pool        poolKernels
+	elementwise elementwiseKernels
+	quant       quantKernels
+}
+
+// genericKernels is the pure-Go path: every architecture has it, and it
+// is the only default.
+var genericKernels = pathKernels{Generic, gemmGeneric, convGeneric, poolGeneric, elementwiseGeneric, quantGeneric}
+
+// active is the path in use: set by init (to the best path, or the one
+// DGHCORE_KERNELS asks for) and, in tests, by use. It has no initializer:
+// the kernels that call other kernels through it (dwPlane3x3Generic,
+// bnMomentsBackwardComposed) sit in the tables it is set from.
+var active pathKernels
 
 // EnvVar names the environment variable that forces a kernel path.
 const EnvVar = "DGHCORE_KERNELS"
@@ -48,10 +69,29 @@ func init() {
 func Init() error { return initErr }
 
 // Active returns the kernel path in use, for logs and reports.
-func Active() Path { return active }
+func Active() Path { return active.path }
 
 // Available lists the paths this machine can run, generic first.
 func Available() []Path { return available() }
+
+// available lists the paths of machinePaths by name.
+func available() []Path {
+	names := make([]Path, len(machinePaths))
+	for i, k := range machinePaths {
+		names[i] = k.path
+	}
+	return names
+}
+
+// kernelsOf returns path p's tables; p must be one of Available().
+func kernelsOf(p Path) pathKernels {
+	for _, k := range machinePaths {
+		if k.path == p {
+			return k
+		}
+	}
+	panic(fmt.Sprintf("kernels: path %q is not available", p))
+}
 
 // best is the fastest available path.
 func best() Path {
@@ -92,11 +132,5 @@ func Use(p Path) error {
 	return nil
 }
 
-// use switches every kernel family to path p. Each family provides a
-// set*Path function in its per-architecture files.
-func use(p Path) {
-	active = p
-	for _, set := range familySetters {
-		set(p)
-	}
-}
+// use switches every kernel family to path p, one of Available().
+func use(p Path) { active = kernelsOf(p) }

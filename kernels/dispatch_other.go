@@ -2,4 +2,5 @@
 
 package kernels
 
-func available() []Path { return []Path{Generic} }
+// machinePaths: off amd64 and arm64 only the generic path exists.
+var machinePaths = []pathKernels{genericKernels}

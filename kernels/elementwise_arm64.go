@@ -1,7 +1,5 @@
 package kernels
 
-import "math"
-
 // NEON kernels, hand-written in elementwise_arm64.s.
 
 //go:noescape
@@ -49,20 +47,15 @@ func scaleShiftBackwardReLUNEON(y, dy, dx []float32, scale float32)
 //go:noescape
 func scaleShiftBackwardReLU6NEON(y, dy, dx []float32, scale float32)
 
-// setElementwisePath points the elementwise family at path p.
-func setElementwisePath(p Path) {
-	useElementwiseGeneric()
-	if p != NEON {
-		return
-	}
-	axpyImpl, dotImpl = axpyNEON, dotNEON
-	addImpl, subImpl, mulImpl, scaleImpl = addNEON, subNEON, mulNEON, scaleNEON
-	reluImpl, relu6Impl = reluNEON, relu6NEON
-	reluBackwardImpl, relu6BackwardImpl = reluBackwardNEON, relu6BackwardNEON
-	sumImpl, sumSquaresImpl = sumNEON, sumSquaresNEON
-	momentsImpl, momentsBackwardImpl = momentsNEON, momentsBackwardNEON
-	scaleShiftImpl, scaleShiftBackwardImpl = scaleShiftClampNEON, scaleShiftBackwardNEON
-	scaleShiftAddImpl = scaleShiftAddNEON
+// elementwiseNEON is the NEON path's elementwise table: the kernels of
+// elementwise_arm64.s; the fused batch-norm backwards are the generic
+// compositions of them.
+var elementwiseNEON = elementwiseKernels{
+	axpy: axpyNEON, dot: dotNEON, add: addNEON, sub: subNEON, mul: mulNEON, scale: scaleNEON,
+	relu: reluNEON, relu6: relu6NEON, reluBackward: reluBackwardNEON, relu6Backward: relu6BackwardNEON,
+	sum: sumNEON, sumSquares: sumSquaresNEON, moments: momentsNEON, momentsBackward: momentsBackwardNEON,
+	scaleShift: scaleShiftClampNEON, scaleShiftBackward: scaleShiftBackwardNEON, scaleShiftAdd: scaleShiftAddNEON,
+	bnMomentsBackward: bnMomentsBackwardComposed, resMomentsBackward: bnMomentsBackwardComposed,
 }
 
 // scaleShiftAddNEON runs a plane of ScaleShiftAdd as the NEON kernels it
@@ -100,29 +93,14 @@ func sumSquaresNEON(x []float32) float64 {
 }
 
 // scaleShiftBackwardNEON picks the input-gradient kernel of the fused
-// activation; without one it is an axpy.
+// activation.
 func scaleShiftBackwardNEON(y, dy, dx []float32, scale float32, act Activation) {
-	switch act {
-	case ActReLU:
-		scaleShiftBackwardReLUNEON(y, dy, dx, scale)
-	case ActReLU6:
-		scaleShiftBackwardReLU6NEON(y, dy, dx, scale)
-	default:
-		axpyNEON(scale, dy, dx)
-	}
+	scaleShiftBackwardWith(scaleShiftBackwardReLUNEON, scaleShiftBackwardReLU6NEON, axpyNEON, y, dy, dx, scale, act)
 }
-
-var inf32 = float32(math.Inf(1))
 
 // scaleShiftClampNEON expresses the activation as the clamp the kernel
 // fuses.
 func scaleShiftClampNEON(y, x []float32, scale, shift float32, act Activation) {
-	switch act {
-	case ActReLU:
-		scaleShiftNEON(y, x, scale, shift, 0, inf32)
-	case ActReLU6:
-		scaleShiftNEON(y, x, scale, shift, 0, 6)
-	default:
-		scaleShiftNEON(y, x, scale, shift, -inf32, inf32)
-	}
+	lo, hi := actBounds(act)
+	scaleShiftNEON(y, x, scale, shift, lo, hi)
 }

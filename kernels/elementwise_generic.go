@@ -81,16 +81,12 @@ func relu6BackwardGeneric(x, dy, dx []float32) {
 	}
 }
 
-// useElementwiseGeneric points the elementwise family (elementwise,
-// reductions, per-channel kernels) at the pure-Go definitions.
-func useElementwiseGeneric() {
-	axpyImpl, dotImpl = axpyGeneric, dotGeneric
-	addImpl, subImpl, mulImpl, scaleImpl = addGeneric, subGeneric, mulGeneric, scaleGeneric
-	reluImpl, relu6Impl = reluGeneric, relu6Generic
-	reluBackwardImpl, relu6BackwardImpl = reluBackwardGeneric, relu6BackwardGeneric
-	sumImpl, sumSquaresImpl = sumGeneric, sumSquaresGeneric
-	momentsImpl, momentsBackwardImpl = momentsGeneric, momentsBackwardGeneric
-	scaleShiftImpl, scaleShiftBackwardImpl = scaleShiftGeneric, scaleShiftBackwardGeneric
-	bnMomentsBackwardImpl = bnMomentsBackwardComposed
-	scaleShiftAddImpl, resMomentsBackwardImpl = scaleShiftAddGeneric, bnMomentsBackwardComposed
+// elementwiseGeneric is the generic path's elementwise table: the Go
+// definitions every SIMD twin is tested against.
+var elementwiseGeneric = elementwiseKernels{
+	axpy: axpyGeneric, dot: dotGeneric, add: addGeneric, sub: subGeneric, mul: mulGeneric, scale: scaleGeneric,
+	relu: reluGeneric, relu6: relu6Generic, reluBackward: reluBackwardGeneric, relu6Backward: relu6BackwardGeneric,
+	sum: sumGeneric, sumSquares: sumSquaresGeneric, moments: momentsGeneric, momentsBackward: momentsBackwardGeneric,
+	scaleShift: scaleShiftGeneric, scaleShiftBackward: scaleShiftBackwardGeneric, scaleShiftAdd: scaleShiftAddGeneric,
+	bnMomentsBackward: bnMomentsBackwardComposed, resMomentsBackward: bnMomentsBackwardComposed,
 }

@@ -24,49 +24,54 @@ const (
 	gemmNC = 3072
 )
 
-// The micro-kernel in use and its tile; set by setGEMMPath.
-//
-// sgemmMicro(kc, a, b, c, ldc) adds the product of a packed mr x kc A panel
-// (a[p*mr+i]) and a packed kc x nr B panel (b[p*nr+j]) to the tile
-// c[i*ldc+j], i < mr, j < nr.
-//
-// sgemmPackB(nr, kc, b, ldb, dst, stride, panels) packs that many full
-// nr-column panels of kc rows of B, panel q at dst[q*stride:]:
-// dst[q*stride+p*nr+j] = b[p*ldb+q*nr+j].
-var (
-	sgemmMicro         = sgemmMicroGeneric
-	sgemmPackB         = sgemmPackBGeneric
-	gemmMR, gemmNR int = genericMR, genericNR
-)
+// gemmKernels is the GEMM family's dispatch table: the micro-kernel, its
+// tile and the packers around it. Only these depend on the path.
+type gemmKernels struct {
+	// mr x nr is the micro-kernel's tile (gemmMC is a multiple of every
+	// path's mr, 48 of every nr).
+	mr, nr int
+	// micro(kc, a, b, c, ldc) adds the product of a packed mr x kc A
+	// panel (a[p*mr+i]) and a packed kc x nr B panel (b[p*nr+j]) to the
+	// tile c[i*ldc+j], i < mr, j < nr.
+	micro func(kc int, a, b, c []float32, ldc int)
+	// microSet is micro storing the product into the tile instead of
+	// adding it, never reading C: a beta = 0 product uses it for its
+	// first k block instead of zeroing all of C first and reading the
+	// zeros back. Nil: the product zeroes C and micro adds.
+	microSet func(kc int, a, b, c []float32, ldc int)
+	// packB(nr, kc, b, ldb, dst, stride, panels) packs that many full
+	// nr-column panels of kc rows of B, panel q at dst[q*stride:]:
+	// dst[q*stride+p*nr+j] = b[p*ldb+q*nr+j].
+	packB func(nr, kc int, b []float32, ldb int, dst []float32, stride, panels int)
+	// packA6(kq, a, lda, alpha, dst) packs kq groups of four columns of
+	// six A rows the way packRows6 does (mr = 6 only); packRows6 finishes
+	// the rest. Nil: packRows6's loop does it all.
+	packA6 func(kq int, a []float32, lda int, alpha float32, dst []float32)
+	// packBT16(kq, b, offs, dst) packs 8*kq rows of a 16-column panel of
+	// B read from its transpose, dst[p*16+j] = b[offs[j]+p] (every
+	// offs[j]+8*kq within b); packCols16 finishes the rest. Nil:
+	// packCols16 does it all.
+	packBT16 func(kq int, b []float32, offs *[16]int, dst []float32)
+	// gather packs one full 16-column panel of a gathered B (see
+	// sgemmGather16AVX2); packGathered does edge panels and the rest, and
+	// all of it where gather is nil. Convolutions build the tables'
+	// segments (colGather.setSegments) only for a path that has it.
+	gather func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)
+	// packA24(kq, a, lda, alpha, dst) packs kq groups of eight columns of
+	// 24 A rows the way packRowsScalar does (mr = 24 only), which
+	// finishes the rest. Nil: packRowsScalar does it all.
+	packA24 func(kq int, a []float32, lda int, alpha float32, dst []float32)
+	// microRows, where set, holds micro-kernels for the first h < mr rows
+	// of a packed A panel ([0][h] adds, [1][h] stores), which read and
+	// write only those rows of C: an edge panel then costs its own rows,
+	// not a whole tile's (a 16-row product on a 24-row tile would waste a
+	// third). Nil: edge panels run micro on a scratch tile.
+	microRows *[2][maxMR]func(kc int, a, b, c []float32, ldc int)
+}
 
-// sgemmPackA6, when set (by setGEMMPath), packs kq groups of four
-// columns of six A rows the way packRows6 does; packRows6 finishes the
-// rest. sgemmPackA24 likewise packs kq groups of eight columns of 24
-// rows (packRows24).
-var sgemmPackA6, sgemmPackA24 func(kq int, a []float32, lda int, alpha float32, dst []float32)
-
-// sgemmMicroRows, when set, holds micro-kernels for the first h < mr rows
-// of a packed A panel ([0][h] adds, [1][h] stores), which read and write
-// only those rows of C: an edge panel then costs its own rows, not a
-// whole tile's (a 16-row product on a 24-row tile would waste a third).
-var sgemmMicroRows *[2][maxMR]func(kc int, a, b, c []float32, ldc int)
-
-// packBT16On reports that packBT16 (gemm_amd64.go: the AVX2 kernel)
-// packs 8*kq rows of a 16-column panel of B read from its transpose,
-// dst[p*16+j] = b[offs[j]+p] (every offs[j]+8*kq within b). A plain
-// function, not a variable like the other kernels: offs stays on the
-// caller's stack only if the compiler sees the call.
-var packBT16On bool
-
-// sgemmGather, when set, packs one full nr-column panel of a gathered B
-// (see sgemmGather16AVX2); packGathered does edge panels and the rest.
-var sgemmGather func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)
-
-// sgemmMicroSet, when set, is sgemmMicro storing the product into the
-// tile instead of adding it, never reading C. A beta = 0 product uses it
-// for its first k block instead of zeroing all of C first and reading the
-// zeros back.
-var sgemmMicroSet func(kc int, a, b, c []float32, ldc int)
+// gemmParallelMinWork is the m*n*k below which a product stays on the
+// calling goroutine: a 48^3 product finishes before the pool wakes up.
+const gemmParallelMinWork = 48 * 48 * 48
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices,
 // where op(X) is X or its transpose. op(A) is m x k, op(B) is k x n, C is
@@ -89,7 +94,8 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	checkMatrix("A", transA, m, k, a, lda)
 	checkMatrix("B", transB, k, n, b, ldb)
 	checkMatrix("C", false, m, n, c, ldc)
-	overwrite := beta == 0 && k > 0 && alpha != 0 && sgemmMicroSet != nil
+	kern := &active.gemm
+	overwrite := beta == 0 && k > 0 && alpha != 0 && kern.microSet != nil
 	if !overwrite {
 		scaleMatrix(m, n, beta, c, ldc)
 	}
@@ -97,14 +103,14 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	j := gemmJobs.Get().(*gemmJob)
-	j.overwrite, j.microSet = overwrite, sgemmMicroSet
+	j.overwrite, j.kern = overwrite, kern
 	j.transA, j.transB = transA, transB
 	j.m, j.n, j.k, j.alpha = m, n, k, alpha
 	j.a, j.lda, j.b, j.ldb, j.c, j.ldc = a, lda, b, ldb, c, ldc
-	j.mr, j.nr, j.micro, j.microRows = gemmMR, gemmNR, sgemmMicro, sgemmMicroRows
-	j.run(parallel && m*n*k >= 48*48*48)
+	j.mr, j.nr = kern.mr, kern.nr
+	j.run(parallel && m*n*k >= gemmParallelMinWork)
 	j.a, j.b, j.c = nil, nil, nil
-	j.overwrite, j.microSet = false, nil
+	j.overwrite, j.kern = false, nil
 	gemmJobs.Put(j)
 }
 
@@ -119,7 +125,7 @@ func kBlock(k int) int {
 
 // packedASize is the length packWholeA needs for an m x k op(A).
 func packedASize(m, k int) int {
-	return (m + gemmMR - 1) / gemmMR * gemmMR * k
+	return roundUp(m, active.gemm.mr) * k
 }
 
 // packWholeA packs alpha*op(A) (m x k) once, for sgemmPrepacked to reuse
@@ -129,14 +135,15 @@ func packedASize(m, k int) int {
 func packWholeA(transA bool, m, k int, alpha float32, a []float32, lda int, dst []float32) {
 	checkMatrix("A", transA, m, k, a, lda)
 	j := gemmJobs.Get().(*gemmJob)
-	j.transA, j.m, j.k, j.alpha, j.a, j.lda, j.mr = transA, m, k, alpha, a, lda, gemmMR
-	mPad := (m + gemmMR - 1) / gemmMR * gemmMR
+	j.transA, j.m, j.k, j.alpha, j.a, j.lda = transA, m, k, alpha, a, lda
+	j.kern, j.mr = &active.gemm, active.gemm.mr
+	mPad := roundUp(m, j.mr)
 	kb := kBlock(k)
 	for pc := 0; pc < k; pc += kb {
 		j.pc, j.kc = pc, min(kb, k-pc)
 		j.packA(dst[mPad*pc:], 0, m)
 	}
-	j.a = nil
+	j.a, j.kern = nil, nil
 	gemmJobs.Put(j)
 }
 
@@ -208,8 +215,9 @@ func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []i
 		panic(fmt.Sprintf("kernels.sgemm: B rows at offsets up to %d, %d long, overrun %d elements",
 			slices.Max(rowOff[:k]), n, len(b)))
 	}
+	kern := &active.gemm
 	if tiled {
-		mPad, nPad := (m+gemmMR-1)/gemmMR*gemmMR, (n+gemmNR-1)/gemmNR*gemmNR
+		mPad, nPad := roundUp(m, kern.mr), roundUp(n, kern.nr)
 		if ldc < nPad {
 			panic(fmt.Sprintf("kernels.sgemm: tiled C has ldc %d < %d", ldc, nPad))
 		}
@@ -218,7 +226,7 @@ func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []i
 	checkMatrix("C", false, m, n, c, ldc)
 	// As in sgemm: a beta = 0 product stores its first k block rather
 	// than clearing C and adding to the zeros.
-	overwrite := beta == 0 && k > 0 && sgemmMicroSet != nil
+	overwrite := beta == 0 && k > 0 && kern.microSet != nil
 	if !overwrite {
 		scaleMatrix(m, n, beta, c, ldc)
 	}
@@ -227,12 +235,12 @@ func sgemmPrepacked(m, n, k int, pre []float32, b []float32, ldb int, rowOff []i
 	}
 	j := gemmJobs.Get().(*gemmJob)
 	j.transB, j.m, j.n, j.k, j.tiled = false, m, n, k, tiled
-	j.overwrite, j.microSet = overwrite, sgemmMicroSet
+	j.overwrite, j.kern = overwrite, kern
 	j.pre, j.b, j.ldb, j.rowOff, j.gather, j.c, j.ldc = pre, b, ldb, rowOff, gather, c, ldc
-	j.mr, j.nr, j.micro, j.microRows = gemmMR, gemmNR, sgemmMicro, sgemmMicroRows
-	j.run(parallel && m*n*k >= 48*48*48)
+	j.mr, j.nr = kern.mr, kern.nr
+	j.run(parallel && m*n*k >= gemmParallelMinWork)
 	j.pre, j.b, j.rowOff, j.gather, j.c, j.tiled = nil, nil, nil, colGather{}, nil, false
-	j.overwrite, j.microSet = false, nil
+	j.overwrite, j.kern = false, nil
 	gemmJobs.Put(j)
 }
 
@@ -251,11 +259,11 @@ func sgemmPrepackedT(m, n, k int, pre []float32, b []float32, colOff []int, c []
 	checkMatrix("C", false, m, n, c, ldc)
 	j := gemmJobs.Get().(*gemmJob)
 	j.transB, j.m, j.n, j.k, j.tiled = true, m, n, k, false
-	j.overwrite, j.microSet = false, nil
+	j.overwrite, j.kern = false, &active.gemm
 	j.pre, j.b, j.ldb, j.rowOff, j.gather, j.c, j.ldc = pre, b, 0, colOff, colGather{}, c, ldc
-	j.mr, j.nr, j.micro, j.microRows = gemmMR, gemmNR, sgemmMicro, sgemmMicroRows
-	j.run(parallel && m*n*k >= 48*48*48)
-	j.pre, j.b, j.rowOff, j.c = nil, nil, nil, nil
+	j.mr, j.nr = j.kern.mr, j.kern.nr
+	j.run(parallel && m*n*k >= gemmParallelMinWork)
+	j.pre, j.b, j.rowOff, j.c, j.kern = nil, nil, nil, nil, nil
 	j.transB = false
 	gemmJobs.Put(j)
 }
@@ -303,13 +311,12 @@ type gemmJob struct {
 	rowOff         []int     // B row p starts at b[rowOff[p]] instead of b[p*ldb]
 	gather         colGather // B gathered (sgemmPrepacked), or tab nil
 	tiled          bool      // C has room for whole edge tiles (sgemmPrepacked)
-	mr, nr         int
-	micro          func(kc int, a, b, c []float32, ldc int)
-	microRows      *[2][maxMR]func(kc int, a, b, c []float32, ldc int) // see sgemmMicroRows
+	// kern is the path's table, read once per call; mr, nr its tile.
+	kern   *gemmKernels
+	mr, nr int
 	// overwrite: beta is 0 and C was not zeroed, so the first k block
-	// (pc = 0) stores its tiles with microSet instead of adding them.
+	// (pc = 0) stores its tiles with kern.microSet instead of adding them.
 	overwrite bool
-	microSet  func(kc int, a, b, c []float32, ldc int)
 
 	// The current (jc, pc) block and how its compute is split.
 	jc, nc, pc, kc int
@@ -397,267 +404,6 @@ func (j *gemmJob) run(parallel bool) {
 	putScratch(bpBuf)
 }
 
-// packB packs column panels [lo, hi) of the current op(B) block:
-// bp[panel*kc*nr + p*nr + jj] = op(B)[pc+p][jc+panel*nr+jj], zero padded.
-// Both loops read the stored B sequentially, so the hardware prefetchers
-// hide the memory latency.
-func (j *gemmJob) packB(lo, hi int) {
-	kc, nr := j.kc, j.nr
-	if j.gather.tab != nil {
-		j.packGathered(lo, hi)
-		return
-	}
-	c0, c1 := j.jc+lo*nr, min(j.jc+hi*nr, j.jc+j.nc) // stored columns covered
-	full := (c1 - c0) / nr                           // panels with nr columns
-	if !j.transB {
-		base := j.pc*j.ldb + c0
-		if j.rowOff != nil {
-			// Rows at arbitrary offsets (a convolution's padded input).
-			for p := range kc {
-				sgemmPackB(nr, 1, j.b[j.rowOff[j.pc+p]+c0:], 0, j.bp[lo*kc*nr+p*nr:], kc*nr, full)
-			}
-		} else {
-			sgemmPackB(nr, kc, j.b[base:], j.ldb, j.bp[lo*kc*nr:], kc*nr, full)
-		}
-		if w := c1 - c0 - full*nr; w > 0 {
-			for p := range kc {
-				row := base + p*j.ldb
-				if j.rowOff != nil {
-					row = j.rowOff[j.pc+p] + c0
-				}
-				off := (lo+full)*kc*nr + p*nr
-				d := j.bp[off : off+nr]
-				copy(d, j.b[row+full*nr:][:w])
-				clear(d[w:])
-			}
-		}
-		return
-	}
-	// Stored row j of B^T starts at j*ldb, or at rowOff[j] when set.
-	start := func(col int) int {
-		if j.rowOff != nil {
-			return j.rowOff[col] + j.pc
-		}
-		return col*j.ldb + j.pc
-	}
-	for panel := lo; panel < hi; panel++ {
-		dst := j.bp[panel*kc*nr : (panel+1)*kc*nr]
-		col0 := j.jc + panel*nr
-		w := min(nr, j.jc+j.nc-col0)
-		if w == 16 && nr == 16 {
-			var offs [16]int
-			var rows [16][]float32
-			for jj := range rows {
-				offs[jj] = start(col0 + jj)
-				rows[jj] = j.b[offs[jj]:][:kc] // bounds-checks the whole row
-			}
-			p0 := 0
-			if kq := kc / 8; packBT16On && kq > 0 {
-				packBT16(kq, j.b, &offs, dst)
-				p0 = 8 * kq
-			}
-			for jj := range rows {
-				rows[jj] = rows[jj][p0:]
-			}
-			packCols16(dst[p0*16:], &rows)
-			continue
-		}
-		if w < nr {
-			clear(dst)
-		}
-		for jj := range w {
-			src := j.b[start(col0+jj):]
-			src = src[:kc]
-			for p, v := range src {
-				dst[p*nr+jj] = v
-			}
-		}
-	}
-}
-
-// packCols16 packs sixteen stored rows of B^T, each kc long, as one
-// panel: dst[p*16+jj] = rows[jj][p]. Sixteen loads and one contiguous
-// run of stores per p, unrolled: the loop over each row with a strided
-// store per element took about 1 ns an element, as long as the products
-// of a convolution's weight gradient (B = im2col^T, 16 to 64 rows of A).
-// Where packBT16 runs it packs the last kc%8 rows only.
-func packCols16(dst []float32, rows *[16][]float32) {
-	kc := len(rows[0])
-	r0, r1, r2, r3 := rows[0][:kc], rows[1][:kc], rows[2][:kc], rows[3][:kc]
-	r4, r5, r6, r7 := rows[4][:kc], rows[5][:kc], rows[6][:kc], rows[7][:kc]
-	r8, r9, r10, r11 := rows[8][:kc], rows[9][:kc], rows[10][:kc], rows[11][:kc]
-	r12, r13, r14, r15 := rows[12][:kc], rows[13][:kc], rows[14][:kc], rows[15][:kc]
-	dst = dst[:16*kc]
-	for p := range kc {
-		d := dst[p*16 : p*16+16 : p*16+16]
-		d[0], d[1], d[2], d[3] = r0[p], r1[p], r2[p], r3[p]
-		d[4], d[5], d[6], d[7] = r4[p], r5[p], r6[p], r7[p]
-		d[8], d[9], d[10], d[11] = r8[p], r9[p], r10[p], r11[p]
-		d[12], d[13], d[14], d[15] = r12[p], r13[p], r14[p], r15[p]
-	}
-}
-
-// packGathered is packB for a gathered B (colGather).
-func (j *gemmJob) packGathered(lo, hi int) {
-	g, kc, nr := &j.gather, j.kc, j.nr
-	for panel := lo; panel < hi; panel++ {
-		dst := j.bp[panel*kc*nr : (panel+1)*kc*nr]
-		col0 := j.jc + panel*nr
-		w := min(nr, j.jc+j.nc-col0)
-		c, t := j.pc/g.kk, j.pc%g.kk // row pc is tap t of channel c
-		if w == nr && nr == 16 && sgemmGather != nil && g.seg != nil {
-			// In bounds: sgemmPrepacked checked the largest entry
-			// against b for the last row, and a consecutive group's
-			// masked load touches only its valid lanes.
-			groups := (j.n + 7) / 8
-			sgemmGather(kc, j.b[c*g.plane:], g.plane, g.kk, t, g.tab[col0:], j.n, g.seg[col0/8:], groups, dst)
-			continue
-		}
-		for p := range kc {
-			src := j.b[c*g.plane:]
-			d := dst[p*nr : p*nr+nr]
-			gatherRow(d[:w], src, g.tab[t*j.n+col0:][:w])
-			clear(d[w:])
-			if t++; t == g.kk {
-				c, t = c+1, 0
-			}
-		}
-	}
-}
-
-// gatherRow sets d[i] = src[idx[i]], or 0 where idx[i] is -1.
-func gatherRow(d, src []float32, idx []int32) {
-	d = d[:len(idx)]
-	for i, o := range idx {
-		var v float32
-		if o >= 0 {
-			v = src[o]
-		}
-		d[i] = v
-	}
-}
-
-// packA packs rows [i0, i0+mc) of the current op(A) block, times alpha:
-// ap[panel*kc*mr + p*mr + ii] = alpha*op(A)[i0+panel*mr+ii][pc+p].
-func (j *gemmJob) packA(ap []float32, i0, mc int) {
-	kc, mr, alpha := j.kc, j.mr, j.alpha
-	for panel := 0; panel*mr < mc; panel++ {
-		dst := ap[panel*kc*mr : (panel+1)*kc*mr]
-		row0 := i0 + panel*mr
-		h := min(mr, i0+mc-row0)
-		if h < mr {
-			clear(dst)
-		}
-		if !j.transA {
-			// Walk k once, reading the panel's rows side by side, so the
-			// packed panel is written sequentially.
-			base := row0*j.lda + j.pc
-			switch {
-			case h == 6 && mr == 6:
-				packRows6(dst, j.a[base:], j.lda, kc, alpha)
-				continue
-			case h == 24 && mr == 24 && sgemmPackA24 != nil && kc >= 8:
-				// The last row, bounds-checked, ends what the kernel reads.
-				_ = j.a[base+23*j.lda : base+23*j.lda+kc]
-				kq := kc / 8
-				sgemmPackA24(kq, j.a[base:], j.lda, alpha, dst)
-				if p0 := 8 * kq; p0 < kc {
-					packRowsScalar(dst[p0*mr:], j.a[base+p0:], j.lda, kc-p0, h, mr, alpha)
-				}
-				continue
-			}
-			packRowsScalar(dst, j.a[base:], j.lda, kc, h, mr, alpha)
-			continue
-		}
-		if h == 6 && mr == 6 {
-			packCols6(dst, j.a[j.pc*j.lda+row0:], j.lda, kc, alpha)
-			continue
-		}
-		for p := range kc {
-			src := j.a[(j.pc+p)*j.lda+row0:]
-			src = src[:h]
-			d := dst[p*mr : p*mr+h]
-			for ii, v := range src {
-				d[ii] = alpha * v
-			}
-		}
-	}
-}
-
-// packRowsScalar packs h rows of kc floats (row stride lda) times alpha
-// into a panel of mr rows: dst[p*mr+i] = alpha*a[i*lda+p], i < h.
-func packRowsScalar(dst, a []float32, lda, kc, h, mr int, alpha float32) {
-	var rows [maxMR][]float32
-	for ii := range h {
-		rows[ii] = a[ii*lda:][:kc]
-	}
-	for p := range kc {
-		d := dst[p*mr : p*mr+h]
-		for ii := range d {
-			d[ii] = alpha * rows[ii][p]
-		}
-	}
-}
-
-// packCols6 packs six columns of kc rows (row stride lda) times alpha:
-// dst[p*6+i] = alpha*a[p*lda+i], unrolled (the loop over a slice of six
-// per row took 2.5 ns a float, 0.9 ns now: a strided convolution's
-// backward to the input packs all its weights this way on every call).
-func packCols6(dst, a []float32, lda, kc int, alpha float32) {
-	dst = dst[:6*kc]
-	for p := range kc {
-		s := a[p*lda:][:6:6]
-		d := dst[p*6:][:6:6]
-		d[0], d[1], d[2] = alpha*s[0], alpha*s[1], alpha*s[2]
-		d[3], d[4], d[5] = alpha*s[3], alpha*s[4], alpha*s[5]
-	}
-}
-
-// packRows6 packs six rows of kc floats (row stride lda) times alpha,
-// interleaved: dst[p*6+i] = alpha*a[i*lda+p]. It is the AVX2 path's hot
-// packing loop (a tenth of a 512 SGEMM's time in scalar Go): the
-// assembly packer, when present, does whole groups of four columns and the
-// unrolled loop below the rest.
-func packRows6(dst, a []float32, lda, kc int, alpha float32) {
-	r0, r1, r2 := a[:kc], a[lda:lda+kc], a[2*lda:2*lda+kc]
-	r3, r4, r5 := a[3*lda:3*lda+kc], a[4*lda:4*lda+kc], a[5*lda:5*lda+kc]
-	dst = dst[:6*kc]
-	p0 := 0
-	if kq := kc / 4; sgemmPackA6 != nil && kq > 0 {
-		// r5 (bounds-checked above) ends the last row the assembly reads.
-		sgemmPackA6(kq, a, lda, alpha, dst)
-		p0 = 4 * kq
-	}
-	for p := p0; p < kc; p++ {
-		d := dst[p*6 : p*6+6 : p*6+6]
-		d[0] = alpha * r0[p]
-		d[1] = alpha * r1[p]
-		d[2] = alpha * r2[p]
-		d[3] = alpha * r3[p]
-		d[4] = alpha * r4[p]
-		d[5] = alpha * r5[p]
-	}
-}
-
-// maxMR bounds every path's mr.
-const maxMR = 24
-
-// copyRow copies one packed B row of len(d) floats, with fixed-size array
-// copies for the tile widths in use (a memmove call per 64 bytes costs
-// more than the copy).
-func copyRow(d, s []float32) {
-	switch len(d) {
-	case 16:
-		*(*[16]float32)(d) = *(*[16]float32)(s)
-	case 12:
-		*(*[12]float32)(d) = *(*[12]float32)(s)
-	case 4:
-		*(*[4]float32)(d) = *(*[4]float32)(s)
-	default:
-		copy(d, s)
-	}
-}
-
 // block returns the first row and the row count of A block ib: the
 // ceil(m/mr) row panels are dealt out evenly over the mBlocks blocks,
 // each at most gemmMC rows.
@@ -676,15 +422,15 @@ func (j *gemmJob) compute(lo, hi int) {
 	ap := (*apBuf)[:gemmMC*kc]
 	tile := (*apBuf)[gemmMC*kc:]
 	packed := -1
-	micro, set := j.micro, j.overwrite && j.pc == 0
+	micro, set := j.kern.micro, j.overwrite && j.pc == 0
 	var rows *[maxMR]func(kc int, a, b, c []float32, ldc int)
-	if j.microRows != nil {
-		rows = &j.microRows[0]
+	if j.kern.microRows != nil {
+		rows = &j.kern.microRows[0]
 	}
 	if set {
-		micro = j.microSet
-		if j.microRows != nil {
-			rows = &j.microRows[1]
+		micro = j.kern.microSet
+		if j.kern.microRows != nil {
+			rows = &j.kern.microRows[1]
 		}
 	}
 	for t := lo; t < hi; t++ {
@@ -708,10 +454,10 @@ func (j *gemmJob) compute(lo, hi int) {
 				apan := ap[ir*kc : ir*kc+mr*kc]
 				h := min(mr, mc-ir)
 				row0 := i0 + ir
-				k, add := micro, j.micro
+				k, add := micro, j.kern.micro
 				if h < mr && rows != nil {
 					// Only the panel's rows: C past them is not touched.
-					k, add = rows[h], j.microRows[0][h]
+					k, add = rows[h], j.kern.microRows[0][h]
 				}
 				if w == nr && (h == mr || rows != nil) || j.tiled {
 					k(kc, apan, bpan, j.c[row0*j.ldc+col0:], j.ldc)

@@ -4,10 +4,9 @@ package kernels
 // micro-kernel must match (SPEC section 1, kernels). A 4x4 tile keeps the
 // 16 accumulators in registers on both amd64 and arm64.
 
-const (
-	genericMR = 4
-	genericNR = 4
-)
+// gemmGeneric is the generic path's GEMM table: the 4x4 Go micro-kernel
+// and packer, no optional kernels.
+var gemmGeneric = gemmKernels{mr: 4, nr: 4, micro: sgemmMicroGeneric, packB: sgemmPackBGeneric}
 
 // sgemmMicroGeneric adds a packed 4 x kc A panel times a packed kc x 4 B
 // panel to the 4x4 tile at c (row stride ldc).

@@ -9,12 +9,12 @@ import (
 // panel and one packed B panel that stay in L1 (kc = gemmKC): the ceiling
 // the whole SGEMM's efficiency is measured against.
 func BenchmarkSGEMMMicro(b *testing.B) {
-	mr, nr, kc := gemmMR, gemmNR, gemmKC
+	mr, nr, kc := active.gemm.mr, active.gemm.nr, gemmKC
 	r := rand.New(rand.NewPCG(1, 2))
 	ap, bp, c := randSlice(r, mr*kc, 1), randSlice(r, kc*nr, 1), make([]float32, mr*nr)
 	b.ResetTimer()
 	for range b.N {
-		sgemmMicro(kc, ap, bp, c, nr)
+		active.gemm.micro(kc, ap, bp, c, nr)
 	}
 	reportGFLOPs(b, 2*float64(mr*nr*kc))
 }

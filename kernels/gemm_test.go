@@ -116,20 +116,21 @@ func checkSgemm(t *testing.T, r *rand.Rand, name string, m, n, k int, tA, tB boo
 // and each edge kernel, which must leave the rows past its own alone.
 func TestSgemmMicro(t *testing.T) {
 	acrossPaths(t, func(t *testing.T) {
-		mr, nr := gemmMR, gemmNR
+		g := &active.gemm
+		mr, nr := g.mr, g.nr
 		r := rand.New(rand.NewPCG(3, 4))
 		type kernel struct {
 			rows int
 			set  bool
 			f    func(kc int, a, b, c []float32, ldc int)
 		}
-		ks := []kernel{{mr, false, sgemmMicro}}
-		if sgemmMicroSet != nil {
-			ks = append(ks, kernel{mr, true, sgemmMicroSet})
+		ks := []kernel{{mr, false, g.micro}}
+		if g.microSet != nil {
+			ks = append(ks, kernel{mr, true, g.microSet})
 		}
-		if sgemmMicroRows != nil {
+		if g.microRows != nil {
 			for h := 1; h < mr; h++ {
-				ks = append(ks, kernel{h, false, sgemmMicroRows[0][h]}, kernel{h, true, sgemmMicroRows[1][h]})
+				ks = append(ks, kernel{h, false, g.microRows[0][h]}, kernel{h, true, g.microRows[1][h]})
 			}
 		}
 		for _, k := range ks {

@@ -7,3 +7,5 @@ package kernels
 //go:generate go run ../asm/conv -out conv_amd64.s -stubs conv_stubs_amd64.go
 //go:generate go run ../asm/elementwise -out elementwise_amd64.s -stubs elementwise_stubs_amd64.go
 //go:generate go run ../asm/quant -out quant_amd64.s -stubs quant_stubs_amd64.go
+//go:generate go run ../asm/pool -out pool2d_amd64.s -stubs pool2d_stubs_amd64.go
+//go:generate go run ../asm/peak -out peak_amd64.s -stubs peak_stubs_amd64.go

@@ -86,7 +86,7 @@ func maxPoolRange(t *task, lo, hi int) {
 // maximum in row-major order (a NaN replaces the best so far), as the
 // general loop does.
 func maxPool3x3Row(y []float32, arg []int32, x []float32, w, o, stride int) {
-	if stride == 2 && maxPoolS2 != nil {
+	if s2 := active.pool.maxPool3x3S2; stride == 2 && s2 != nil {
 		// Whole groups of eight on the vector path; its loads reach one
 		// float past the last window of the third row.
 		n := len(y) / 8 * 8
@@ -97,7 +97,7 @@ func maxPool3x3Row(y []float32, arg []int32, x []float32, w, o, stride int) {
 			if arg != nil {
 				_ = arg[n-1]
 			}
-			maxPoolS2(n, x[o:], x[o+w:], x[o+2*w:], y[:n], arg, arg != nil, o, w)
+			s2(n, x[o:], x[o+w:], x[o+2*w:], y[:n], arg, arg != nil, o, w)
 			y, o = y[n:], o+2*n
 			if arg != nil {
 				arg = arg[n:]
@@ -161,9 +161,17 @@ func maxPool3x3Row(y []float32, arg []int32, x []float32, w, o, stride int) {
 	}
 }
 
-// maxPoolS2, when set (AVX2), computes whole groups of eight 3x3
-// stride-2 windows inside the plane (see maxPool3x3S2AVX2).
-var maxPoolS2 func(n int, r0, r1, r2, y []float32, arg []int32, withArg bool, base, w int)
+// poolKernels is the pooling family's dispatch table.
+type poolKernels struct {
+	// maxPool3x3S2(n, r0, r1, r2, y, arg, withArg, base, w) computes
+	// whole groups of eight 3x3 stride-2 windows inside the plane (see
+	// maxPool3x3S2AVX2); nil where the path has none: maxPool3x3Row's Go
+	// loop computes them all.
+	maxPool3x3S2 func(n int, r0, r1, r2, y []float32, arg []int32, withArg bool, base, w int)
+}
+
+// poolGeneric is the generic path's pooling table: the Go loops alone.
+var poolGeneric = poolKernels{}
 
 // maxPoolWindows computes output columns [j0, j1) of one output row (y
 // from its column 0, arg from index yo) over input rows [hlo, hhi).
@@ -223,7 +231,7 @@ func avgPoolRange(t *task, lo, hi int) {
 	hw, x, y := t.n[2], t.s[0], t.s[1]
 	inv := 1 / float64(hw)
 	for pl := lo; pl < hi; pl++ {
-		y[pl] = float32(sumImpl(x[pl*hw:(pl+1)*hw]) * inv)
+		y[pl] = float32(active.elementwise.sum(x[pl*hw:(pl+1)*hw]) * inv)
 	}
 }
 

@@ -12,16 +12,38 @@ import "math"
 // scale search (SPEC 4.3): candidate i scales max and min by 1-0.01i.
 const ScaleSearchSteps = 80
 
-// Implementation variables of the quant family; setQuantPath points them
-// at one kernel path.
-var (
-	fakeQuantImpl         = fakeQuantGeneric
-	fakeQuantBackwardImpl = fakeQuantBackwardGeneric
-	quantErrorLpImpl      = quantErrorLpGeneric
-	adaRoundForwardImpl   = adaRoundForwardGeneric
-	adaRoundBackwardImpl  = adaRoundBackwardGeneric
-	adaRoundRegImpl       = adaRoundRegGeneric
-)
+// quantKernels is the quantization family's dispatch table, one entry
+// per kernel of quant_generic.go (and the power of LpDistanceBackward).
+type quantKernels struct {
+	fakeQuant         func(dst, x []float32, delta, zp, qmax float32)
+	fakeQuantBackward func(x, dy, dx []float32, delta, zp, qmax float32) float64
+	quantErrorLp      func(x []float32, delta, zp, qmax, p float32) float64
+	adaRoundForward   func(dst, w, alpha []float32, delta, zp, qmax float32)
+	adaRoundBackward  func(w, alpha, dy, dAlpha []float32, delta, zp, qmax float32)
+	adaRoundReg       func(alpha, dAlpha []float32, beta, weight float32) float64
+	// lpGrad, where the path has it, is the SIMD gradient power of
+	// LpDistanceBackward (see lpBackwardRange); nil: the Go loop.
+	lpGrad func(d []float32, gp, q float32) bool
+}
+
+// fakeQuantBackwardWith runs full, or deltaOnly when dx is nil (only
+// the gradient of delta wanted): the SIMD paths' fakeQuantBackward.
+func fakeQuantBackwardWith(full func(x, dy, dx []float32, delta, zp, qmax float32) float64,
+	deltaOnly func(x, dy []float32, delta, zp, qmax float32) float64, x, dy, dx []float32, delta, zp, qmax float32) float64 {
+	if dx == nil {
+		return deltaOnly(x, dy, delta, zp, qmax)
+	}
+	return full(x, dy, dx[:len(x)], delta, zp, qmax)
+}
+
+// quantErrorLpWith runs the SIMD power simd for the exponents it covers,
+// 0 < p <= 7, the Go loop for the others: the SIMD paths' quantErrorLp.
+func quantErrorLpWith(simd func(x []float32, delta, zp, qmax, p float32) float64, x []float32, delta, zp, qmax, p float32) float64 {
+	if p > 0 && p <= 7 {
+		return simd(x, delta, zp, qmax, p)
+	}
+	return quantErrorLpGeneric(x, delta, zp, qmax, p)
+}
 
 // scaleSearchBlock is the number of floats the scale search scores every
 // candidate on before moving on: 8 KB stays in L1 across all of them.
@@ -32,7 +54,7 @@ func FakeQuant(dst, x []float32, delta, zp float32, levels int) {
 	n := len(dst)
 	qmax := float32(levels - 1)
 	if n <= blockFloats {
-		fakeQuantImpl(dst, x[:n], delta, zp, qmax)
+		active.quant.fakeQuant(dst, x[:n], delta, zp, qmax)
 		return
 	}
 	t := newTask(fakeQuantBlocks)
@@ -46,7 +68,7 @@ func fakeQuantBlocks(t *task, lo, hi int) {
 	dst, x := t.s[0], t.s[1]
 	for k := lo; k < hi; k++ {
 		i, j := blockRange(k, len(dst))
-		fakeQuantImpl(dst[i:j], x[i:j], t.f[0], t.f[1], t.f[2])
+		active.quant.fakeQuant(dst[i:j], x[i:j], t.f[0], t.f[1], t.f[2])
 	}
 }
 
@@ -68,7 +90,7 @@ func fakeQuantRows(t *task, lo, hi int) {
 	dst, x, delta, zp, cols := t.s[0], t.s[1], t.s[2], t.s[3], t.n[0]
 	for r := lo; r < hi; r++ {
 		o := r * cols
-		fakeQuantImpl(dst[o:o+cols], x[o:o+cols], delta[r], zp[r], t.f[2])
+		active.quant.fakeQuant(dst[o:o+cols], x[o:o+cols], delta[r], zp[r], t.f[2])
 	}
 }
 
@@ -86,7 +108,7 @@ func FakeQuantBackward(x, dy, dx []float32, delta, zp float32, levels int) (dDel
 	}
 	qmax := float32(levels - 1)
 	if n <= blockFloats {
-		return float32(fakeQuantBackwardImpl(x, dy, dx, delta, zp, qmax))
+		return float32(active.quant.fakeQuantBackward(x, dy, dx, delta, zp, qmax))
 	}
 	t := newTask(fakeQuantBackwardBlocks)
 	t.s[0], t.s[1], t.s[2] = x, dy, dx
@@ -106,7 +128,7 @@ func fakeQuantBackwardBlocks(t *task, lo, hi int) {
 		if dx != nil {
 			dxb = dx[i:j]
 		}
-		t.part[k] = fakeQuantBackwardImpl(x[i:j], dy[i:j], dxb, t.f[0], t.f[1], t.f[2])
+		t.part[k] = active.quant.fakeQuantBackward(x[i:j], dy[i:j], dxb, t.f[0], t.f[1], t.f[2])
 	}
 }
 
@@ -115,7 +137,7 @@ func QuantErrorLp(x []float32, delta, zp float32, levels int, p float32) float64
 	n := len(x)
 	qmax := float32(levels - 1)
 	if n <= blockFloats {
-		return quantErrorLpImpl(x, delta, zp, qmax, p)
+		return active.quant.quantErrorLp(x, delta, zp, qmax, p)
 	}
 	t := newTask(quantErrorLpBlocks)
 	t.s[0] = x
@@ -131,7 +153,7 @@ func quantErrorLpBlocks(t *task, lo, hi int) {
 	x := t.s[0]
 	for k := lo; k < hi; k++ {
 		i, j := blockRange(k, len(x))
-		t.part[k] = quantErrorLpImpl(x[i:j], t.f[0], t.f[1], t.f[2], t.f[3])
+		t.part[k] = active.quant.quantErrorLp(x[i:j], t.f[0], t.f[1], t.f[2], t.f[3])
 	}
 }
 
@@ -203,7 +225,7 @@ func scaleSearchRange(x []float32, lo, hi float32, levels int, p float32) (delta
 		if !(d > 0) {
 			d = 1
 		}
-		return d, 0, quantErrorLpImpl(x, d, 0, float32(levels-1), p)
+		return d, 0, active.quant.quantErrorLp(x, d, 0, float32(levels-1), p)
 	}
 	scoreCandidates(x, deltas[:m], zps[:m], float32(levels-1), p, errs[:m])
 	best := 0
@@ -224,7 +246,7 @@ func scoreCandidates(x, deltas, zps []float32, qmax, p float32, errs []float64) 
 		for b := 0; b < len(x); b += scaleSearchBlock {
 			blk := x[b:min(b+scaleSearchBlock, len(x))]
 			for i := lo; i < hi; i++ {
-				errs[i] += quantErrorLpImpl(blk, deltas[i], zps[i], qmax, p)
+				errs[i] += active.quant.quantErrorLp(blk, deltas[i], zps[i], qmax, p)
 			}
 		}
 	}
@@ -247,7 +269,7 @@ func adaRoundForwardRows(t *task, lo, hi int) {
 	dst, w, alpha, delta, zp, cols := t.s[0], t.s[1], t.s[2], t.s[4], t.s[5], t.n[0]
 	for r := lo; r < hi; r++ {
 		o := r * cols
-		adaRoundForwardImpl(dst[o:o+cols], w[o:o+cols], alpha[o:o+cols], delta[r], zp[r], t.f[2])
+		active.quant.adaRoundForward(dst[o:o+cols], w[o:o+cols], alpha[o:o+cols], delta[r], zp[r], t.f[2])
 	}
 }
 
@@ -262,7 +284,7 @@ func adaRoundBackwardRows(t *task, lo, hi int) {
 	dAlpha, w, alpha, dy, delta, zp, cols := t.s[0], t.s[1], t.s[2], t.s[3], t.s[4], t.s[5], t.n[0]
 	for r := lo; r < hi; r++ {
 		o := r * cols
-		adaRoundBackwardImpl(w[o:o+cols], alpha[o:o+cols], dy[o:o+cols], dAlpha[o:o+cols], delta[r], zp[r], t.f[2])
+		active.quant.adaRoundBackward(w[o:o+cols], alpha[o:o+cols], dy[o:o+cols], dAlpha[o:o+cols], delta[r], zp[r], t.f[2])
 	}
 }
 
@@ -357,7 +379,7 @@ func adaRoundRegularizerBlocks(t *task, lo, hi int) {
 		if dAlpha != nil {
 			dab = dAlpha[i:j]
 		}
-		t.part[k] = adaRoundRegImpl(alpha[i:j], dab, t.f[0], t.f[1])
+		t.part[k] = active.quant.adaRoundReg(alpha[i:j], dab, t.f[0], t.f[1])
 	}
 }
 

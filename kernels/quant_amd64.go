@@ -1,27 +1,13 @@
 package kernels
 
-// setQuantPath points the quant family at path p: the AVX2 kernels or
-// their AVX-512 twins (asm/quant emits both).
-func setQuantPath(p Path) {
-	useQuantGeneric()
-	var k *simdQuant
-	switch p {
-	case AVX2:
-		k = &quantAVX2
-	case AVX512:
-		k = &quantAVX512
-	default:
-		return
-	}
-	fakeQuantImpl = k.fakeQuant
-	fakeQuantBackwardImpl = k.fakeQuantBackwardAny
-	quantErrorLpImpl = k.quantErrorLpAny
-	adaRoundForwardImpl, adaRoundBackwardImpl = k.adaRoundForward, k.adaRoundBackward
-	adaRoundRegImpl = k.adaRoundRegAny
-	lpGradImpl = k.lpGradAny
-}
+// The amd64 quantization tables: the kernels asm/quant generates at each
+// width, AVX2 (YMM) and AVX-512 (ZMM), through the same adapters.
+var (
+	quantAVX2   = quantAVX2Kernels.table()
+	quantAVX512 = quantAVX512Kernels.table()
+)
 
-// simdQuant is one width's generated quant kernels; its methods adapt
+// simdQuant is one width's generated quantization kernels; table adapts
 // them to the family's signatures.
 type simdQuant struct {
 	fakeQuant          func(dst, x []float32, delta, zp, qmax float32)
@@ -35,14 +21,27 @@ type simdQuant struct {
 	lpGrad             func(d []float32, gp, q float32) int
 }
 
-var quantAVX2 = simdQuant{
+var quantAVX2Kernels = &simdQuant{
 	fakeQuantAVX2, fakeQuantBackwardAVX2, fakeQuantDeltaGradAVX2, quantErrorLpAVX2,
 	adaRoundForwardAVX2, adaRoundBackwardAVX2, adaRoundRegAVX2, adaRoundRegGradAVX2, lpGradAVX2,
 }
 
-var quantAVX512 = simdQuant{
+var quantAVX512Kernels = &simdQuant{
 	fakeQuantAVX512, fakeQuantBackwardAVX512, fakeQuantDeltaGradAVX512, quantErrorLpAVX512,
 	adaRoundForwardAVX512, adaRoundBackwardAVX512, adaRoundRegAVX512, adaRoundRegGradAVX512, lpGradAVX512,
+}
+
+// table is the family's dispatch table of these kernels.
+func (k *simdQuant) table() quantKernels {
+	return quantKernels{
+		fakeQuant:         k.fakeQuant,
+		fakeQuantBackward: k.fakeQuantBackwardAny,
+		quantErrorLp:      k.quantErrorLpAny,
+		adaRoundForward:   k.adaRoundForward,
+		adaRoundBackward:  k.adaRoundBackward,
+		adaRoundReg:       k.adaRoundRegAny,
+		lpGrad:            k.lpGradLeft,
+	}
 }
 
 // adaRoundRegAny picks the kernel with or without the gradient; the
@@ -56,19 +55,14 @@ func (k *simdQuant) adaRoundRegAny(alpha, dAlpha []float32, beta, weight float32
 
 // fakeQuantBackwardAny picks the kernel with or without dx.
 func (k *simdQuant) fakeQuantBackwardAny(x, dy, dx []float32, delta, zp, qmax float32) float64 {
-	if dx == nil {
-		return k.fakeQuantDeltaGrad(x, dy, delta, zp, qmax)
-	}
-	return k.fakeQuantBackward(x, dy, dx[:len(x)], delta, zp, qmax)
+	return fakeQuantBackwardWith(k.fakeQuantBackward, k.fakeQuantDeltaGrad, x, dy, dx, delta, zp, qmax)
 }
 
 // quantErrorLpAny runs the SIMD power for the exponents it covers.
 func (k *simdQuant) quantErrorLpAny(x []float32, delta, zp, qmax, p float32) float64 {
-	if p > 0 && p <= 7 {
-		return k.quantErrorLp(x, delta, zp, qmax, p)
-	}
-	return quantErrorLpGeneric(x, delta, zp, qmax, p)
+	return quantErrorLpWith(k.quantErrorLp, x, delta, zp, qmax, p)
 }
 
-// lpGradAny reports whether the kernel left lanes for the caller.
-func (k *simdQuant) lpGradAny(d []float32, gp, q float32) bool { return k.lpGrad(d, gp, q) != 0 }
+// lpGradLeft runs the generated gradient power and reports whether it
+// left any difference for the Go loop (see lpBackwardRange).
+func (k *simdQuant) lpGradLeft(d []float32, gp, q float32) bool { return k.lpGrad(d, gp, q) != 0 }

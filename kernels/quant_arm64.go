@@ -20,30 +20,24 @@ func adaRoundForwardNEON(dst, w, alpha []float32, delta, zp, qmax float32)
 //go:noescape
 func adaRoundBackwardNEON(w, alpha, dy, dAlpha []float32, delta, zp, qmax float32)
 
-// setQuantPath points the quant family at path p; AdaRound's rounding
-// term has no NEON twin and stays generic.
-func setQuantPath(p Path) {
-	useQuantGeneric()
-	if p == NEON {
-		fakeQuantImpl = fakeQuantNEON
-		quantErrorLpImpl = quantErrorLpNEONAny
-		fakeQuantBackwardImpl = fakeQuantBackwardNEONAny
-		adaRoundForwardImpl, adaRoundBackwardImpl = adaRoundForwardNEON, adaRoundBackwardNEON
-	}
+// quantNEON is the NEON path's quantization table: the kernels of
+// quant_arm64.s; AdaRound's rounding term has no NEON twin and stays
+// generic, and so does LpDistanceBackward's power.
+var quantNEON = quantKernels{
+	fakeQuant:         fakeQuantNEON,
+	fakeQuantBackward: fakeQuantBackwardNEONAny,
+	quantErrorLp:      quantErrorLpNEONAny,
+	adaRoundForward:   adaRoundForwardNEON,
+	adaRoundBackward:  adaRoundBackwardNEON,
+	adaRoundReg:       adaRoundRegGeneric,
 }
 
 // fakeQuantBackwardNEONAny picks the kernel with or without dx.
 func fakeQuantBackwardNEONAny(x, dy, dx []float32, delta, zp, qmax float32) float64 {
-	if dx == nil {
-		return fakeQuantDeltaGradNEON(x, dy, delta, zp, qmax)
-	}
-	return fakeQuantBackwardNEON(x, dy, dx[:len(x)], delta, zp, qmax)
+	return fakeQuantBackwardWith(fakeQuantBackwardNEON, fakeQuantDeltaGradNEON, x, dy, dx, delta, zp, qmax)
 }
 
 // quantErrorLpNEONAny runs the SIMD power for the exponents it covers.
 func quantErrorLpNEONAny(x []float32, delta, zp, qmax, p float32) float64 {
-	if p > 0 && p <= 7 {
-		return quantErrorLpNEON(x, delta, zp, qmax, p)
-	}
-	return quantErrorLpGeneric(x, delta, zp, qmax, p)
+	return quantErrorLpWith(quantErrorLpNEON, x, delta, zp, qmax, p)
 }

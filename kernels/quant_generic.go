@@ -100,11 +100,13 @@ func adaRoundRegGeneric(alpha, dAlpha []float32, beta, weight float32) float64 {
 	return sum
 }
 
-// useQuantGeneric points the quant family at the pure-Go definitions.
-func useQuantGeneric() {
-	fakeQuantImpl, fakeQuantBackwardImpl = fakeQuantGeneric, fakeQuantBackwardGeneric
-	quantErrorLpImpl = quantErrorLpGeneric
-	adaRoundForwardImpl, adaRoundBackwardImpl = adaRoundForwardGeneric, adaRoundBackwardGeneric
-	adaRoundRegImpl = adaRoundRegGeneric
-	lpGradImpl = nil
+// quantGeneric is the generic path's quantization table: the Go
+// definitions above.
+var quantGeneric = quantKernels{
+	fakeQuant:         fakeQuantGeneric,
+	fakeQuantBackward: fakeQuantBackwardGeneric,
+	quantErrorLp:      quantErrorLpGeneric,
+	adaRoundForward:   adaRoundForwardGeneric,
+	adaRoundBackward:  adaRoundBackwardGeneric,
+	adaRoundReg:       adaRoundRegGeneric,
 }

@@ -2,18 +2,11 @@ package kernels
 
 // Reductions over whole slices and over the rows of a matrix.
 
-// Implementation variables of the reductions; setElementwisePath points
-// them at one kernel path.
-var (
-	sumImpl        = sumGeneric
-	sumSquaresImpl = sumSquaresGeneric
-)
-
 // Sum returns the sum of x, accumulated in float64.
-func Sum(x []float32) float32 { return float32(reduce(sumImpl, x)) }
+func Sum(x []float32) float32 { return float32(reduce(active.elementwise.sum, x)) }
 
 // SumSquares returns the sum of x[i]^2, accumulated in float64.
-func SumSquares(x []float32) float32 { return float32(reduce(sumSquaresImpl, x)) }
+func SumSquares(x []float32) float32 { return float32(reduce(active.elementwise.sumSquares, x)) }
 
 // reduce adds fn over the blocks of x, in block order.
 func reduce(fn func(x []float32) float64, x []float32) float64 {

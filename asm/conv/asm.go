@@ -1,7 +1,8 @@
-// Command conv generates the amd64 depthwise-convolution row kernels of
-// package kernels (SPEC section 1, kernels: direct depthwise 3x3 stride 1
-// and 2). Run by go generate from kernels/gen.go; it writes
-// kernels/conv_amd64.s and its Go stubs.
+// Command conv generates the amd64 convolution kernels of package
+// kernels (SPEC section 1, kernels: direct depthwise 3x3 stride 1
+// and 2): the depthwise row and plane kernels, im2col's stride-2 gather
+// and the direct micro-kernels (direct.go). Run by go generate from
+// kernels/gen.go; it writes kernels/conv_amd64.s and its Go stubs.
 //
 // The row kernels sweep one output row of a 3x3 depthwise convolution
 // eight columns at a time with AVX2+FMA, the Go caller doing the last few
@@ -13,11 +14,12 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
+
+	"github.com/dghcore/dghcore/asm/internal/avx"
 )
 
 func main() {
-	Package("github.com/dghcore/dghcore/kernels")
-	ConstraintExpr("amd64")
+	avx.Begin()
 	dwRowForward("dwRow3x3S1AVX2", 1)
 	dwRowForward("dwRow3x3S2AVX2", 2)
 	dwPlaneForward("dwPlane3x3S1AVX2", 1)
@@ -25,9 +27,20 @@ func main() {
 	dwRowGrad3x3("dwRowGrad3x3S1AVX2", 1)
 	dwRowGrad3x3("dwRowGrad3x3S2AVX2", 2)
 	gatherEven()
-	maxPool3x3S2()
+	for tail := range mr {
+		for _, masked := range []bool{false, true} {
+			convDirectAVX2(tail, false, masked)
+			convDirectAVX2(tail, true, masked)
+		}
+	}
 	dwPlaneForward512(1)
 	dwPlaneForward512(2)
+	for rows := 1; rows <= maxDirectRows; rows++ {
+		for _, pair := range []bool{false, true} {
+			convDirectAVX512(rows, false, pair)
+			convDirectAVX512(rows, true, pair)
+		}
+	}
 	Generate()
 }
 
@@ -38,7 +51,7 @@ func taps(w Register, bias bool) {
 		n = 10
 	}
 	for i := range n {
-		VBROADCASTSS(Mem{Base: w, Disp: 4 * i}, ymm(i))
+		VBROADCASTSS(Mem{Base: w, Disp: 4 * i}, avx.Y(i))
 	}
 }
 
@@ -46,12 +59,11 @@ func taps(w Register, bias bool) {
 // for i < n, n a multiple of 8. Stride 2 deinterleaves 16 input floats
 // into even and odd lanes with VSHUFPS + VPERMPD.
 func dwRowForward(name string, stride int) {
-	TEXT(name, NOSPLIT, "func(n int, y, r0, r1, r2 []float32, w *[10]float32, accumulate bool)")
+	avx.Text(name, "func(n int, y, r0, r1, r2 []float32, w *[10]float32, accumulate bool)")
 	Doc(name+" computes n (a multiple of 8) outputs of one row of a 3x3",
 		"depthwise convolution with stride "+map[int]string{1: "1", 2: "2"}[stride]+":",
 		"y[i] = w[9] + sum over kh, kw of w[kh*3+kw]*r_kh[stride*i+kw], stored or",
 		"(accumulate) added to y.")
-	Pragma("noescape")
 	n := Load(Param("n"), RCX)
 	y := Load(Param("y").Base(), RDI)
 	rows := []Register{Load(Param("r0").Base(), RSI), Load(Param("r1").Base(), R8), Load(Param("r2").Base(), R9)}
@@ -67,7 +79,7 @@ func dwRowForward(name string, stride int) {
 	for kh, r := range rows {
 		if stride == 1 {
 			for kw := range 3 {
-				VFMADD231PS(Mem{Base: r, Disp: 4 * kw}, ymm(3*kh+kw), sum)
+				VFMADD231PS(Mem{Base: r, Disp: 4 * kw}, avx.Y(3*kh+kw), sum)
 			}
 			continue
 		}
@@ -80,13 +92,13 @@ func dwRowForward(name string, stride int) {
 		VSHUFPS(U8(0xDD), hi, lo, od)
 		VPERMPD(U8(0xD8), ev, ev)
 		VPERMPD(U8(0xD8), od, od)
-		VFMADD231PS(ev, ymm(3*kh), sum)
-		VFMADD231PS(od, ymm(3*kh+1), sum)
+		VFMADD231PS(ev, avx.Y(3*kh), sum)
+		VFMADD231PS(od, avx.Y(3*kh+1), sum)
 		VMOVUPS(Mem{Base: r, Disp: 8}, lo)
 		VMOVUPS(Mem{Base: r, Disp: 40}, hi)
 		VSHUFPS(U8(0x88), hi, lo, ev)
 		VPERMPD(U8(0xD8), ev, ev)
-		VFMADD231PS(ev, ymm(3*kh+2), sum)
+		VFMADD231PS(ev, avx.Y(3*kh+2), sum)
 	}
 	TESTB(acc, acc)
 	JE(LabelRef("store" + name))
@@ -112,13 +124,12 @@ func dwRowForward(name string, stride int) {
 // computed twice or copied; a row's last vector reads up to 10 (stride
 // 2: 18) floats from its start, which the caller's frame and tail cover.
 func dwPlaneForward(name string, stride int) {
-	TEXT(name, NOSPLIT, "func(rows, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)")
+	avx.Text(name, "func(rows, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)")
 	Doc(name+" computes rows x cols outputs of a 3x3 depthwise convolution",
 		"with stride "+map[int]string{1: "1", 2: "2"}[stride]+" over the zero-framed plane x (row stride ldx):",
 		"y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],",
 		"stored or (accumulate) added; w holds the ten taps, mask (eight lanes)",
 		"selects the first cols%8 lanes.")
-	Pragma("noescape")
 	// Taps and mask first: their pointers' registers are reused.
 	w := Load(Param("w").Base(), RAX)
 	taps(w, true)
@@ -155,7 +166,7 @@ func dwPlaneForward(name string, stride int) {
 		for kh := range 3 {
 			if stride == 1 {
 				for kw := range 3 {
-					VFMADD231PS(at(kh, 4*kw), ymm(3*kh+kw), sum)
+					VFMADD231PS(at(kh, 4*kw), avx.Y(3*kh+kw), sum)
 				}
 				continue
 			}
@@ -166,13 +177,13 @@ func dwPlaneForward(name string, stride int) {
 			VSHUFPS(U8(0xDD), hi, lo, od)
 			VPERMPD(U8(0xD8), ev, ev)
 			VPERMPD(U8(0xD8), od, od)
-			VFMADD231PS(ev, ymm(3*kh), sum)
-			VFMADD231PS(od, ymm(3*kh+1), sum)
+			VFMADD231PS(ev, avx.Y(3*kh), sum)
+			VFMADD231PS(od, avx.Y(3*kh+1), sum)
 			VMOVUPS(at(kh, 8), lo)
 			VMOVUPS(at(kh, 40), hi)
 			VSHUFPS(U8(0x88), hi, lo, ev)
 			VPERMPD(U8(0xD8), ev, ev)
-			VFMADD231PS(ev, ymm(3*kh+2), sum)
+			VFMADD231PS(ev, avx.Y(3*kh+2), sum)
 		}
 	}
 
@@ -222,17 +233,16 @@ func dwPlaneForward(name string, stride int) {
 // multiple of 8: nine vector accumulators, summed horizontally at the end.
 // Stride 2 deinterleaves the rows as dwRowForward does.
 func dwRowGrad3x3(name string, stride int) {
-	TEXT(name, NOSPLIT, "func(n int, dy, r0, r1, r2 []float32, grad *[9]float32)")
+	avx.Text(name, "func(n int, dy, r0, r1, r2 []float32, grad *[9]float32)")
 	Doc(name+" adds one row's contribution to the filter gradient",
 		"of a stride-"+map[int]string{1: "1", 2: "2"}[stride]+" 3x3 depthwise convolution: grad[kh*3+kw] += sum over i < n",
 		"(a multiple of 8) of dy[i]*r_kh["+map[int]string{1: "", 2: "2*"}[stride]+"i+kw].")
-	Pragma("noescape")
 	n := Load(Param("n"), RCX)
 	dy := Load(Param("dy").Base(), RDI)
 	rows := []Register{Load(Param("r0").Base(), RSI), Load(Param("r1").Base(), R8), Load(Param("r2").Base(), R9)}
 	g := Load(Param("grad"), RAX)
 	for i := range 9 {
-		VXORPS(ymm(i), ymm(i), ymm(i))
+		VXORPS(avx.Y(i), avx.Y(i), avx.Y(i))
 	}
 	d := Y9
 	Label("gloop")
@@ -242,7 +252,7 @@ func dwRowGrad3x3(name string, stride int) {
 	for kh, r := range rows {
 		if stride == 1 {
 			for kw := range 3 {
-				VFMADD231PS(Mem{Base: r, Disp: 4 * kw}, d, ymm(3*kh+kw))
+				VFMADD231PS(Mem{Base: r, Disp: 4 * kw}, d, avx.Y(3*kh+kw))
 			}
 			continue
 		}
@@ -253,13 +263,13 @@ func dwRowGrad3x3(name string, stride int) {
 		VSHUFPS(U8(0xDD), hi, lo, od)
 		VPERMPD(U8(0xD8), ev, ev)
 		VPERMPD(U8(0xD8), od, od)
-		VFMADD231PS(ev, d, ymm(3*kh))
-		VFMADD231PS(od, d, ymm(3*kh+1))
+		VFMADD231PS(ev, d, avx.Y(3*kh))
+		VFMADD231PS(od, d, avx.Y(3*kh+1))
 		VMOVUPS(Mem{Base: r, Disp: 8}, lo)
 		VMOVUPS(Mem{Base: r, Disp: 40}, hi)
 		VSHUFPS(U8(0x88), hi, lo, ev)
 		VPERMPD(U8(0xD8), ev, ev)
-		VFMADD231PS(ev, d, ymm(3*kh+2))
+		VFMADD231PS(ev, d, avx.Y(3*kh+2))
 	}
 	ADDQ(U8(32), dy)
 	for _, r := range rows {
@@ -270,7 +280,7 @@ func dwRowGrad3x3(name string, stride int) {
 
 	Label("gdone")
 	for i := range 9 {
-		v := ymm(i)
+		v := avx.Y(i)
 		x := v.AsX()
 		VEXTRACTF128(U8(1), v, X10)
 		VADDPS(X10, x, x)
@@ -287,10 +297,9 @@ func dwRowGrad3x3(name string, stride int) {
 // rows of a stride-2 convolution), by the same deinterleave as the
 // stride-2 row kernel.
 func gatherEven() {
-	TEXT("gatherEvenAVX2", NOSPLIT, "func(n int, dst, src []float32)")
+	avx.Text("gatherEvenAVX2", "func(n int, dst, src []float32)")
 	Doc("gatherEvenAVX2 sets dst[i] = src[2*i] for i < n, n a multiple of 8;",
 		"src must hold 2*n floats.")
-	Pragma("noescape")
 	n := Load(Param("n"), RCX)
 	dst := Load(Param("dst").Base(), RDI)
 	src := Load(Param("src").Base(), RSI)
@@ -309,107 +318,4 @@ func gatherEven() {
 	Label("edone")
 	VZEROUPPER()
 	RET()
-}
-
-// maxPool3x3S2: eight 3x3 stride-2 max-pool windows per trip, lanes j
-// holding columns 2j, 2j+1, 2j+2 of three rows (deinterleaved as in
-// gatherEven); the nine candidates are taken in row-major order, each
-// replacing the best where it is greater or NaN, which is the scalar
-// rule (first maximum wins, a NaN replaces it), and their flat indices
-// are blended along.
-func maxPool3x3S2() {
-	lanes := GLOBL("pool_lanes", RODATA|NOPTR)
-	for i := range 8 {
-		DATA(4*i, U32(2*i))
-	}
-	TEXT("maxPool3x3S2AVX2", NOSPLIT, "func(n int, r0, r1, r2, y []float32, arg []int32, withArg bool, base, w int)")
-	Doc("maxPool3x3S2AVX2 computes n (a multiple of 8) 3x3 stride-2 max-pool windows",
-		"whose top-left corners are r0[2j], j < n, the next rows r1 and r2: y[j] is the",
-		"first maximum in row-major order (a NaN replaces the best so far) and, with",
-		"withArg, arg[j] its index base + kh*w + 2j + kw. Each row must hold 2n+2 floats.")
-	Pragma("noescape")
-	n := Load(Param("n"), RCX)
-	rows := []Register{Load(Param("r0").Base(), RSI), Load(Param("r1").Base(), R8), Load(Param("r2").Base(), R9)}
-	y := Load(Param("y").Base(), RDI)
-	arg := Load(Param("arg").Base(), R10)
-	withArg := Load(Param("withArg"), R11.As8())
-	base := Load(Param("base"), R12)
-	w := Load(Param("w"), R13)
-	L, wv, one := Y15, Y14, Y13
-	idx0, best, at, rowIdx := Y12, Y11, Y10, Y9
-	lo, hi, v, cidx, m1, m2 := Y0, Y1, Y2, Y3, Y4, Y5
-	VMOVDQU(lanes, L)
-	VMOVQ(w, X14)
-	VPBROADCASTD(X14, wv)
-	MOVQ(U32(1), w) // w is in wv now; reuse the register for the constant 1
-	VMOVQ(w, X13)
-	VPBROADCASTD(X13, one)
-
-	Label("mploop")
-	CMPQ(n, U8(8))
-	JL(LabelRef("mpdone"))
-	VMOVQ(base, X12)
-	VPBROADCASTD(X12, idx0)
-	VPADDD(L, idx0, idx0)
-	VMOVDQA(idx0, rowIdx)
-	first := true
-	for kh, r := range rows {
-		if kh > 0 {
-			VPADDD(wv, rowIdx, rowIdx)
-		}
-		for kw := range 3 {
-			off := 0
-			if kw == 2 {
-				off = 8 // columns 2j+2: the even lanes two floats on
-			}
-			if kw != 1 {
-				VMOVUPS(Mem{Base: r, Disp: off}, lo)
-				VMOVUPS(Mem{Base: r, Disp: off + 32}, hi)
-			}
-			imm := U8(0x88) // even lanes
-			if kw == 1 {
-				imm = U8(0xDD) // odd lanes
-			}
-			VSHUFPS(imm, hi, lo, v)
-			VPERMPD(U8(0xD8), v, v)
-			switch kw {
-			case 0:
-				VMOVDQA(rowIdx, cidx)
-			default:
-				VPADDD(one, cidx, cidx)
-			}
-			if first {
-				VMOVAPS(v, best)
-				VMOVDQA(cidx, at)
-				first = false
-				continue
-			}
-			VCMPPS(U8(0x1e), best, v, m1) // v > best (ordered)
-			VCMPPS(U8(0x03), v, v, m2)    // v is NaN
-			VORPS(m2, m1, m1)
-			VBLENDVPS(m1, v, best, best)
-			VBLENDVPS(m1, cidx, at, at)
-		}
-	}
-	VMOVUPS(best, Mem{Base: y})
-	TESTB(withArg, withArg)
-	JE(LabelRef("mpnoarg"))
-	VMOVDQU(at, Mem{Base: arg})
-	Label("mpnoarg")
-	ADDQ(U8(32), y)
-	ADDQ(U8(32), arg)
-	for _, r := range rows {
-		ADDQ(U8(64), r)
-	}
-	ADDQ(U8(16), base)
-	SUBQ(U8(8), n)
-	JMP(LabelRef("mploop"))
-
-	Label("mpdone")
-	VZEROUPPER()
-	RET()
-}
-
-func ymm(i int) VecPhysical {
-	return []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15}[i]
 }

@@ -15,6 +15,8 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
+
+	"github.com/dghcore/dghcore/asm/internal/avx"
 )
 
 // dwLanes is the AVX-512 kernels' vector: sixteen floats.
@@ -51,16 +53,15 @@ func strided(m Mem, idx, dst VecPhysical) {
 // bits of the lanes of each row's last cols%16 outputs.
 func dwPlaneForward512(stride int) {
 	name := fmt.Sprintf("dwPlane3x3S%dAVX512", stride)
-	TEXT(name, NOSPLIT, "func(rows, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)")
+	avx.Text(name, "func(rows, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)")
 	Doc(name+" computes rows x cols outputs of a 3x3 depthwise convolution",
 		fmt.Sprintf("with stride %d over the zero-framed plane x (row stride ldx):", stride),
 		"y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],",
 		"stored or (accumulate) added; w holds the ten taps, mask the bits of the",
 		"first cols%16 lanes, which a row's last vector writes.")
-	Pragma("noescape")
 	w := Load(Param("w").Base(), RAX)
 	for i := range 10 {
-		VBROADCASTSS(Mem{Base: w, Disp: 4 * i}, zmm(i))
+		VBROADCASTSS(Mem{Base: w, Disp: 4 * i}, avx.Z(i))
 	}
 	Load(Param("mask"), RBX)
 	KMOVW(EBX, K1)
@@ -94,20 +95,20 @@ func dwPlaneForward512(stride int) {
 	// vectors too, past the row (the caller's frame covers the last
 	// row's): masked loads cost more than the plain loads they spare.
 	compute := func() {
-		VMOVAPS(zmm(9), sum)
+		VMOVAPS(avx.Z(9), sum)
 		for kh := range 3 {
 			if stride == 1 {
 				for kw := range 3 {
-					VFMADD231PS(at(kh, 4*kw), zmm(3*kh+kw), sum)
+					VFMADD231PS(at(kh, 4*kw), avx.Z(3*kh+kw), sum)
 				}
 				continue
 			}
 			strided(at(kh, 0), ev, t0)
 			strided(at(kh, 0), od, t1)
 			strided(at(kh, 8), ev, t2)
-			VFMADD231PS(t0, zmm(3*kh), sum)
-			VFMADD231PS(t1, zmm(3*kh+1), sum)
-			VFMADD231PS(t2, zmm(3*kh+2), sum)
+			VFMADD231PS(t0, avx.Z(3*kh), sum)
+			VFMADD231PS(t1, avx.Z(3*kh+1), sum)
+			VFMADD231PS(t2, avx.Z(3*kh+2), sum)
 		}
 	}
 
@@ -151,8 +152,4 @@ func dwPlaneForward512(stride int) {
 	Label("pdone")
 	VZEROUPPER()
 	RET()
-}
-
-func zmm(i int) VecPhysical {
-	return []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15}[i]
 }

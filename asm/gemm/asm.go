@@ -11,9 +11,9 @@
 // Beside it: the packer of 16-column B panels and the packer of 6-row A
 // panels (a 4x4 transpose per four columns, prefetching the next panel's
 // rows, since six short strided row streams are more than the hardware
-// prefetchers follow), the gathering B packer, and the direct-convolution
-// micro-kernels, the same tile with B read in place through a per-tap
-// offset table (see convDirectAVX2).
+// prefetchers follow), the transposed and the gathering B packers. The
+// direct-convolution kernels, the same tile with B read in place, are
+// asm/conv's.
 package main
 
 import (
@@ -23,44 +23,30 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
+
+	"github.com/dghcore/dghcore/asm/internal/avx"
 )
 
-// Tile of the AVX2 kernel; gemm_amd64.go must agree.
+// The AVX2 kernel's tile (avx.TileMR x avx.TileNR).
 const (
-	mr     = 6
-	nr     = 16
-	unroll = 4
+	mr     = avx.TileMR
+	nr     = avx.TileNR
+	unroll = avx.TileUnroll
 )
 
 func main() {
-	Package("github.com/dghcore/dghcore/kernels")
-	ConstraintExpr("amd64")
+	avx.Begin()
 	sgemmMicroAVX2(false)
 	sgemmMicroAVX2(true)
 	sgemmPackB16AVX2()
 	sgemmPackA6AVX2()
 	sgemmPackBT16AVX2()
 	sgemmGather16AVX2()
-	for tail := range mr {
-		for _, masked := range []bool{false, true} {
-			convDirectAVX2(tail, false, masked)
-			convDirectAVX2(tail, true, masked)
-		}
-	}
-	fmaPeakAVX2()
-	clockChain()
 	for rows := 1; rows <= mr512; rows++ {
 		sgemmMicroAVX512(rows, false)
 		sgemmMicroAVX512(rows, true)
 	}
 	sgemmPackA24AVX512()
-	for rows := 1; rows <= mr512; rows++ {
-		for _, pair := range []bool{false, true} {
-			convDirectAVX512(rows, false, pair)
-			convDirectAVX512(rows, true, pair)
-		}
-	}
-	fmaPeakAVX512()
 	Generate()
 }
 
@@ -69,15 +55,14 @@ func main() {
 // (the first k block of a beta = 0 product, which then needs no zeroed C).
 func sgemmMicroAVX2(set bool) {
 	if set {
-		TEXT("sgemmMicroSetAVX2", NOSPLIT, "func(kc int, a, b, c []float32, ldc int)")
+		avx.Text("sgemmMicroSetAVX2", "func(kc int, a, b, c []float32, ldc int)")
 		Doc(fmt.Sprintf("sgemmMicroSetAVX2 stores a packed %d x kc A panel times a packed kc x %d B", mr, nr),
 			fmt.Sprintf("panel into the %dx%d tile of C at c (row stride ldc floats); C is not read.", mr, nr))
 	} else {
-		TEXT("sgemmMicroAVX2", NOSPLIT, "func(kc int, a, b, c []float32, ldc int)")
+		avx.Text("sgemmMicroAVX2", "func(kc int, a, b, c []float32, ldc int)")
 		Doc(fmt.Sprintf("sgemmMicroAVX2 adds a packed %d x kc A panel times a packed kc x %d B panel", mr, nr),
 			fmt.Sprintf("to the %dx%d tile of C at c (row stride ldc floats).", mr, nr))
 	}
-	Pragma("noescape")
 
 	kc := Load(Param("kc"), RCX)
 	ap := Load(Param("a").Base(), RSI)
@@ -99,7 +84,7 @@ func sgemmMicroAVX2(set bool) {
 
 	acc := [mr][2]VecPhysical{}
 	for i := range mr {
-		acc[i] = [2]VecPhysical{ymm(2 * i), ymm(2*i + 1)}
+		acc[i] = [2]VecPhysical{avx.Y(2 * i), avx.Y(2*i + 1)}
 		VXORPS(acc[i][0], acc[i][0], acc[i][0])
 		VXORPS(acc[i][1], acc[i][1], acc[i][1])
 	}
@@ -146,210 +131,17 @@ func sgemmMicroAVX2(set bool) {
 		Comment("C += the accumulated tile.")
 	}
 	Label("store")
-	storeTile(cp, ldc, acc[:], set)
-	VZEROUPPER()
-	RET()
-}
-
-// storeTile stores (set) or adds the accumulators acc[i] (two vectors,
-// 16 floats) to C row i, starting at row and ldc bytes apart; it leaves
-// row at the last row.
-func storeTile(row, ldc Register, acc [][2]VecPhysical, set bool) {
-	for i := range acc {
-		if i > 0 {
-			ADDQ(ldc, row)
-		}
-		for h := range 2 {
-			m := Mem{Base: row, Disp: 32 * h}
-			if !set {
-				VADDPS(m, acc[i][h], acc[i][h])
-			}
-			VMOVUPS(acc[i][h], m)
-		}
-	}
-}
-
-// storeTileMasked is storeTile for the masked direct kernel: each row's
-// second half goes e bytes after its first, and only the lanes set in
-// masks are read or written (a nil mask: the whole half). It leaves row
-// at the last row.
-func storeTileMasked(row, ldc, e Register, acc [][2]VecPhysical, set bool, masks [2]VecPhysical, tmp VecPhysical) {
-	for i := range acc {
-		if i > 0 {
-			ADDQ(ldc, row)
-		}
-		for h := range 2 {
-			m := Mem{Base: row}
-			if h == 1 {
-				m = Mem{Base: row, Index: e, Scale: 1}
-			}
-			if masks[h] == nil {
-				if !set {
-					VADDPS(m, acc[i][h], acc[i][h])
-				}
-				VMOVUPS(acc[i][h], m)
-				continue
-			}
-			if !set {
-				VMASKMOVPS(m, masks[h], tmp)
-				VADDPS(tmp, acc[i][h], acc[i][h])
-			}
-			VMASKMOVPS(acc[i][h], masks[h], m)
-		}
-	}
-}
-
-// convDirectAVX2 emits the direct-convolution micro-kernel: the
-// micro-kernel above with B read in place instead of packed, run over a
-// whole column of panels in one call. Row p of B for eight output pixels
-// is x[off[p]:][:8] and for the next eight x[d+off[p]:][:8], where x holds
-// the zero-framed input (split into stride phases, so a row of eight
-// outputs reads eight consecutive floats); C is rows of 16 consecutive
-// floats, ldc apart. The call computes `panels` full panels of mr rows,
-// then `tails` panels of tail rows: 16 channels run as 6+5+5, since a
-// panel of 4 rows (eight accumulators, as many as the FMA latency needs
-// in flight) measured 20% slower per row than one of 5 or 6.
-//
-// With masked, the two groups of eight outputs need not be one run of 16
-// (the second is stored e floats after the first) nor whole (lanes whose
-// mask word is 0 are neither read nor written): output rows whose width
-// is not a multiple of 8 end in part of a group.
-func convDirectAVX2(tail int, set, masked bool) {
-	kind := ""
-	verb := "adds"
-	if set {
-		kind = "Set"
-		verb = "stores"
-	}
-	if masked {
-		kind += "Masked"
-	}
-	name := fmt.Sprintf("convDirect%s%dAVX2", kind, tail)
-	sig := "func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc int)"
-	doc := []string{
-		fmt.Sprintf("%s %s panels packed %d x kc A panels (mr*kc floats apart), then the", name, verb, mr),
-		fmt.Sprintf("first %d rows of each of the next tails, times the kc x 16 matrix", tail),
-		"B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8), to the C rows",
-	}
-	if masked {
-		sig = "func(kc, panels, tails int, a, x []float32, off []int32, d int, c []float32, ldc, e int, mask []int32)"
-		doc = append(doc, fmt.Sprintf("c[i*ldc:][:8] and c[i*ldc+e:][:8], i < %d*panels+%d*tails, in the", mr, tail),
-			"lanes j whose mask[j] is -1 (mask has 16 words, 0 or -1).")
-	} else {
-		doc = append(doc, fmt.Sprintf("c[i*ldc:][:16], i < %d*panels+%d*tails.", mr, tail))
-	}
-	TEXT(name, NOSPLIT, sig)
-	Doc(doc...)
-	Pragma("noescape")
-	kc := Load(Param("kc"), GP64())
-	panels := Load(Param("panels"), GP64())
-	tails := Load(Param("tails"), GP64())
-	ap := Load(Param("a").Base(), GP64())
-	x0 := Load(Param("x").Base(), GP64())
-	off0 := Load(Param("off").Base(), GP64())
-	x1 := Load(Param("d"), GP64())
-	LEAQ(Mem{Base: x0, Index: x1, Scale: 4}, x1)
-	cp := Load(Param("c").Base(), GP64())
-	ldc := Load(Param("ldc"), GP64())
-	SHLQ(U8(2), ldc) // floats to bytes
-	k, off, row := GP64(), GP64(), GP64()
-	o := []GPVirtual{GP64(), GP64()}
-	b0, b1 := Y12, Y13
-	bc := [2]VecPhysical{Y14, Y15}
-
-	// panel emits one panel of h rows; labels carry the suffix sfx.
-	panel := func(h int, sfx string) {
-		acc := make([][2]VecPhysical, h)
-		for i := range h {
-			acc[i] = [2]VecPhysical{ymm(2 * i), ymm(2*i + 1)}
-			VXORPS(acc[i][0], acc[i][0], acc[i][0])
-			VXORPS(acc[i][1], acc[i][1], acc[i][1])
-		}
-		MOVQ(kc, k)
-		MOVQ(off0, off)
-		step := func(u int) {
-			r := o[u%2]
-			MOVLQSX(Mem{Base: off, Disp: 4 * u}, r)
-			VMOVUPS(Mem{Base: x0, Index: r, Scale: 4}, b0)
-			VMOVUPS(Mem{Base: x1, Index: r, Scale: 4}, b1)
-			for i := range h {
-				s := bc[i%2]
-				VBROADCASTSS(Mem{Base: ap, Disp: 4 * (mr*u + i)}, s)
-				VFMADD231PS(b0, s, acc[i][0])
-				VFMADD231PS(b1, s, acc[i][1])
-			}
-		}
-		Label("loop" + sfx)
-		CMPQ(k, U8(unroll))
-		JL(LabelRef("tail" + sfx))
-		for u := range unroll {
-			step(u)
-		}
-		ADDQ(U32(4*mr*unroll), ap)
-		ADDQ(U8(4*unroll), off)
-		SUBQ(U8(unroll), k)
-		JMP(LabelRef("loop" + sfx))
-		Label("tail" + sfx)
-		TESTQ(k, k)
-		JE(LabelRef("store" + sfx))
-		step(0)
-		ADDQ(U8(4*mr), ap)
-		ADDQ(U8(4), off)
-		DECQ(k)
-		JMP(LabelRef("tail" + sfx))
-		Label("store" + sfx)
-		MOVQ(cp, row)
-		if !masked {
-			storeTile(row, ldc, acc, set)
-			return
-		}
-		// The loop's B and broadcast registers are free now. A masked
-		// store costs about 18 cycles here (AMD Zen 3), so a whole first
-		// group (its last mask word set) is stored plainly.
-		e, mp := Load(Param("e"), GP64()), Load(Param("mask").Base(), GP64())
-		SHLQ(U8(2), e)
-		VMOVDQU(Mem{Base: mp}, b0)
-		VMOVDQU(Mem{Base: mp, Disp: 32}, b1)
-		CMPL(Mem{Base: mp, Disp: 28}, U8(0))
-		JE(LabelRef("partial" + sfx))
-		storeTileMasked(row, ldc, e, acc, set, [2]VecPhysical{nil, b1}, bc[0])
-		JMP(LabelRef("stored" + sfx))
-		Label("partial" + sfx)
-		storeTileMasked(row, ldc, e, acc, set, [2]VecPhysical{b0, b1}, bc[0])
-		Label("stored" + sfx)
-	}
-
-	Comment("Full panels; a panel's k loop leaves a at the next one.")
-	Label("panel")
-	TESTQ(panels, panels)
-	JE(LabelRef("last"))
-	panel(mr, "")
-	LEAQ(Mem{Base: row, Index: ldc, Scale: 1}, cp)
-	DECQ(panels)
-	JMP(LabelRef("panel"))
-	Label("last")
-	if tail > 0 {
-		Comment(fmt.Sprintf("Panels of %d rows.", tail))
-		Label("tailpanel")
-		TESTQ(tails, tails)
-		JE(LabelRef("done"))
-		panel(tail, "t")
-		LEAQ(Mem{Base: row, Index: ldc, Scale: 1}, cp)
-		DECQ(tails)
-		JMP(LabelRef("tailpanel"))
-	}
-	Label("done")
+	avx.StoreTile(cp, ldc, acc[:], set)
 	VZEROUPPER()
 	RET()
 }
 
 func sgemmPackB16AVX2() {
-	TEXT("sgemmPackB16AVX2", NOSPLIT, "func(kc int, b []float32, ldb int, dst []float32, stride int, panels int)")
+	avx.Text("sgemmPackB16AVX2", "func(kc int, b []float32, ldb int, dst []float32, stride int, panels int)")
 	Doc("sgemmPackB16AVX2 packs panels full 16-column panels of kc rows of B (row",
 		"stride ldb floats), panel q starting stride floats after panel q-1:",
 		"dst[q*stride+p*16+j] = b[p*ldb+q*16+j]. Rows are read in order so the",
 		"prefetchers stream B; the Go version pays a memmove call per 64 bytes.")
-	Pragma("noescape")
 	kc := Load(Param("kc"), RCX)
 	src := Load(Param("b").Base(), RSI)
 	ldb := Load(Param("ldb"), R8)
@@ -388,12 +180,11 @@ func sgemmPackB16AVX2() {
 }
 
 func sgemmPackBT16AVX2() {
-	TEXT("sgemmPackBT16AVX2", NOSPLIT, "func(kq int, b []float32, offs *[16]int, dst []float32)")
+	avx.Text("sgemmPackBT16AVX2", "func(kq int, b []float32, offs *[16]int, dst []float32)")
 	Doc("sgemmPackBT16AVX2 packs 8*kq rows of a 16-column panel of B read from",
 		"its transpose: dst[p*16+j] = b[offs[j]+p]. Eight rows at a time go",
 		"through two 8x8 transposes (columns 0-7 and 8-15), where scalar code",
 		"loads and stores each element on its own.")
-	Pragma("noescape")
 	kq := Load(Param("kq"), RCX)
 	base := Load(Param("b").Base(), RSI)
 	offs := Load(Param("offs"), RDX)
@@ -457,13 +248,12 @@ func transpose8(r []VecVirtual) []VecVirtual {
 }
 
 func sgemmPackA6AVX2() {
-	TEXT("sgemmPackA6AVX2", NOSPLIT, "func(kq int, a []float32, lda int, alpha float32, dst []float32)")
+	avx.Text("sgemmPackA6AVX2", "func(kq int, a []float32, lda int, alpha float32, dst []float32)")
 	Doc("sgemmPackA6AVX2 packs 4*kq columns of six rows of A (row stride lda",
 		"floats) times alpha, interleaved: dst[p*6+i] = alpha*a[i*lda+p]. Four",
 		"columns at a time go through a 4x4 transpose of rows 0-3 and a 2x4",
 		"unpack of rows 4-5, so the scalar Go loop's six loads, multiplies and",
 		"stores per column become a handful of vector ones.")
-	Pragma("noescape")
 	kq := Load(Param("kq"), RCX)
 	p0 := Load(Param("a").Base(), RSI)
 	lda := Load(Param("lda"), R8)
@@ -543,7 +333,7 @@ func sgemmPackA6AVX2() {
 }
 
 func sgemmGather16AVX2() {
-	TEXT("sgemmGather16AVX2", NOSPLIT, "func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)")
+	avx.Text("sgemmGather16AVX2", "func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)")
 	Doc("sgemmGather16AVX2 packs one 16-column panel of kc rows of a gathered B",
 		"(kernels.colGather): row p, tap t = (t0+p)%kk of channel (t0+p)/kk, is",
 		"src[channel*plane + tab[t*ldt+j]], or 0 where that index is -1, for j < 16,",
@@ -552,7 +342,6 @@ func sgemmGather16AVX2() {
 		"lanes are one masked load; otherwise it is math.MinInt32 and they are a",
 		"masked VGATHERDPS (about ten times slower on Zen 3). The tables are the",
 		"same for every channel, so they stay in L1.")
-	Pragma("noescape")
 	kc := Load(Param("kc"), RCX)
 	src := Load(Param("src").Base(), RSI)
 	plane := Load(Param("plane"), R8)
@@ -581,7 +370,7 @@ func sgemmGather16AVX2() {
 	TESTQ(kc, kc)
 	JE(LabelRef("gdone"))
 	for h := range 2 {
-		idx, mask, v := ymm(2+h), ymm(4+h), ymm(h)
+		idx, mask, v := avx.Y(2+h), avx.Y(4+h), avx.Y(h)
 		gather, stored := fmt.Sprintf("ggather%d", h), fmt.Sprintf("gstore%d", h)
 		VMOVDQU(Mem{Base: row, Disp: 32 * h}, idx)
 		VPCMPGTD(none, idx, mask) // lanes whose index is not -1
@@ -613,53 +402,4 @@ func sgemmGather16AVX2() {
 	Label("gdone")
 	VZEROUPPER()
 	RET()
-}
-
-func fmaPeakAVX2() {
-	TEXT("fmaPeakAVX2", NOSPLIT, "func(n int)")
-	Doc("fmaPeakAVX2 runs n trips of twelve independent register-only FMAs",
-		"(192 flops a trip): the core's measured FMA peak, the yardstick the",
-		"GEMM and convolution benchmarks are read against on a shared machine.")
-	n := Load(Param("n"), RCX)
-	for i := range 12 {
-		VXORPS(ymm(i), ymm(i), ymm(i))
-	}
-	Label("peak")
-	TESTQ(n, n)
-	JE(LabelRef("peakdone"))
-	for i := range 12 {
-		VFMADD231PS(Y12, Y13, ymm(i))
-	}
-	DECQ(n)
-	JMP(LabelRef("peak"))
-	Label("peakdone")
-	VZEROUPPER()
-	RET()
-}
-
-// clockChain emits a loop of dependent one-cycle integer adds: its trips
-// per second are the clock the core runs at, whatever else shares it.
-func clockChain() {
-	TEXT("clockChain", NOSPLIT, "func(n int) int")
-	Doc("clockChain runs n trips of eight dependent one-cycle adds (8n cycles)",
-		"and returns their sum, 8n: the core's clock, which the FMA peak is",
-		"read against (two 8-lane FMA pipes give 32 flops a cycle).")
-	n := Load(Param("n"), RCX)
-	sum := GP64()
-	XORQ(sum, sum)
-	Label("clock")
-	TESTQ(n, n)
-	JE(LabelRef("clockdone"))
-	for range 8 {
-		ADDQ(U8(1), sum)
-	}
-	DECQ(n)
-	JMP(LabelRef("clock"))
-	Label("clockdone")
-	Store(sum, ReturnIndex(0))
-	RET()
-}
-
-func ymm(i int) VecPhysical {
-	return []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15}[i]
 }

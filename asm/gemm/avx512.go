@@ -18,6 +18,8 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
+
+	"github.com/dghcore/dghcore/asm/internal/avx"
 )
 
 // mr512 is the AVX-512 tile's height (its width is nr); gemm_amd64.go
@@ -39,7 +41,7 @@ func sgemmMicroAVX512(rows int, set bool) {
 		name = fmt.Sprintf("%s%d", name, rows)
 	}
 	name += "AVX512"
-	TEXT(name, NOSPLIT, "func(kc int, a, b, c []float32, ldc int)")
+	avx.Text(name, "func(kc int, a, b, c []float32, ldc int)")
 	doc := []string{
 		fmt.Sprintf("%s %s the first %d rows of a packed %d x kc A panel times a packed", name, verb, rows, mr512),
 		fmt.Sprintf("kc x %d B panel to the %dx%d tile of C at c (row stride ldc floats).", nr, rows, nr),
@@ -49,7 +51,6 @@ func sgemmMicroAVX512(rows int, set bool) {
 		doc = append(doc, "C is not read.")
 	}
 	Doc(doc...)
-	Pragma("noescape")
 	kc := Load(Param("kc"), RCX)
 	ap := Load(Param("a").Base(), RSI)
 	bp := Load(Param("b").Base(), RDI)
@@ -69,7 +70,7 @@ func sgemmMicroAVX512(rows int, set bool) {
 
 	acc := make([]VecPhysical, rows)
 	for i := range acc {
-		acc[i] = zmm(i)
+		acc[i] = avx.Z(i)
 		VPXORD(acc[i], acc[i], acc[i])
 	}
 	bv := Z31
@@ -133,11 +134,10 @@ func sgemmMicroAVX512(rows int, set bool) {
 // sgemmPackA24AVX512 emits the packer of 24-row A panels: three 8x8
 // transposes (one per eight rows) per eight columns.
 func sgemmPackA24AVX512() {
-	TEXT("sgemmPackA24AVX512", NOSPLIT, "func(kq int, a []float32, lda int, alpha float32, dst []float32)")
+	avx.Text("sgemmPackA24AVX512", "func(kq int, a []float32, lda int, alpha float32, dst []float32)")
 	Doc("sgemmPackA24AVX512 packs 8*kq columns of 24 rows of A (row stride lda",
 		"floats) times alpha, interleaved: dst[p*24+i] = alpha*a[i*lda+p]. Eight",
 		"columns of eight rows at a time go through an 8x8 transpose.")
-	Pragma("noescape")
 	kq := Load(Param("kq"), RCX)
 	src := Load(Param("a").Base(), RSI)
 	lda := Load(Param("lda"), R8)
@@ -199,34 +199,4 @@ func sgemmPackA24AVX512() {
 	Label("packadone")
 	VZEROUPPER()
 	RET()
-}
-
-// fmaPeakAVX512 is fmaPeakAVX2 on ZMM registers: 24 independent chains,
-// enough for two FMA units of latency 4 and more.
-func fmaPeakAVX512() {
-	TEXT("fmaPeakAVX512", NOSPLIT, "func(n int)")
-	Doc("fmaPeakAVX512 runs n trips of 24 independent register-only 16-lane FMAs",
-		"(768 flops a trip): the AVX-512 FMA peak of the core.")
-	n := Load(Param("n"), RCX)
-	for i := range 24 {
-		VPXORD(zmm(i), zmm(i), zmm(i))
-	}
-	Label("peak")
-	TESTQ(n, n)
-	JE(LabelRef("peakdone"))
-	for i := range 24 {
-		VFMADD231PS(Z30, Z31, zmm(i))
-	}
-	DECQ(n)
-	JMP(LabelRef("peak"))
-	Label("peakdone")
-	VZEROUPPER()
-	RET()
-}
-
-func zmm(i int) VecPhysical {
-	return []VecPhysical{
-		Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15,
-		Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31,
-	}[i]
 }

@@ -18,11 +18,11 @@ import (
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
 
-	"github.com/dghcore/dghcore/asm/elementwise/avx"
+	"github.com/dghcore/dghcore/asm/internal/avx"
 )
 
 func main() {
-	ConstraintExpr("amd64")
+	avx.Begin()
 	for _, w := range []avx.Width{avx.AVX2, avx.AVX512} {
 		avx.Use(w)
 		fakeQuant()

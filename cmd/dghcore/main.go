@@ -76,7 +76,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err == nil {
 		a := &app{o: o, command: command, out: stdout, rep: newReporter(stderr)}
-		err = a.run(ctx)
+		var stopTraces func()
+		if stopTraces, err = startTraces(os.Getenv(traceEnv), a.rep); err == nil {
+			err = a.run(ctx)
+			stopTraces()
+		}
 		a.rep.end()
 	}
 	return report(stderr, err)

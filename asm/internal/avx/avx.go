@@ -1,6 +1,7 @@
-// Package avx holds the avo building blocks the elementwise and quant
-// generators share: a loop with a masked tail, parameter broadcasts,
-// constants, lane masks and horizontal sums. It emits AVX2+FMA code on
+// Package avx holds the avo building blocks every generator under asm/
+// shares: a loop with a masked tail, parameter broadcasts, constants,
+// lane masks and horizontal sums, the physical registers by number and
+// the 6x16 register tile's stores (tile.go). It emits AVX2+FMA code on
 // YMM registers or, after Use(AVX512), AVX-512 code on ZMM registers
 // with opmask registers for the tails and the lane predicates
 // (docs/DESIGN.md, "Kernels"): a generator written against it emits both.
@@ -24,6 +25,13 @@ const (
 	CmpGE = 0x1d
 	CmpGT = 0x1e
 )
+
+// Begin starts a generator's output: kernels for package kernels, built
+// on amd64 only.
+func Begin() {
+	Package("github.com/dghcore/dghcore/kernels")
+	ConstraintExpr("amd64")
+}
 
 // Width is one vector width the package emits.
 type Width struct {

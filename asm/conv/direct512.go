@@ -6,10 +6,16 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
+
+	"github.com/dghcore/dghcore/asm/internal/avx"
 )
 
+// maxDirectRows is the tallest panel of the AVX-512 direct kernels;
+// kernels' maxDirectRows must agree.
+const maxDirectRows = 24
+
 // convDirectAVX512 emits the AVX-512 direct-convolution micro-kernel for
-// panels of rows output channels (1 to mr512): the tile is 16 outputs
+// panels of rows output channels (1 to maxDirectRows): the tile is 16 outputs
 // in one ZMM register per channel, B read in place through the per-tap
 // offset table as in convDirectAVX2. With pair, the 16 outputs are two
 // groups of 8 that need not be consecutive (their B rows d floats apart,
@@ -26,7 +32,7 @@ func convDirectAVX512(rows int, set, pair bool) {
 		name += "Pair"
 	}
 	name = fmt.Sprintf("%s%dAVX512", name, rows)
-	TEXT(name, NOSPLIT, "func(kc, panels int, a, x []float32, off []int32, d int, c []float32, ldc, e, mask int)")
+	avx.Text(name, "func(kc, panels int, a, x []float32, off []int32, d int, c []float32, ldc, e, mask int)")
 	doc := []string{
 		fmt.Sprintf("%s %s panels packed %d x kc A panels (a[p*%d+i], %d*kc floats apart)", name, verb, rows, rows, rows),
 	}
@@ -39,7 +45,6 @@ func convDirectAVX512(rows int, set, pair bool) {
 	}
 	doc = append(doc, fmt.Sprintf("i < %d*panels, in the lanes j whose bit j of mask is set.", rows))
 	Doc(doc...)
-	Pragma("noescape")
 	kc := Load(Param("kc"), GP64())
 	panels := Load(Param("panels"), GP64())
 	ap := Load(Param("a").Base(), GP64())
@@ -70,7 +75,7 @@ func convDirectAVX512(rows int, set, pair bool) {
 
 	acc := make([]VecPhysical, rows)
 	for i := range acc {
-		acc[i] = zmm(i)
+		acc[i] = avx.Z(i)
 	}
 	step := func(u int) {
 		r := o[u%2]
