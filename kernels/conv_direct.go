@@ -83,28 +83,26 @@ func directSplit(kg int) (panels, tails, tail int) {
 	return kg / directMR, 1, kg % directMR
 }
 
-// packDirectA packs the kg x rows weights w (row-major) for the direct
-// micro-kernel, split as directSplit says, in k blocks of kb rows: block
-// pc starts at dst[np*directMR*pc] (np panels) and holds its panels in
-// order, each directMR*kc floats, k-major, the unused rows zero.
-func packDirectA(kg, rows, kb int, w, dst []float32) {
+// packDirectA packs k block pc (kc rows of K) of the kg x rows weights w
+// (row-major) for the direct micro-kernel, split as directSplit says:
+// the block starts at dst[np*directMR*pc] (np panels) and holds its
+// panels in order, each directMR*kc floats, k-major, the unused rows
+// zero.
+func packDirectA(kg, rows, pc, kc int, w, dst []float32) {
 	full, tails, tail := directSplit(kg)
 	np := full + tails
-	for pc := 0; pc < rows; pc += kb {
-		kc := min(kb, rows-pc)
-		blk := dst[np*directMR*pc:][:np*directMR*kc]
-		for pn := range np {
-			r0, h := pn*directMR, directMR
-			if pn >= full {
-				r0, h = full*directMR+(pn-full)*tail, tail
-			}
-			pan := blk[pn*directMR*kc:][:directMR*kc]
-			clear(pan)
-			for i := range h {
-				src := w[(r0+i)*rows+pc:][:kc]
-				for k, v := range src {
-					pan[k*directMR+i] = v
-				}
+	blk := dst[np*directMR*pc:][:np*directMR*kc]
+	for pn := range np {
+		r0, h := pn*directMR, directMR
+		if pn >= full {
+			r0, h = full*directMR+(pn-full)*tail, tail
+		}
+		pan := blk[pn*directMR*kc:][:directMR*kc]
+		clear(pan)
+		for i := range h {
+			src := w[(r0+i)*rows+pc:][:kc]
+			for k, v := range src {
+				pan[k*directMR+i] = v
 			}
 		}
 	}
@@ -296,14 +294,14 @@ func (j *convJob) directRowsTile(k *[2][2][maxDirectRows + 1]directRowsFunc, a, 
 	}
 }
 
-// packDirect packs one group's kg x rows weights for the direct kernels
-// of k, in k blocks of kb rows.
-func packDirect(k *convKernels, kg, rows, kb int, w, dst []float32) {
+// packDirect packs k block pc (kc rows of K) of one group's kg x rows
+// weights for the direct kernels of k.
+func packDirect(k *convKernels, kg, rows, pc, kc int, w, dst []float32) {
 	if k.directRows != nil {
-		packDirectRowsA(kg, rows, kb, w, dst)
+		packDirectRowsA(kg, rows, pc, kc, w, dst)
 		return
 	}
-	packDirectA(kg, rows, kb, w, dst)
+	packDirectA(kg, rows, pc, kc, w, dst)
 }
 
 // finish adds channel ch's bias to a computed run of y and applies the

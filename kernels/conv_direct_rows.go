@@ -35,29 +35,26 @@ func directRowsSplit(kg int) (n1, h1, n2 int) {
 	return n1, h1, np - n1
 }
 
-// packDirectRowsA packs the kg x rows weights w (row-major) for the
-// directRows kernels, split as directRowsSplit says, in k blocks of
-// kb rows: block pc starts at dst[kg*pc] and holds its panels in order,
-// a panel of h rows h*kc floats, k-major.
-func packDirectRowsA(kg, rows, kb int, w, dst []float32) {
+// packDirectRowsA packs k block pc (kc rows of K) of the kg x rows
+// weights w (row-major) for the directRows kernels, split as
+// directRowsSplit says: the block starts at dst[kg*pc] and holds its
+// panels in order, a panel of h rows h*kc floats, k-major.
+func packDirectRowsA(kg, rows, pc, kc int, w, dst []float32) {
 	n1, h1, n2 := directRowsSplit(kg)
-	for pc := 0; pc < rows; pc += kb {
-		kc := min(kb, rows-pc)
-		pan := dst[kg*pc:]
-		r0 := 0
-		for pn := range n1 + n2 {
-			h := h1
-			if pn >= n1 {
-				h = h1 - 1
-			}
-			for i := range h {
-				src := w[(r0+i)*rows+pc:][:kc]
-				for k, v := range src {
-					pan[k*h+i] = v
-				}
-			}
-			pan, r0 = pan[h*kc:], r0+h
+	pan := dst[kg*pc:]
+	r0 := 0
+	for pn := range n1 + n2 {
+		h := h1
+		if pn >= n1 {
+			h = h1 - 1
 		}
+		for i := range h {
+			src := w[(r0+i)*rows+pc:][:kc]
+			for k, v := range src {
+				pan[k*h+i] = v
+			}
+		}
+		pan, r0 = pan[h*kc:], r0+h
 	}
 }
 
