@@ -8088,7 +8088,7 @@ pcol:
 pstore:
 	VMOVUPS Z10, (DI)
 	ADDQ    $0x40, DI
-	ADDQ    $0x00000040, SI
+	ADDQ    $0x40, SI
 	SUBQ    $0x10, R8
 	JMP     pcol
 

@@ -135,20 +135,37 @@ func convDirectGeneric(set bool, kc, panels, tails, tail int, a, x []float32, of
 				}
 			}
 		}
-		for i := range h {
-			for j := range 16 {
-				if mask != nil && mask[j] == 0 {
-					continue
+		lanes := 1<<16 - 1
+		if mask != nil {
+			lanes = 0
+			for j, m := range mask[:16] {
+				if m != 0 {
+					lanes |= 1 << j
 				}
-				at := i*ldc + j
-				if j >= 8 {
-					at += e - 8
-				}
-				if set {
-					cp[at] = acc[i][j]
-				} else {
-					cp[at] += acc[i][j]
-				}
+			}
+		}
+		storeDirectRows(cp, acc[:h], ldc, e, lanes, set)
+	}
+}
+
+// storeDirectRows stores (set) or adds the rows of acc, a direct tile of
+// two groups of 8 outputs, to C: row i's lane j at c[i*ldc+j], the second
+// group's e-8 floats further on, only the lanes j whose bit of mask is
+// set (the definition of the direct kernels' stores).
+func storeDirectRows(c []float32, acc [][16]float32, ldc, e, mask int, set bool) {
+	for i := range acc {
+		for j := range 16 {
+			if mask&(1<<j) == 0 {
+				continue
+			}
+			at := i*ldc + j
+			if j >= 8 {
+				at += e - 8
+			}
+			if set {
+				c[at] = acc[i][j]
+			} else {
+				c[at] += acc[i][j]
 			}
 		}
 	}

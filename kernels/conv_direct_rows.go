@@ -80,21 +80,6 @@ func convDirectRowsGeneric(h int, set, pair bool, kc, panels int, a, x []float32
 				}
 			}
 		}
-		for i := range h {
-			for j := range 16 {
-				if mask&(1<<j) == 0 {
-					continue
-				}
-				at := i*ldc + j
-				if j >= 8 {
-					at += e - 8
-				}
-				if set {
-					cp[at] = acc[i][j]
-				} else {
-					cp[at] += acc[i][j]
-				}
-			}
-		}
+		storeDirectRows(cp, acc[:h], ldc, e, mask, set)
 	}
 }

@@ -23,15 +23,21 @@ type AdamRule struct {
 // moments m and sq (and maxSq, the AMSGrad running maximum, when not
 // nil), over len(p) elements.
 func AdamUpdate(p, g, m, sq, maxSq []float32, r AdamRule) {
-	n := len(p)
-	t := newTask(adamBlocks)
-	t.s[0], t.s[1], t.s[2], t.s[3] = p, g[:n], m[:n], sq[:n]
+	t := updateTask(adamBlocks, p, g, m, sq)
 	if maxSq != nil {
-		t.s[4] = maxSq[:n]
+		t.s[4] = maxSq[:len(p)]
 	}
 	t.adam = r
-	t.spread(numBlocks(n), 4*n)
+	t.spread(numBlocks(len(p)), 4*len(p))
 	t.release()
+}
+
+// updateTask is a task over a parameter p, its gradient and its moments.
+func updateTask(body func(t *task, lo, hi int), p, g, m, sq []float32) *task {
+	n := len(p)
+	t := newTask(body)
+	t.s[0], t.s[1], t.s[2], t.s[3] = p, g[:n], m[:n], sq[:n]
+	return t
 }
 
 func adamBlocks(t *task, lo, hi int) {
@@ -44,12 +50,7 @@ func adamBlocks(t *task, lo, hi int) {
 			maxSq = t.s[4][i:j]
 		}
 		for e := range p {
-			d := g[e]
-			if r.WD != 0 {
-				d += r.WD * p[e]
-			}
-			m[e] = m[e]*r.B1 + r.Keep1*d
-			sq[e] = sq[e]*r.B2 + r.Keep2*d*d
+			updateMoments(p, g, m, sq, e, r.B1, r.B2, r.Keep1, r.Keep2, r.WD)
 			second := sq[e]
 			if maxSq != nil {
 				maxSq[e] = max(maxSq[e], sq[e])
@@ -73,11 +74,9 @@ type RAdamRule struct {
 // RAdamUpdate applies one RAdam step to p from its gradient g, updating
 // the moments m and sq, over len(p) elements.
 func RAdamUpdate(p, g, m, sq []float32, r RAdamRule) {
-	n := len(p)
-	t := newTask(radamBlocks)
-	t.s[0], t.s[1], t.s[2], t.s[3] = p, g[:n], m[:n], sq[:n]
+	t := updateTask(radamBlocks, p, g, m, sq)
 	t.radam = r
-	t.spread(numBlocks(n), 4*n)
+	t.spread(numBlocks(len(p)), 4*len(p))
 	t.release()
 }
 
@@ -87,12 +86,7 @@ func radamBlocks(t *task, lo, hi int) {
 		i, j := blockRange(k, len(t.s[0]))
 		p, g, m, sq := t.s[0][i:j], t.s[1][i:j], t.s[2][i:j], t.s[3][i:j]
 		for e := range p {
-			d := g[e]
-			if r.WD != 0 {
-				d += r.WD * p[e]
-			}
-			m[e] = m[e]*r.B1 + r.Keep1*d
-			sq[e] = sq[e]*r.B2 + r.Keep2*d*d
+			updateMoments(p, g, m, sq, e, r.B1, r.B2, r.Keep1, r.Keep2, r.WD)
 			mHat := m[e] / r.BC1
 			if r.Rectified {
 				// torch forms sqrt(1-b2^t)/(sqrt(v)+eps) as a reciprocal
@@ -104,6 +98,17 @@ func radamBlocks(t *task, lo, hi int) {
 			}
 		}
 	}
+}
+
+// updateMoments moves element e's moments toward its gradient (plus wd
+// times the parameter), as Adam and RAdam both do.
+func updateMoments(p, g, m, sq []float32, e int, b1, b2, keep1, keep2, wd float32) {
+	d := g[e]
+	if wd != 0 {
+		d += wd * p[e]
+	}
+	m[e] = m[e]*b1 + keep1*d
+	sq[e] = sq[e]*b2 + keep2*d*d
 }
 
 // sqrt32 is a float32 square root (the compiler emits one instruction).

@@ -14,18 +14,23 @@ func BenchmarkFMAPeak(b *testing.B) {
 	if Active() == Generic {
 		b.Skip("needs the AVX2 path")
 	}
-	const trips = 1 << 16
-	flops := 192.0 * trips
+	benchPeak(b, fmaPeakAVX2, 1<<16, 192)
+}
+
+// benchPeak runs the peak loop fn of flopsPerTrip, trips trips a call,
+// on one core (/1) and on every GOMAXPROCS (/all).
+func benchPeak(b *testing.B, fn func(n int), trips int, flopsPerTrip float64) {
+	flops := flopsPerTrip * float64(trips)
 	b.Run("1", func(b *testing.B) {
 		for range b.N {
-			fmaPeakAVX2(trips)
+			fn(trips)
 		}
 		reportGFLOPs(b, flops)
 	})
 	b.Run("all", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				fmaPeakAVX2(trips)
+				fn(trips)
 			}
 		})
 		reportGFLOPs(b, flops)
@@ -40,22 +45,7 @@ func BenchmarkFMAPeak512(b *testing.B) {
 	if !slices.Contains(Available(), AVX512) {
 		b.Skip("needs AVX-512")
 	}
-	const trips = 1 << 15
-	flops := 768.0 * trips
-	b.Run("1", func(b *testing.B) {
-		for range b.N {
-			fmaPeakAVX512(trips)
-		}
-		reportGFLOPs(b, flops)
-	})
-	b.Run("all", func(b *testing.B) {
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				fmaPeakAVX512(trips)
-			}
-		})
-		reportGFLOPs(b, flops)
-	})
+	benchPeak(b, fmaPeakAVX512, 1<<15, 768)
 }
 
 // BenchmarkCoreClock measures the clock the core runs at now, from a chain

@@ -65,21 +65,8 @@ func dwPlaneForward512(stride int) {
 	}
 	Load(Param("mask"), RBX)
 	KMOVW(EBX, K1)
-	rows := Load(Param("rows"), R10)
-	cols := Load(Param("cols"), R11)
-	yRow := Load(Param("y").Base(), R12)
-	ldy := Load(Param("ldy"), R13)
-	xRow := Load(Param("x").Base(), RBX)
-	ldx := Load(Param("ldx"), R9)
-	acc := Load(Param("accumulate"), DX.As8())
-	SHLQ(U8(2), ldy)
-	SHLQ(U8(2), ldx)
-	next := RCX
-	MOVQ(ldx, next)
-	if stride == 2 {
-		SHLQ(U8(1), next)
-	}
-	p, q, c := RSI, RDI, R8
+	r := planeArgs(stride)
+	p, q, ldx := r.p, r.q, R9
 	sum, ev, od, t0, t1, t2 := Z10, Z11, Z12, Z13, Z14, Z15
 	if stride == 2 {
 		deinterleave(ev, od)
@@ -112,44 +99,20 @@ func dwPlaneForward512(stride int) {
 		}
 	}
 
-	Label("prow")
-	TESTQ(rows, rows)
-	JZ(LabelRef("pdone"))
-	MOVQ(xRow, p)
-	MOVQ(yRow, q)
-	MOVQ(cols, c)
-	Label("pcol")
-	CMPQ(c, U8(dwLanes))
-	JL(LabelRef("ptail"))
-	compute()
-	TESTB(acc, acc)
-	JE(LabelRef("pstore"))
-	VADDPS(Mem{Base: q}, sum, sum)
-	Label("pstore")
-	VMOVUPS(sum, Mem{Base: q})
-	ADDQ(U8(4*dwLanes), q)
-	ADDQ(U32(4*dwLanes*stride), p)
-	SUBQ(U8(dwLanes), c)
-	JMP(LabelRef("pcol"))
-
-	Label("ptail")
-	TESTQ(c, c)
-	JZ(LabelRef("pnext"))
-	compute()
-	TESTB(acc, acc)
-	JE(LabelRef("pmstore"))
-	VMOVUPS_Z(Mem{Base: q}, K1, t0)
-	VADDPS(t0, sum, sum)
-	Label("pmstore")
-	VMOVUPS(sum, K1, Mem{Base: q})
-
-	Label("pnext")
-	ADDQ(ldy, yRow)
-	ADDQ(next, xRow)
-	DECQ(rows)
-	JMP(LabelRef("prow"))
-
-	Label("pdone")
+	planeLoop(r, dwLanes, stride, compute, func(tail bool) {
+		if tail {
+			VMOVUPS_Z(Mem{Base: q}, K1, t0)
+			VADDPS(t0, sum, sum)
+			return
+		}
+		VADDPS(Mem{Base: q}, sum, sum)
+	}, func(tail bool) {
+		if tail {
+			VMOVUPS(sum, K1, Mem{Base: q})
+			return
+		}
+		VMOVUPS(sum, Mem{Base: q})
+	})
 	VZEROUPPER()
 	RET()
 }

@@ -64,23 +64,7 @@ func sgemmMicroAVX2(set bool) {
 			fmt.Sprintf("to the %dx%d tile of C at c (row stride ldc floats).", mr, nr))
 	}
 
-	kc := Load(Param("kc"), RCX)
-	ap := Load(Param("a").Base(), RSI)
-	bp := Load(Param("b").Base(), RDI)
-	cp := Load(Param("c").Base(), RDX)
-	ldc := Load(Param("ldc"), R8)
-	SHLQ(U8(2), ldc) // floats to bytes
-
-	Comment("Start pulling the C tile into L1; it is only touched at the end.")
-	row := GP64()
-	MOVQ(cp, row)
-	for i := range mr {
-		if i > 0 {
-			ADDQ(ldc, row)
-		}
-		PREFETCHT0(Mem{Base: row})
-		PREFETCHT0(Mem{Base: row, Disp: 60})
-	}
+	kc, ap, bp, cp, ldc := microArgs(mr, 0, 60)
 
 	acc := [mr][2]VecPhysical{}
 	for i := range mr {
@@ -103,27 +87,7 @@ func sgemmMicroAVX2(set bool) {
 		}
 	}
 
-	Comment("Main loop: unrolled k steps.")
-	Label("loop")
-	CMPQ(kc, U8(unroll))
-	JL(LabelRef("tail"))
-	for u := range unroll {
-		step(4*mr*u, 4*nr*u)
-	}
-	ADDQ(U32(4*mr*unroll), ap)
-	ADDQ(U32(4*nr*unroll), bp)
-	SUBQ(U8(unroll), kc)
-	JMP(LabelRef("loop"))
-
-	Comment("Remaining k steps one at a time.")
-	Label("tail")
-	TESTQ(kc, kc)
-	JE(LabelRef("store"))
-	step(0, 0)
-	ADDQ(U8(4*mr), ap)
-	ADDQ(U8(4*nr), bp)
-	DECQ(kc)
-	JMP(LabelRef("tail"))
+	kLoop(kc, ap, bp, 4*mr, 4*nr, step)
 
 	if set {
 		Comment("C = the accumulated tile.")
@@ -134,6 +98,60 @@ func sgemmMicroAVX2(set bool) {
 	avx.StoreTile(cp, ldc, acc[:], set)
 	VZEROUPPER()
 	RET()
+}
+
+// microArgs loads a micro-kernel's arguments (kc, a, b, c, ldc in bytes)
+// and starts pulling the rows of its C tile into L1, a line at each
+// displacement of each row: C is only touched at the end.
+func microArgs(rows int, disps ...int) (kc, ap, bp, cp, ldc Register) {
+	kc = Load(Param("kc"), RCX)
+	ap = Load(Param("a").Base(), RSI)
+	bp = Load(Param("b").Base(), RDI)
+	cp = Load(Param("c").Base(), RDX)
+	ldc = Load(Param("ldc"), R8)
+	SHLQ(U8(2), ldc) // floats to bytes
+
+	Comment("Start pulling the C tile into L1; it is only touched at the end.")
+	row := GP64()
+	MOVQ(cp, row)
+	for i := range rows {
+		if i > 0 {
+			ADDQ(ldc, row)
+		}
+		for _, d := range disps {
+			PREFETCHT0(Mem{Base: row, Disp: d})
+		}
+	}
+	return kc, ap, bp, cp, ldc
+}
+
+// kLoop emits a micro-kernel's loop over kc k steps: unroll steps a
+// trip while that many remain, then one at a time, step(oa, ob) issuing
+// one at byte offsets oa into the A panel and ob into the B panel, whose
+// pointers advance by aStep and bStep bytes a step. It ends at label
+// store.
+func kLoop(kc, ap, bp Register, aStep, bStep int, step func(oa, ob int)) {
+	Comment("Main loop: unrolled k steps.")
+	Label("loop")
+	CMPQ(kc, U8(unroll))
+	JL(LabelRef("tail"))
+	for u := range unroll {
+		step(aStep*u, bStep*u)
+	}
+	ADDQ(U32(aStep*unroll), ap)
+	ADDQ(U32(bStep*unroll), bp)
+	SUBQ(U8(unroll), kc)
+	JMP(LabelRef("loop"))
+
+	Comment("Remaining k steps one at a time.")
+	Label("tail")
+	TESTQ(kc, kc)
+	JE(LabelRef("store"))
+	step(0, 0)
+	ADDQ(U8(aStep), ap)
+	ADDQ(U8(bStep), bp)
+	DECQ(kc)
+	JMP(LabelRef("tail"))
 }
 
 func sgemmPackB16AVX2() {

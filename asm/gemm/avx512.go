@@ -12,8 +12,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -25,8 +23,6 @@ import (
 // mr512 is the AVX-512 tile's height (its width is nr); gemm_amd64.go
 // must agree.
 const mr512 = 24
-
-var xPrefetch = func() int { v, _ := strconv.Atoi(os.Getenv("XPF")); return v }()
 
 // sgemmMicroAVX512 emits the AVX-512 micro-kernel for the first rows rows
 // of a packed mr512-row A panel: the full tile when rows is mr512, an
@@ -51,22 +47,7 @@ func sgemmMicroAVX512(rows int, set bool) {
 		doc = append(doc, "C is not read.")
 	}
 	Doc(doc...)
-	kc := Load(Param("kc"), RCX)
-	ap := Load(Param("a").Base(), RSI)
-	bp := Load(Param("b").Base(), RDI)
-	cp := Load(Param("c").Base(), RDX)
-	ldc := Load(Param("ldc"), R8)
-	SHLQ(U8(2), ldc) // floats to bytes
-
-	Comment("Start pulling the C tile into L1; it is only touched at the end.")
-	row := GP64()
-	MOVQ(cp, row)
-	for i := range rows {
-		if i > 0 {
-			ADDQ(ldc, row)
-		}
-		PREFETCHT0(Mem{Base: row})
-	}
+	kc, ap, bp, cp, ldc := microArgs(rows, 0)
 
 	acc := make([]VecPhysical, rows)
 	for i := range acc {
@@ -82,34 +63,7 @@ func sgemmMicroAVX512(rows int, set bool) {
 		}
 	}
 
-	Comment("Main loop: unrolled k steps.")
-	Label("loop")
-	CMPQ(kc, U8(unroll))
-	JL(LabelRef("tail"))
-	for u := range unroll {
-		step(4*mr512*u, 4*nr*u)
-		if xPrefetch > 0 {
-			for l := 0; l < 4*mr512*unroll/64; l++ {
-				if l%unroll == u {
-					PREFETCHT0(Mem{Base: ap, Disp: xPrefetch + 64*l})
-				}
-			}
-		}
-	}
-	ADDQ(U32(4*mr512*unroll), ap)
-	ADDQ(U32(4*nr*unroll), bp)
-	SUBQ(U8(unroll), kc)
-	JMP(LabelRef("loop"))
-
-	Comment("Remaining k steps one at a time.")
-	Label("tail")
-	TESTQ(kc, kc)
-	JE(LabelRef("store"))
-	step(0, 0)
-	ADDQ(U8(4*mr512), ap)
-	ADDQ(U8(4*nr), bp)
-	DECQ(kc)
-	JMP(LabelRef("tail"))
+	kLoop(kc, ap, bp, 4*mr512, 4*nr, step)
 
 	if set {
 		Comment("C = the accumulated tile.")

@@ -274,35 +274,33 @@ func (l Lanes) Halves(base GPVirtual) (lo, hi VecVirtual) {
 
 // Widen converts the floats of v to two registers of float64.
 func Widen(v VecVirtual) (lo, hi VecVirtual) {
-	lo, hi = VecReg(), VecReg()
 	if is512() {
-		top := YMM()
-		VCVTPS2PD(v.AsY(), lo)
-		VEXTRACTF32X8(U8(1), v, top)
-		VCVTPS2PD(top, hi)
-		return lo, hi
+		return halves(v, VCVTPS2PD, func(i, v, top Op) { VEXTRACTF32X8(i, v, top) })
 	}
-	top := XMM()
-	VCVTPS2PD(v.AsX(), lo)
-	VEXTRACTF128(U8(1), v, top)
-	VCVTPS2PD(top, hi)
-	return lo, hi
+	return halves(v, VCVTPS2PD, VEXTRACTF128)
 }
 
 // WidenInt sign-extends the int32 lanes of v to two registers of int64.
 func WidenInt(v VecVirtual) (lo, hi VecVirtual) {
-	lo, hi = VecReg(), VecReg()
 	if is512() {
-		top := YMM()
-		VPMOVSXDQ(v.AsY(), lo)
-		VEXTRACTI32X8(U8(1), v, top)
-		VPMOVSXDQ(top, hi)
-		return lo, hi
+		return halves(v, VPMOVSXDQ, func(i, v, top Op) { VEXTRACTI32X8(i, v, top) })
 	}
-	top := XMM()
-	VPMOVSXDQ(v.AsX(), lo)
-	VEXTRACTI128(U8(1), v, top)
-	VPMOVSXDQ(top, hi)
+	return halves(v, VPMOVSXDQ, VEXTRACTI128)
+}
+
+// halves widens the low and the high half of v into a register each with
+// widen, the high half taken out by extract.
+func halves(v VecVirtual, widen func(ops ...Op), extract func(i, v, top Op)) (lo, hi VecVirtual) {
+	lo, hi = VecReg(), VecReg()
+	var low, top Op
+	if is512() {
+		low, top = v.AsY(), YMM()
+	} else {
+		low, top = v.AsX(), XMM()
+	}
+	widen(low, lo)
+	extract(U8(1), v, top)
+	widen(top, hi)
 	return lo, hi
 }
 
