@@ -88,18 +88,6 @@ func dwPlane3x3AVX512(s, rows, cols int, y []float32, ldy int, x []float32, ldx 
 	}
 }
 
-// dwPlaneFits reports whether a plane kernel of the given lanes may run
-// on rows x cols outputs: its reads, a whole vector of inputs per vector
-// of outputs (stride 1: up to 2 floats past it, stride 2: 2*lanes+2
-// floats), stay inside x, and its writes inside y.
-func dwPlaneFits(lanes, s, rows, cols int, y []float32, ldy int, x []float32, ldx int) bool {
-	if rows == 0 || cols == 0 {
-		return false
-	}
-	nv := (cols + lanes - 1) / lanes
-	return len(x) >= (s*(rows-1)+2)*ldx+s*lanes*nv+2 && len(y) >= (rows-1)*ldy+cols
-}
-
 // dwRowGrad3x3AVX2 runs the generated gradient row kernel on the largest
 // multiple of 8 outputs whose reads stay inside the rows, the generic
 // code on the rest.

@@ -332,3 +332,15 @@ func (j *convJob) dwBackwardWeight(lo, hi int) {
 	}
 	dwScratches.Put(sc)
 }
+
+// dwPlaneFits reports whether a plane kernel of the given lanes may run
+// on rows x cols outputs: its reads, a whole vector of inputs per vector
+// of outputs (stride 1: up to 2 floats past it, stride 2: 2*lanes+2
+// floats), stay inside x, and its writes inside y.
+func dwPlaneFits(lanes, s, rows, cols int, y []float32, ldy int, x []float32, ldx int) bool {
+	if rows == 0 || cols == 0 {
+		return false
+	}
+	nv := (cols + lanes - 1) / lanes
+	return len(x) >= (s*(rows-1)+2)*ldx+s*lanes*nv+2 && len(y) >= (rows-1)*ldy+cols
+}
