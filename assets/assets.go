@@ -1,5 +1,5 @@
-// Package assets holds the embedded default of SPEC section 5: a resnet20
-// (SPEC section 2) trained on Fashion-MNIST, and the Fashion-MNIST test
+// Package assets holds the embedded default of docs/DESIGN.md, "Command line": a resnet20
+// (docs/DESIGN.md, "Models and checkpoints") trained on Fashion-MNIST, and the Fashion-MNIST test
 // set it is evaluated on, both compiled into the binary so `dghcore` with
 // no arguments needs no files.
 //

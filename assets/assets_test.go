@@ -58,7 +58,7 @@ func TestFashionMNISTTest(t *testing.T) {
 
 // TestCheckpointMatchesPyTorch runs the embedded model on the embedded
 // test images and compares with tools/fmnist/fixtures.py's logits, within
-// 1e-3 of their scale (SPEC section 6).
+// 1e-3 of their scale (docs/DESIGN.md, "Testing and numerics").
 func TestCheckpointMatchesPyTorch(t *testing.T) {
 	sd, err := torchload.LoadBytes(ResNet20Checkpoint())
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 )
 
 // Arena recycles the buffers of graph values and gradients from one step
-// of an iterative algorithm to the next. DGH (SPEC section 3) builds the
+// of an iterative algorithm to the next. DGH (docs/DESIGN.md, "DGH") builds the
 // same graph every batch step; without an arena each step allocates
 // every activation and gradient afresh, and the garbage collector and
 // the page faults of new memory cost a sizeable part of the step.

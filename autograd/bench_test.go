@@ -34,8 +34,8 @@ func (u *convBNReLU) forward(x *Var) *Var {
 // channel scale/shift) comes from pools.
 const allocsPerOutput = 4
 
-// TestInferenceAllocatesOnlyActivations checks SPEC section 1's "no tape
-// in inference": a forward without gradients allocates its three
+// TestInferenceAllocatesOnlyActivations checks "no tape in
+// inference" (docs/DESIGN.md, "Packages and the flow of a run"): a forward without gradients allocates its three
 // activations and nothing else.
 func TestInferenceAllocatesOnlyActivations(t *testing.T) {
 	if raceEnabled {

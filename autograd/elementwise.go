@@ -121,7 +121,7 @@ func ReLU6(x *Var) *Var {
 }
 
 // MaxScalar returns max(x, s) elementwise, the clamp-at-zero terms of the
-// DGH output loss (SPEC 3.6). Like torch.clamp(x, min=s) the gradient
+// DGH output loss (docs/DESIGN.md, "DGH", step 6). Like torch.clamp(x, min=s) the gradient
 // passes where x >= s.
 func MaxScalar(x *Var, s float32) *Var {
 	out := overwrittenOutput(x, x.Value.Shape...)

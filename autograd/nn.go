@@ -1,7 +1,7 @@
 package autograd
 
 // Network ops: convolution, linear, eval-mode batch norm and pooling
-// (SPEC section 1, layers). Shape mismatches are bugs in the calling layer
+// (docs/DESIGN.md, "Packages and the flow of a run"). Shape mismatches are bugs in the calling layer
 // (layers validate checkpoints and inputs first), so they panic with the
 // shapes involved.
 

@@ -1,6 +1,6 @@
 package autograd
 
-// Comparison with PyTorch (SPEC section 6): testdata/<case>/ holds inputs,
+// Comparison with PyTorch (docs/DESIGN.md, "Testing and numerics"): testdata/<case>/ holds inputs,
 // an upstream gradient dy, PyTorch's output y and the gradients d<input>
 // of sum(y*dy), written by tools/torchref/ops.py.
 

@@ -1,8 +1,8 @@
 package autograd
 
 // Quantization ops with straight-through gradients: the DGH valid-range
-// clip (SPEC 3.1), BRECQ's fake quantizers with the LSQ step gradient and
-// AdaRound's soft rounding (SPEC section 4).
+// clip (docs/DESIGN.md, "DGH", step 1), BRECQ's fake quantizers with the LSQ step gradient and
+// AdaRound's soft rounding (docs/DESIGN.md, "BRECQ").
 
 import (
 	"fmt"
@@ -21,7 +21,7 @@ func levelsOf(op string, bits int) int {
 }
 
 // ClampST clips x [N,C,...] per channel to [lo[c], hi[c]] and passes the
-// gradient straight through, clipped or not (SPEC 3.1: the clip must not
+// gradient straight through, clipped or not (docs/DESIGN.md, "DGH", step 1: the clip must not
 // stop the images from moving back into range).
 func ClampST(x *Var, lo, hi []float32) *Var {
 	s := x.Value.Shape
@@ -88,7 +88,7 @@ func FakeQuantPerChannel(x *Var, delta, zp []float32, bits int) *Var {
 	return out
 }
 
-// AdaRound returns the soft-quantized weight of SPEC 4.4 for the fixed
+// AdaRound returns the soft-quantized weight of docs/DESIGN.md, "BRECQ", step 4 for the fixed
 // float weight w (axis 0 = output channel) and learnable alpha.
 func AdaRound(w *tensor.Tensor, alpha *Var, delta, zp []float32, bits int) *Var {
 	levels := levelsOf("AdaRound", bits)
@@ -107,7 +107,7 @@ func AdaRound(w *tensor.Tensor, alpha *Var, delta, zp []float32, bits int) *Var 
 }
 
 // AdaRoundRegularizer is the rounding term weight*sum(1 - |2h(alpha)-1|^beta)
-// of SPEC 4.4 as a scalar.
+// of docs/DESIGN.md, "BRECQ", step 4 as a scalar.
 func AdaRoundRegularizer(alpha *Var, beta, weight float32) *Var {
 	out := wrap(alpha, tensor.FromSlice([]float32{kernels.AdaRoundRegularizer(alpha.Value.Data, beta, nil, weight)}))
 	if needsGrad(alpha) {

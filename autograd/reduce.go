@@ -2,7 +2,7 @@ package autograd
 
 // Reductions: sums, means over axes, standard deviation, max/min along an
 // axis and the Lp reconstruction loss. Accumulation is in float64 so the
-// statistics DGH matches (SPEC section 3) do not drift with tensor size.
+// statistics DGH matches (docs/DESIGN.md, "DGH") do not drift with tensor size.
 
 import (
 	"fmt"
@@ -164,7 +164,7 @@ func (r reduction) rowLayout() (rows, cols int, ok bool) {
 }
 
 // meanOf is Mean (squared false) or MeanSquare (squared true). The
-// per-channel statistics DGH takes of every BatchNorm input (SPEC 3.3)
+// per-channel statistics DGH takes of every BatchNorm input (docs/DESIGN.md, "DGH", step 3)
 // and per-row means run on the kernels; other axis sets take the general
 // odometer path.
 func meanOf(x *Var, r reduction, squared bool) *Var {
@@ -236,7 +236,7 @@ func meanOf(x *Var, r reduction, squared bool) *Var {
 // ChannelMoments returns the per-channel mean and mean of squares of x
 // [N,C,...] over every axis but 1, as Mean(x, 0, 2, ...) and
 // MeanSquare(x, 0, 2, ...) give them, in one pass over x forward and one
-// backward: DGH takes both of every BatchNorm input (SPEC 3.3). The two
+// backward: DGH takes both of every BatchNorm input (docs/DESIGN.md, "DGH", step 3). The two
 // results are views of one hidden [2, C] node whose backward sees both
 // gradients at once.
 func ChannelMoments(x *Var) (mean, meanSq *Var) {
@@ -300,7 +300,7 @@ func (v *Var) flushMoments() {
 // (divide by count-1) or not, as torch.std. Two passes (mean, then
 // squared deviations) in float64 avoid the cancellation of E[x^2]-m^2.
 // Reductions over trailing axes (per sample and channel over H, W, as the
-// DGH output loss takes them, SPEC 3.6) run as direct loops over rows;
+// DGH output loss takes them, docs/DESIGN.md, "DGH", step 6) run as direct loops over rows;
 // other axis sets take the general odometer path.
 func Std(x *Var, axes []int, unbiased bool) *Var {
 	r := newReduction("Std", x.Value.Shape, axes)
@@ -428,7 +428,7 @@ func extreme(x *Var, axis int, isMax bool) *Var {
 	return out
 }
 
-// LpLoss is BRECQ's reconstruction loss (SPEC 4.4, 4.6):
+// LpLoss is BRECQ's reconstruction loss (docs/DESIGN.md, "BRECQ", steps 4 and 6):
 // |pred - target|^p summed over axis 1 and averaged over the other axes,
 // a scalar. target usually is a constant.
 func LpLoss(pred, target *Var, p float32) *Var {

@@ -1,7 +1,7 @@
 package autograd
 
 // Shape ops: reshapes that share data, and the flip / crop / pad of the
-// DGH augmentation (SPEC 3.1) on NCHW images.
+// DGH augmentation (docs/DESIGN.md, "DGH", step 1) on NCHW images.
 
 import (
 	"fmt"

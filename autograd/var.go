@@ -3,7 +3,7 @@
 // A Var holds a value and, when it requires a gradient, a gradient buffer
 // and the closure that pushes its gradient to its parents. Ops record a
 // backward closure only when one of their inputs requires a gradient, so
-// inference builds no graph at all (SPEC section 1).
+// inference builds no graph at all (docs/DESIGN.md, "Packages and the flow of a run").
 package autograd
 
 import (

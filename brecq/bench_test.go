@@ -41,7 +41,7 @@ var benchBlocks = []struct {
 	}, []int{32, 24, 56, 56}},
 }
 
-// BenchmarkReconstructionStep times one AdaRound step of SPEC 4.4 on a
+// BenchmarkReconstructionStep times one AdaRound step of docs/DESIGN.md, "BRECQ", step 4 on a
 // batch of 32: forward with soft rounding, loss with the rounding term,
 // backward, Adam.
 func BenchmarkReconstructionStep(b *testing.B) {

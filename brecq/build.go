@@ -1,6 +1,6 @@
 package brecq
 
-// Building the quantized network from a zoo model (SPEC 4.1, 4.2).
+// Building the quantized network from a zoo model (docs/DESIGN.md, "BRECQ", steps 1 and 2).
 
 import (
 	"fmt"
@@ -78,7 +78,7 @@ func (q *QuantModel) forward(x *autograd.Var, m Mode) *autograd.Var {
 
 // New folds the BatchNorms of model into its convolutions and rebuilds it
 // from quant modules at the given bit widths, weights rounded to nearest
-// with the searched steps (SPEC 4.3) and activation quantizers not yet
+// with the searched steps (docs/DESIGN.md, "BRECQ", step 3) and activation quantizers not yet
 // initialised. model is left untouched. It knows the zoo's ResNet
 // (BasicBlock, Bottleneck) and MobileNetV2 (InvertedResidual).
 func New(model *zoo.Model, weightBits, actBits int) (*QuantModel, error) {

@@ -1,5 +1,5 @@
 // Package brecq quantizes a trained CNN to low bit-width after training
-// (SPEC section 4): BRECQ block reconstruction (Li et al., ICLR 2021) with
+// (docs/DESIGN.md, "BRECQ"): BRECQ block reconstruction (Li et al., ICLR 2021) with
 // AdaRound weight rounding and LSQ activation step sizes.
 //
 // New folds every BatchNorm into its convolution and rebuilds the network
@@ -14,7 +14,7 @@
 // Quantize reconstructs the units one after another: first the weight
 // rounding, then, with Config.ActQuant, the activation step sizes. Between
 // the two phases Config.AfterWeights sees the weight-only model, which is
-// where SPEC 4.5 measures the weight-only accuracy; Evaluate scores any
+// where docs/DESIGN.md, "BRECQ", step 5 measures the weight-only accuracy; Evaluate scores any
 // forward function over a Batches source. The result's Forward gives the
 // logits of the quantized network, and its Mode switches weight and
 // activation quantization on and off.
@@ -37,7 +37,7 @@ import (
 	"github.com/dghcore/dghcore/tensor"
 )
 
-// The paper's defaults (SPEC section 4), used where a Config field is zero.
+// The paper's defaults (docs/DESIGN.md, "BRECQ"), used where a Config field is zero.
 const (
 	DefaultWeightBits     = 4
 	DefaultActBits        = 4
@@ -113,7 +113,7 @@ type Config struct {
 	Progress ProgressFunc
 	// AfterWeights, when set, is called once the weight phase is done
 	// (also when a resumed run finds it done), with the model in
-	// weight-only mode; SPEC 4.5 evaluates the weight-only accuracy here.
+	// weight-only mode; docs/DESIGN.md, "BRECQ", step 5 evaluates the weight-only accuracy here.
 	// An error from it stops Quantize and is returned.
 	AfterWeights func(*QuantModel) error
 
@@ -132,8 +132,8 @@ type Phase int
 
 // The phases of Quantize.
 const (
-	PhaseWeights     Phase = iota // AdaRound weight rounding (SPEC 4.4)
-	PhaseActivations              // activation step sizes (SPEC 4.6)
+	PhaseWeights     Phase = iota // AdaRound weight rounding (docs/DESIGN.md, "BRECQ", step 4)
+	PhaseActivations              // activation step sizes (docs/DESIGN.md, "BRECQ", step 6)
 )
 
 // String names the phase as progress lines show it.

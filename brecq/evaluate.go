@@ -1,6 +1,6 @@
 package brecq
 
-// Accuracy evaluation (SPEC 4.5, 4.7) over any source of labelled batches.
+// Accuracy evaluation (docs/DESIGN.md, "BRECQ", steps 5 and 7) over any source of labelled batches.
 
 import (
 	"context"

@@ -1,6 +1,6 @@
 package brecq
 
-// Quant modules and quant blocks (SPEC 4.2).
+// Quant modules and quant blocks (docs/DESIGN.md, "BRECQ", step 2).
 
 import (
 	"github.com/dghcore/dghcore/autograd"
@@ -109,7 +109,7 @@ func (b *Block) Forward(x *autograd.Var, m Mode) *autograd.Var {
 	return y
 }
 
-// Unit is what the reconstruction optimises at once (SPEC 4.4): a Block
+// Unit is what the reconstruction optimises at once (docs/DESIGN.md, "BRECQ", step 4): a Block
 // or a lone *QuantModule.
 type Unit interface {
 	UnitName() string

@@ -31,7 +31,7 @@ func relErr(a, b *tensor.Tensor) float64 {
 	return math.Sqrt(num / den)
 }
 
-// TestReconstructionBeatsNearest checks SPEC 4.4's point: after AdaRound
+// TestReconstructionBeatsNearest checks the point of docs/DESIGN.md, "BRECQ", step 4: after AdaRound
 // every unit reproduces its float output better than round-to-nearest.
 func TestReconstructionBeatsNearest(t *testing.T) {
 	if testing.Short() {
@@ -67,7 +67,7 @@ func TestReconstructionBeatsNearest(t *testing.T) {
 }
 
 // TestW8A8StaysCloseToFloat: at 8 bits the quantized network's logits
-// stay near the float network's (SPEC 4.2, 4.3), and with the quantizers
+// stay near the float network's (docs/DESIGN.md, "BRECQ", steps 2 and 3), and with the quantizers
 // off the folded network is the float one.
 func TestW8A8StaysCloseToFloat(t *testing.T) {
 	for _, tc := range []struct {
@@ -140,7 +140,7 @@ func TestMobileNetV2RunsEveryOption(t *testing.T) {
 	}
 }
 
-// TestUnits checks the unit lists of SPEC 4.4 for the two families.
+// TestUnits checks the unit lists of docs/DESIGN.md, "BRECQ", step 4 for the two families.
 func TestUnits(t *testing.T) {
 	for _, tc := range []struct {
 		model   string

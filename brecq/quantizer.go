@@ -1,8 +1,8 @@
 package brecq
 
-// BN folding (SPEC 4.1), the "mse" scale search (SPEC 4.3) and the two
-// quantizers: per-output-channel weights with AdaRound (SPEC 4.4) and
-// per-tensor activations with a learnable LSQ step (SPEC 4.6).
+// BN folding (docs/DESIGN.md, "BRECQ", step 1), the "mse" scale search (docs/DESIGN.md, "BRECQ", step 3) and the two
+// quantizers: per-output-channel weights with AdaRound (docs/DESIGN.md, "BRECQ", step 4) and
+// per-tensor activations with a learnable LSQ step (docs/DESIGN.md, "BRECQ", step 6).
 
 import (
 	"fmt"
@@ -14,11 +14,11 @@ import (
 	"github.com/dghcore/dghcore/tensor"
 )
 
-// searchP is the norm the scale search minimises (LAPQ's 2.4, SPEC 4.3).
+// searchP is the norm the scale search minimises (LAPQ's 2.4, docs/DESIGN.md, "BRECQ", step 3).
 const searchP = 2.4
 
 // FoldBN returns conv's weight and bias with the eval-mode BatchNorm bn
-// folded in (SPEC 4.1): w' = w*gamma/sqrt(var+eps) per output channel and
+// folded in (docs/DESIGN.md, "BRECQ", step 1): w' = w*gamma/sqrt(var+eps) per output channel and
 // b' = beta + (b - mean)*gamma/sqrt(var+eps), b being 0 for a conv
 // without bias. conv and bn are left untouched.
 func FoldBN(conv *layers.Conv2d, bn *layers.BatchNorm2d) (w, b *tensor.Tensor, err error) {
@@ -51,7 +51,7 @@ func FoldBN(conv *layers.Conv2d, bn *layers.BatchNorm2d) (w, b *tensor.Tensor, e
 	return w, b, nil
 }
 
-// ScaleSearch runs the SPEC 4.3 search on x as one tensor (activations):
+// ScaleSearch runs the docs/DESIGN.md, "BRECQ", step 3 search on x as one tensor (activations):
 // of the 80 candidates max*(1-0.01i), min*(1-0.01i) it returns the step and
 // zero point with the least mean |x - q(x)|^2.4.
 func ScaleSearch(x []float32, bits int) (delta, zp float32, err error) {
@@ -115,7 +115,7 @@ func (q *WeightQuantizer) quantize(w *tensor.Tensor) *autograd.Var {
 }
 
 // startAdaRound sets Alpha so that h(alpha) is the fractional part of
-// w/delta and switches to soft rounding (SPEC 4.4).
+// w/delta and switches to soft rounding (docs/DESIGN.md, "BRECQ", step 4).
 func (q *WeightQuantizer) startAdaRound(w *tensor.Tensor) {
 	a := tensor.New(w.Shape...)
 	kernels.AdaRoundInitAlpha(a.Data, w.Data, w.Shape[0], q.Delta)
@@ -133,7 +133,7 @@ type ActQuantizer struct {
 	ZP    float32
 
 	// collect, when set, makes apply record its input instead of
-	// quantizing it (the initialisation of SPEC 4.6).
+	// quantizing it (the initialisation of docs/DESIGN.md, "BRECQ", step 6).
 	collect *[]float32
 	// learn puts Delta on the tape; otherwise inference builds no graph.
 	learn bool

@@ -1,6 +1,6 @@
 package brecq
 
-// The reconstruction driver (SPEC 4.4 to 4.6). The calibration set flows
+// The reconstruction driver (docs/DESIGN.md, "BRECQ", steps 4 to 6). The calibration set flows
 // through the network unit by unit in two streams: the float model's
 // (targets) and the quantized model's (inputs, earlier units already
 // quantized). Each unit is reconstructed on its cached quantized inputs
@@ -58,7 +58,7 @@ type run struct {
 	jobsInPhase int
 }
 
-// Quantize runs BRECQ (SPEC section 4) on model with the calibration
+// Quantize runs BRECQ (docs/DESIGN.md, "BRECQ") on model with the calibration
 // images calib [N, C, H, W] (normalised like the model's input) and
 // returns the quantized network. model itself is not modified.
 //
@@ -472,8 +472,8 @@ func keepPositive(deltas []*autograd.Var) {
 	}
 }
 
-// Temperature is AdaRound's schedule at step t (1-based) of iters (SPEC
-// 4.4): the rounding term is active from t >= warmup*iters on, and beta
+// Temperature is AdaRound's schedule at step t (1-based) of iters (docs/DESIGN.md,
+// "BRECQ", step 4): the rounding term is active from t >= warmup*iters on, and beta
 // stays at bStart until then and falls linearly to bEnd at t = iters.
 func Temperature(t, iters int, warmup, bStart, bEnd float64) (beta float64, active bool) {
 	start := warmup * float64(iters)
@@ -487,7 +487,7 @@ func Temperature(t, iters int, warmup, bStart, bEnd float64) (beta float64, acti
 
 // initActs initialises every activation quantizer by the scale search on
 // its inputs over the first ActInitSamples calibration images, in network
-// order with the upstream quantizers already on (SPEC 4.6).
+// order with the upstream quantizers already on (docs/DESIGN.md, "BRECQ", step 6).
 func (r *run) initActs(ctx context.Context) error {
 	x := r.calib.Batch(0, r.s.actInit)
 	mode := Mode{Weights: true, Acts: true}

@@ -1,6 +1,6 @@
 package brecq
 
-// Resumable state (SPEC section 7: cancellation leaves a resumable state).
+// Resumable state (docs/DESIGN.md, "Packages and the flow of a run": cancellation leaves a resumable state).
 
 import (
 	"bufio"

@@ -27,7 +27,7 @@ func fixture(t *testing.T, name string) *tensor.Tensor {
 }
 
 // assertClose checks got against PyTorch's want element by element:
-// |got - want| <= max(1e-4 |want|, 1e-5) (SPEC section 6).
+// |got - want| <= max(1e-4 |want|, 1e-5) (docs/DESIGN.md, "Testing and numerics").
 func assertClose(t *testing.T, what string, got, want []float32) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -50,8 +50,8 @@ func assertClose(t *testing.T, what string, got, want []float32) {
 	}
 }
 
-// onEveryPath runs check once per kernel path this machine has (SPEC
-// section 6: every path passes the same tests), restoring the active one.
+// onEveryPath runs check once per kernel path this machine has (docs/DESIGN.md,
+// "Testing and numerics": every path passes the same tests), restoring the active one.
 func onEveryPath(t *testing.T, check func(t *testing.T)) {
 	active := kernels.Active()
 	defer func() {
@@ -231,7 +231,7 @@ var fixtureBlocks = map[string]func() layers.Module{
 	},
 }
 
-// TestBlocksMatchTorch checks each quant block type (SPEC 4.2) float,
+// TestBlocksMatchTorch checks each quant block type (docs/DESIGN.md, "BRECQ", step 2) float,
 // weight-only and fully quantized against PyTorch, the weight steps the
 // Go scale search finds for its folded weights, and the loss and
 // gradients of one reconstruction step of either phase.
@@ -270,7 +270,7 @@ func TestBlocksMatchTorch(t *testing.T) {
 				}
 				yFloat := autograd.Const(fixture(t, dir+"y_float"))
 
-				// One AdaRound step's loss and alpha gradients (SPEC 4.4).
+				// One AdaRound step's loss and alpha gradients (docs/DESIGN.md, "BRECQ", step 4).
 				for _, qm := range blk.Modules() {
 					qm.WQ.Alpha = autograd.NewVar(fixture(t, dir+"alpha_"+strings.TrimPrefix(qm.Name, "b.")), true)
 					qm.WQ.Soft = true
@@ -286,7 +286,7 @@ func TestBlocksMatchTorch(t *testing.T) {
 					qm.WQ.Alpha, qm.WQ.Soft = nil, false
 				}
 
-				// One LSQ step's loss and step gradients (SPEC 4.6).
+				// One LSQ step's loss and step gradients (docs/DESIGN.md, "BRECQ", step 6).
 				for _, a := range acts {
 					a.learn = true
 				}
@@ -342,7 +342,7 @@ func useTorchSteps(t *testing.T, name string, blk *Block) {
 	}
 }
 
-// TestActivationPhaseMatchesTorch runs the activation phase of SPEC 4.6
+// TestActivationPhaseMatchesTorch runs the activation phase of docs/DESIGN.md, "BRECQ", step 6
 // on a whole block for 40 steps, the block's input being the mini-batch,
 // and follows PyTorch step by step: the loss with every quantizer of the
 // block on (round-to-nearest weights) against the float output, Adam at

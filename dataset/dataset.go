@@ -1,5 +1,5 @@
 // Package dataset reads the labelled image sets dghcore evaluates on and
-// calibrates with (SPEC section 5, datasets): IDX files in the MNIST /
+// calibrates with (docs/DESIGN.md, "Command line"): IDX files in the MNIST /
 // Fashion-MNIST layout and ImageNet-style class folders of JPEG and PNG
 // photographs, preprocessed like torchvision's evaluation transforms.
 //
@@ -92,7 +92,7 @@ func Subset(d Dataset, indices []int) (Dataset, error) {
 
 // Sample returns n distinct samples of d drawn uniformly at random with a
 // seeded generator, in the order drawn: the `real_data` calibration set of
-// SPEC section 3.
+// docs/DESIGN.md, "DGH".
 func Sample(d Dataset, n int, seed uint64) (Dataset, error) {
 	if n < 1 || n > d.Len() {
 		return nil, fmt.Errorf("dataset: cannot sample %d of %d images", n, d.Len())
@@ -123,7 +123,7 @@ type Normalization struct {
 }
 
 // ImageNetNormalization is the normalisation of torchvision's ImageNet
-// models and of the checkpoints in SPEC section 2.
+// models and of the checkpoints in docs/DESIGN.md, "Models and checkpoints".
 var ImageNetNormalization = Normalization{
 	Mean: []float32{0.485, 0.456, 0.406},
 	Std:  []float32{0.229, 0.224, 0.225},

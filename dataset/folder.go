@@ -1,6 +1,6 @@
 package dataset
 
-// ImageNet-style folders (SPEC section 5, datasets): one sub-folder per
+// ImageNet-style folders (docs/DESIGN.md, "Command line"): one sub-folder per
 // class, the sorted folder names are the labels (torchvision's
 // ImageFolder), and every image is preprocessed like torchvision's
 // evaluation transform Resize(256), CenterCrop(224), ToTensor(),

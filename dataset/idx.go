@@ -1,6 +1,6 @@
 package dataset
 
-// IDX files (SPEC section 5, datasets): the MNIST / Fashion-MNIST layout.
+// IDX files (docs/DESIGN.md, "Command line"): the MNIST / Fashion-MNIST layout.
 // A file is a big-endian header, magic = 0x00 0x00 type ndim, then ndim
 // uint32 sizes, then the values row-major. Images are type 0x08 (unsigned
 // byte) with 3 dimensions N x H x W, labels type 0x08 with 1 dimension N.

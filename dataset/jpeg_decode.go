@@ -2,7 +2,7 @@ package dataset
 
 // A baseline JPEG decoder (ITU T.81: sequential DCT, Huffman coding, 8-bit
 // samples) whose component planes equal libjpeg's, so the evaluation
-// preprocessing matches torchvision's on PIL (SPEC section 5, datasets).
+// preprocessing matches torchvision's on PIL (docs/DESIGN.md, "Command line").
 // It differs from image/jpeg only in the arithmetic: dequantisation and
 // the inverse DCT follow libjpeg's default integer IDCT (jpeg_idct.go), and
 // the planes go through libjpeg's upsampling and colour conversion

@@ -1,7 +1,7 @@
 package dataset
 
 // The inverse DCT libjpeg uses by default (JDCT_ISLOW), so decoded samples
-// agree with PIL's bit for bit (SPEC section 5, datasets). It is the
+// agree with PIL's bit for bit (docs/DESIGN.md, "Command line"). It is the
 // Loeffler-Ligtenberg-Moschytz factorisation (12 multiplies, 32 adds per
 // 1-D transform) in fixed point: constants scaled by 2^13, the column
 // pass keeping 2 extra fraction bits, each pass rounding half up, and the

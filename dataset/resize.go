@@ -2,7 +2,7 @@ package dataset
 
 // Antialiased bilinear resizing exactly as Pillow's Image.resize(size,
 // BILINEAR) computes it for 8-bit images, which is what torchvision's
-// Resize does to a PIL image (SPEC section 5, ImageNet preprocessing).
+// Resize does to a PIL image (docs/DESIGN.md, "Command line").
 //
 // Pillow resamples separably, horizontal pass first, then vertical, and
 // skips a pass whose size does not change. For every output position it

@@ -9,7 +9,7 @@ import (
 
 // ValidRange returns, per channel, the smallest and largest normalised
 // value a pixel byte can take: (v/255 - mean_c)/std_c for v in 0..255
-// (SPEC section 3). Images are kept inside it. std must be positive.
+// (docs/DESIGN.md, "DGH"). Images are kept inside it. std must be positive.
 func ValidRange(mean, std []float32) (lo, hi []float32) {
 	lo = make([]float32, len(mean))
 	hi = make([]float32, len(mean))
@@ -48,7 +48,7 @@ type augmentation struct {
 	top, left int // crop offset into the padded image
 }
 
-// pipeline is DGH's image pipeline (SPEC section 3, step 1 and
+// pipeline is DGH's image pipeline (docs/DESIGN.md, "DGH", step 1 and
 // "finalise"): optional smoothing, a crop back to the output size and a
 // clip to the valid range.
 type pipeline struct {

@@ -1,5 +1,5 @@
 // Package dgh generates calibration images for post-training quantization
-// from a trained network alone (SPEC section 3): DGH ("Data Generation for
+// from a trained network alone (docs/DESIGN.md, "DGH"): DGH ("Data Generation for
 // Hardware-Friendly Post-Training Quantization", Dikstein et al., WACV
 // 2025) optimises random images until the statistics they produce at every
 // BatchNorm layer, aggregated over all images, match the layer's running
@@ -18,7 +18,7 @@ import (
 	"github.com/dghcore/dghcore/layers/zoo"
 )
 
-// The paper's defaults (SPEC section 3), used where a Config field is zero.
+// The paper's defaults (docs/DESIGN.md, "DGH"), used where a Config field is zero.
 const (
 	DefaultNImages        = 1024
 	DefaultBatchSize      = 64

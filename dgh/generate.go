@@ -14,7 +14,7 @@ import (
 )
 
 // Generate synthesises cfg.NImages calibration images for model from its
-// BatchNorm statistics alone (SPEC section 3). The result is
+// BatchNorm statistics alone (docs/DESIGN.md, "DGH"). The result is
 // N x C x S x S, normalised like the model's input.
 //
 // Cancelling ctx stops the run between two batch steps; when cfg.StatePath
@@ -72,7 +72,7 @@ type generator struct {
 	batches []*batch
 	stats   []batchStats // per batch, of its finalised images
 	// stale marks batches stepped since their statistics were measured.
-	// Step 8 of SPEC section 3 is done lazily: a batch's statistics are
+	// Step 8 of docs/DESIGN.md, "DGH" is done lazily: a batch's statistics are
 	// only read by the steps of other batches (its own step replaces them
 	// by live ones) and the images do not change in between, so measuring
 	// just before they are read gives the same numbers and skips the
@@ -144,7 +144,7 @@ func (g *generator) start(ctx context.Context) error {
 }
 
 // makeBatches cuts the images into batches, each with a fresh RAdam and
-// plateau scheduler (SPEC section 3, "State").
+// plateau scheduler (docs/DESIGN.md, "DGH").
 func (g *generator) makeBatches() error {
 	nb := g.s.nBatches()
 	g.batches = make([]*batch, nb)
@@ -279,7 +279,7 @@ func (g *generator) progress(startTime time.Time, startSteps int, bn, out float6
 	return p
 }
 
-// step is one batch's part of an iteration (SPEC section 3, steps 1-8).
+// step is one batch's part of an iteration (docs/DESIGN.md, "DGH", steps 1-8).
 func (g *generator) step(b int) (stepResult, error) {
 	bt := g.batches[b]
 	aug := g.pipe.draw(g.rng)

@@ -10,7 +10,7 @@ import (
 	"github.com/dghcore/dghcore/tensor"
 )
 
-// Calibration data types (SPEC section 3), as --calib_data_type names them.
+// Calibration data types (docs/DESIGN.md, "DGH"), as --calib_data_type names them.
 const (
 	SourceDGH         = "dgh"
 	SourceRandomNoise = "random_noise"

@@ -15,8 +15,8 @@ import (
 // stateVersion changes whenever savedState's meaning does.
 const stateVersion = 1
 
-// savedState is everything a run needs to continue exactly (SPEC section
-// 7: cancellation leaves a resumable state). Batch statistics are not
+// savedState is everything a run needs to continue exactly (docs/DESIGN.md,
+// "Packages and the flow of a run": cancellation leaves a resumable state). Batch statistics are not
 // stored: between two batch steps every batch's statistics are those of
 // its finalised images, so they are recomputed from the images on load.
 type savedState struct {

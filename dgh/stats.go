@@ -11,7 +11,7 @@ import (
 )
 
 // statsEps is the reference's variance epsilon, grown x10 while a square
-// root is not finite (SPEC section 3, step 4).
+// root is not finite (docs/DESIGN.md, "DGH", step 4).
 const statsEps = 1e-6
 
 // bnLayer is one BatchNorm2d of the model with its alignment targets.
@@ -162,7 +162,7 @@ func growEps(v []float32) float32 {
 // reductions add up.
 func scalar(v *autograd.Var) *autograd.Var { return autograd.Reshape(v, 1) }
 
-// bnLoss is SPEC section 3, steps 3-5: batch b's live moments replace its
+// bnLoss is docs/DESIGN.md, "DGH", steps 3-5: batch b's live moments replace its
 // stored ones, the moments are averaged over all batches (only batch b's
 // carry gradient), and the aggregated means and stds are pulled towards
 // the BN targets, every layer weighted 1/(number of layers + 1).
@@ -217,7 +217,7 @@ func addScalar(acc, v *autograd.Var) *autograd.Var {
 	return autograd.Add(acc, v)
 }
 
-// outputLoss is SPEC section 3, step 6: per sample, minus the logit range
+// outputLoss is docs/DESIGN.md, "DGH", step 6: per sample, minus the logit range
 // plus hinge penalties keeping the last BN layer's per-sample channel
 // means and stds near its targets; averaged over the batch.
 func (g *generator) outputLoss(logits *autograd.Var) *autograd.Var {
@@ -249,7 +249,7 @@ func tile(v []float32, n int) *tensor.Tensor {
 }
 
 // measure runs a no-gradient forward pass on a batch's finalised images
-// and returns its statistics (SPEC section 3, step 8 and the start).
+// and returns its statistics (docs/DESIGN.md, "DGH", step 8 and the start).
 func (g *generator) measure(x *tensor.Tensor) (batchStats, error) {
 	c := autograd.Const(x)
 	c.SetArena(g.arena)

@@ -1,7 +1,7 @@
 package kernels
 
 // Small elementwise kernels the autograd ops need beyond the contract's
-// families (SPEC section 1, autograd). Most are not hot enough to deserve
+// families (docs/DESIGN.md, "Kernels"). Most are not hot enough to deserve
 // assembly and have one pure-Go definition on every path; the Lp distance
 // of BRECQ's loss, which runs at every reconstruction step, reuses the
 // elementwise and quant families' SIMD kernels (and so their paths).
@@ -179,7 +179,7 @@ func powFast(a float32, q float64) float64 {
 }
 
 // ClampChannels sets y = clamp(x, lo[c], hi[c]) on an n x c x hw tensor,
-// the per-channel valid-range clip of DGH (SPEC section 3). Workers split
+// the per-channel valid-range clip of DGH (docs/DESIGN.md, "DGH"). Workers split
 // the n*c planes.
 func ClampChannels(n, c, hw int, x, lo, hi, y []float32) {
 	t := newTask(clampPlanes)
@@ -208,7 +208,7 @@ const lpChunk = 1024
 var lpScratch = sync.Pool{New: func() any { return new([lpChunk]float32) }}
 
 // LpDistance returns sum |a[i]-b[i]|^p accumulated in float64, the
-// reconstruction error of SPEC 4.4 and 4.6. Like torch, the difference is
+// reconstruction error of docs/DESIGN.md, "BRECQ", steps 4 and 6. Like torch, the difference is
 // taken in float32. p == 2 sums exact squares; other p > 0 run the quant
 // family's |e|^p (SIMD on AVX2 and NEON, relative error near 2e-7 per
 // element; math.Pow on the generic path). Blocks are summed in a fixed

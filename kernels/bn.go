@@ -1,7 +1,7 @@
 package kernels
 
 // Per-channel kernels on NCHW tensors: the batch statistics DGH matches
-// (SPEC section 3) and the folded BatchNorm / bias + activation apply.
+// (docs/DESIGN.md, "DGH") and the folded BatchNorm / bias + activation apply.
 // x is n x c x hw; per-channel slices have length c.
 
 // The per-plane kernels are entries of the elementwise family's table

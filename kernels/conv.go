@@ -1,6 +1,6 @@
 package kernels
 
-// 2-D convolution, forward and both backwards (SPEC section 1, kernels).
+// 2-D convolution, forward and both backwards (docs/DESIGN.md, "Kernels").
 //
 // A convolution of group g of image n is the GEMM
 // y[n,g] (Kg x OH*OW) = w[g] (Kg x Cg*KH*KW) * col (Cg*KH*KW x OH*OW),

@@ -1,4 +1,4 @@
-// Hand-written NEON depthwise row kernels (SPEC section 1, kernels:
+// Hand-written NEON depthwise row kernels (docs/DESIGN.md, "Kernels":
 // direct depthwise 3x3; arm64 NEON written by hand). Four outputs per
 // step; the Go caller handles the rest of the row.
 

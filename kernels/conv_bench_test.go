@@ -7,7 +7,7 @@ import (
 )
 
 // The convolutions of resnet18 and mobilenet_v2 at 224x224, batch 8, each
-// distinct shape once, in network order, all three passes (SPEC section 6: speed by go test
+// distinct shape once, in network order, all three passes (docs/DESIGN.md, "Testing and numerics": speed by go test
 // -bench, side by side with PyTorch).
 const benchBatch = 8
 

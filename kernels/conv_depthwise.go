@@ -1,6 +1,6 @@
 package kernels
 
-// Direct depthwise kernels (SPEC section 1, kernels: depthwise 3x3 stride
+// Direct depthwise kernels (docs/DESIGN.md, "Kernels": depthwise 3x3 stride
 // 1 and 2, forward and both backwards), one plane at a time.
 //
 // Every plane is first copied into a zero frame (its padding), so no

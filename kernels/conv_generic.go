@@ -1,6 +1,6 @@
 package kernels
 
-// The pure-Go pieces of 2-D convolution (SPEC section 1, kernels: conv by
+// The pure-Go pieces of 2-D convolution (docs/DESIGN.md, "Kernels": conv by
 // im2col / implicit GEMM, direct depthwise): unfolding the input into
 // columns and folding gradients back, and the direct depthwise kernels
 // for any kernel size, stride, padding and dilation. They work one tap

@@ -1,6 +1,6 @@
 package kernels
 
-// Elementwise kernels on equal-length slices (SPEC section 1, kernels).
+// Elementwise kernels on equal-length slices (docs/DESIGN.md, "Kernels").
 // Every exported function checks lengths with a slice expression, so a
 // short input panics with an index error instead of reading past its end;
 // kernels are called by library code that has already validated shapes.

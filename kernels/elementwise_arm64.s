@@ -1,4 +1,4 @@
-// NEON twins of the hot elementwise kernels (SPEC section 1). Written by
+// NEON twins of the hot elementwise kernels (docs/DESIGN.md, "Kernels"). Written by
 // hand; vector instructions the Go assembler lacks (FADD, FMAX, ... on
 // .4S) are WORD encodings, each with its instruction in the comment.
 // Loops take 16 floats (four vectors) per iteration, then 4, then one

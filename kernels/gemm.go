@@ -1,6 +1,6 @@
 package kernels
 
-// SGEMM driver (SPEC section 1, kernels: GEMM micro-kernels). The layout is
+// SGEMM driver (docs/DESIGN.md, "Kernels": GEMM micro-kernels). The layout is
 // the classic Goto/BLIS one: op(B) is packed kc x nc into column panels nr
 // wide, op(A) is packed mc x kc into row panels mr tall (alpha folded in),
 // and a register-blocked micro-kernel multiplies one A panel by one B

@@ -1,4 +1,4 @@
-// Hand-written NEON SGEMM micro-kernel (SPEC section 1, kernels: arm64
+// Hand-written NEON SGEMM micro-kernel (docs/DESIGN.md, "Kernels": arm64
 // NEON written by hand; avo does not target arm64).
 
 #include "textflag.h"

@@ -1,7 +1,7 @@
 package kernels
 
 // The pure-Go SGEMM micro-kernel: the definition every assembly
-// micro-kernel must match (SPEC section 1, kernels). A 4x4 tile keeps the
+// micro-kernel must match (docs/DESIGN.md, "Kernels"). A 4x4 tile keeps the
 // 16 accumulators in registers on both amd64 and arm64.
 
 // gemmGeneric is the generic path's GEMM table: the 4x4 Go micro-kernel

@@ -1,6 +1,6 @@
 package kernels
 
-// Assembly generators (SPEC section 1, asm/): `go generate ./...` rewrites
+// Assembly generators (docs/DESIGN.md, "Kernels"): `go generate ./...` rewrites
 // every generated .s file and its Go stubs byte for byte.
 
 //go:generate go run ../asm/gemm -out gemm_amd64.s -stubs gemm_stubs_amd64.go

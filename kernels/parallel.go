@@ -1,6 +1,6 @@
 package kernels
 
-// The fixed worker pool every multi-threaded kernel shares (SPEC section 1,
+// The fixed worker pool every multi-threaded kernel shares (docs/DESIGN.md, "Kernels",
 // kernels: "work is split over a fixed pool of goroutines sized by
 // GOMAXPROCS").
 //

@@ -2,14 +2,14 @@ package kernels
 
 import "math"
 
-// Fake quantization, AdaRound and the scale search of BRECQ (SPEC section
-// 4). levels = 2^bits; round is round-half-to-even like torch.round;
+// Fake quantization, AdaRound and the scale search of BRECQ (docs/DESIGN.md,
+// "BRECQ"). levels = 2^bits; round is round-half-to-even like torch.round;
 // q(x) = (clamp(round(x/delta)+zp, 0, levels-1) - zp) * delta.
 // delta must be positive and finite; the scale search never yields
 // anything else.
 
 // ScaleSearchSteps is the number of shrinking candidates of the "mse"
-// scale search (SPEC 4.3): candidate i scales max and min by 1-0.01i.
+// scale search (docs/DESIGN.md, "BRECQ", step 3): candidate i scales max and min by 1-0.01i.
 const ScaleSearchSteps = 80
 
 // quantKernels is the quantization family's dispatch table, one entry
@@ -157,8 +157,8 @@ func quantErrorLpBlocks(t *task, lo, hi int) {
 	}
 }
 
-// ScaleCandidate returns delta and zero point of candidate i of the SPEC
-// 4.3 search for data in [xMin, xMax], in float32 as BRECQ computes them:
+// ScaleCandidate returns delta and zero point of candidate i of the docs/DESIGN.md,
+// "BRECQ", step 3 search for data in [xMin, xMax], in float32 as BRECQ computes them:
 // max' = max*(1-0.01i), min' = min*(1-0.01i), delta = (max'-min')/(levels-1),
 // zp = round(-min'/delta). ok is false when the candidate range is empty.
 func ScaleCandidate(xMin, xMax float32, i, levels int) (delta, zp float32, ok bool) {
@@ -172,7 +172,7 @@ func ScaleCandidate(xMin, xMax float32, i, levels int) (delta, zp float32, ok bo
 	return delta, zp, true
 }
 
-// ScaleSearchLp runs the SPEC 4.3 "mse" search on x as one tensor: of the
+// ScaleSearchLp runs the docs/DESIGN.md, "BRECQ", step 3 "mse" search on x as one tensor: of the
 // ScaleSearchSteps candidates it returns the first with the least
 // sum |x - q(x)|^p, and that error. For constant x, whose range is empty,
 // it returns delta = max(|x|)/(levels-1) (1 if x is all zero) and zp = 0,
@@ -257,8 +257,8 @@ func scoreCandidates(x, deltas, zps []float32, qmax, p float32, errs []float64) 
 	parallelFor(len(errs), score)
 }
 
-// AdaRoundForward sets dst to the soft-rounded weights of AdaRound (SPEC
-// 4.4): (clamp(floor(w/delta) + h(alpha) + zp, 0, levels-1) - zp) * delta
+// AdaRoundForward sets dst to the soft-rounded weights of AdaRound (docs/DESIGN.md,
+// "BRECQ", step 4): (clamp(floor(w/delta) + h(alpha) + zp, 0, levels-1) - zp) * delta
 // with h(a) = clamp(sigmoid(a)*1.2 - 0.1, 0, 1); w and alpha are rows equal
 // rows, row r using delta[r] and zp[r].
 func AdaRoundForward(dst, w, alpha []float32, rows int, delta, zp []float32, levels int) {
@@ -289,7 +289,7 @@ func adaRoundBackwardRows(t *task, lo, hi int) {
 }
 
 // AdaRoundHard sets dst to the hard-rounded weights AdaRound ends with:
-// floor(w/delta) rounds up where alpha >= 0 (SPEC 4.4).
+// floor(w/delta) rounds up where alpha >= 0 (docs/DESIGN.md, "BRECQ", step 4).
 func AdaRoundHard(dst, w, alpha []float32, rows int, delta, zp []float32, levels int) {
 	adaRoundRows(adaRoundHardRows, dst, w, alpha, nil, rows, delta, zp, levels)
 }
@@ -309,7 +309,7 @@ func adaRoundHardRows(t *task, lo, hi int) {
 }
 
 // AdaRoundInitAlpha sets alpha so that h(alpha) equals the fractional part
-// of w/delta, the initialisation of SPEC 4.4 (the inverse of h's
+// of w/delta, the initialisation of docs/DESIGN.md, "BRECQ", step 4 (the inverse of h's
 // unclamped branch).
 func AdaRoundInitAlpha(alpha, w []float32, rows int, delta []float32) {
 	adaRoundRows(adaRoundInitRows, alpha, w, nil, nil, rows, delta, nil, 2)
@@ -354,7 +354,7 @@ func adaRoundRows(body func(t *task, lo, hi int), out, in, alpha, dy []float32, 
 }
 
 // AdaRoundRegularizer returns weight * sum(1 - |2h(alpha)-1|^beta), the
-// rounding term of SPEC 4.4, and, if dAlpha is not nil, accumulates its
+// rounding term of docs/DESIGN.md, "BRECQ", step 4, and, if dAlpha is not nil, accumulates its
 // gradient into dAlpha.
 func AdaRoundRegularizer(alpha []float32, beta float32, dAlpha []float32, weight float32) float32 {
 	n := len(alpha)

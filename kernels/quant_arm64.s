@@ -1,5 +1,5 @@
 // NEON twins of FakeQuant, its backward, QuantErrorLp and AdaRound's soft
-// rounding with its backward (SPEC section 4): q(x) =
+// rounding with its backward (docs/DESIGN.md, "BRECQ"): q(x) =
 // (clamp(round(x/delta) + zp, 0, qmax) - zp) * delta with a true division
 // and FRINTN (round half to even), as torch. Written by hand; vector
 // instructions the Go assembler lacks are WORD encodings with the
@@ -439,7 +439,7 @@ GLOBL adaconst<>(SB), RODATA|NOPTR, $64
 	WORD $0x6e26ff62 /* fdiv v2.4s, v27.4s, v6.4s */
 
 // SOFTROUND sets, from s in V2, the unclamped v = 1.2s - 0.1 in V3 and
-// h = clamp(v, 0, 1) in V4 (SPEC 4.4).
+// h = clamp(v, 0, 1) in V4 (docs/DESIGN.md, "BRECQ", step 4).
 #define SOFTROUND \
 	VDUP V22.S[3], V4.S4; \
 	WORD $0x6e24dc43 /* fmul v3.4s, v2.4s, v4.4s */; \

@@ -2,7 +2,7 @@ package kernels
 
 import "math"
 
-// quantize is q(x) of SPEC 4.3 for one value; qmax = levels-1. The
+// quantize is q(x) of docs/DESIGN.md, "BRECQ", step 3 for one value; qmax = levels-1. The
 // conversion keeps the product rounded, as torch, where a caller's x - q
 // could otherwise fuse into one FMA (arm64).
 func quantize(v, delta, zp, qmax float32) float32 {

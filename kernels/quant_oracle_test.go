@@ -8,7 +8,7 @@ import (
 	"github.com/dghcore/dghcore/tensor"
 )
 
-// Oracle tests against PyTorch (tools/torchref/kernels.py, SPEC section 6).
+// Oracle tests against PyTorch (tools/torchref/kernels.py, docs/DESIGN.md, "Testing and numerics").
 
 func readFixture(t *testing.T, name string) []float32 {
 	t.Helper()

@@ -10,7 +10,7 @@ const DefaultBNEps = 1e-5
 
 // BatchNorm2d is PyTorch's nn.BatchNorm2d in evaluation mode: it
 // normalises with the running statistics, never with the batch's, and
-// never updates them (SPEC section 1: eval mode, running stats).
+// never updates them (docs/DESIGN.md, "Packages and the flow of a run": eval mode, running stats).
 type BatchNorm2d struct {
 	Hooks
 	Weight, Bias            *autograd.Var // gamma and beta, [C]

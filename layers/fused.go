@@ -10,7 +10,7 @@ import (
 	"github.com/dghcore/dghcore/tensor"
 )
 
-// Fused inference (SPEC section 1, layers: inference records no tape).
+// Fused inference (docs/DESIGN.md, "Packages and the flow of a run": inference records no tape).
 //
 // In evaluation a Conv2d -> BatchNorm2d -> ReLU/ReLU6 chain is a
 // convolution followed by one per-channel affine map with the activation
@@ -296,7 +296,7 @@ func (h *Hooks) HasHooks() bool { return len(h.hooks) > 0 }
 // (Sequentials of Conv2d, BatchNorm2d, ReLU, ReLU6, Linear, pooling) with
 // no hook anywhere on them: then nothing but Apply's caller holds a
 // reference to the input or the output of Apply(m, x) once it returns,
-// which makes reusing either buffer safe (SPEC section 1, inference).
+// which makes reusing either buffer safe (docs/DESIGN.md, "Packages and the flow of a run").
 func Exclusive(m Module) bool {
 	if s, ok := m.(*Sequential); ok {
 		if s.HasHooks() || len(s.Modules) == 0 {

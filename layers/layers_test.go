@@ -94,7 +94,7 @@ func readNPY(t *testing.T, path string) *tensor.Tensor {
 }
 
 // assertClose checks got against PyTorch's want element by element:
-// |got - want| <= max(1e-4 |want|, 1e-5) (SPEC section 6).
+// |got - want| <= max(1e-4 |want|, 1e-5) (docs/DESIGN.md, "Testing and numerics").
 func assertClose(t *testing.T, what string, got, want *tensor.Tensor) {
 	t.Helper()
 	if !slices.Equal(got.Shape, want.Shape) {

@@ -9,7 +9,7 @@ import (
 )
 
 // LoadStateDict copies a checkpoint's tensors into root's parameters and
-// buffers by PyTorch key (SPEC section 2). When anything disagrees it
+// buffers by PyTorch key (docs/DESIGN.md, "Models and checkpoints"). When anything disagrees it
 // returns one *torchload.MismatchError naming every missing, unexpected
 // and mis-shaped key with both shapes, and leaves the model untouched.
 // BatchNorm's num_batches_tracked counters are accepted and ignored,

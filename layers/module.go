@@ -1,4 +1,4 @@
-// Package layers holds dghcore's neural-network modules (SPEC section 1,
+// Package layers holds dghcore's neural-network modules (docs/DESIGN.md, "Packages and the flow of a run",
 // layers/): Conv2d, BatchNorm2d, Linear, the activations, pooling, Dropout,
 // Flatten and Sequential, with PyTorch's state_dict naming so a checkpoint
 // loads by name, and forward hooks so the algorithms above can watch any

@@ -26,7 +26,7 @@ func DefaultAdamConfig() AdamConfig {
 }
 
 // Adam is torch.optim.Adam; BRECQ uses it for rounding and activation
-// step sizes (SPEC section 4).
+// step sizes (docs/DESIGN.md, "BRECQ").
 type Adam struct {
 	params
 	cfg   AdamConfig

@@ -6,7 +6,7 @@ import (
 )
 
 // CosineAnnealingLR is torch.optim.lr_scheduler.CosineAnnealingLR, used by
-// BRECQ's activation-step learning (SPEC section 4). Like torch it updates
+// BRECQ's activation-step learning (docs/DESIGN.md, "BRECQ"). Like torch it updates
 // the rate recursively from the optimizer's current rate, so its values
 // match torch's step by step (they differ from the closed form in the last
 // bits, and keep following the cosine back up after TMax steps).

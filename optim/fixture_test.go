@@ -35,7 +35,7 @@ func fixture(t *testing.T, stem string) ([]float64, []int) {
 	return nil, nil
 }
 
-// withinTol reports whether got is within the SPEC tolerance of want:
+// withinTol reports whether got is within the tolerance of docs/DESIGN.md, "Testing and numerics", of want:
 // 1e-4 relative with a 1e-5 absolute floor.
 func withinTol(got, want float64) bool {
 	return math.Abs(got-want) <= 1e-5+1e-4*math.Abs(want)

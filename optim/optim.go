@@ -1,7 +1,7 @@
 // Package optim holds dghcore's optimizers (SGD, Adam, RAdam) and
 // learning-rate schedules (CosineAnnealingLR, ReduceLROnPlateau and DGH's
 // PlateauWithReset), each following torch.optim step for step so a run
-// here tracks the reference implementations (SPEC sections 3 and 4).
+// here tracks the reference implementations (docs/DESIGN.md, "DGH" and "BRECQ").
 //
 // Optimizers update the Value of the *autograd.Var parameters they were
 // given from their Grad; a parameter whose Grad is nil is skipped for that

@@ -38,7 +38,7 @@ type PlateauConfig struct {
 	Eps           float64 // reductions smaller than this are skipped
 	// ForgetBest resets the best value (and the bad-step count) whenever
 	// the schedule decides to lower the rate, so the next value becomes the
-	// new reference: PlateauWithReset (SPEC section 3).
+	// new reference: PlateauWithReset (docs/DESIGN.md, "DGH").
 	ForgetBest bool
 }
 
@@ -49,7 +49,7 @@ func DefaultPlateauConfig() PlateauConfig {
 }
 
 // PlateauWithResetConfig is DGH's per-batch schedule for a run of the
-// given number of iterations (SPEC section 3): mode min, factor 0.5,
+// given number of iterations (docs/DESIGN.md, "DGH"): mode min, factor 0.5,
 // patience floor(iterations/50), threshold 1e-4 relative, no cooldown,
 // min lr 1e-4, forgetting the best value on every reduction.
 func PlateauWithResetConfig(iterations int) PlateauConfig {

@@ -18,7 +18,7 @@ type RAdamConfig struct {
 }
 
 // DefaultRAdamConfig is torch's default: lr 1e-3, betas (0.9, 0.999),
-// eps 1e-8, no weight decay. DGH uses it with lr 16 (SPEC section 3).
+// eps 1e-8, no weight decay. DGH uses it with lr 16 (docs/DESIGN.md, "DGH").
 func DefaultRAdamConfig() RAdamConfig {
 	return RAdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 }

@@ -156,8 +156,8 @@ func TestPlateauMatchesTorch(t *testing.T) {
 	}
 }
 
-// TestPlateauWithResetForgetsBest pins down what separates SPEC section 3's
-// schedule from torch's on the same input: after a reduction the next value
+// TestPlateauWithResetForgetsBest pins down what separates the schedule of
+// docs/DESIGN.md, "DGH" from torch's on the same input: after a reduction the next value
 // becomes the best even when it is no better than the old best.
 func TestPlateauWithResetForgetsBest(t *testing.T) {
 	const iterations = 100 // patience 2

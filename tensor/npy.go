@@ -1,7 +1,7 @@
 package tensor
 
 // NumPy .npy files (format versions 1.0, 2.0 and 3.0), the exchange format
-// for PyTorch fixtures, generated images and labels (SPEC sections 1, 5).
+// for PyTorch fixtures, generated images and labels (docs/DESIGN.md, "Packages and the flow of a run" and "Command line").
 
 import (
 	"bufio"

@@ -1,7 +1,7 @@
 package tensor
 
 // Seeded random numbers that are bit-identical on every platform, so a DGH
-// run (SPEC section 3: initial images, batch order, flips, crops) repeats
+// run (docs/DESIGN.md, "DGH": initial images, batch order, flips, crops) repeats
 // exactly for a given seed on amd64 and arm64 alike, and can be resumed
 // from a saved state.
 //

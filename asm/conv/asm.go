@@ -1,5 +1,5 @@
 // Command conv generates the amd64 convolution kernels of package
-// kernels (SPEC section 1, kernels: direct depthwise 3x3 stride 1
+// kernels (docs/DESIGN.md, "Kernels": direct depthwise 3x3 stride 1
 // and 2): the depthwise row and plane kernels, im2col's stride-2 gather
 // and the direct micro-kernels (direct.go). Run by go generate from
 // kernels/gen.go; it writes kernels/conv_amd64.s and its Go stubs.

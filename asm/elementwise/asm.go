@@ -1,6 +1,6 @@
 // Command elementwise generates kernels/elementwise_amd64.s and its Go
 // stubs: the AVX2+FMA and AVX-512 twins of the elementwise, reduction and
-// per-channel kernels of package kernels (SPEC section 1). Run it through
+// per-channel kernels of package kernels (docs/DESIGN.md, "Kernels"). Run it through
 // `go generate ./kernels/`; never edit its output by hand.
 //
 // Every kernel walks its slices a register at a time (8 floats in a YMM,

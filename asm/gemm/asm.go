@@ -1,5 +1,5 @@
 // Command gemm generates the amd64 SGEMM micro-kernel of package kernels
-// (SPEC section 1, kernels: GEMM micro-kernels). Run by go generate from
+// (docs/DESIGN.md, "Kernels": GEMM micro-kernels). Run by go generate from
 // kernels/gen.go; it writes kernels/gemm_amd64.s and its Go stubs.
 //
 // The AVX2+FMA kernel keeps a 6x16 tile of C in twelve YMM registers. Each

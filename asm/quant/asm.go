@@ -1,6 +1,6 @@
 // Command quant generates kernels/quant_amd64.s and its Go stubs: the
 // AVX2+FMA and AVX-512 twins of the fake-quantization kernels of package kernels
-// (SPEC section 4): FakeQuant and its LSQ backward, the |x - q(x)|^p error
+// (docs/DESIGN.md, "BRECQ"): FakeQuant and its LSQ backward, the |x - q(x)|^p error
 // of the scale search, and AdaRound's soft rounding, its backward and its
 // rounding term. Run it through `go generate ./kernels/`; never edit its
 // output by hand.
@@ -305,7 +305,7 @@ func sigmoid(a VecVirtual) VecVirtual {
 	return s
 }
 
-// softRound returns, for AdaRound (SPEC 4.4), s = sigmoid(alpha), the
+// softRound returns, for AdaRound (docs/DESIGN.md, "BRECQ", step 4), s = sigmoid(alpha), the
 // unclamped v = s*1.2 - 0.1 and h = clamp(v, 0, 1).
 func softRound(alpha VecVirtual) (s, v, h VecVirtual) {
 	s = sigmoid(alpha)
@@ -376,7 +376,7 @@ func adaRoundBackward() {
 	RET()
 }
 
-// adaRoundRegularizer emits the rounding term of SPEC 4.4 over a slice:
+// adaRoundRegularizer emits the rounding term of docs/DESIGN.md, "BRECQ", step 4 over a slice:
 // it returns sum(1 - |2h-1|^beta) in float64 and, with dAlpha, adds
 // coef * sign(2h-1) * |2h-1|^(beta-1) * h'(alpha) to dAlpha, where the
 // caller passes coef = -2*beta*weight.

@@ -19,7 +19,7 @@ import (
 
 // options holds every flag of every command. Names follow the DGH
 // reference implementation so its command lines work unchanged
-// (SPEC section 5).
+// (docs/DESIGN.md, "Command line").
 type options struct {
 	// run
 	model      string
@@ -40,7 +40,7 @@ type options struct {
 	batchSize  int
 	evalImages int
 
-	// generation (SPEC section 3)
+	// generation (docs/DESIGN.md, "DGH")
 	calibDataType  string
 	nImages        int
 	distillBatch   int
@@ -57,7 +57,7 @@ type options struct {
 	schedulerType  string
 	pngDir         string
 
-	// quantization (SPEC section 4)
+	// quantization (docs/DESIGN.md, "BRECQ")
 	weightsBits    int
 	activationBits int
 	actQuant       bool
@@ -296,7 +296,7 @@ func splitCommand(args []string) (string, []string) {
 }
 
 // quickPreset makes the no-argument run finish in a few minutes on two
-// cores (SPEC section 5); it applies to the embedded model only, and
+// cores (docs/DESIGN.md, "Command line"); it applies to the embedded model only, and
 // only to the flags not given explicitly.
 var quickPreset = []struct{ flag, value string }{
 	{"n_images", "128"},
@@ -345,7 +345,7 @@ func (o *options) embedded() bool {
 }
 
 // check validates everything that needs no file, so bad input fails in
-// the first millisecond (SPEC section 5).
+// the first millisecond (docs/DESIGN.md, "Command line").
 func (o *options) check(command string) error {
 	if o.model != "" && !slices.Contains(zoo.Names(), o.model) {
 		return usageErrorf("unknown model %q (known: %s)", o.model, strings.Join(zoo.Names(), ", "))

@@ -1,5 +1,5 @@
 // Command dghcore synthesises calibration images with DGH and quantizes a
-// CNN with BRECQ (SPEC section 5).
+// CNN with BRECQ (docs/DESIGN.md, "Command line").
 //
 //	dghcore                                   the embedded Fashion-MNIST resnet20, quick preset
 //	dghcore -model mobilenet_v2 -weight 0.1 --data_path /imagenet

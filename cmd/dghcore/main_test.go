@@ -57,7 +57,7 @@ var quick = []string{
 	"--num_iterations", "2", "--iters_a", "2", "--batch_size_for_calibration", "2", "--batch_size", "4",
 }
 
-// TestRefusals checks that every bad input of SPEC section 5 gets one
+// TestRefusals checks that every bad input of docs/DESIGN.md, "Command line" gets one
 // clear line on stderr and a non-zero exit before any long work starts.
 func TestRefusals(t *testing.T) {
 	f := newFixture(t)

@@ -1,6 +1,6 @@
 package main
 
-// The commands (SPEC section 5): the full run (calibration images, BRECQ,
+// The commands (docs/DESIGN.md, "Command line"): the full run (calibration images, BRECQ,
 // accuracy table), quantize with given images, generate only, infer.
 
 import (
@@ -240,7 +240,7 @@ func (a *app) imageSize() int {
 	return a.model.Spec.InputSize
 }
 
-// dghConfig maps the generation flags onto dgh.Config (SPEC section 3).
+// dghConfig maps the generation flags onto dgh.Config (docs/DESIGN.md, "DGH").
 func (a *app) dghConfig() dgh.Config {
 	o := a.o
 	size := a.imageSize()
@@ -265,8 +265,8 @@ func (a *app) dghConfig() dgh.Config {
 	}
 }
 
-// brecqConfig maps the quantization flags onto brecq.Config (SPEC section
-// 4); an explicit 0 switches a step off where the library reads 0 as its
+// brecqConfig maps the quantization flags onto brecq.Config (docs/DESIGN.md,
+// "BRECQ"); an explicit 0 switches a step off where the library reads 0 as its
 // default.
 func (a *app) brecqConfig() brecq.Config {
 	o := a.o

@@ -1,6 +1,6 @@
 package main
 
-// Generated images as PNG files (SPEC section 5): every image
+// Generated images as PNG files (docs/DESIGN.md, "Command line"): every image
 // de-normalised back to 8-bit pixels, and a contact sheet of the first
 // ones for a quick look.
 

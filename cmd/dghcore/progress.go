@@ -12,7 +12,7 @@ import (
 	"github.com/dghcore/dghcore/dgh"
 )
 
-// reporter prints progress for people (SPEC section 5): one line
+// reporter prints progress for people (docs/DESIGN.md, "Command line"): one line
 // rewritten in place on a terminal, plain log lines every few seconds
 // otherwise, and always the last line of a phase.
 type reporter struct {
@@ -85,7 +85,7 @@ func eta(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// dghProgress shows DGH's iterations (SPEC section 3).
+// dghProgress shows DGH's iterations (docs/DESIGN.md, "DGH").
 func (a *app) dghProgress() dgh.ProgressFunc {
 	return func(p dgh.Progress) {
 		a.rep.update(p.Iteration == p.Iterations,
@@ -94,7 +94,7 @@ func (a *app) dghProgress() dgh.ProgressFunc {
 	}
 }
 
-// brecqProgress shows BRECQ's reconstruction steps (SPEC section 4).
+// brecqProgress shows BRECQ's reconstruction steps (docs/DESIGN.md, "BRECQ").
 func (a *app) brecqProgress() brecq.ProgressFunc {
 	var phase brecq.Phase = -1
 	var start time.Time

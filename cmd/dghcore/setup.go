@@ -1,7 +1,7 @@
 package main
 
-// Everything a run checks and loads before its long work starts (SPEC
-// section 5): the kernels, the model and its checkpoint, the
+// Everything a run checks and loads before its long work starts (docs/DESIGN.md,
+// "Command line"): the kernels, the model and its checkpoint, the
 // normalisation, the evaluation data and the memory estimate.
 
 import (

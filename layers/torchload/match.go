@@ -1,6 +1,6 @@
 package torchload
 
-// Checking a checkpoint against a model (SPEC section 2: "every missing,
+// Checking a checkpoint against a model (docs/DESIGN.md, "Models and checkpoints": "every missing,
 // unexpected or mis-shaped key is an error that names the key and both
 // shapes").
 

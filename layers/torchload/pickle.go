@@ -1,6 +1,6 @@
 package torchload
 
-// Running a vetted pickle with gopickle (SPEC section 2): the only globals a
+// Running a vetted pickle with gopickle (docs/DESIGN.md, "Models and checkpoints"): the only globals a
 // checkpoint may name are the tensor-rebuild functions, the storage classes,
 // collections.OrderedDict and a few data-only metadata classes (numpy
 // scalars and arrays, argparse.Namespace, torch.Size, torch.device) that

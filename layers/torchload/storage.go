@@ -1,7 +1,7 @@
 package torchload
 
-// Storages and strided tensor views as torch.save writes them (SPEC section
-// 2): a storage is a flat typed buffer; a tensor is (storage, offset, sizes,
+// Storages and strided tensor views as torch.save writes them (docs/DESIGN.md,
+// "Models and checkpoints"): a storage is a flat typed buffer; a tensor is (storage, offset, sizes,
 // strides) into it. Only floating-point storages are converted to float32.
 
 import (

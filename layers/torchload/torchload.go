@@ -1,5 +1,5 @@
-// Package torchload reads PyTorch checkpoints into float32 tensors (SPEC
-// section 2) without running any Python and without trusting the file.
+// Package torchload reads PyTorch checkpoints into float32 tensors (docs/DESIGN.md,
+// "Models and checkpoints") without running any Python and without trusting the file.
 //
 // Both torch.save serialisations load: the zip archive (torch >= 1.6) and
 // the legacy pickle stream (_use_new_zipfile_serialization=False). The

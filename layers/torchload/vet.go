@@ -1,7 +1,7 @@
 package torchload
 
-// A static pass over a pickle program before gopickle runs it (SPEC section
-// 2: "holds pickle globals other than the tensor-rebuild ones gets a clear
+// A static pass over a pickle program before gopickle runs it (docs/DESIGN.md,
+// "Models and checkpoints": "holds pickle globals other than the tensor-rebuild ones gets a clear
 // error, never a panic"). gopickle trusts its input: it allocates whatever
 // length an opcode claims, indexes the last byte of a zero-length LONG,
 // pairs up an odd number of dict items and hashes bytes keys into a Go map;

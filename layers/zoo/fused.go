@@ -8,7 +8,7 @@ import (
 	"github.com/dghcore/dghcore/layers"
 )
 
-// Fused inference for the residual blocks (SPEC section 1, inference):
+// Fused inference for the residual blocks (docs/DESIGN.md, "Packages and the flow of a run"):
 // conv + BN (+ ReLU) through layers.FusedConvBNAct, the residual sum and
 // its ReLU in place, and buffers recycled once consumed, all only when no
 // value requires a gradient and no hook can hold a value (otherwise the

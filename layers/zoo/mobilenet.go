@@ -8,7 +8,7 @@ import (
 	"github.com/dghcore/dghcore/layers"
 )
 
-// MobileNetV2 is BRECQ's MobileNetV2 (SPEC section 2): features.0 a
+// MobileNetV2 is BRECQ's MobileNetV2 (docs/DESIGN.md, "Models and checkpoints"): features.0 a
 // Sequential conv3x3 s2 + BN + ReLU6, features.1..17 InvertedResiduals,
 // features.18 a Sequential conv1x1 + BN + ReLU6, the mean over H and W,
 // and classifier = Sequential(Dropout, Linear).

@@ -7,7 +7,7 @@ import (
 	"github.com/dghcore/dghcore/layers"
 )
 
-// ResNet is the torchvision-style ResNet of SPEC section 2 (BRECQ's
+// ResNet is the torchvision-style ResNet of docs/DESIGN.md, "Models and checkpoints" (BRECQ's
 // layout): conv1, bn1, ReLU, maxpool (nil in the CIFAR-style resnet20),
 // the stages layer1..layerN of residual blocks, global average pooling and
 // fc.
@@ -242,7 +242,7 @@ func newImageNetResNet(blocks []int, bottleneck bool, inCh, classes int) *ResNet
 	return r
 }
 
-// newResNet20 builds the CIFAR-style resnet20 (SPEC section 2): 3x3 stride-1
+// newResNet20 builds the CIFAR-style resnet20 (docs/DESIGN.md, "Models and checkpoints"): 3x3 stride-1
 // stem of 16 channels, no max pooling, three stages of three BasicBlocks at
 // 16, 32, 64 channels, the first block of stages 2 and 3 striding by 2.
 func newResNet20(inCh, classes int) *ResNet {

@@ -1,4 +1,4 @@
-// Package zoo builds the networks dghcore quantizes (SPEC section 2):
+// Package zoo builds the networks dghcore quantizes (docs/DESIGN.md, "Models and checkpoints"):
 // torchvision-style resnet18 and resnet50, BRECQ's mobilenet_v2 and the
 // CIFAR-style resnet20, with PyTorch's state_dict names so BRECQ's released
 // checkpoints load without renaming. The block types are exported with
@@ -24,7 +24,7 @@ type Model struct {
 }
 
 // Spec describes a model's input and the per-model constants of DGH
-// (SPEC section 3).
+// (docs/DESIGN.md, "DGH").
 type Spec struct {
 	InputSize int       // square input side in pixels
 	Mean, Std []float32 // per-channel normalisation of [0, 1] pixels

@@ -68,7 +68,7 @@ func readNPY(t testing.TB, file string) *tensor.Tensor {
 
 // TestLogitsAgainstPyTorch loads every fixture of tools/torchref/zoo.py in
 // both serialisations and compares the logits with PyTorch's within 1e-3
-// of their scale (SPEC section 6).
+// of their scale (docs/DESIGN.md, "Testing and numerics").
 func TestLogitsAgainstPyTorch(t *testing.T) {
 	tests := []struct {
 		fixture, arch string

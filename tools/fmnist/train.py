@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Train the embedded default model: a CIFAR-style resnet20 on Fashion-MNIST.
 
-SPEC section 2 (resnet20) and section 5 (the embedded default). The state_dict
+docs/DESIGN.md, "Models and checkpoints" (resnet20) and "Command line" (the embedded default). The state_dict
 key names follow torchvision's ResNet (conv1, bn1, layerX.Y.conv1/bn1/conv2/bn2,
 layerX.0.downsample.0/1, fc) so layers/zoo loads the checkpoint without renaming.
 

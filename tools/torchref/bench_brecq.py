@@ -19,7 +19,7 @@ from brecq import (InvertedResidual, BasicBlock, Bottleneck, fold, init_alpha, l
 
 class SoftBlock:
     """A block's convs as (folded weight, bias, alpha, quantizer) plus the
-    wiring of the quant block of SPEC 4.2 in weight-only mode."""
+    wiring of the quant block of docs/DESIGN.md, "BRECQ", step 2 in weight-only mode."""
 
     def __init__(self, blk, bits=4):
         self.blk, self.bits, self.convs = blk, bits, {}

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Times one DGH batch step in PyTorch, the counterpart of
-`go test -bench DGHStep ./dgh/` (SPEC section 3, section 6 "speed").
+`go test -bench DGHStep ./dgh/` (docs/DESIGN.md, "DGH" and "Testing and numerics").
 
 One step, as in package dgh: random flip, Gaussian smoothing, random crop,
 straight-through clip; forward with hooks on every BatchNorm2d; BN loss

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""PyTorch oracle for package brecq (SPEC section 4).
+"""PyTorch oracle for package brecq (docs/DESIGN.md, "BRECQ").
 
-Our own torch implementation of the pieces of SPEC section 4, written from
+Our own torch implementation of the pieces of docs/DESIGN.md, "BRECQ", written from
 the specification. Writes small float32 .npy fixtures into brecq/testdata/:
 
   fold_*.npy                 conv weight / bias and BN statistics, and the
@@ -46,7 +46,7 @@ def save(name, t):
     np.save(path, a.astype(np.float32))
 
 
-# ---- SPEC 4.1: BN folding ------------------------------------------------
+# ---- docs/DESIGN.md, "BRECQ", step 1: BN folding ------------------------------------------------
 
 def fold(conv, bn):
     std = torch.sqrt(bn.running_var + bn.eps)
@@ -58,7 +58,7 @@ def fold(conv, bn):
     return w.detach(), b.detach()
 
 
-# ---- SPEC 4.3: quantizer and scale search ---------------------------------
+# ---- docs/DESIGN.md, "BRECQ", step 3: quantizer and scale search ---------------------------------
 
 def quant(x, delta, zp, bits):
     return (torch.clamp(torch.round(x / delta) + zp, 0, 2 ** bits - 1) - zp) * delta
@@ -101,7 +101,7 @@ def tie_distance(x, delta):
     return ((s - torch.floor(s)) - 0.5).abs().min().item()
 
 
-# ---- SPEC 4.4: AdaRound -----------------------------------------------------
+# ---- docs/DESIGN.md, "BRECQ", step 4: AdaRound -----------------------------------------------------
 
 def h_of(alpha):
     return torch.clamp(torch.sigmoid(alpha) * 1.2 - 0.1, 0, 1)
@@ -138,7 +138,7 @@ def per_channel_view(v, w):
     return v.view(-1, *([1] * (w.dim() - 1)))
 
 
-# ---- SPEC 4.6: LSQ fake quantization ----------------------------------------
+# ---- docs/DESIGN.md, "BRECQ", step 6: LSQ fake quantization ----------------------------------------
 
 def round_ste(x):
     return x + (torch.round(x) - x).detach()
@@ -148,7 +148,7 @@ def lsq_quant(x, delta, zp, bits):
     return (torch.clamp(round_ste(x / delta) + zp, 0, 2 ** bits - 1) - zp) * delta
 
 
-# ---- SPEC 4.2: quant blocks -------------------------------------------------
+# ---- docs/DESIGN.md, "BRECQ", step 2: quant blocks -------------------------------------------------
 
 class QState:
     """Quantizer settings of a block; act steps are searched on first use."""
@@ -323,7 +323,7 @@ def block_case(name, make, in_shape):
             qs.pos = 0
             y_w = blk.qforward(qs, x, True, False)
             y_f = blk.qforward(qs, x, False, False)
-        # One reconstruction step's gradients (SPEC 4.4, 4.6): AdaRound's
+        # One reconstruction step's gradients (docs/DESIGN.md, "BRECQ", steps 4 and 6): AdaRound's
         # alphas (near their initial values) under the p = 2 loss of the
         # weight phase, the activation steps under the p = 2.4 loss.
         qs.alpha = {}
@@ -366,7 +366,7 @@ def block_case(name, make, in_shape):
 
 
 def lsq_steps(name, blk, x, qs, y_f):
-    """The activation phase of SPEC 4.6 on one unit for LSQ_STEPS steps:
+    """The activation phase of docs/DESIGN.md, "BRECQ", step 6 on one unit for LSQ_STEPS steps:
     Adam (lr 4e-4) on the activation steps, cosine annealing to 0 over the
     steps, the Lp loss (p = 2.4) of the fully quantized block (round-to-
     nearest weights) against the float output, the whole input as the
@@ -397,7 +397,7 @@ def main():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
 
-    # SPEC 4.1
+    # docs/DESIGN.md, "BRECQ", step 1
     conv = nn.Conv2d(4, 6, 3, bias=True)
     bn = nn.BatchNorm2d(6)
     randomize(conv, gen)
@@ -416,7 +416,7 @@ def main():
     _, b = fold(conv, bn)
     save("fold_b_nobias", b)
 
-    # SPEC 4.3
+    # docs/DESIGN.md, "BRECQ", step 3
     x_t = torch.relu(torch.randn(600, generator=gen)) * 1.7
     x_t[17] = 9.0  # an outlier the search should clip
     x_s = torch.randn(500, generator=gen) * 0.8 + 0.3
@@ -433,7 +433,7 @@ def main():
         assert m > 1e-9, ("c", bits, m)
         save("search_c_b%d" % bits, torch.stack([d, z], 1))
 
-    # SPEC 4.4
+    # docs/DESIGN.md, "BRECQ", step 4
     w = torch.randn(4, 3, 3, 3, generator=gen) * 0.3
     d, z, _ = search_rows(w, 4)
     dv, zv = per_channel_view(d, w), per_channel_view(z, w)
@@ -460,7 +460,7 @@ def main():
         sched.append([t, beta, active])
     save("temp", torch.tensor(sched, dtype=torch.float64))
 
-    # SPEC 4.6
+    # docs/DESIGN.md, "BRECQ", step 6
     x = torch.randn(3, 4, 5, generator=gen) * 2
     x = x.requires_grad_(True)
     delta = torch.tensor(0.3, requires_grad=True)
@@ -475,7 +475,7 @@ def main():
     save("lsq_dx", x.grad)
     save("lsq_ddelta", delta.grad.reshape(1))
 
-    # SPEC 4.2
+    # docs/DESIGN.md, "BRECQ", step 2
     lsq_steps("basic_ds", *block_case("basic_ds", lambda: BasicBlock(4, 8, 2), (2, 4, 6, 6)))
     lsq_steps("basic_id", *block_case("basic_id", lambda: BasicBlock(8, 8, 1), (2, 8, 5, 5)))
     block_case("bottleneck_ds", lambda: Bottleneck(8, 4, 2), (2, 8, 6, 6))

@@ -1,4 +1,4 @@
-"""Write the checkpoint fixtures of layers/torchload (SPEC section 2) with PyTorch.
+"""Write the checkpoint fixtures of layers/torchload (docs/DESIGN.md, "Models and checkpoints") with PyTorch.
 
 Run from the repository root: /usr/bin/python3 tools/torchref/checkpoints.py
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch oracle for package dgh (SPEC section 3).
+"""PyTorch oracle for package dgh (docs/DESIGN.md, "DGH").
 
 Writes small float32 .npy fixtures into dgh/testdata/:
 

@@ -1,5 +1,5 @@
 """PyTorch reference values for the fake-quantization kernels and the
-"mse" scale search (kernels/quant_oracle_test.go, SPEC section 4).
+"mse" scale search (kernels/quant_oracle_test.go, docs/DESIGN.md, "BRECQ").
 
 Writes float32 .npy files kernels/testdata/<case>_<name>.npy. The scale
 search follows BRECQ's UniformAffineQuantizer: 80 shrinking candidates,

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write PyTorch reference outputs and gradients for package layers.
 
-SPEC section 6: module outputs and gradients agree with PyTorch. For every
+docs/DESIGN.md, "Testing and numerics": module outputs and gradients agree with PyTorch. For every
 case below the script builds the torch module, draws an input and an upstream
 gradient dy, and records, in layers/testdata/<case>/:
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference fixtures for package optim (SPEC sections 3 and 4).
+"""Reference fixtures for package optim (docs/DESIGN.md, "DGH" and "BRECQ").
 
 Runs torch.optim's SGD, Adam and RAdam for 50 steps on a small problem with
 a closed-form gradient, and torch's CosineAnnealingLR / ReduceLROnPlateau
@@ -86,7 +86,7 @@ def optimizer_cases():
          1.0, 2.0, 1.0, 3, 5),
         ("adam_amsgrad", lambda p: adam(p, lr=0.03, weight_decay=0.01, amsgrad=True, foreach=False),
          1.0, 2.0, 1.0, 5, 6),
-        # DGH's setting (SPEC section 3): lr 16 on pixel-like values with small gradients.
+        # DGH's setting (docs/DESIGN.md, "DGH"): lr 16 on pixel-like values with small gradients.
         ("radam_lr16", lambda p: radam(p, lr=16, betas=(0.9, 0.999), eps=1e-8, foreach=False),
          1.0, 30.0, 1e-3, 0, 7),
         ("radam_lr1e-3", lambda p: radam(p, lr=1e-3, foreach=False), 1.0, 2.0, 1.0, 3, 8),
@@ -103,7 +103,7 @@ class DummyOptimizer(torch.optim.SGD):
 
 
 class PlateauWithReset(ReduceLROnPlateau):
-    """SPEC section 3: ReduceLROnPlateau that also forgets its best value
+    """docs/DESIGN.md, "DGH": ReduceLROnPlateau that also forgets its best value
     (and bad-epoch count) every time it decides to lower the rate."""
 
     def _reduce_lr(self, epoch):

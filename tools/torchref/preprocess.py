@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Fixtures for dataset/ (SPEC section 5, datasets): torchvision's evaluation
+"""Fixtures for dataset/ (docs/DESIGN.md, "Command line"): torchvision's evaluation
 preprocessing of real photographs, and PIL's bilinear resize on its own.
 
 The photographs come from Debian's python3-skimage package (scikit-image's

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write PyTorch reference checkpoints and logits for package layers/zoo.
 
-SPEC section 2 (architectures, both checkpoint serialisations) and section 6
+docs/DESIGN.md, "Models and checkpoints" (architectures, both checkpoint serialisations) and "Testing and numerics"
 (full-model logits agree with PyTorch within 1e-3 relative).
 
 For every architecture the script builds the PyTorch model with BRECQ's
@@ -162,7 +162,7 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """BRECQ's MobileNetV2 layout (SPEC section 2)."""
+    """BRECQ's MobileNetV2 layout (docs/DESIGN.md, "Models and checkpoints")."""
 
     def __init__(self, classes=1000):
         super().__init__()
