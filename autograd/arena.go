@@ -3,6 +3,7 @@ package autograd
 import (
 	"slices"
 
+	"github.com/dghcore/dghcore/kernels"
 	"github.com/dghcore/dghcore/tensor"
 )
 
@@ -40,7 +41,7 @@ func (a *Arena) alloc(shape []int, zero bool) *tensor.Tensor {
 		l[len(l)-1] = nil
 		a.free[n] = l[:len(l)-1]
 		if zero {
-			clear(data)
+			kernels.Fill(data, 0) // on the pool: activation-sized
 		}
 	} else {
 		data = make([]float32, n)

@@ -88,7 +88,7 @@ func (v *Var) gradDst() (g *tensor.Tensor, fresh bool) {
 func (v *Var) accumulate(g []float32) {
 	if v.Grad == nil {
 		v.Grad = v.newGrad(false)
-		copy(v.Grad.Data, g)
+		kernels.Copy(v.Grad.Data, g)
 		return
 	}
 	kernels.Axpy(1, g, v.Grad.Data)

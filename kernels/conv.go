@@ -55,6 +55,13 @@ type convKernels struct {
 	dwRowGrad3x3 func(s int, dy, r0, r1, r2 []float32, g *[9]float32)
 	// gatherEven sets dst[i] = src[2*i]: an im2col row of stride 2.
 	gatherEven func(dst, src []float32)
+	// directRows[set][pair][h], where set, are the direct kernels of any
+	// panel height up to maxDirectRows (conv_direct_rows.go), which the
+	// direct routes then run instead of direct and directMasked.
+	directRows *[2][2][maxDirectRows + 1]directRowsFunc
+	// dwLanes is the floats a vector of dwPlane3x3 reads, for which the
+	// depthwise frame makes room (8 where zero).
+	dwLanes int
 }
 
 // ConvParams describes a 2-D convolution: input N x C x H x W, weight
@@ -209,34 +216,15 @@ func convGEMM(p *ConvParams, g *gemmConvPlan, x, w, bias, y []float32, beta floa
 		// group's [C/G][K/G] block transposed, which the packer reads
 		// as is (a transposing copy of a large w misses the cache on
 		// every write).
-		for g := range p.Groups {
-			packWholeA(true, kg, rows, 1, w[g*kg*rows:], kg, (*packed)[g*size:])
-		}
+		packConvWeights(true, false, p.Groups, kg, rows, w, kg, kg*rows, *packed, size)
 	case flip:
-		// wf[g][k][c][kh][kw] = w[g][c][k][KH-1-kh][KW-1-kw], reading w
-		// in order (strided reads of a large w miss the cache every time).
+		// wf[g][k][c][kh][kw] = w[g][c][k][KH-1-kh][KW-1-kw].
 		wf = getScratch(p.K * rows)
-		for g := range p.Groups {
-			for c := range cg {
-				for k := range kg {
-					src := w[((g*cg+c)*kg+k)*kk:][:kk]
-					dst := (*wf)[((g*kg+k)*cg+c)*kk:][:kk]
-					for i, v := range src {
-						dst[kk-1-i] = v
-					}
-				}
-			}
-		}
+		flipConvWeights(p.Groups, cg, kg, kk, w, *wf)
 		w = *wf
 		fallthrough
 	default:
-		for g := range p.Groups {
-			if direct {
-				packDirectA(kg, rows, kBlock(rows), w[g*kg*rows:], (*packed)[g*size:])
-				continue
-			}
-			packWholeA(false, kg, rows, 1, w[g*kg*rows:], rows, (*packed)[g*size:])
-		}
+		packConvWeights(false, direct, p.Groups, kg, rows, w, rows, kg*rows, *packed, size)
 	}
 	var sub *[]float32
 	if g.subsample {
@@ -329,9 +317,7 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 	rows := cg * p.KH * p.KW
 	size := packedASize(rows, kg)
 	packed := getScratch(size * p.Groups)
-	for g := range p.Groups {
-		packWholeA(true, rows, kg, 1, w[g*kg*rows:], rows, (*packed)[g*size:])
-	}
+	packConvWeights(true, false, p.Groups, rows, kg, w, rows, kg*rows, *packed, size)
 	j := newConvJob(&p, dx, *packed, nil, dy)
 	j.packedSize, j.imgChunk = size, pl.imgChunk
 	switch pl.route {
@@ -370,11 +356,10 @@ func Conv2dBackwardWeight(p ConvParams, x, dy, dw []float32) {
 		partial := getScratch((j.chunks - 1) * p.wLen())
 		j.partial = *partial
 		parallelFor(j.chunks, j.backwardWeightImagesFn)
-		for c := 1; c < j.chunks; c++ {
-			for i, v := range j.partial[(c-1)*p.wLen() : c*p.wLen()] {
-				dw[i] += v
-			}
-		}
+		// The partial sums added in chunk order, blocks of dw on the
+		// pool (serial, 15 partials of resnet18's largest weights took
+		// tens of ms at 16 threads).
+		parallelFor(numBlocks(p.wLen()), j.reducePartialsFn)
 		j.partial = nil
 		putScratch(partial)
 	default:
@@ -455,6 +440,7 @@ type convJob struct {
 	upsampleFn                                              func(lo, hi int)
 	forwardDirectFn, backwardDataPaddedFn                   func(lo, hi int)
 	backwardWeightGroupsFn, backwardWeightImagesFn          func(lo, hi int)
+	reducePartialsFn                                        func(lo, hi int)
 	dwForwardFn, dwBackwardDataFn, dwBackwardWeightFn       func(lo, hi int)
 }
 
@@ -472,6 +458,7 @@ var convJobs = sync.Pool{New: func() any {
 	j.upsampleFn = j.upsample
 	j.backwardWeightGroupsFn = j.backwardWeightGroups
 	j.backwardWeightImagesFn = j.backwardWeightImages
+	j.reducePartialsFn = j.reducePartials
 	j.dwForwardFn = j.dwForward
 	j.dwBackwardDataFn = j.dwBackwardData
 	j.dwBackwardWeightFn = j.dwBackwardWeight

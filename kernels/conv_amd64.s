@@ -8033,3 +8033,18316 @@ storedt:
 done:
 	VZEROUPPER
 	RET
+
+// func dwPlane3x3S1AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
+// Requires: AVX, AVX512F
+TEXT ·dwPlane3x3S1AVX512(SB), NOSPLIT, $0-113
+	MOVQ         w_base+80(FP), AX
+	VBROADCASTSS (AX), Z0
+	VBROADCASTSS 4(AX), Z1
+	VBROADCASTSS 8(AX), Z2
+	VBROADCASTSS 12(AX), Z3
+	VBROADCASTSS 16(AX), Z4
+	VBROADCASTSS 20(AX), Z5
+	VBROADCASTSS 24(AX), Z6
+	VBROADCASTSS 28(AX), Z7
+	VBROADCASTSS 32(AX), Z8
+	VBROADCASTSS 36(AX), Z9
+	MOVQ         mask+104(FP), BX
+	KMOVW        BX, K1
+	MOVQ         rows+0(FP), R10
+	MOVQ         cols+8(FP), R11
+	MOVQ         y_base+16(FP), R12
+	MOVQ         ldy+40(FP), R13
+	MOVQ         x_base+48(FP), BX
+	MOVQ         ldx+72(FP), R9
+	MOVB         accumulate+112(FP), DL
+	SHLQ         $0x02, R13
+	SHLQ         $0x02, R9
+	MOVQ         R9, CX
+
+prow:
+	TESTQ R10, R10
+	JZ    pdone
+	MOVQ  BX, SI
+	MOVQ  R12, DI
+	MOVQ  R11, R8
+
+pcol:
+	CMPQ        R8, $0x10
+	JL          ptail
+	VMOVAPS     Z9, Z10
+	VFMADD231PS (SI), Z0, Z10
+	VFMADD231PS 4(SI), Z1, Z10
+	VFMADD231PS 8(SI), Z2, Z10
+	VFMADD231PS (SI)(R9*1), Z3, Z10
+	VFMADD231PS 4(SI)(R9*1), Z4, Z10
+	VFMADD231PS 8(SI)(R9*1), Z5, Z10
+	VFMADD231PS (SI)(R9*2), Z6, Z10
+	VFMADD231PS 4(SI)(R9*2), Z7, Z10
+	VFMADD231PS 8(SI)(R9*2), Z8, Z10
+	TESTB       DL, DL
+	JE          pstore
+	VADDPS      (DI), Z10, Z10
+
+pstore:
+	VMOVUPS Z10, (DI)
+	ADDQ    $0x40, DI
+	ADDQ    $0x40, SI
+	SUBQ    $0x10, R8
+	JMP     pcol
+
+ptail:
+	TESTQ       R8, R8
+	JZ          pnext
+	VMOVAPS     Z9, Z10
+	VFMADD231PS (SI), Z0, Z10
+	VFMADD231PS 4(SI), Z1, Z10
+	VFMADD231PS 8(SI), Z2, Z10
+	VFMADD231PS (SI)(R9*1), Z3, Z10
+	VFMADD231PS 4(SI)(R9*1), Z4, Z10
+	VFMADD231PS 8(SI)(R9*1), Z5, Z10
+	VFMADD231PS (SI)(R9*2), Z6, Z10
+	VFMADD231PS 4(SI)(R9*2), Z7, Z10
+	VFMADD231PS 8(SI)(R9*2), Z8, Z10
+	TESTB       DL, DL
+	JE          pmstore
+	VMOVUPS.Z   (DI), K1, Z13
+	VADDPS      Z13, Z10, Z10
+
+pmstore:
+	VMOVUPS Z10, K1, (DI)
+
+pnext:
+	ADDQ R13, R12
+	ADDQ CX, BX
+	DECQ R10
+	JMP  prow
+
+pdone:
+	VZEROUPPER
+	RET
+
+// func dwPlane3x3S2AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
+// Requires: AVX, AVX512F
+TEXT ·dwPlane3x3S2AVX512(SB), NOSPLIT, $0-113
+	MOVQ         w_base+80(FP), AX
+	VBROADCASTSS (AX), Z0
+	VBROADCASTSS 4(AX), Z1
+	VBROADCASTSS 8(AX), Z2
+	VBROADCASTSS 12(AX), Z3
+	VBROADCASTSS 16(AX), Z4
+	VBROADCASTSS 20(AX), Z5
+	VBROADCASTSS 24(AX), Z6
+	VBROADCASTSS 28(AX), Z7
+	VBROADCASTSS 32(AX), Z8
+	VBROADCASTSS 36(AX), Z9
+	MOVQ         mask+104(FP), BX
+	KMOVW        BX, K1
+	MOVQ         rows+0(FP), R10
+	MOVQ         cols+8(FP), R11
+	MOVQ         y_base+16(FP), R12
+	MOVQ         ldy+40(FP), R13
+	MOVQ         x_base+48(FP), BX
+	MOVQ         ldx+72(FP), R9
+	MOVB         accumulate+112(FP), DL
+	SHLQ         $0x02, R13
+	SHLQ         $0x02, R9
+	MOVQ         R9, CX
+	SHLQ         $0x01, CX
+	VMOVDQU32    dw_even<>+0(SB), Z11
+	VMOVDQU32    dw_odd<>+0(SB), Z12
+
+prow:
+	TESTQ R10, R10
+	JZ    pdone
+	MOVQ  BX, SI
+	MOVQ  R12, DI
+	MOVQ  R11, R8
+
+pcol:
+	CMPQ        R8, $0x10
+	JL          ptail
+	VMOVAPS     Z9, Z10
+	VMOVUPS     (SI), Z13
+	VPERMT2PS   64(SI), Z11, Z13
+	VMOVUPS     (SI), Z14
+	VPERMT2PS   64(SI), Z12, Z14
+	VMOVUPS     8(SI), Z15
+	VPERMT2PS   72(SI), Z11, Z15
+	VFMADD231PS Z13, Z0, Z10
+	VFMADD231PS Z14, Z1, Z10
+	VFMADD231PS Z15, Z2, Z10
+	VMOVUPS     (SI)(R9*1), Z13
+	VPERMT2PS   64(SI)(R9*1), Z11, Z13
+	VMOVUPS     (SI)(R9*1), Z14
+	VPERMT2PS   64(SI)(R9*1), Z12, Z14
+	VMOVUPS     8(SI)(R9*1), Z15
+	VPERMT2PS   72(SI)(R9*1), Z11, Z15
+	VFMADD231PS Z13, Z3, Z10
+	VFMADD231PS Z14, Z4, Z10
+	VFMADD231PS Z15, Z5, Z10
+	VMOVUPS     (SI)(R9*2), Z13
+	VPERMT2PS   64(SI)(R9*2), Z11, Z13
+	VMOVUPS     (SI)(R9*2), Z14
+	VPERMT2PS   64(SI)(R9*2), Z12, Z14
+	VMOVUPS     8(SI)(R9*2), Z15
+	VPERMT2PS   72(SI)(R9*2), Z11, Z15
+	VFMADD231PS Z13, Z6, Z10
+	VFMADD231PS Z14, Z7, Z10
+	VFMADD231PS Z15, Z8, Z10
+	TESTB       DL, DL
+	JE          pstore
+	VADDPS      (DI), Z10, Z10
+
+pstore:
+	VMOVUPS Z10, (DI)
+	ADDQ    $0x40, DI
+	ADDQ    $0x00000080, SI
+	SUBQ    $0x10, R8
+	JMP     pcol
+
+ptail:
+	TESTQ       R8, R8
+	JZ          pnext
+	VMOVAPS     Z9, Z10
+	VMOVUPS     (SI), Z13
+	VPERMT2PS   64(SI), Z11, Z13
+	VMOVUPS     (SI), Z14
+	VPERMT2PS   64(SI), Z12, Z14
+	VMOVUPS     8(SI), Z15
+	VPERMT2PS   72(SI), Z11, Z15
+	VFMADD231PS Z13, Z0, Z10
+	VFMADD231PS Z14, Z1, Z10
+	VFMADD231PS Z15, Z2, Z10
+	VMOVUPS     (SI)(R9*1), Z13
+	VPERMT2PS   64(SI)(R9*1), Z11, Z13
+	VMOVUPS     (SI)(R9*1), Z14
+	VPERMT2PS   64(SI)(R9*1), Z12, Z14
+	VMOVUPS     8(SI)(R9*1), Z15
+	VPERMT2PS   72(SI)(R9*1), Z11, Z15
+	VFMADD231PS Z13, Z3, Z10
+	VFMADD231PS Z14, Z4, Z10
+	VFMADD231PS Z15, Z5, Z10
+	VMOVUPS     (SI)(R9*2), Z13
+	VPERMT2PS   64(SI)(R9*2), Z11, Z13
+	VMOVUPS     (SI)(R9*2), Z14
+	VPERMT2PS   64(SI)(R9*2), Z12, Z14
+	VMOVUPS     8(SI)(R9*2), Z15
+	VPERMT2PS   72(SI)(R9*2), Z11, Z15
+	VFMADD231PS Z13, Z6, Z10
+	VFMADD231PS Z14, Z7, Z10
+	VFMADD231PS Z15, Z8, Z10
+	TESTB       DL, DL
+	JE          pmstore
+	VMOVUPS.Z   (DI), K1, Z13
+	VADDPS      Z13, Z10, Z10
+
+pmstore:
+	VMOVUPS Z10, K1, (DI)
+
+pnext:
+	ADDQ R13, R12
+	ADDQ CX, BX
+	DECQ R10
+	JMP  prow
+
+pdone:
+	VZEROUPPER
+	RET
+
+DATA dw_even<>+0(SB)/4, $0x00000000
+DATA dw_even<>+4(SB)/4, $0x00000002
+DATA dw_even<>+8(SB)/4, $0x00000004
+DATA dw_even<>+12(SB)/4, $0x00000006
+DATA dw_even<>+16(SB)/4, $0x00000008
+DATA dw_even<>+20(SB)/4, $0x0000000a
+DATA dw_even<>+24(SB)/4, $0x0000000c
+DATA dw_even<>+28(SB)/4, $0x0000000e
+DATA dw_even<>+32(SB)/4, $0x00000010
+DATA dw_even<>+36(SB)/4, $0x00000012
+DATA dw_even<>+40(SB)/4, $0x00000014
+DATA dw_even<>+44(SB)/4, $0x00000016
+DATA dw_even<>+48(SB)/4, $0x00000018
+DATA dw_even<>+52(SB)/4, $0x0000001a
+DATA dw_even<>+56(SB)/4, $0x0000001c
+DATA dw_even<>+60(SB)/4, $0x0000001e
+GLOBL dw_even<>(SB), RODATA|NOPTR, $64
+
+DATA dw_odd<>+0(SB)/4, $0x00000001
+DATA dw_odd<>+4(SB)/4, $0x00000003
+DATA dw_odd<>+8(SB)/4, $0x00000005
+DATA dw_odd<>+12(SB)/4, $0x00000007
+DATA dw_odd<>+16(SB)/4, $0x00000009
+DATA dw_odd<>+20(SB)/4, $0x0000000b
+DATA dw_odd<>+24(SB)/4, $0x0000000d
+DATA dw_odd<>+28(SB)/4, $0x0000000f
+DATA dw_odd<>+32(SB)/4, $0x00000011
+DATA dw_odd<>+36(SB)/4, $0x00000013
+DATA dw_odd<>+40(SB)/4, $0x00000015
+DATA dw_odd<>+44(SB)/4, $0x00000017
+DATA dw_odd<>+48(SB)/4, $0x00000019
+DATA dw_odd<>+52(SB)/4, $0x0000001b
+DATA dw_odd<>+56(SB)/4, $0x0000001d
+DATA dw_odd<>+60(SB)/4, $0x0000001f
+GLOBL dw_odd<>(SB), RODATA|NOPTR, $64
+
+// func convDirect1AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect1AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 4(DX), Z31, Z0
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 8(DX), Z31, Z0
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 12(DX), Z31, Z0
+	ADDQ             $0x00000010, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	ADDQ             $0x04, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet1AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet1AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 4(DX), Z31, Z0
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 8(DX), Z31, Z0
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 12(DX), Z31, Z0
+	ADDQ             $0x00000010, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	ADDQ             $0x04, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair1AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair1AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 4(DX), Z31, Z0
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 8(DX), Z31, Z0
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 12(DX), Z31, Z0
+	ADDQ             $0x00000010, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	ADDQ             $0x04, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair1AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair1AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 4(DX), Z31, Z0
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 8(DX), Z31, Z0
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 12(DX), Z31, Z0
+	ADDQ             $0x00000010, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	ADDQ             $0x04, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect2AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect2AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 8(DX), Z31, Z0
+	VFMADD231PS.BCST 12(DX), Z31, Z1
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 16(DX), Z31, Z0
+	VFMADD231PS.BCST 20(DX), Z31, Z1
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	ADDQ             $0x00000020, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	ADDQ             $0x08, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet2AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet2AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 8(DX), Z31, Z0
+	VFMADD231PS.BCST 12(DX), Z31, Z1
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 16(DX), Z31, Z0
+	VFMADD231PS.BCST 20(DX), Z31, Z1
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	ADDQ             $0x00000020, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	ADDQ             $0x08, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair2AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair2AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 8(DX), Z31, Z0
+	VFMADD231PS.BCST 12(DX), Z31, Z1
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 16(DX), Z31, Z0
+	VFMADD231PS.BCST 20(DX), Z31, Z1
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	ADDQ             $0x00000020, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	ADDQ             $0x08, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair2AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair2AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 8(DX), Z31, Z0
+	VFMADD231PS.BCST 12(DX), Z31, Z1
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 16(DX), Z31, Z0
+	VFMADD231PS.BCST 20(DX), Z31, Z1
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	ADDQ             $0x00000020, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	ADDQ             $0x08, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect3AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect3AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 12(DX), Z31, Z0
+	VFMADD231PS.BCST 16(DX), Z31, Z1
+	VFMADD231PS.BCST 20(DX), Z31, Z2
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	VFMADD231PS.BCST 32(DX), Z31, Z2
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 36(DX), Z31, Z0
+	VFMADD231PS.BCST 40(DX), Z31, Z1
+	VFMADD231PS.BCST 44(DX), Z31, Z2
+	ADDQ             $0x00000030, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	ADDQ             $0x0c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet3AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet3AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 12(DX), Z31, Z0
+	VFMADD231PS.BCST 16(DX), Z31, Z1
+	VFMADD231PS.BCST 20(DX), Z31, Z2
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	VFMADD231PS.BCST 32(DX), Z31, Z2
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 36(DX), Z31, Z0
+	VFMADD231PS.BCST 40(DX), Z31, Z1
+	VFMADD231PS.BCST 44(DX), Z31, Z2
+	ADDQ             $0x00000030, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	ADDQ             $0x0c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair3AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair3AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 12(DX), Z31, Z0
+	VFMADD231PS.BCST 16(DX), Z31, Z1
+	VFMADD231PS.BCST 20(DX), Z31, Z2
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	VFMADD231PS.BCST 32(DX), Z31, Z2
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 36(DX), Z31, Z0
+	VFMADD231PS.BCST 40(DX), Z31, Z1
+	VFMADD231PS.BCST 44(DX), Z31, Z2
+	ADDQ             $0x00000030, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	ADDQ             $0x0c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair3AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair3AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 12(DX), Z31, Z0
+	VFMADD231PS.BCST 16(DX), Z31, Z1
+	VFMADD231PS.BCST 20(DX), Z31, Z2
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	VFMADD231PS.BCST 32(DX), Z31, Z2
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 36(DX), Z31, Z0
+	VFMADD231PS.BCST 40(DX), Z31, Z1
+	VFMADD231PS.BCST 44(DX), Z31, Z2
+	ADDQ             $0x00000030, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	ADDQ             $0x0c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect4AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect4AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 16(DX), Z31, Z0
+	VFMADD231PS.BCST 20(DX), Z31, Z1
+	VFMADD231PS.BCST 24(DX), Z31, Z2
+	VFMADD231PS.BCST 28(DX), Z31, Z3
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 32(DX), Z31, Z0
+	VFMADD231PS.BCST 36(DX), Z31, Z1
+	VFMADD231PS.BCST 40(DX), Z31, Z2
+	VFMADD231PS.BCST 44(DX), Z31, Z3
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	ADDQ             $0x00000040, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	ADDQ             $0x10, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet4AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet4AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 16(DX), Z31, Z0
+	VFMADD231PS.BCST 20(DX), Z31, Z1
+	VFMADD231PS.BCST 24(DX), Z31, Z2
+	VFMADD231PS.BCST 28(DX), Z31, Z3
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 32(DX), Z31, Z0
+	VFMADD231PS.BCST 36(DX), Z31, Z1
+	VFMADD231PS.BCST 40(DX), Z31, Z2
+	VFMADD231PS.BCST 44(DX), Z31, Z3
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	ADDQ             $0x00000040, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	ADDQ             $0x10, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair4AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair4AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 16(DX), Z31, Z0
+	VFMADD231PS.BCST 20(DX), Z31, Z1
+	VFMADD231PS.BCST 24(DX), Z31, Z2
+	VFMADD231PS.BCST 28(DX), Z31, Z3
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 32(DX), Z31, Z0
+	VFMADD231PS.BCST 36(DX), Z31, Z1
+	VFMADD231PS.BCST 40(DX), Z31, Z2
+	VFMADD231PS.BCST 44(DX), Z31, Z3
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	ADDQ             $0x00000040, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	ADDQ             $0x10, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair4AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair4AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 16(DX), Z31, Z0
+	VFMADD231PS.BCST 20(DX), Z31, Z1
+	VFMADD231PS.BCST 24(DX), Z31, Z2
+	VFMADD231PS.BCST 28(DX), Z31, Z3
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 32(DX), Z31, Z0
+	VFMADD231PS.BCST 36(DX), Z31, Z1
+	VFMADD231PS.BCST 40(DX), Z31, Z2
+	VFMADD231PS.BCST 44(DX), Z31, Z3
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	ADDQ             $0x00000040, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	ADDQ             $0x10, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect5AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect5AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 20(DX), Z31, Z0
+	VFMADD231PS.BCST 24(DX), Z31, Z1
+	VFMADD231PS.BCST 28(DX), Z31, Z2
+	VFMADD231PS.BCST 32(DX), Z31, Z3
+	VFMADD231PS.BCST 36(DX), Z31, Z4
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 40(DX), Z31, Z0
+	VFMADD231PS.BCST 44(DX), Z31, Z1
+	VFMADD231PS.BCST 48(DX), Z31, Z2
+	VFMADD231PS.BCST 52(DX), Z31, Z3
+	VFMADD231PS.BCST 56(DX), Z31, Z4
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 60(DX), Z31, Z0
+	VFMADD231PS.BCST 64(DX), Z31, Z1
+	VFMADD231PS.BCST 68(DX), Z31, Z2
+	VFMADD231PS.BCST 72(DX), Z31, Z3
+	VFMADD231PS.BCST 76(DX), Z31, Z4
+	ADDQ             $0x00000050, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	ADDQ             $0x14, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet5AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet5AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 20(DX), Z31, Z0
+	VFMADD231PS.BCST 24(DX), Z31, Z1
+	VFMADD231PS.BCST 28(DX), Z31, Z2
+	VFMADD231PS.BCST 32(DX), Z31, Z3
+	VFMADD231PS.BCST 36(DX), Z31, Z4
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 40(DX), Z31, Z0
+	VFMADD231PS.BCST 44(DX), Z31, Z1
+	VFMADD231PS.BCST 48(DX), Z31, Z2
+	VFMADD231PS.BCST 52(DX), Z31, Z3
+	VFMADD231PS.BCST 56(DX), Z31, Z4
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 60(DX), Z31, Z0
+	VFMADD231PS.BCST 64(DX), Z31, Z1
+	VFMADD231PS.BCST 68(DX), Z31, Z2
+	VFMADD231PS.BCST 72(DX), Z31, Z3
+	VFMADD231PS.BCST 76(DX), Z31, Z4
+	ADDQ             $0x00000050, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	ADDQ             $0x14, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair5AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair5AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 20(DX), Z31, Z0
+	VFMADD231PS.BCST 24(DX), Z31, Z1
+	VFMADD231PS.BCST 28(DX), Z31, Z2
+	VFMADD231PS.BCST 32(DX), Z31, Z3
+	VFMADD231PS.BCST 36(DX), Z31, Z4
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 40(DX), Z31, Z0
+	VFMADD231PS.BCST 44(DX), Z31, Z1
+	VFMADD231PS.BCST 48(DX), Z31, Z2
+	VFMADD231PS.BCST 52(DX), Z31, Z3
+	VFMADD231PS.BCST 56(DX), Z31, Z4
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 60(DX), Z31, Z0
+	VFMADD231PS.BCST 64(DX), Z31, Z1
+	VFMADD231PS.BCST 68(DX), Z31, Z2
+	VFMADD231PS.BCST 72(DX), Z31, Z3
+	VFMADD231PS.BCST 76(DX), Z31, Z4
+	ADDQ             $0x00000050, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	ADDQ             $0x14, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair5AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair5AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 20(DX), Z31, Z0
+	VFMADD231PS.BCST 24(DX), Z31, Z1
+	VFMADD231PS.BCST 28(DX), Z31, Z2
+	VFMADD231PS.BCST 32(DX), Z31, Z3
+	VFMADD231PS.BCST 36(DX), Z31, Z4
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 40(DX), Z31, Z0
+	VFMADD231PS.BCST 44(DX), Z31, Z1
+	VFMADD231PS.BCST 48(DX), Z31, Z2
+	VFMADD231PS.BCST 52(DX), Z31, Z3
+	VFMADD231PS.BCST 56(DX), Z31, Z4
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 60(DX), Z31, Z0
+	VFMADD231PS.BCST 64(DX), Z31, Z1
+	VFMADD231PS.BCST 68(DX), Z31, Z2
+	VFMADD231PS.BCST 72(DX), Z31, Z3
+	VFMADD231PS.BCST 76(DX), Z31, Z4
+	ADDQ             $0x00000050, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	ADDQ             $0x14, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect6AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect6AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	VFMADD231PS.BCST 32(DX), Z31, Z2
+	VFMADD231PS.BCST 36(DX), Z31, Z3
+	VFMADD231PS.BCST 40(DX), Z31, Z4
+	VFMADD231PS.BCST 44(DX), Z31, Z5
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	VFMADD231PS.BCST 64(DX), Z31, Z4
+	VFMADD231PS.BCST 68(DX), Z31, Z5
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	ADDQ             $0x00000060, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	ADDQ             $0x18, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet6AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet6AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	VFMADD231PS.BCST 32(DX), Z31, Z2
+	VFMADD231PS.BCST 36(DX), Z31, Z3
+	VFMADD231PS.BCST 40(DX), Z31, Z4
+	VFMADD231PS.BCST 44(DX), Z31, Z5
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	VFMADD231PS.BCST 64(DX), Z31, Z4
+	VFMADD231PS.BCST 68(DX), Z31, Z5
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	ADDQ             $0x00000060, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	ADDQ             $0x18, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair6AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair6AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	VFMADD231PS.BCST 32(DX), Z31, Z2
+	VFMADD231PS.BCST 36(DX), Z31, Z3
+	VFMADD231PS.BCST 40(DX), Z31, Z4
+	VFMADD231PS.BCST 44(DX), Z31, Z5
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	VFMADD231PS.BCST 64(DX), Z31, Z4
+	VFMADD231PS.BCST 68(DX), Z31, Z5
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	ADDQ             $0x00000060, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	ADDQ             $0x18, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair6AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair6AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 24(DX), Z31, Z0
+	VFMADD231PS.BCST 28(DX), Z31, Z1
+	VFMADD231PS.BCST 32(DX), Z31, Z2
+	VFMADD231PS.BCST 36(DX), Z31, Z3
+	VFMADD231PS.BCST 40(DX), Z31, Z4
+	VFMADD231PS.BCST 44(DX), Z31, Z5
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	VFMADD231PS.BCST 64(DX), Z31, Z4
+	VFMADD231PS.BCST 68(DX), Z31, Z5
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	ADDQ             $0x00000060, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	ADDQ             $0x18, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect7AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect7AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 28(DX), Z31, Z0
+	VFMADD231PS.BCST 32(DX), Z31, Z1
+	VFMADD231PS.BCST 36(DX), Z31, Z2
+	VFMADD231PS.BCST 40(DX), Z31, Z3
+	VFMADD231PS.BCST 44(DX), Z31, Z4
+	VFMADD231PS.BCST 48(DX), Z31, Z5
+	VFMADD231PS.BCST 52(DX), Z31, Z6
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 56(DX), Z31, Z0
+	VFMADD231PS.BCST 60(DX), Z31, Z1
+	VFMADD231PS.BCST 64(DX), Z31, Z2
+	VFMADD231PS.BCST 68(DX), Z31, Z3
+	VFMADD231PS.BCST 72(DX), Z31, Z4
+	VFMADD231PS.BCST 76(DX), Z31, Z5
+	VFMADD231PS.BCST 80(DX), Z31, Z6
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 84(DX), Z31, Z0
+	VFMADD231PS.BCST 88(DX), Z31, Z1
+	VFMADD231PS.BCST 92(DX), Z31, Z2
+	VFMADD231PS.BCST 96(DX), Z31, Z3
+	VFMADD231PS.BCST 100(DX), Z31, Z4
+	VFMADD231PS.BCST 104(DX), Z31, Z5
+	VFMADD231PS.BCST 108(DX), Z31, Z6
+	ADDQ             $0x00000070, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	ADDQ             $0x1c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet7AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet7AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 28(DX), Z31, Z0
+	VFMADD231PS.BCST 32(DX), Z31, Z1
+	VFMADD231PS.BCST 36(DX), Z31, Z2
+	VFMADD231PS.BCST 40(DX), Z31, Z3
+	VFMADD231PS.BCST 44(DX), Z31, Z4
+	VFMADD231PS.BCST 48(DX), Z31, Z5
+	VFMADD231PS.BCST 52(DX), Z31, Z6
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 56(DX), Z31, Z0
+	VFMADD231PS.BCST 60(DX), Z31, Z1
+	VFMADD231PS.BCST 64(DX), Z31, Z2
+	VFMADD231PS.BCST 68(DX), Z31, Z3
+	VFMADD231PS.BCST 72(DX), Z31, Z4
+	VFMADD231PS.BCST 76(DX), Z31, Z5
+	VFMADD231PS.BCST 80(DX), Z31, Z6
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 84(DX), Z31, Z0
+	VFMADD231PS.BCST 88(DX), Z31, Z1
+	VFMADD231PS.BCST 92(DX), Z31, Z2
+	VFMADD231PS.BCST 96(DX), Z31, Z3
+	VFMADD231PS.BCST 100(DX), Z31, Z4
+	VFMADD231PS.BCST 104(DX), Z31, Z5
+	VFMADD231PS.BCST 108(DX), Z31, Z6
+	ADDQ             $0x00000070, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	ADDQ             $0x1c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair7AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair7AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 28(DX), Z31, Z0
+	VFMADD231PS.BCST 32(DX), Z31, Z1
+	VFMADD231PS.BCST 36(DX), Z31, Z2
+	VFMADD231PS.BCST 40(DX), Z31, Z3
+	VFMADD231PS.BCST 44(DX), Z31, Z4
+	VFMADD231PS.BCST 48(DX), Z31, Z5
+	VFMADD231PS.BCST 52(DX), Z31, Z6
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 56(DX), Z31, Z0
+	VFMADD231PS.BCST 60(DX), Z31, Z1
+	VFMADD231PS.BCST 64(DX), Z31, Z2
+	VFMADD231PS.BCST 68(DX), Z31, Z3
+	VFMADD231PS.BCST 72(DX), Z31, Z4
+	VFMADD231PS.BCST 76(DX), Z31, Z5
+	VFMADD231PS.BCST 80(DX), Z31, Z6
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 84(DX), Z31, Z0
+	VFMADD231PS.BCST 88(DX), Z31, Z1
+	VFMADD231PS.BCST 92(DX), Z31, Z2
+	VFMADD231PS.BCST 96(DX), Z31, Z3
+	VFMADD231PS.BCST 100(DX), Z31, Z4
+	VFMADD231PS.BCST 104(DX), Z31, Z5
+	VFMADD231PS.BCST 108(DX), Z31, Z6
+	ADDQ             $0x00000070, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	ADDQ             $0x1c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair7AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair7AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 28(DX), Z31, Z0
+	VFMADD231PS.BCST 32(DX), Z31, Z1
+	VFMADD231PS.BCST 36(DX), Z31, Z2
+	VFMADD231PS.BCST 40(DX), Z31, Z3
+	VFMADD231PS.BCST 44(DX), Z31, Z4
+	VFMADD231PS.BCST 48(DX), Z31, Z5
+	VFMADD231PS.BCST 52(DX), Z31, Z6
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 56(DX), Z31, Z0
+	VFMADD231PS.BCST 60(DX), Z31, Z1
+	VFMADD231PS.BCST 64(DX), Z31, Z2
+	VFMADD231PS.BCST 68(DX), Z31, Z3
+	VFMADD231PS.BCST 72(DX), Z31, Z4
+	VFMADD231PS.BCST 76(DX), Z31, Z5
+	VFMADD231PS.BCST 80(DX), Z31, Z6
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 84(DX), Z31, Z0
+	VFMADD231PS.BCST 88(DX), Z31, Z1
+	VFMADD231PS.BCST 92(DX), Z31, Z2
+	VFMADD231PS.BCST 96(DX), Z31, Z3
+	VFMADD231PS.BCST 100(DX), Z31, Z4
+	VFMADD231PS.BCST 104(DX), Z31, Z5
+	VFMADD231PS.BCST 108(DX), Z31, Z6
+	ADDQ             $0x00000070, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	ADDQ             $0x1c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect8AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect8AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 32(DX), Z31, Z0
+	VFMADD231PS.BCST 36(DX), Z31, Z1
+	VFMADD231PS.BCST 40(DX), Z31, Z2
+	VFMADD231PS.BCST 44(DX), Z31, Z3
+	VFMADD231PS.BCST 48(DX), Z31, Z4
+	VFMADD231PS.BCST 52(DX), Z31, Z5
+	VFMADD231PS.BCST 56(DX), Z31, Z6
+	VFMADD231PS.BCST 60(DX), Z31, Z7
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 64(DX), Z31, Z0
+	VFMADD231PS.BCST 68(DX), Z31, Z1
+	VFMADD231PS.BCST 72(DX), Z31, Z2
+	VFMADD231PS.BCST 76(DX), Z31, Z3
+	VFMADD231PS.BCST 80(DX), Z31, Z4
+	VFMADD231PS.BCST 84(DX), Z31, Z5
+	VFMADD231PS.BCST 88(DX), Z31, Z6
+	VFMADD231PS.BCST 92(DX), Z31, Z7
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	ADDQ             $0x00000080, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	ADDQ             $0x20, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet8AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet8AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 32(DX), Z31, Z0
+	VFMADD231PS.BCST 36(DX), Z31, Z1
+	VFMADD231PS.BCST 40(DX), Z31, Z2
+	VFMADD231PS.BCST 44(DX), Z31, Z3
+	VFMADD231PS.BCST 48(DX), Z31, Z4
+	VFMADD231PS.BCST 52(DX), Z31, Z5
+	VFMADD231PS.BCST 56(DX), Z31, Z6
+	VFMADD231PS.BCST 60(DX), Z31, Z7
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 64(DX), Z31, Z0
+	VFMADD231PS.BCST 68(DX), Z31, Z1
+	VFMADD231PS.BCST 72(DX), Z31, Z2
+	VFMADD231PS.BCST 76(DX), Z31, Z3
+	VFMADD231PS.BCST 80(DX), Z31, Z4
+	VFMADD231PS.BCST 84(DX), Z31, Z5
+	VFMADD231PS.BCST 88(DX), Z31, Z6
+	VFMADD231PS.BCST 92(DX), Z31, Z7
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	ADDQ             $0x00000080, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	ADDQ             $0x20, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair8AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair8AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 32(DX), Z31, Z0
+	VFMADD231PS.BCST 36(DX), Z31, Z1
+	VFMADD231PS.BCST 40(DX), Z31, Z2
+	VFMADD231PS.BCST 44(DX), Z31, Z3
+	VFMADD231PS.BCST 48(DX), Z31, Z4
+	VFMADD231PS.BCST 52(DX), Z31, Z5
+	VFMADD231PS.BCST 56(DX), Z31, Z6
+	VFMADD231PS.BCST 60(DX), Z31, Z7
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 64(DX), Z31, Z0
+	VFMADD231PS.BCST 68(DX), Z31, Z1
+	VFMADD231PS.BCST 72(DX), Z31, Z2
+	VFMADD231PS.BCST 76(DX), Z31, Z3
+	VFMADD231PS.BCST 80(DX), Z31, Z4
+	VFMADD231PS.BCST 84(DX), Z31, Z5
+	VFMADD231PS.BCST 88(DX), Z31, Z6
+	VFMADD231PS.BCST 92(DX), Z31, Z7
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	ADDQ             $0x00000080, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	ADDQ             $0x20, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair8AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair8AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 32(DX), Z31, Z0
+	VFMADD231PS.BCST 36(DX), Z31, Z1
+	VFMADD231PS.BCST 40(DX), Z31, Z2
+	VFMADD231PS.BCST 44(DX), Z31, Z3
+	VFMADD231PS.BCST 48(DX), Z31, Z4
+	VFMADD231PS.BCST 52(DX), Z31, Z5
+	VFMADD231PS.BCST 56(DX), Z31, Z6
+	VFMADD231PS.BCST 60(DX), Z31, Z7
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 64(DX), Z31, Z0
+	VFMADD231PS.BCST 68(DX), Z31, Z1
+	VFMADD231PS.BCST 72(DX), Z31, Z2
+	VFMADD231PS.BCST 76(DX), Z31, Z3
+	VFMADD231PS.BCST 80(DX), Z31, Z4
+	VFMADD231PS.BCST 84(DX), Z31, Z5
+	VFMADD231PS.BCST 88(DX), Z31, Z6
+	VFMADD231PS.BCST 92(DX), Z31, Z7
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	ADDQ             $0x00000080, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	ADDQ             $0x20, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect9AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect9AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 36(DX), Z31, Z0
+	VFMADD231PS.BCST 40(DX), Z31, Z1
+	VFMADD231PS.BCST 44(DX), Z31, Z2
+	VFMADD231PS.BCST 48(DX), Z31, Z3
+	VFMADD231PS.BCST 52(DX), Z31, Z4
+	VFMADD231PS.BCST 56(DX), Z31, Z5
+	VFMADD231PS.BCST 60(DX), Z31, Z6
+	VFMADD231PS.BCST 64(DX), Z31, Z7
+	VFMADD231PS.BCST 68(DX), Z31, Z8
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	VFMADD231PS.BCST 96(DX), Z31, Z6
+	VFMADD231PS.BCST 100(DX), Z31, Z7
+	VFMADD231PS.BCST 104(DX), Z31, Z8
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 108(DX), Z31, Z0
+	VFMADD231PS.BCST 112(DX), Z31, Z1
+	VFMADD231PS.BCST 116(DX), Z31, Z2
+	VFMADD231PS.BCST 120(DX), Z31, Z3
+	VFMADD231PS.BCST 124(DX), Z31, Z4
+	VFMADD231PS.BCST 128(DX), Z31, Z5
+	VFMADD231PS.BCST 132(DX), Z31, Z6
+	VFMADD231PS.BCST 136(DX), Z31, Z7
+	VFMADD231PS.BCST 140(DX), Z31, Z8
+	ADDQ             $0x00000090, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	ADDQ             $0x24, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet9AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet9AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 36(DX), Z31, Z0
+	VFMADD231PS.BCST 40(DX), Z31, Z1
+	VFMADD231PS.BCST 44(DX), Z31, Z2
+	VFMADD231PS.BCST 48(DX), Z31, Z3
+	VFMADD231PS.BCST 52(DX), Z31, Z4
+	VFMADD231PS.BCST 56(DX), Z31, Z5
+	VFMADD231PS.BCST 60(DX), Z31, Z6
+	VFMADD231PS.BCST 64(DX), Z31, Z7
+	VFMADD231PS.BCST 68(DX), Z31, Z8
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	VFMADD231PS.BCST 96(DX), Z31, Z6
+	VFMADD231PS.BCST 100(DX), Z31, Z7
+	VFMADD231PS.BCST 104(DX), Z31, Z8
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 108(DX), Z31, Z0
+	VFMADD231PS.BCST 112(DX), Z31, Z1
+	VFMADD231PS.BCST 116(DX), Z31, Z2
+	VFMADD231PS.BCST 120(DX), Z31, Z3
+	VFMADD231PS.BCST 124(DX), Z31, Z4
+	VFMADD231PS.BCST 128(DX), Z31, Z5
+	VFMADD231PS.BCST 132(DX), Z31, Z6
+	VFMADD231PS.BCST 136(DX), Z31, Z7
+	VFMADD231PS.BCST 140(DX), Z31, Z8
+	ADDQ             $0x00000090, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	ADDQ             $0x24, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair9AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair9AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 36(DX), Z31, Z0
+	VFMADD231PS.BCST 40(DX), Z31, Z1
+	VFMADD231PS.BCST 44(DX), Z31, Z2
+	VFMADD231PS.BCST 48(DX), Z31, Z3
+	VFMADD231PS.BCST 52(DX), Z31, Z4
+	VFMADD231PS.BCST 56(DX), Z31, Z5
+	VFMADD231PS.BCST 60(DX), Z31, Z6
+	VFMADD231PS.BCST 64(DX), Z31, Z7
+	VFMADD231PS.BCST 68(DX), Z31, Z8
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	VFMADD231PS.BCST 96(DX), Z31, Z6
+	VFMADD231PS.BCST 100(DX), Z31, Z7
+	VFMADD231PS.BCST 104(DX), Z31, Z8
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 108(DX), Z31, Z0
+	VFMADD231PS.BCST 112(DX), Z31, Z1
+	VFMADD231PS.BCST 116(DX), Z31, Z2
+	VFMADD231PS.BCST 120(DX), Z31, Z3
+	VFMADD231PS.BCST 124(DX), Z31, Z4
+	VFMADD231PS.BCST 128(DX), Z31, Z5
+	VFMADD231PS.BCST 132(DX), Z31, Z6
+	VFMADD231PS.BCST 136(DX), Z31, Z7
+	VFMADD231PS.BCST 140(DX), Z31, Z8
+	ADDQ             $0x00000090, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	ADDQ             $0x24, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair9AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair9AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 36(DX), Z31, Z0
+	VFMADD231PS.BCST 40(DX), Z31, Z1
+	VFMADD231PS.BCST 44(DX), Z31, Z2
+	VFMADD231PS.BCST 48(DX), Z31, Z3
+	VFMADD231PS.BCST 52(DX), Z31, Z4
+	VFMADD231PS.BCST 56(DX), Z31, Z5
+	VFMADD231PS.BCST 60(DX), Z31, Z6
+	VFMADD231PS.BCST 64(DX), Z31, Z7
+	VFMADD231PS.BCST 68(DX), Z31, Z8
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	VFMADD231PS.BCST 96(DX), Z31, Z6
+	VFMADD231PS.BCST 100(DX), Z31, Z7
+	VFMADD231PS.BCST 104(DX), Z31, Z8
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 108(DX), Z31, Z0
+	VFMADD231PS.BCST 112(DX), Z31, Z1
+	VFMADD231PS.BCST 116(DX), Z31, Z2
+	VFMADD231PS.BCST 120(DX), Z31, Z3
+	VFMADD231PS.BCST 124(DX), Z31, Z4
+	VFMADD231PS.BCST 128(DX), Z31, Z5
+	VFMADD231PS.BCST 132(DX), Z31, Z6
+	VFMADD231PS.BCST 136(DX), Z31, Z7
+	VFMADD231PS.BCST 140(DX), Z31, Z8
+	ADDQ             $0x00000090, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	ADDQ             $0x24, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect10AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect10AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 40(DX), Z31, Z0
+	VFMADD231PS.BCST 44(DX), Z31, Z1
+	VFMADD231PS.BCST 48(DX), Z31, Z2
+	VFMADD231PS.BCST 52(DX), Z31, Z3
+	VFMADD231PS.BCST 56(DX), Z31, Z4
+	VFMADD231PS.BCST 60(DX), Z31, Z5
+	VFMADD231PS.BCST 64(DX), Z31, Z6
+	VFMADD231PS.BCST 68(DX), Z31, Z7
+	VFMADD231PS.BCST 72(DX), Z31, Z8
+	VFMADD231PS.BCST 76(DX), Z31, Z9
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 80(DX), Z31, Z0
+	VFMADD231PS.BCST 84(DX), Z31, Z1
+	VFMADD231PS.BCST 88(DX), Z31, Z2
+	VFMADD231PS.BCST 92(DX), Z31, Z3
+	VFMADD231PS.BCST 96(DX), Z31, Z4
+	VFMADD231PS.BCST 100(DX), Z31, Z5
+	VFMADD231PS.BCST 104(DX), Z31, Z6
+	VFMADD231PS.BCST 108(DX), Z31, Z7
+	VFMADD231PS.BCST 112(DX), Z31, Z8
+	VFMADD231PS.BCST 116(DX), Z31, Z9
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 120(DX), Z31, Z0
+	VFMADD231PS.BCST 124(DX), Z31, Z1
+	VFMADD231PS.BCST 128(DX), Z31, Z2
+	VFMADD231PS.BCST 132(DX), Z31, Z3
+	VFMADD231PS.BCST 136(DX), Z31, Z4
+	VFMADD231PS.BCST 140(DX), Z31, Z5
+	VFMADD231PS.BCST 144(DX), Z31, Z6
+	VFMADD231PS.BCST 148(DX), Z31, Z7
+	VFMADD231PS.BCST 152(DX), Z31, Z8
+	VFMADD231PS.BCST 156(DX), Z31, Z9
+	ADDQ             $0x000000a0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	ADDQ             $0x28, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet10AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet10AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 40(DX), Z31, Z0
+	VFMADD231PS.BCST 44(DX), Z31, Z1
+	VFMADD231PS.BCST 48(DX), Z31, Z2
+	VFMADD231PS.BCST 52(DX), Z31, Z3
+	VFMADD231PS.BCST 56(DX), Z31, Z4
+	VFMADD231PS.BCST 60(DX), Z31, Z5
+	VFMADD231PS.BCST 64(DX), Z31, Z6
+	VFMADD231PS.BCST 68(DX), Z31, Z7
+	VFMADD231PS.BCST 72(DX), Z31, Z8
+	VFMADD231PS.BCST 76(DX), Z31, Z9
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 80(DX), Z31, Z0
+	VFMADD231PS.BCST 84(DX), Z31, Z1
+	VFMADD231PS.BCST 88(DX), Z31, Z2
+	VFMADD231PS.BCST 92(DX), Z31, Z3
+	VFMADD231PS.BCST 96(DX), Z31, Z4
+	VFMADD231PS.BCST 100(DX), Z31, Z5
+	VFMADD231PS.BCST 104(DX), Z31, Z6
+	VFMADD231PS.BCST 108(DX), Z31, Z7
+	VFMADD231PS.BCST 112(DX), Z31, Z8
+	VFMADD231PS.BCST 116(DX), Z31, Z9
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 120(DX), Z31, Z0
+	VFMADD231PS.BCST 124(DX), Z31, Z1
+	VFMADD231PS.BCST 128(DX), Z31, Z2
+	VFMADD231PS.BCST 132(DX), Z31, Z3
+	VFMADD231PS.BCST 136(DX), Z31, Z4
+	VFMADD231PS.BCST 140(DX), Z31, Z5
+	VFMADD231PS.BCST 144(DX), Z31, Z6
+	VFMADD231PS.BCST 148(DX), Z31, Z7
+	VFMADD231PS.BCST 152(DX), Z31, Z8
+	VFMADD231PS.BCST 156(DX), Z31, Z9
+	ADDQ             $0x000000a0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	ADDQ             $0x28, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair10AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair10AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 40(DX), Z31, Z0
+	VFMADD231PS.BCST 44(DX), Z31, Z1
+	VFMADD231PS.BCST 48(DX), Z31, Z2
+	VFMADD231PS.BCST 52(DX), Z31, Z3
+	VFMADD231PS.BCST 56(DX), Z31, Z4
+	VFMADD231PS.BCST 60(DX), Z31, Z5
+	VFMADD231PS.BCST 64(DX), Z31, Z6
+	VFMADD231PS.BCST 68(DX), Z31, Z7
+	VFMADD231PS.BCST 72(DX), Z31, Z8
+	VFMADD231PS.BCST 76(DX), Z31, Z9
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 80(DX), Z31, Z0
+	VFMADD231PS.BCST 84(DX), Z31, Z1
+	VFMADD231PS.BCST 88(DX), Z31, Z2
+	VFMADD231PS.BCST 92(DX), Z31, Z3
+	VFMADD231PS.BCST 96(DX), Z31, Z4
+	VFMADD231PS.BCST 100(DX), Z31, Z5
+	VFMADD231PS.BCST 104(DX), Z31, Z6
+	VFMADD231PS.BCST 108(DX), Z31, Z7
+	VFMADD231PS.BCST 112(DX), Z31, Z8
+	VFMADD231PS.BCST 116(DX), Z31, Z9
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 120(DX), Z31, Z0
+	VFMADD231PS.BCST 124(DX), Z31, Z1
+	VFMADD231PS.BCST 128(DX), Z31, Z2
+	VFMADD231PS.BCST 132(DX), Z31, Z3
+	VFMADD231PS.BCST 136(DX), Z31, Z4
+	VFMADD231PS.BCST 140(DX), Z31, Z5
+	VFMADD231PS.BCST 144(DX), Z31, Z6
+	VFMADD231PS.BCST 148(DX), Z31, Z7
+	VFMADD231PS.BCST 152(DX), Z31, Z8
+	VFMADD231PS.BCST 156(DX), Z31, Z9
+	ADDQ             $0x000000a0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	ADDQ             $0x28, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair10AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair10AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 40(DX), Z31, Z0
+	VFMADD231PS.BCST 44(DX), Z31, Z1
+	VFMADD231PS.BCST 48(DX), Z31, Z2
+	VFMADD231PS.BCST 52(DX), Z31, Z3
+	VFMADD231PS.BCST 56(DX), Z31, Z4
+	VFMADD231PS.BCST 60(DX), Z31, Z5
+	VFMADD231PS.BCST 64(DX), Z31, Z6
+	VFMADD231PS.BCST 68(DX), Z31, Z7
+	VFMADD231PS.BCST 72(DX), Z31, Z8
+	VFMADD231PS.BCST 76(DX), Z31, Z9
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 80(DX), Z31, Z0
+	VFMADD231PS.BCST 84(DX), Z31, Z1
+	VFMADD231PS.BCST 88(DX), Z31, Z2
+	VFMADD231PS.BCST 92(DX), Z31, Z3
+	VFMADD231PS.BCST 96(DX), Z31, Z4
+	VFMADD231PS.BCST 100(DX), Z31, Z5
+	VFMADD231PS.BCST 104(DX), Z31, Z6
+	VFMADD231PS.BCST 108(DX), Z31, Z7
+	VFMADD231PS.BCST 112(DX), Z31, Z8
+	VFMADD231PS.BCST 116(DX), Z31, Z9
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 120(DX), Z31, Z0
+	VFMADD231PS.BCST 124(DX), Z31, Z1
+	VFMADD231PS.BCST 128(DX), Z31, Z2
+	VFMADD231PS.BCST 132(DX), Z31, Z3
+	VFMADD231PS.BCST 136(DX), Z31, Z4
+	VFMADD231PS.BCST 140(DX), Z31, Z5
+	VFMADD231PS.BCST 144(DX), Z31, Z6
+	VFMADD231PS.BCST 148(DX), Z31, Z7
+	VFMADD231PS.BCST 152(DX), Z31, Z8
+	VFMADD231PS.BCST 156(DX), Z31, Z9
+	ADDQ             $0x000000a0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	ADDQ             $0x28, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect11AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect11AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 44(DX), Z31, Z0
+	VFMADD231PS.BCST 48(DX), Z31, Z1
+	VFMADD231PS.BCST 52(DX), Z31, Z2
+	VFMADD231PS.BCST 56(DX), Z31, Z3
+	VFMADD231PS.BCST 60(DX), Z31, Z4
+	VFMADD231PS.BCST 64(DX), Z31, Z5
+	VFMADD231PS.BCST 68(DX), Z31, Z6
+	VFMADD231PS.BCST 72(DX), Z31, Z7
+	VFMADD231PS.BCST 76(DX), Z31, Z8
+	VFMADD231PS.BCST 80(DX), Z31, Z9
+	VFMADD231PS.BCST 84(DX), Z31, Z10
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 88(DX), Z31, Z0
+	VFMADD231PS.BCST 92(DX), Z31, Z1
+	VFMADD231PS.BCST 96(DX), Z31, Z2
+	VFMADD231PS.BCST 100(DX), Z31, Z3
+	VFMADD231PS.BCST 104(DX), Z31, Z4
+	VFMADD231PS.BCST 108(DX), Z31, Z5
+	VFMADD231PS.BCST 112(DX), Z31, Z6
+	VFMADD231PS.BCST 116(DX), Z31, Z7
+	VFMADD231PS.BCST 120(DX), Z31, Z8
+	VFMADD231PS.BCST 124(DX), Z31, Z9
+	VFMADD231PS.BCST 128(DX), Z31, Z10
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 132(DX), Z31, Z0
+	VFMADD231PS.BCST 136(DX), Z31, Z1
+	VFMADD231PS.BCST 140(DX), Z31, Z2
+	VFMADD231PS.BCST 144(DX), Z31, Z3
+	VFMADD231PS.BCST 148(DX), Z31, Z4
+	VFMADD231PS.BCST 152(DX), Z31, Z5
+	VFMADD231PS.BCST 156(DX), Z31, Z6
+	VFMADD231PS.BCST 160(DX), Z31, Z7
+	VFMADD231PS.BCST 164(DX), Z31, Z8
+	VFMADD231PS.BCST 168(DX), Z31, Z9
+	VFMADD231PS.BCST 172(DX), Z31, Z10
+	ADDQ             $0x000000b0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	ADDQ             $0x2c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet11AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet11AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 44(DX), Z31, Z0
+	VFMADD231PS.BCST 48(DX), Z31, Z1
+	VFMADD231PS.BCST 52(DX), Z31, Z2
+	VFMADD231PS.BCST 56(DX), Z31, Z3
+	VFMADD231PS.BCST 60(DX), Z31, Z4
+	VFMADD231PS.BCST 64(DX), Z31, Z5
+	VFMADD231PS.BCST 68(DX), Z31, Z6
+	VFMADD231PS.BCST 72(DX), Z31, Z7
+	VFMADD231PS.BCST 76(DX), Z31, Z8
+	VFMADD231PS.BCST 80(DX), Z31, Z9
+	VFMADD231PS.BCST 84(DX), Z31, Z10
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 88(DX), Z31, Z0
+	VFMADD231PS.BCST 92(DX), Z31, Z1
+	VFMADD231PS.BCST 96(DX), Z31, Z2
+	VFMADD231PS.BCST 100(DX), Z31, Z3
+	VFMADD231PS.BCST 104(DX), Z31, Z4
+	VFMADD231PS.BCST 108(DX), Z31, Z5
+	VFMADD231PS.BCST 112(DX), Z31, Z6
+	VFMADD231PS.BCST 116(DX), Z31, Z7
+	VFMADD231PS.BCST 120(DX), Z31, Z8
+	VFMADD231PS.BCST 124(DX), Z31, Z9
+	VFMADD231PS.BCST 128(DX), Z31, Z10
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 132(DX), Z31, Z0
+	VFMADD231PS.BCST 136(DX), Z31, Z1
+	VFMADD231PS.BCST 140(DX), Z31, Z2
+	VFMADD231PS.BCST 144(DX), Z31, Z3
+	VFMADD231PS.BCST 148(DX), Z31, Z4
+	VFMADD231PS.BCST 152(DX), Z31, Z5
+	VFMADD231PS.BCST 156(DX), Z31, Z6
+	VFMADD231PS.BCST 160(DX), Z31, Z7
+	VFMADD231PS.BCST 164(DX), Z31, Z8
+	VFMADD231PS.BCST 168(DX), Z31, Z9
+	VFMADD231PS.BCST 172(DX), Z31, Z10
+	ADDQ             $0x000000b0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	ADDQ             $0x2c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair11AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair11AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 44(DX), Z31, Z0
+	VFMADD231PS.BCST 48(DX), Z31, Z1
+	VFMADD231PS.BCST 52(DX), Z31, Z2
+	VFMADD231PS.BCST 56(DX), Z31, Z3
+	VFMADD231PS.BCST 60(DX), Z31, Z4
+	VFMADD231PS.BCST 64(DX), Z31, Z5
+	VFMADD231PS.BCST 68(DX), Z31, Z6
+	VFMADD231PS.BCST 72(DX), Z31, Z7
+	VFMADD231PS.BCST 76(DX), Z31, Z8
+	VFMADD231PS.BCST 80(DX), Z31, Z9
+	VFMADD231PS.BCST 84(DX), Z31, Z10
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 88(DX), Z31, Z0
+	VFMADD231PS.BCST 92(DX), Z31, Z1
+	VFMADD231PS.BCST 96(DX), Z31, Z2
+	VFMADD231PS.BCST 100(DX), Z31, Z3
+	VFMADD231PS.BCST 104(DX), Z31, Z4
+	VFMADD231PS.BCST 108(DX), Z31, Z5
+	VFMADD231PS.BCST 112(DX), Z31, Z6
+	VFMADD231PS.BCST 116(DX), Z31, Z7
+	VFMADD231PS.BCST 120(DX), Z31, Z8
+	VFMADD231PS.BCST 124(DX), Z31, Z9
+	VFMADD231PS.BCST 128(DX), Z31, Z10
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 132(DX), Z31, Z0
+	VFMADD231PS.BCST 136(DX), Z31, Z1
+	VFMADD231PS.BCST 140(DX), Z31, Z2
+	VFMADD231PS.BCST 144(DX), Z31, Z3
+	VFMADD231PS.BCST 148(DX), Z31, Z4
+	VFMADD231PS.BCST 152(DX), Z31, Z5
+	VFMADD231PS.BCST 156(DX), Z31, Z6
+	VFMADD231PS.BCST 160(DX), Z31, Z7
+	VFMADD231PS.BCST 164(DX), Z31, Z8
+	VFMADD231PS.BCST 168(DX), Z31, Z9
+	VFMADD231PS.BCST 172(DX), Z31, Z10
+	ADDQ             $0x000000b0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	ADDQ             $0x2c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair11AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair11AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 44(DX), Z31, Z0
+	VFMADD231PS.BCST 48(DX), Z31, Z1
+	VFMADD231PS.BCST 52(DX), Z31, Z2
+	VFMADD231PS.BCST 56(DX), Z31, Z3
+	VFMADD231PS.BCST 60(DX), Z31, Z4
+	VFMADD231PS.BCST 64(DX), Z31, Z5
+	VFMADD231PS.BCST 68(DX), Z31, Z6
+	VFMADD231PS.BCST 72(DX), Z31, Z7
+	VFMADD231PS.BCST 76(DX), Z31, Z8
+	VFMADD231PS.BCST 80(DX), Z31, Z9
+	VFMADD231PS.BCST 84(DX), Z31, Z10
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 88(DX), Z31, Z0
+	VFMADD231PS.BCST 92(DX), Z31, Z1
+	VFMADD231PS.BCST 96(DX), Z31, Z2
+	VFMADD231PS.BCST 100(DX), Z31, Z3
+	VFMADD231PS.BCST 104(DX), Z31, Z4
+	VFMADD231PS.BCST 108(DX), Z31, Z5
+	VFMADD231PS.BCST 112(DX), Z31, Z6
+	VFMADD231PS.BCST 116(DX), Z31, Z7
+	VFMADD231PS.BCST 120(DX), Z31, Z8
+	VFMADD231PS.BCST 124(DX), Z31, Z9
+	VFMADD231PS.BCST 128(DX), Z31, Z10
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 132(DX), Z31, Z0
+	VFMADD231PS.BCST 136(DX), Z31, Z1
+	VFMADD231PS.BCST 140(DX), Z31, Z2
+	VFMADD231PS.BCST 144(DX), Z31, Z3
+	VFMADD231PS.BCST 148(DX), Z31, Z4
+	VFMADD231PS.BCST 152(DX), Z31, Z5
+	VFMADD231PS.BCST 156(DX), Z31, Z6
+	VFMADD231PS.BCST 160(DX), Z31, Z7
+	VFMADD231PS.BCST 164(DX), Z31, Z8
+	VFMADD231PS.BCST 168(DX), Z31, Z9
+	VFMADD231PS.BCST 172(DX), Z31, Z10
+	ADDQ             $0x000000b0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	ADDQ             $0x2c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect12AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect12AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	VFMADD231PS.BCST 64(DX), Z31, Z4
+	VFMADD231PS.BCST 68(DX), Z31, Z5
+	VFMADD231PS.BCST 72(DX), Z31, Z6
+	VFMADD231PS.BCST 76(DX), Z31, Z7
+	VFMADD231PS.BCST 80(DX), Z31, Z8
+	VFMADD231PS.BCST 84(DX), Z31, Z9
+	VFMADD231PS.BCST 88(DX), Z31, Z10
+	VFMADD231PS.BCST 92(DX), Z31, Z11
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	VFMADD231PS.BCST 128(DX), Z31, Z8
+	VFMADD231PS.BCST 132(DX), Z31, Z9
+	VFMADD231PS.BCST 136(DX), Z31, Z10
+	VFMADD231PS.BCST 140(DX), Z31, Z11
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 144(DX), Z31, Z0
+	VFMADD231PS.BCST 148(DX), Z31, Z1
+	VFMADD231PS.BCST 152(DX), Z31, Z2
+	VFMADD231PS.BCST 156(DX), Z31, Z3
+	VFMADD231PS.BCST 160(DX), Z31, Z4
+	VFMADD231PS.BCST 164(DX), Z31, Z5
+	VFMADD231PS.BCST 168(DX), Z31, Z6
+	VFMADD231PS.BCST 172(DX), Z31, Z7
+	VFMADD231PS.BCST 176(DX), Z31, Z8
+	VFMADD231PS.BCST 180(DX), Z31, Z9
+	VFMADD231PS.BCST 184(DX), Z31, Z10
+	VFMADD231PS.BCST 188(DX), Z31, Z11
+	ADDQ             $0x000000c0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	ADDQ             $0x30, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet12AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet12AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	VFMADD231PS.BCST 64(DX), Z31, Z4
+	VFMADD231PS.BCST 68(DX), Z31, Z5
+	VFMADD231PS.BCST 72(DX), Z31, Z6
+	VFMADD231PS.BCST 76(DX), Z31, Z7
+	VFMADD231PS.BCST 80(DX), Z31, Z8
+	VFMADD231PS.BCST 84(DX), Z31, Z9
+	VFMADD231PS.BCST 88(DX), Z31, Z10
+	VFMADD231PS.BCST 92(DX), Z31, Z11
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	VFMADD231PS.BCST 128(DX), Z31, Z8
+	VFMADD231PS.BCST 132(DX), Z31, Z9
+	VFMADD231PS.BCST 136(DX), Z31, Z10
+	VFMADD231PS.BCST 140(DX), Z31, Z11
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 144(DX), Z31, Z0
+	VFMADD231PS.BCST 148(DX), Z31, Z1
+	VFMADD231PS.BCST 152(DX), Z31, Z2
+	VFMADD231PS.BCST 156(DX), Z31, Z3
+	VFMADD231PS.BCST 160(DX), Z31, Z4
+	VFMADD231PS.BCST 164(DX), Z31, Z5
+	VFMADD231PS.BCST 168(DX), Z31, Z6
+	VFMADD231PS.BCST 172(DX), Z31, Z7
+	VFMADD231PS.BCST 176(DX), Z31, Z8
+	VFMADD231PS.BCST 180(DX), Z31, Z9
+	VFMADD231PS.BCST 184(DX), Z31, Z10
+	VFMADD231PS.BCST 188(DX), Z31, Z11
+	ADDQ             $0x000000c0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	ADDQ             $0x30, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair12AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair12AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	VFMADD231PS.BCST 64(DX), Z31, Z4
+	VFMADD231PS.BCST 68(DX), Z31, Z5
+	VFMADD231PS.BCST 72(DX), Z31, Z6
+	VFMADD231PS.BCST 76(DX), Z31, Z7
+	VFMADD231PS.BCST 80(DX), Z31, Z8
+	VFMADD231PS.BCST 84(DX), Z31, Z9
+	VFMADD231PS.BCST 88(DX), Z31, Z10
+	VFMADD231PS.BCST 92(DX), Z31, Z11
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	VFMADD231PS.BCST 128(DX), Z31, Z8
+	VFMADD231PS.BCST 132(DX), Z31, Z9
+	VFMADD231PS.BCST 136(DX), Z31, Z10
+	VFMADD231PS.BCST 140(DX), Z31, Z11
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 144(DX), Z31, Z0
+	VFMADD231PS.BCST 148(DX), Z31, Z1
+	VFMADD231PS.BCST 152(DX), Z31, Z2
+	VFMADD231PS.BCST 156(DX), Z31, Z3
+	VFMADD231PS.BCST 160(DX), Z31, Z4
+	VFMADD231PS.BCST 164(DX), Z31, Z5
+	VFMADD231PS.BCST 168(DX), Z31, Z6
+	VFMADD231PS.BCST 172(DX), Z31, Z7
+	VFMADD231PS.BCST 176(DX), Z31, Z8
+	VFMADD231PS.BCST 180(DX), Z31, Z9
+	VFMADD231PS.BCST 184(DX), Z31, Z10
+	VFMADD231PS.BCST 188(DX), Z31, Z11
+	ADDQ             $0x000000c0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	ADDQ             $0x30, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair12AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair12AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 48(DX), Z31, Z0
+	VFMADD231PS.BCST 52(DX), Z31, Z1
+	VFMADD231PS.BCST 56(DX), Z31, Z2
+	VFMADD231PS.BCST 60(DX), Z31, Z3
+	VFMADD231PS.BCST 64(DX), Z31, Z4
+	VFMADD231PS.BCST 68(DX), Z31, Z5
+	VFMADD231PS.BCST 72(DX), Z31, Z6
+	VFMADD231PS.BCST 76(DX), Z31, Z7
+	VFMADD231PS.BCST 80(DX), Z31, Z8
+	VFMADD231PS.BCST 84(DX), Z31, Z9
+	VFMADD231PS.BCST 88(DX), Z31, Z10
+	VFMADD231PS.BCST 92(DX), Z31, Z11
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	VFMADD231PS.BCST 128(DX), Z31, Z8
+	VFMADD231PS.BCST 132(DX), Z31, Z9
+	VFMADD231PS.BCST 136(DX), Z31, Z10
+	VFMADD231PS.BCST 140(DX), Z31, Z11
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 144(DX), Z31, Z0
+	VFMADD231PS.BCST 148(DX), Z31, Z1
+	VFMADD231PS.BCST 152(DX), Z31, Z2
+	VFMADD231PS.BCST 156(DX), Z31, Z3
+	VFMADD231PS.BCST 160(DX), Z31, Z4
+	VFMADD231PS.BCST 164(DX), Z31, Z5
+	VFMADD231PS.BCST 168(DX), Z31, Z6
+	VFMADD231PS.BCST 172(DX), Z31, Z7
+	VFMADD231PS.BCST 176(DX), Z31, Z8
+	VFMADD231PS.BCST 180(DX), Z31, Z9
+	VFMADD231PS.BCST 184(DX), Z31, Z10
+	VFMADD231PS.BCST 188(DX), Z31, Z11
+	ADDQ             $0x000000c0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	ADDQ             $0x30, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect13AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect13AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 52(DX), Z31, Z0
+	VFMADD231PS.BCST 56(DX), Z31, Z1
+	VFMADD231PS.BCST 60(DX), Z31, Z2
+	VFMADD231PS.BCST 64(DX), Z31, Z3
+	VFMADD231PS.BCST 68(DX), Z31, Z4
+	VFMADD231PS.BCST 72(DX), Z31, Z5
+	VFMADD231PS.BCST 76(DX), Z31, Z6
+	VFMADD231PS.BCST 80(DX), Z31, Z7
+	VFMADD231PS.BCST 84(DX), Z31, Z8
+	VFMADD231PS.BCST 88(DX), Z31, Z9
+	VFMADD231PS.BCST 92(DX), Z31, Z10
+	VFMADD231PS.BCST 96(DX), Z31, Z11
+	VFMADD231PS.BCST 100(DX), Z31, Z12
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 104(DX), Z31, Z0
+	VFMADD231PS.BCST 108(DX), Z31, Z1
+	VFMADD231PS.BCST 112(DX), Z31, Z2
+	VFMADD231PS.BCST 116(DX), Z31, Z3
+	VFMADD231PS.BCST 120(DX), Z31, Z4
+	VFMADD231PS.BCST 124(DX), Z31, Z5
+	VFMADD231PS.BCST 128(DX), Z31, Z6
+	VFMADD231PS.BCST 132(DX), Z31, Z7
+	VFMADD231PS.BCST 136(DX), Z31, Z8
+	VFMADD231PS.BCST 140(DX), Z31, Z9
+	VFMADD231PS.BCST 144(DX), Z31, Z10
+	VFMADD231PS.BCST 148(DX), Z31, Z11
+	VFMADD231PS.BCST 152(DX), Z31, Z12
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 156(DX), Z31, Z0
+	VFMADD231PS.BCST 160(DX), Z31, Z1
+	VFMADD231PS.BCST 164(DX), Z31, Z2
+	VFMADD231PS.BCST 168(DX), Z31, Z3
+	VFMADD231PS.BCST 172(DX), Z31, Z4
+	VFMADD231PS.BCST 176(DX), Z31, Z5
+	VFMADD231PS.BCST 180(DX), Z31, Z6
+	VFMADD231PS.BCST 184(DX), Z31, Z7
+	VFMADD231PS.BCST 188(DX), Z31, Z8
+	VFMADD231PS.BCST 192(DX), Z31, Z9
+	VFMADD231PS.BCST 196(DX), Z31, Z10
+	VFMADD231PS.BCST 200(DX), Z31, Z11
+	VFMADD231PS.BCST 204(DX), Z31, Z12
+	ADDQ             $0x000000d0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	ADDQ             $0x34, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet13AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet13AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 52(DX), Z31, Z0
+	VFMADD231PS.BCST 56(DX), Z31, Z1
+	VFMADD231PS.BCST 60(DX), Z31, Z2
+	VFMADD231PS.BCST 64(DX), Z31, Z3
+	VFMADD231PS.BCST 68(DX), Z31, Z4
+	VFMADD231PS.BCST 72(DX), Z31, Z5
+	VFMADD231PS.BCST 76(DX), Z31, Z6
+	VFMADD231PS.BCST 80(DX), Z31, Z7
+	VFMADD231PS.BCST 84(DX), Z31, Z8
+	VFMADD231PS.BCST 88(DX), Z31, Z9
+	VFMADD231PS.BCST 92(DX), Z31, Z10
+	VFMADD231PS.BCST 96(DX), Z31, Z11
+	VFMADD231PS.BCST 100(DX), Z31, Z12
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 104(DX), Z31, Z0
+	VFMADD231PS.BCST 108(DX), Z31, Z1
+	VFMADD231PS.BCST 112(DX), Z31, Z2
+	VFMADD231PS.BCST 116(DX), Z31, Z3
+	VFMADD231PS.BCST 120(DX), Z31, Z4
+	VFMADD231PS.BCST 124(DX), Z31, Z5
+	VFMADD231PS.BCST 128(DX), Z31, Z6
+	VFMADD231PS.BCST 132(DX), Z31, Z7
+	VFMADD231PS.BCST 136(DX), Z31, Z8
+	VFMADD231PS.BCST 140(DX), Z31, Z9
+	VFMADD231PS.BCST 144(DX), Z31, Z10
+	VFMADD231PS.BCST 148(DX), Z31, Z11
+	VFMADD231PS.BCST 152(DX), Z31, Z12
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 156(DX), Z31, Z0
+	VFMADD231PS.BCST 160(DX), Z31, Z1
+	VFMADD231PS.BCST 164(DX), Z31, Z2
+	VFMADD231PS.BCST 168(DX), Z31, Z3
+	VFMADD231PS.BCST 172(DX), Z31, Z4
+	VFMADD231PS.BCST 176(DX), Z31, Z5
+	VFMADD231PS.BCST 180(DX), Z31, Z6
+	VFMADD231PS.BCST 184(DX), Z31, Z7
+	VFMADD231PS.BCST 188(DX), Z31, Z8
+	VFMADD231PS.BCST 192(DX), Z31, Z9
+	VFMADD231PS.BCST 196(DX), Z31, Z10
+	VFMADD231PS.BCST 200(DX), Z31, Z11
+	VFMADD231PS.BCST 204(DX), Z31, Z12
+	ADDQ             $0x000000d0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	ADDQ             $0x34, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair13AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair13AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 52(DX), Z31, Z0
+	VFMADD231PS.BCST 56(DX), Z31, Z1
+	VFMADD231PS.BCST 60(DX), Z31, Z2
+	VFMADD231PS.BCST 64(DX), Z31, Z3
+	VFMADD231PS.BCST 68(DX), Z31, Z4
+	VFMADD231PS.BCST 72(DX), Z31, Z5
+	VFMADD231PS.BCST 76(DX), Z31, Z6
+	VFMADD231PS.BCST 80(DX), Z31, Z7
+	VFMADD231PS.BCST 84(DX), Z31, Z8
+	VFMADD231PS.BCST 88(DX), Z31, Z9
+	VFMADD231PS.BCST 92(DX), Z31, Z10
+	VFMADD231PS.BCST 96(DX), Z31, Z11
+	VFMADD231PS.BCST 100(DX), Z31, Z12
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 104(DX), Z31, Z0
+	VFMADD231PS.BCST 108(DX), Z31, Z1
+	VFMADD231PS.BCST 112(DX), Z31, Z2
+	VFMADD231PS.BCST 116(DX), Z31, Z3
+	VFMADD231PS.BCST 120(DX), Z31, Z4
+	VFMADD231PS.BCST 124(DX), Z31, Z5
+	VFMADD231PS.BCST 128(DX), Z31, Z6
+	VFMADD231PS.BCST 132(DX), Z31, Z7
+	VFMADD231PS.BCST 136(DX), Z31, Z8
+	VFMADD231PS.BCST 140(DX), Z31, Z9
+	VFMADD231PS.BCST 144(DX), Z31, Z10
+	VFMADD231PS.BCST 148(DX), Z31, Z11
+	VFMADD231PS.BCST 152(DX), Z31, Z12
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 156(DX), Z31, Z0
+	VFMADD231PS.BCST 160(DX), Z31, Z1
+	VFMADD231PS.BCST 164(DX), Z31, Z2
+	VFMADD231PS.BCST 168(DX), Z31, Z3
+	VFMADD231PS.BCST 172(DX), Z31, Z4
+	VFMADD231PS.BCST 176(DX), Z31, Z5
+	VFMADD231PS.BCST 180(DX), Z31, Z6
+	VFMADD231PS.BCST 184(DX), Z31, Z7
+	VFMADD231PS.BCST 188(DX), Z31, Z8
+	VFMADD231PS.BCST 192(DX), Z31, Z9
+	VFMADD231PS.BCST 196(DX), Z31, Z10
+	VFMADD231PS.BCST 200(DX), Z31, Z11
+	VFMADD231PS.BCST 204(DX), Z31, Z12
+	ADDQ             $0x000000d0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	ADDQ             $0x34, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair13AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair13AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 52(DX), Z31, Z0
+	VFMADD231PS.BCST 56(DX), Z31, Z1
+	VFMADD231PS.BCST 60(DX), Z31, Z2
+	VFMADD231PS.BCST 64(DX), Z31, Z3
+	VFMADD231PS.BCST 68(DX), Z31, Z4
+	VFMADD231PS.BCST 72(DX), Z31, Z5
+	VFMADD231PS.BCST 76(DX), Z31, Z6
+	VFMADD231PS.BCST 80(DX), Z31, Z7
+	VFMADD231PS.BCST 84(DX), Z31, Z8
+	VFMADD231PS.BCST 88(DX), Z31, Z9
+	VFMADD231PS.BCST 92(DX), Z31, Z10
+	VFMADD231PS.BCST 96(DX), Z31, Z11
+	VFMADD231PS.BCST 100(DX), Z31, Z12
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 104(DX), Z31, Z0
+	VFMADD231PS.BCST 108(DX), Z31, Z1
+	VFMADD231PS.BCST 112(DX), Z31, Z2
+	VFMADD231PS.BCST 116(DX), Z31, Z3
+	VFMADD231PS.BCST 120(DX), Z31, Z4
+	VFMADD231PS.BCST 124(DX), Z31, Z5
+	VFMADD231PS.BCST 128(DX), Z31, Z6
+	VFMADD231PS.BCST 132(DX), Z31, Z7
+	VFMADD231PS.BCST 136(DX), Z31, Z8
+	VFMADD231PS.BCST 140(DX), Z31, Z9
+	VFMADD231PS.BCST 144(DX), Z31, Z10
+	VFMADD231PS.BCST 148(DX), Z31, Z11
+	VFMADD231PS.BCST 152(DX), Z31, Z12
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 156(DX), Z31, Z0
+	VFMADD231PS.BCST 160(DX), Z31, Z1
+	VFMADD231PS.BCST 164(DX), Z31, Z2
+	VFMADD231PS.BCST 168(DX), Z31, Z3
+	VFMADD231PS.BCST 172(DX), Z31, Z4
+	VFMADD231PS.BCST 176(DX), Z31, Z5
+	VFMADD231PS.BCST 180(DX), Z31, Z6
+	VFMADD231PS.BCST 184(DX), Z31, Z7
+	VFMADD231PS.BCST 188(DX), Z31, Z8
+	VFMADD231PS.BCST 192(DX), Z31, Z9
+	VFMADD231PS.BCST 196(DX), Z31, Z10
+	VFMADD231PS.BCST 200(DX), Z31, Z11
+	VFMADD231PS.BCST 204(DX), Z31, Z12
+	ADDQ             $0x000000d0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	ADDQ             $0x34, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect14AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect14AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 56(DX), Z31, Z0
+	VFMADD231PS.BCST 60(DX), Z31, Z1
+	VFMADD231PS.BCST 64(DX), Z31, Z2
+	VFMADD231PS.BCST 68(DX), Z31, Z3
+	VFMADD231PS.BCST 72(DX), Z31, Z4
+	VFMADD231PS.BCST 76(DX), Z31, Z5
+	VFMADD231PS.BCST 80(DX), Z31, Z6
+	VFMADD231PS.BCST 84(DX), Z31, Z7
+	VFMADD231PS.BCST 88(DX), Z31, Z8
+	VFMADD231PS.BCST 92(DX), Z31, Z9
+	VFMADD231PS.BCST 96(DX), Z31, Z10
+	VFMADD231PS.BCST 100(DX), Z31, Z11
+	VFMADD231PS.BCST 104(DX), Z31, Z12
+	VFMADD231PS.BCST 108(DX), Z31, Z13
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 112(DX), Z31, Z0
+	VFMADD231PS.BCST 116(DX), Z31, Z1
+	VFMADD231PS.BCST 120(DX), Z31, Z2
+	VFMADD231PS.BCST 124(DX), Z31, Z3
+	VFMADD231PS.BCST 128(DX), Z31, Z4
+	VFMADD231PS.BCST 132(DX), Z31, Z5
+	VFMADD231PS.BCST 136(DX), Z31, Z6
+	VFMADD231PS.BCST 140(DX), Z31, Z7
+	VFMADD231PS.BCST 144(DX), Z31, Z8
+	VFMADD231PS.BCST 148(DX), Z31, Z9
+	VFMADD231PS.BCST 152(DX), Z31, Z10
+	VFMADD231PS.BCST 156(DX), Z31, Z11
+	VFMADD231PS.BCST 160(DX), Z31, Z12
+	VFMADD231PS.BCST 164(DX), Z31, Z13
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 168(DX), Z31, Z0
+	VFMADD231PS.BCST 172(DX), Z31, Z1
+	VFMADD231PS.BCST 176(DX), Z31, Z2
+	VFMADD231PS.BCST 180(DX), Z31, Z3
+	VFMADD231PS.BCST 184(DX), Z31, Z4
+	VFMADD231PS.BCST 188(DX), Z31, Z5
+	VFMADD231PS.BCST 192(DX), Z31, Z6
+	VFMADD231PS.BCST 196(DX), Z31, Z7
+	VFMADD231PS.BCST 200(DX), Z31, Z8
+	VFMADD231PS.BCST 204(DX), Z31, Z9
+	VFMADD231PS.BCST 208(DX), Z31, Z10
+	VFMADD231PS.BCST 212(DX), Z31, Z11
+	VFMADD231PS.BCST 216(DX), Z31, Z12
+	VFMADD231PS.BCST 220(DX), Z31, Z13
+	ADDQ             $0x000000e0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	ADDQ             $0x38, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet14AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet14AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 56(DX), Z31, Z0
+	VFMADD231PS.BCST 60(DX), Z31, Z1
+	VFMADD231PS.BCST 64(DX), Z31, Z2
+	VFMADD231PS.BCST 68(DX), Z31, Z3
+	VFMADD231PS.BCST 72(DX), Z31, Z4
+	VFMADD231PS.BCST 76(DX), Z31, Z5
+	VFMADD231PS.BCST 80(DX), Z31, Z6
+	VFMADD231PS.BCST 84(DX), Z31, Z7
+	VFMADD231PS.BCST 88(DX), Z31, Z8
+	VFMADD231PS.BCST 92(DX), Z31, Z9
+	VFMADD231PS.BCST 96(DX), Z31, Z10
+	VFMADD231PS.BCST 100(DX), Z31, Z11
+	VFMADD231PS.BCST 104(DX), Z31, Z12
+	VFMADD231PS.BCST 108(DX), Z31, Z13
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 112(DX), Z31, Z0
+	VFMADD231PS.BCST 116(DX), Z31, Z1
+	VFMADD231PS.BCST 120(DX), Z31, Z2
+	VFMADD231PS.BCST 124(DX), Z31, Z3
+	VFMADD231PS.BCST 128(DX), Z31, Z4
+	VFMADD231PS.BCST 132(DX), Z31, Z5
+	VFMADD231PS.BCST 136(DX), Z31, Z6
+	VFMADD231PS.BCST 140(DX), Z31, Z7
+	VFMADD231PS.BCST 144(DX), Z31, Z8
+	VFMADD231PS.BCST 148(DX), Z31, Z9
+	VFMADD231PS.BCST 152(DX), Z31, Z10
+	VFMADD231PS.BCST 156(DX), Z31, Z11
+	VFMADD231PS.BCST 160(DX), Z31, Z12
+	VFMADD231PS.BCST 164(DX), Z31, Z13
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 168(DX), Z31, Z0
+	VFMADD231PS.BCST 172(DX), Z31, Z1
+	VFMADD231PS.BCST 176(DX), Z31, Z2
+	VFMADD231PS.BCST 180(DX), Z31, Z3
+	VFMADD231PS.BCST 184(DX), Z31, Z4
+	VFMADD231PS.BCST 188(DX), Z31, Z5
+	VFMADD231PS.BCST 192(DX), Z31, Z6
+	VFMADD231PS.BCST 196(DX), Z31, Z7
+	VFMADD231PS.BCST 200(DX), Z31, Z8
+	VFMADD231PS.BCST 204(DX), Z31, Z9
+	VFMADD231PS.BCST 208(DX), Z31, Z10
+	VFMADD231PS.BCST 212(DX), Z31, Z11
+	VFMADD231PS.BCST 216(DX), Z31, Z12
+	VFMADD231PS.BCST 220(DX), Z31, Z13
+	ADDQ             $0x000000e0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	ADDQ             $0x38, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair14AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair14AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 56(DX), Z31, Z0
+	VFMADD231PS.BCST 60(DX), Z31, Z1
+	VFMADD231PS.BCST 64(DX), Z31, Z2
+	VFMADD231PS.BCST 68(DX), Z31, Z3
+	VFMADD231PS.BCST 72(DX), Z31, Z4
+	VFMADD231PS.BCST 76(DX), Z31, Z5
+	VFMADD231PS.BCST 80(DX), Z31, Z6
+	VFMADD231PS.BCST 84(DX), Z31, Z7
+	VFMADD231PS.BCST 88(DX), Z31, Z8
+	VFMADD231PS.BCST 92(DX), Z31, Z9
+	VFMADD231PS.BCST 96(DX), Z31, Z10
+	VFMADD231PS.BCST 100(DX), Z31, Z11
+	VFMADD231PS.BCST 104(DX), Z31, Z12
+	VFMADD231PS.BCST 108(DX), Z31, Z13
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 112(DX), Z31, Z0
+	VFMADD231PS.BCST 116(DX), Z31, Z1
+	VFMADD231PS.BCST 120(DX), Z31, Z2
+	VFMADD231PS.BCST 124(DX), Z31, Z3
+	VFMADD231PS.BCST 128(DX), Z31, Z4
+	VFMADD231PS.BCST 132(DX), Z31, Z5
+	VFMADD231PS.BCST 136(DX), Z31, Z6
+	VFMADD231PS.BCST 140(DX), Z31, Z7
+	VFMADD231PS.BCST 144(DX), Z31, Z8
+	VFMADD231PS.BCST 148(DX), Z31, Z9
+	VFMADD231PS.BCST 152(DX), Z31, Z10
+	VFMADD231PS.BCST 156(DX), Z31, Z11
+	VFMADD231PS.BCST 160(DX), Z31, Z12
+	VFMADD231PS.BCST 164(DX), Z31, Z13
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 168(DX), Z31, Z0
+	VFMADD231PS.BCST 172(DX), Z31, Z1
+	VFMADD231PS.BCST 176(DX), Z31, Z2
+	VFMADD231PS.BCST 180(DX), Z31, Z3
+	VFMADD231PS.BCST 184(DX), Z31, Z4
+	VFMADD231PS.BCST 188(DX), Z31, Z5
+	VFMADD231PS.BCST 192(DX), Z31, Z6
+	VFMADD231PS.BCST 196(DX), Z31, Z7
+	VFMADD231PS.BCST 200(DX), Z31, Z8
+	VFMADD231PS.BCST 204(DX), Z31, Z9
+	VFMADD231PS.BCST 208(DX), Z31, Z10
+	VFMADD231PS.BCST 212(DX), Z31, Z11
+	VFMADD231PS.BCST 216(DX), Z31, Z12
+	VFMADD231PS.BCST 220(DX), Z31, Z13
+	ADDQ             $0x000000e0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	ADDQ             $0x38, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair14AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair14AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 56(DX), Z31, Z0
+	VFMADD231PS.BCST 60(DX), Z31, Z1
+	VFMADD231PS.BCST 64(DX), Z31, Z2
+	VFMADD231PS.BCST 68(DX), Z31, Z3
+	VFMADD231PS.BCST 72(DX), Z31, Z4
+	VFMADD231PS.BCST 76(DX), Z31, Z5
+	VFMADD231PS.BCST 80(DX), Z31, Z6
+	VFMADD231PS.BCST 84(DX), Z31, Z7
+	VFMADD231PS.BCST 88(DX), Z31, Z8
+	VFMADD231PS.BCST 92(DX), Z31, Z9
+	VFMADD231PS.BCST 96(DX), Z31, Z10
+	VFMADD231PS.BCST 100(DX), Z31, Z11
+	VFMADD231PS.BCST 104(DX), Z31, Z12
+	VFMADD231PS.BCST 108(DX), Z31, Z13
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 112(DX), Z31, Z0
+	VFMADD231PS.BCST 116(DX), Z31, Z1
+	VFMADD231PS.BCST 120(DX), Z31, Z2
+	VFMADD231PS.BCST 124(DX), Z31, Z3
+	VFMADD231PS.BCST 128(DX), Z31, Z4
+	VFMADD231PS.BCST 132(DX), Z31, Z5
+	VFMADD231PS.BCST 136(DX), Z31, Z6
+	VFMADD231PS.BCST 140(DX), Z31, Z7
+	VFMADD231PS.BCST 144(DX), Z31, Z8
+	VFMADD231PS.BCST 148(DX), Z31, Z9
+	VFMADD231PS.BCST 152(DX), Z31, Z10
+	VFMADD231PS.BCST 156(DX), Z31, Z11
+	VFMADD231PS.BCST 160(DX), Z31, Z12
+	VFMADD231PS.BCST 164(DX), Z31, Z13
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 168(DX), Z31, Z0
+	VFMADD231PS.BCST 172(DX), Z31, Z1
+	VFMADD231PS.BCST 176(DX), Z31, Z2
+	VFMADD231PS.BCST 180(DX), Z31, Z3
+	VFMADD231PS.BCST 184(DX), Z31, Z4
+	VFMADD231PS.BCST 188(DX), Z31, Z5
+	VFMADD231PS.BCST 192(DX), Z31, Z6
+	VFMADD231PS.BCST 196(DX), Z31, Z7
+	VFMADD231PS.BCST 200(DX), Z31, Z8
+	VFMADD231PS.BCST 204(DX), Z31, Z9
+	VFMADD231PS.BCST 208(DX), Z31, Z10
+	VFMADD231PS.BCST 212(DX), Z31, Z11
+	VFMADD231PS.BCST 216(DX), Z31, Z12
+	VFMADD231PS.BCST 220(DX), Z31, Z13
+	ADDQ             $0x000000e0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	ADDQ             $0x38, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect15AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect15AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 60(DX), Z31, Z0
+	VFMADD231PS.BCST 64(DX), Z31, Z1
+	VFMADD231PS.BCST 68(DX), Z31, Z2
+	VFMADD231PS.BCST 72(DX), Z31, Z3
+	VFMADD231PS.BCST 76(DX), Z31, Z4
+	VFMADD231PS.BCST 80(DX), Z31, Z5
+	VFMADD231PS.BCST 84(DX), Z31, Z6
+	VFMADD231PS.BCST 88(DX), Z31, Z7
+	VFMADD231PS.BCST 92(DX), Z31, Z8
+	VFMADD231PS.BCST 96(DX), Z31, Z9
+	VFMADD231PS.BCST 100(DX), Z31, Z10
+	VFMADD231PS.BCST 104(DX), Z31, Z11
+	VFMADD231PS.BCST 108(DX), Z31, Z12
+	VFMADD231PS.BCST 112(DX), Z31, Z13
+	VFMADD231PS.BCST 116(DX), Z31, Z14
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 120(DX), Z31, Z0
+	VFMADD231PS.BCST 124(DX), Z31, Z1
+	VFMADD231PS.BCST 128(DX), Z31, Z2
+	VFMADD231PS.BCST 132(DX), Z31, Z3
+	VFMADD231PS.BCST 136(DX), Z31, Z4
+	VFMADD231PS.BCST 140(DX), Z31, Z5
+	VFMADD231PS.BCST 144(DX), Z31, Z6
+	VFMADD231PS.BCST 148(DX), Z31, Z7
+	VFMADD231PS.BCST 152(DX), Z31, Z8
+	VFMADD231PS.BCST 156(DX), Z31, Z9
+	VFMADD231PS.BCST 160(DX), Z31, Z10
+	VFMADD231PS.BCST 164(DX), Z31, Z11
+	VFMADD231PS.BCST 168(DX), Z31, Z12
+	VFMADD231PS.BCST 172(DX), Z31, Z13
+	VFMADD231PS.BCST 176(DX), Z31, Z14
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 180(DX), Z31, Z0
+	VFMADD231PS.BCST 184(DX), Z31, Z1
+	VFMADD231PS.BCST 188(DX), Z31, Z2
+	VFMADD231PS.BCST 192(DX), Z31, Z3
+	VFMADD231PS.BCST 196(DX), Z31, Z4
+	VFMADD231PS.BCST 200(DX), Z31, Z5
+	VFMADD231PS.BCST 204(DX), Z31, Z6
+	VFMADD231PS.BCST 208(DX), Z31, Z7
+	VFMADD231PS.BCST 212(DX), Z31, Z8
+	VFMADD231PS.BCST 216(DX), Z31, Z9
+	VFMADD231PS.BCST 220(DX), Z31, Z10
+	VFMADD231PS.BCST 224(DX), Z31, Z11
+	VFMADD231PS.BCST 228(DX), Z31, Z12
+	VFMADD231PS.BCST 232(DX), Z31, Z13
+	VFMADD231PS.BCST 236(DX), Z31, Z14
+	ADDQ             $0x000000f0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	ADDQ             $0x3c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z14, Z14
+	VMOVUPS   Z14, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet15AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet15AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 60(DX), Z31, Z0
+	VFMADD231PS.BCST 64(DX), Z31, Z1
+	VFMADD231PS.BCST 68(DX), Z31, Z2
+	VFMADD231PS.BCST 72(DX), Z31, Z3
+	VFMADD231PS.BCST 76(DX), Z31, Z4
+	VFMADD231PS.BCST 80(DX), Z31, Z5
+	VFMADD231PS.BCST 84(DX), Z31, Z6
+	VFMADD231PS.BCST 88(DX), Z31, Z7
+	VFMADD231PS.BCST 92(DX), Z31, Z8
+	VFMADD231PS.BCST 96(DX), Z31, Z9
+	VFMADD231PS.BCST 100(DX), Z31, Z10
+	VFMADD231PS.BCST 104(DX), Z31, Z11
+	VFMADD231PS.BCST 108(DX), Z31, Z12
+	VFMADD231PS.BCST 112(DX), Z31, Z13
+	VFMADD231PS.BCST 116(DX), Z31, Z14
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 120(DX), Z31, Z0
+	VFMADD231PS.BCST 124(DX), Z31, Z1
+	VFMADD231PS.BCST 128(DX), Z31, Z2
+	VFMADD231PS.BCST 132(DX), Z31, Z3
+	VFMADD231PS.BCST 136(DX), Z31, Z4
+	VFMADD231PS.BCST 140(DX), Z31, Z5
+	VFMADD231PS.BCST 144(DX), Z31, Z6
+	VFMADD231PS.BCST 148(DX), Z31, Z7
+	VFMADD231PS.BCST 152(DX), Z31, Z8
+	VFMADD231PS.BCST 156(DX), Z31, Z9
+	VFMADD231PS.BCST 160(DX), Z31, Z10
+	VFMADD231PS.BCST 164(DX), Z31, Z11
+	VFMADD231PS.BCST 168(DX), Z31, Z12
+	VFMADD231PS.BCST 172(DX), Z31, Z13
+	VFMADD231PS.BCST 176(DX), Z31, Z14
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 180(DX), Z31, Z0
+	VFMADD231PS.BCST 184(DX), Z31, Z1
+	VFMADD231PS.BCST 188(DX), Z31, Z2
+	VFMADD231PS.BCST 192(DX), Z31, Z3
+	VFMADD231PS.BCST 196(DX), Z31, Z4
+	VFMADD231PS.BCST 200(DX), Z31, Z5
+	VFMADD231PS.BCST 204(DX), Z31, Z6
+	VFMADD231PS.BCST 208(DX), Z31, Z7
+	VFMADD231PS.BCST 212(DX), Z31, Z8
+	VFMADD231PS.BCST 216(DX), Z31, Z9
+	VFMADD231PS.BCST 220(DX), Z31, Z10
+	VFMADD231PS.BCST 224(DX), Z31, Z11
+	VFMADD231PS.BCST 228(DX), Z31, Z12
+	VFMADD231PS.BCST 232(DX), Z31, Z13
+	VFMADD231PS.BCST 236(DX), Z31, Z14
+	ADDQ             $0x000000f0, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	ADDQ             $0x3c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z14, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair15AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair15AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 60(DX), Z31, Z0
+	VFMADD231PS.BCST 64(DX), Z31, Z1
+	VFMADD231PS.BCST 68(DX), Z31, Z2
+	VFMADD231PS.BCST 72(DX), Z31, Z3
+	VFMADD231PS.BCST 76(DX), Z31, Z4
+	VFMADD231PS.BCST 80(DX), Z31, Z5
+	VFMADD231PS.BCST 84(DX), Z31, Z6
+	VFMADD231PS.BCST 88(DX), Z31, Z7
+	VFMADD231PS.BCST 92(DX), Z31, Z8
+	VFMADD231PS.BCST 96(DX), Z31, Z9
+	VFMADD231PS.BCST 100(DX), Z31, Z10
+	VFMADD231PS.BCST 104(DX), Z31, Z11
+	VFMADD231PS.BCST 108(DX), Z31, Z12
+	VFMADD231PS.BCST 112(DX), Z31, Z13
+	VFMADD231PS.BCST 116(DX), Z31, Z14
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 120(DX), Z31, Z0
+	VFMADD231PS.BCST 124(DX), Z31, Z1
+	VFMADD231PS.BCST 128(DX), Z31, Z2
+	VFMADD231PS.BCST 132(DX), Z31, Z3
+	VFMADD231PS.BCST 136(DX), Z31, Z4
+	VFMADD231PS.BCST 140(DX), Z31, Z5
+	VFMADD231PS.BCST 144(DX), Z31, Z6
+	VFMADD231PS.BCST 148(DX), Z31, Z7
+	VFMADD231PS.BCST 152(DX), Z31, Z8
+	VFMADD231PS.BCST 156(DX), Z31, Z9
+	VFMADD231PS.BCST 160(DX), Z31, Z10
+	VFMADD231PS.BCST 164(DX), Z31, Z11
+	VFMADD231PS.BCST 168(DX), Z31, Z12
+	VFMADD231PS.BCST 172(DX), Z31, Z13
+	VFMADD231PS.BCST 176(DX), Z31, Z14
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 180(DX), Z31, Z0
+	VFMADD231PS.BCST 184(DX), Z31, Z1
+	VFMADD231PS.BCST 188(DX), Z31, Z2
+	VFMADD231PS.BCST 192(DX), Z31, Z3
+	VFMADD231PS.BCST 196(DX), Z31, Z4
+	VFMADD231PS.BCST 200(DX), Z31, Z5
+	VFMADD231PS.BCST 204(DX), Z31, Z6
+	VFMADD231PS.BCST 208(DX), Z31, Z7
+	VFMADD231PS.BCST 212(DX), Z31, Z8
+	VFMADD231PS.BCST 216(DX), Z31, Z9
+	VFMADD231PS.BCST 220(DX), Z31, Z10
+	VFMADD231PS.BCST 224(DX), Z31, Z11
+	VFMADD231PS.BCST 228(DX), Z31, Z12
+	VFMADD231PS.BCST 232(DX), Z31, Z13
+	VFMADD231PS.BCST 236(DX), Z31, Z14
+	ADDQ             $0x000000f0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	ADDQ             $0x3c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y14, Y14
+	VMOVUPS       Y14, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair15AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair15AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 60(DX), Z31, Z0
+	VFMADD231PS.BCST 64(DX), Z31, Z1
+	VFMADD231PS.BCST 68(DX), Z31, Z2
+	VFMADD231PS.BCST 72(DX), Z31, Z3
+	VFMADD231PS.BCST 76(DX), Z31, Z4
+	VFMADD231PS.BCST 80(DX), Z31, Z5
+	VFMADD231PS.BCST 84(DX), Z31, Z6
+	VFMADD231PS.BCST 88(DX), Z31, Z7
+	VFMADD231PS.BCST 92(DX), Z31, Z8
+	VFMADD231PS.BCST 96(DX), Z31, Z9
+	VFMADD231PS.BCST 100(DX), Z31, Z10
+	VFMADD231PS.BCST 104(DX), Z31, Z11
+	VFMADD231PS.BCST 108(DX), Z31, Z12
+	VFMADD231PS.BCST 112(DX), Z31, Z13
+	VFMADD231PS.BCST 116(DX), Z31, Z14
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 120(DX), Z31, Z0
+	VFMADD231PS.BCST 124(DX), Z31, Z1
+	VFMADD231PS.BCST 128(DX), Z31, Z2
+	VFMADD231PS.BCST 132(DX), Z31, Z3
+	VFMADD231PS.BCST 136(DX), Z31, Z4
+	VFMADD231PS.BCST 140(DX), Z31, Z5
+	VFMADD231PS.BCST 144(DX), Z31, Z6
+	VFMADD231PS.BCST 148(DX), Z31, Z7
+	VFMADD231PS.BCST 152(DX), Z31, Z8
+	VFMADD231PS.BCST 156(DX), Z31, Z9
+	VFMADD231PS.BCST 160(DX), Z31, Z10
+	VFMADD231PS.BCST 164(DX), Z31, Z11
+	VFMADD231PS.BCST 168(DX), Z31, Z12
+	VFMADD231PS.BCST 172(DX), Z31, Z13
+	VFMADD231PS.BCST 176(DX), Z31, Z14
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 180(DX), Z31, Z0
+	VFMADD231PS.BCST 184(DX), Z31, Z1
+	VFMADD231PS.BCST 188(DX), Z31, Z2
+	VFMADD231PS.BCST 192(DX), Z31, Z3
+	VFMADD231PS.BCST 196(DX), Z31, Z4
+	VFMADD231PS.BCST 200(DX), Z31, Z5
+	VFMADD231PS.BCST 204(DX), Z31, Z6
+	VFMADD231PS.BCST 208(DX), Z31, Z7
+	VFMADD231PS.BCST 212(DX), Z31, Z8
+	VFMADD231PS.BCST 216(DX), Z31, Z9
+	VFMADD231PS.BCST 220(DX), Z31, Z10
+	VFMADD231PS.BCST 224(DX), Z31, Z11
+	VFMADD231PS.BCST 228(DX), Z31, Z12
+	VFMADD231PS.BCST 232(DX), Z31, Z13
+	VFMADD231PS.BCST 236(DX), Z31, Z14
+	ADDQ             $0x000000f0, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	ADDQ             $0x3c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, K2, (R8)(R10*1)
+	VMOVUPS       Y14, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect16AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect16AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 64(DX), Z31, Z0
+	VFMADD231PS.BCST 68(DX), Z31, Z1
+	VFMADD231PS.BCST 72(DX), Z31, Z2
+	VFMADD231PS.BCST 76(DX), Z31, Z3
+	VFMADD231PS.BCST 80(DX), Z31, Z4
+	VFMADD231PS.BCST 84(DX), Z31, Z5
+	VFMADD231PS.BCST 88(DX), Z31, Z6
+	VFMADD231PS.BCST 92(DX), Z31, Z7
+	VFMADD231PS.BCST 96(DX), Z31, Z8
+	VFMADD231PS.BCST 100(DX), Z31, Z9
+	VFMADD231PS.BCST 104(DX), Z31, Z10
+	VFMADD231PS.BCST 108(DX), Z31, Z11
+	VFMADD231PS.BCST 112(DX), Z31, Z12
+	VFMADD231PS.BCST 116(DX), Z31, Z13
+	VFMADD231PS.BCST 120(DX), Z31, Z14
+	VFMADD231PS.BCST 124(DX), Z31, Z15
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 128(DX), Z31, Z0
+	VFMADD231PS.BCST 132(DX), Z31, Z1
+	VFMADD231PS.BCST 136(DX), Z31, Z2
+	VFMADD231PS.BCST 140(DX), Z31, Z3
+	VFMADD231PS.BCST 144(DX), Z31, Z4
+	VFMADD231PS.BCST 148(DX), Z31, Z5
+	VFMADD231PS.BCST 152(DX), Z31, Z6
+	VFMADD231PS.BCST 156(DX), Z31, Z7
+	VFMADD231PS.BCST 160(DX), Z31, Z8
+	VFMADD231PS.BCST 164(DX), Z31, Z9
+	VFMADD231PS.BCST 168(DX), Z31, Z10
+	VFMADD231PS.BCST 172(DX), Z31, Z11
+	VFMADD231PS.BCST 176(DX), Z31, Z12
+	VFMADD231PS.BCST 180(DX), Z31, Z13
+	VFMADD231PS.BCST 184(DX), Z31, Z14
+	VFMADD231PS.BCST 188(DX), Z31, Z15
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 192(DX), Z31, Z0
+	VFMADD231PS.BCST 196(DX), Z31, Z1
+	VFMADD231PS.BCST 200(DX), Z31, Z2
+	VFMADD231PS.BCST 204(DX), Z31, Z3
+	VFMADD231PS.BCST 208(DX), Z31, Z4
+	VFMADD231PS.BCST 212(DX), Z31, Z5
+	VFMADD231PS.BCST 216(DX), Z31, Z6
+	VFMADD231PS.BCST 220(DX), Z31, Z7
+	VFMADD231PS.BCST 224(DX), Z31, Z8
+	VFMADD231PS.BCST 228(DX), Z31, Z9
+	VFMADD231PS.BCST 232(DX), Z31, Z10
+	VFMADD231PS.BCST 236(DX), Z31, Z11
+	VFMADD231PS.BCST 240(DX), Z31, Z12
+	VFMADD231PS.BCST 244(DX), Z31, Z13
+	VFMADD231PS.BCST 248(DX), Z31, Z14
+	VFMADD231PS.BCST 252(DX), Z31, Z15
+	ADDQ             $0x00000100, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	ADDQ             $0x40, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z14, Z14
+	VMOVUPS   Z14, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z15, Z15
+	VMOVUPS   Z15, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet16AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet16AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 64(DX), Z31, Z0
+	VFMADD231PS.BCST 68(DX), Z31, Z1
+	VFMADD231PS.BCST 72(DX), Z31, Z2
+	VFMADD231PS.BCST 76(DX), Z31, Z3
+	VFMADD231PS.BCST 80(DX), Z31, Z4
+	VFMADD231PS.BCST 84(DX), Z31, Z5
+	VFMADD231PS.BCST 88(DX), Z31, Z6
+	VFMADD231PS.BCST 92(DX), Z31, Z7
+	VFMADD231PS.BCST 96(DX), Z31, Z8
+	VFMADD231PS.BCST 100(DX), Z31, Z9
+	VFMADD231PS.BCST 104(DX), Z31, Z10
+	VFMADD231PS.BCST 108(DX), Z31, Z11
+	VFMADD231PS.BCST 112(DX), Z31, Z12
+	VFMADD231PS.BCST 116(DX), Z31, Z13
+	VFMADD231PS.BCST 120(DX), Z31, Z14
+	VFMADD231PS.BCST 124(DX), Z31, Z15
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 128(DX), Z31, Z0
+	VFMADD231PS.BCST 132(DX), Z31, Z1
+	VFMADD231PS.BCST 136(DX), Z31, Z2
+	VFMADD231PS.BCST 140(DX), Z31, Z3
+	VFMADD231PS.BCST 144(DX), Z31, Z4
+	VFMADD231PS.BCST 148(DX), Z31, Z5
+	VFMADD231PS.BCST 152(DX), Z31, Z6
+	VFMADD231PS.BCST 156(DX), Z31, Z7
+	VFMADD231PS.BCST 160(DX), Z31, Z8
+	VFMADD231PS.BCST 164(DX), Z31, Z9
+	VFMADD231PS.BCST 168(DX), Z31, Z10
+	VFMADD231PS.BCST 172(DX), Z31, Z11
+	VFMADD231PS.BCST 176(DX), Z31, Z12
+	VFMADD231PS.BCST 180(DX), Z31, Z13
+	VFMADD231PS.BCST 184(DX), Z31, Z14
+	VFMADD231PS.BCST 188(DX), Z31, Z15
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 192(DX), Z31, Z0
+	VFMADD231PS.BCST 196(DX), Z31, Z1
+	VFMADD231PS.BCST 200(DX), Z31, Z2
+	VFMADD231PS.BCST 204(DX), Z31, Z3
+	VFMADD231PS.BCST 208(DX), Z31, Z4
+	VFMADD231PS.BCST 212(DX), Z31, Z5
+	VFMADD231PS.BCST 216(DX), Z31, Z6
+	VFMADD231PS.BCST 220(DX), Z31, Z7
+	VFMADD231PS.BCST 224(DX), Z31, Z8
+	VFMADD231PS.BCST 228(DX), Z31, Z9
+	VFMADD231PS.BCST 232(DX), Z31, Z10
+	VFMADD231PS.BCST 236(DX), Z31, Z11
+	VFMADD231PS.BCST 240(DX), Z31, Z12
+	VFMADD231PS.BCST 244(DX), Z31, Z13
+	VFMADD231PS.BCST 248(DX), Z31, Z14
+	VFMADD231PS.BCST 252(DX), Z31, Z15
+	ADDQ             $0x00000100, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	ADDQ             $0x40, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z14, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z15, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair16AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair16AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 64(DX), Z31, Z0
+	VFMADD231PS.BCST 68(DX), Z31, Z1
+	VFMADD231PS.BCST 72(DX), Z31, Z2
+	VFMADD231PS.BCST 76(DX), Z31, Z3
+	VFMADD231PS.BCST 80(DX), Z31, Z4
+	VFMADD231PS.BCST 84(DX), Z31, Z5
+	VFMADD231PS.BCST 88(DX), Z31, Z6
+	VFMADD231PS.BCST 92(DX), Z31, Z7
+	VFMADD231PS.BCST 96(DX), Z31, Z8
+	VFMADD231PS.BCST 100(DX), Z31, Z9
+	VFMADD231PS.BCST 104(DX), Z31, Z10
+	VFMADD231PS.BCST 108(DX), Z31, Z11
+	VFMADD231PS.BCST 112(DX), Z31, Z12
+	VFMADD231PS.BCST 116(DX), Z31, Z13
+	VFMADD231PS.BCST 120(DX), Z31, Z14
+	VFMADD231PS.BCST 124(DX), Z31, Z15
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 128(DX), Z31, Z0
+	VFMADD231PS.BCST 132(DX), Z31, Z1
+	VFMADD231PS.BCST 136(DX), Z31, Z2
+	VFMADD231PS.BCST 140(DX), Z31, Z3
+	VFMADD231PS.BCST 144(DX), Z31, Z4
+	VFMADD231PS.BCST 148(DX), Z31, Z5
+	VFMADD231PS.BCST 152(DX), Z31, Z6
+	VFMADD231PS.BCST 156(DX), Z31, Z7
+	VFMADD231PS.BCST 160(DX), Z31, Z8
+	VFMADD231PS.BCST 164(DX), Z31, Z9
+	VFMADD231PS.BCST 168(DX), Z31, Z10
+	VFMADD231PS.BCST 172(DX), Z31, Z11
+	VFMADD231PS.BCST 176(DX), Z31, Z12
+	VFMADD231PS.BCST 180(DX), Z31, Z13
+	VFMADD231PS.BCST 184(DX), Z31, Z14
+	VFMADD231PS.BCST 188(DX), Z31, Z15
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 192(DX), Z31, Z0
+	VFMADD231PS.BCST 196(DX), Z31, Z1
+	VFMADD231PS.BCST 200(DX), Z31, Z2
+	VFMADD231PS.BCST 204(DX), Z31, Z3
+	VFMADD231PS.BCST 208(DX), Z31, Z4
+	VFMADD231PS.BCST 212(DX), Z31, Z5
+	VFMADD231PS.BCST 216(DX), Z31, Z6
+	VFMADD231PS.BCST 220(DX), Z31, Z7
+	VFMADD231PS.BCST 224(DX), Z31, Z8
+	VFMADD231PS.BCST 228(DX), Z31, Z9
+	VFMADD231PS.BCST 232(DX), Z31, Z10
+	VFMADD231PS.BCST 236(DX), Z31, Z11
+	VFMADD231PS.BCST 240(DX), Z31, Z12
+	VFMADD231PS.BCST 244(DX), Z31, Z13
+	VFMADD231PS.BCST 248(DX), Z31, Z14
+	VFMADD231PS.BCST 252(DX), Z31, Z15
+	ADDQ             $0x00000100, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	ADDQ             $0x40, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y14, Y14
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y15, Y15
+	VMOVUPS       Y15, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair16AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair16AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 64(DX), Z31, Z0
+	VFMADD231PS.BCST 68(DX), Z31, Z1
+	VFMADD231PS.BCST 72(DX), Z31, Z2
+	VFMADD231PS.BCST 76(DX), Z31, Z3
+	VFMADD231PS.BCST 80(DX), Z31, Z4
+	VFMADD231PS.BCST 84(DX), Z31, Z5
+	VFMADD231PS.BCST 88(DX), Z31, Z6
+	VFMADD231PS.BCST 92(DX), Z31, Z7
+	VFMADD231PS.BCST 96(DX), Z31, Z8
+	VFMADD231PS.BCST 100(DX), Z31, Z9
+	VFMADD231PS.BCST 104(DX), Z31, Z10
+	VFMADD231PS.BCST 108(DX), Z31, Z11
+	VFMADD231PS.BCST 112(DX), Z31, Z12
+	VFMADD231PS.BCST 116(DX), Z31, Z13
+	VFMADD231PS.BCST 120(DX), Z31, Z14
+	VFMADD231PS.BCST 124(DX), Z31, Z15
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 128(DX), Z31, Z0
+	VFMADD231PS.BCST 132(DX), Z31, Z1
+	VFMADD231PS.BCST 136(DX), Z31, Z2
+	VFMADD231PS.BCST 140(DX), Z31, Z3
+	VFMADD231PS.BCST 144(DX), Z31, Z4
+	VFMADD231PS.BCST 148(DX), Z31, Z5
+	VFMADD231PS.BCST 152(DX), Z31, Z6
+	VFMADD231PS.BCST 156(DX), Z31, Z7
+	VFMADD231PS.BCST 160(DX), Z31, Z8
+	VFMADD231PS.BCST 164(DX), Z31, Z9
+	VFMADD231PS.BCST 168(DX), Z31, Z10
+	VFMADD231PS.BCST 172(DX), Z31, Z11
+	VFMADD231PS.BCST 176(DX), Z31, Z12
+	VFMADD231PS.BCST 180(DX), Z31, Z13
+	VFMADD231PS.BCST 184(DX), Z31, Z14
+	VFMADD231PS.BCST 188(DX), Z31, Z15
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 192(DX), Z31, Z0
+	VFMADD231PS.BCST 196(DX), Z31, Z1
+	VFMADD231PS.BCST 200(DX), Z31, Z2
+	VFMADD231PS.BCST 204(DX), Z31, Z3
+	VFMADD231PS.BCST 208(DX), Z31, Z4
+	VFMADD231PS.BCST 212(DX), Z31, Z5
+	VFMADD231PS.BCST 216(DX), Z31, Z6
+	VFMADD231PS.BCST 220(DX), Z31, Z7
+	VFMADD231PS.BCST 224(DX), Z31, Z8
+	VFMADD231PS.BCST 228(DX), Z31, Z9
+	VFMADD231PS.BCST 232(DX), Z31, Z10
+	VFMADD231PS.BCST 236(DX), Z31, Z11
+	VFMADD231PS.BCST 240(DX), Z31, Z12
+	VFMADD231PS.BCST 244(DX), Z31, Z13
+	VFMADD231PS.BCST 248(DX), Z31, Z14
+	VFMADD231PS.BCST 252(DX), Z31, Z15
+	ADDQ             $0x00000100, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	ADDQ             $0x40, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, K2, (R8)(R10*1)
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, K2, (R8)(R10*1)
+	VMOVUPS       Y15, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect17AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect17AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 68(DX), Z31, Z0
+	VFMADD231PS.BCST 72(DX), Z31, Z1
+	VFMADD231PS.BCST 76(DX), Z31, Z2
+	VFMADD231PS.BCST 80(DX), Z31, Z3
+	VFMADD231PS.BCST 84(DX), Z31, Z4
+	VFMADD231PS.BCST 88(DX), Z31, Z5
+	VFMADD231PS.BCST 92(DX), Z31, Z6
+	VFMADD231PS.BCST 96(DX), Z31, Z7
+	VFMADD231PS.BCST 100(DX), Z31, Z8
+	VFMADD231PS.BCST 104(DX), Z31, Z9
+	VFMADD231PS.BCST 108(DX), Z31, Z10
+	VFMADD231PS.BCST 112(DX), Z31, Z11
+	VFMADD231PS.BCST 116(DX), Z31, Z12
+	VFMADD231PS.BCST 120(DX), Z31, Z13
+	VFMADD231PS.BCST 124(DX), Z31, Z14
+	VFMADD231PS.BCST 128(DX), Z31, Z15
+	VFMADD231PS.BCST 132(DX), Z31, Z16
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 136(DX), Z31, Z0
+	VFMADD231PS.BCST 140(DX), Z31, Z1
+	VFMADD231PS.BCST 144(DX), Z31, Z2
+	VFMADD231PS.BCST 148(DX), Z31, Z3
+	VFMADD231PS.BCST 152(DX), Z31, Z4
+	VFMADD231PS.BCST 156(DX), Z31, Z5
+	VFMADD231PS.BCST 160(DX), Z31, Z6
+	VFMADD231PS.BCST 164(DX), Z31, Z7
+	VFMADD231PS.BCST 168(DX), Z31, Z8
+	VFMADD231PS.BCST 172(DX), Z31, Z9
+	VFMADD231PS.BCST 176(DX), Z31, Z10
+	VFMADD231PS.BCST 180(DX), Z31, Z11
+	VFMADD231PS.BCST 184(DX), Z31, Z12
+	VFMADD231PS.BCST 188(DX), Z31, Z13
+	VFMADD231PS.BCST 192(DX), Z31, Z14
+	VFMADD231PS.BCST 196(DX), Z31, Z15
+	VFMADD231PS.BCST 200(DX), Z31, Z16
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 204(DX), Z31, Z0
+	VFMADD231PS.BCST 208(DX), Z31, Z1
+	VFMADD231PS.BCST 212(DX), Z31, Z2
+	VFMADD231PS.BCST 216(DX), Z31, Z3
+	VFMADD231PS.BCST 220(DX), Z31, Z4
+	VFMADD231PS.BCST 224(DX), Z31, Z5
+	VFMADD231PS.BCST 228(DX), Z31, Z6
+	VFMADD231PS.BCST 232(DX), Z31, Z7
+	VFMADD231PS.BCST 236(DX), Z31, Z8
+	VFMADD231PS.BCST 240(DX), Z31, Z9
+	VFMADD231PS.BCST 244(DX), Z31, Z10
+	VFMADD231PS.BCST 248(DX), Z31, Z11
+	VFMADD231PS.BCST 252(DX), Z31, Z12
+	VFMADD231PS.BCST 256(DX), Z31, Z13
+	VFMADD231PS.BCST 260(DX), Z31, Z14
+	VFMADD231PS.BCST 264(DX), Z31, Z15
+	VFMADD231PS.BCST 268(DX), Z31, Z16
+	ADDQ             $0x00000110, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	ADDQ             $0x44, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z14, Z14
+	VMOVUPS   Z14, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z15, Z15
+	VMOVUPS   Z15, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z16, Z16
+	VMOVUPS   Z16, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet17AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet17AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 68(DX), Z31, Z0
+	VFMADD231PS.BCST 72(DX), Z31, Z1
+	VFMADD231PS.BCST 76(DX), Z31, Z2
+	VFMADD231PS.BCST 80(DX), Z31, Z3
+	VFMADD231PS.BCST 84(DX), Z31, Z4
+	VFMADD231PS.BCST 88(DX), Z31, Z5
+	VFMADD231PS.BCST 92(DX), Z31, Z6
+	VFMADD231PS.BCST 96(DX), Z31, Z7
+	VFMADD231PS.BCST 100(DX), Z31, Z8
+	VFMADD231PS.BCST 104(DX), Z31, Z9
+	VFMADD231PS.BCST 108(DX), Z31, Z10
+	VFMADD231PS.BCST 112(DX), Z31, Z11
+	VFMADD231PS.BCST 116(DX), Z31, Z12
+	VFMADD231PS.BCST 120(DX), Z31, Z13
+	VFMADD231PS.BCST 124(DX), Z31, Z14
+	VFMADD231PS.BCST 128(DX), Z31, Z15
+	VFMADD231PS.BCST 132(DX), Z31, Z16
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 136(DX), Z31, Z0
+	VFMADD231PS.BCST 140(DX), Z31, Z1
+	VFMADD231PS.BCST 144(DX), Z31, Z2
+	VFMADD231PS.BCST 148(DX), Z31, Z3
+	VFMADD231PS.BCST 152(DX), Z31, Z4
+	VFMADD231PS.BCST 156(DX), Z31, Z5
+	VFMADD231PS.BCST 160(DX), Z31, Z6
+	VFMADD231PS.BCST 164(DX), Z31, Z7
+	VFMADD231PS.BCST 168(DX), Z31, Z8
+	VFMADD231PS.BCST 172(DX), Z31, Z9
+	VFMADD231PS.BCST 176(DX), Z31, Z10
+	VFMADD231PS.BCST 180(DX), Z31, Z11
+	VFMADD231PS.BCST 184(DX), Z31, Z12
+	VFMADD231PS.BCST 188(DX), Z31, Z13
+	VFMADD231PS.BCST 192(DX), Z31, Z14
+	VFMADD231PS.BCST 196(DX), Z31, Z15
+	VFMADD231PS.BCST 200(DX), Z31, Z16
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 204(DX), Z31, Z0
+	VFMADD231PS.BCST 208(DX), Z31, Z1
+	VFMADD231PS.BCST 212(DX), Z31, Z2
+	VFMADD231PS.BCST 216(DX), Z31, Z3
+	VFMADD231PS.BCST 220(DX), Z31, Z4
+	VFMADD231PS.BCST 224(DX), Z31, Z5
+	VFMADD231PS.BCST 228(DX), Z31, Z6
+	VFMADD231PS.BCST 232(DX), Z31, Z7
+	VFMADD231PS.BCST 236(DX), Z31, Z8
+	VFMADD231PS.BCST 240(DX), Z31, Z9
+	VFMADD231PS.BCST 244(DX), Z31, Z10
+	VFMADD231PS.BCST 248(DX), Z31, Z11
+	VFMADD231PS.BCST 252(DX), Z31, Z12
+	VFMADD231PS.BCST 256(DX), Z31, Z13
+	VFMADD231PS.BCST 260(DX), Z31, Z14
+	VFMADD231PS.BCST 264(DX), Z31, Z15
+	VFMADD231PS.BCST 268(DX), Z31, Z16
+	ADDQ             $0x00000110, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	ADDQ             $0x44, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z14, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z15, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z16, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair17AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair17AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 68(DX), Z31, Z0
+	VFMADD231PS.BCST 72(DX), Z31, Z1
+	VFMADD231PS.BCST 76(DX), Z31, Z2
+	VFMADD231PS.BCST 80(DX), Z31, Z3
+	VFMADD231PS.BCST 84(DX), Z31, Z4
+	VFMADD231PS.BCST 88(DX), Z31, Z5
+	VFMADD231PS.BCST 92(DX), Z31, Z6
+	VFMADD231PS.BCST 96(DX), Z31, Z7
+	VFMADD231PS.BCST 100(DX), Z31, Z8
+	VFMADD231PS.BCST 104(DX), Z31, Z9
+	VFMADD231PS.BCST 108(DX), Z31, Z10
+	VFMADD231PS.BCST 112(DX), Z31, Z11
+	VFMADD231PS.BCST 116(DX), Z31, Z12
+	VFMADD231PS.BCST 120(DX), Z31, Z13
+	VFMADD231PS.BCST 124(DX), Z31, Z14
+	VFMADD231PS.BCST 128(DX), Z31, Z15
+	VFMADD231PS.BCST 132(DX), Z31, Z16
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 136(DX), Z31, Z0
+	VFMADD231PS.BCST 140(DX), Z31, Z1
+	VFMADD231PS.BCST 144(DX), Z31, Z2
+	VFMADD231PS.BCST 148(DX), Z31, Z3
+	VFMADD231PS.BCST 152(DX), Z31, Z4
+	VFMADD231PS.BCST 156(DX), Z31, Z5
+	VFMADD231PS.BCST 160(DX), Z31, Z6
+	VFMADD231PS.BCST 164(DX), Z31, Z7
+	VFMADD231PS.BCST 168(DX), Z31, Z8
+	VFMADD231PS.BCST 172(DX), Z31, Z9
+	VFMADD231PS.BCST 176(DX), Z31, Z10
+	VFMADD231PS.BCST 180(DX), Z31, Z11
+	VFMADD231PS.BCST 184(DX), Z31, Z12
+	VFMADD231PS.BCST 188(DX), Z31, Z13
+	VFMADD231PS.BCST 192(DX), Z31, Z14
+	VFMADD231PS.BCST 196(DX), Z31, Z15
+	VFMADD231PS.BCST 200(DX), Z31, Z16
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 204(DX), Z31, Z0
+	VFMADD231PS.BCST 208(DX), Z31, Z1
+	VFMADD231PS.BCST 212(DX), Z31, Z2
+	VFMADD231PS.BCST 216(DX), Z31, Z3
+	VFMADD231PS.BCST 220(DX), Z31, Z4
+	VFMADD231PS.BCST 224(DX), Z31, Z5
+	VFMADD231PS.BCST 228(DX), Z31, Z6
+	VFMADD231PS.BCST 232(DX), Z31, Z7
+	VFMADD231PS.BCST 236(DX), Z31, Z8
+	VFMADD231PS.BCST 240(DX), Z31, Z9
+	VFMADD231PS.BCST 244(DX), Z31, Z10
+	VFMADD231PS.BCST 248(DX), Z31, Z11
+	VFMADD231PS.BCST 252(DX), Z31, Z12
+	VFMADD231PS.BCST 256(DX), Z31, Z13
+	VFMADD231PS.BCST 260(DX), Z31, Z14
+	VFMADD231PS.BCST 264(DX), Z31, Z15
+	VFMADD231PS.BCST 268(DX), Z31, Z16
+	ADDQ             $0x00000110, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	ADDQ             $0x44, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y14, Y14
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y15, Y15
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y16, Y16
+	VMOVUPS       Y16, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair17AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair17AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 68(DX), Z31, Z0
+	VFMADD231PS.BCST 72(DX), Z31, Z1
+	VFMADD231PS.BCST 76(DX), Z31, Z2
+	VFMADD231PS.BCST 80(DX), Z31, Z3
+	VFMADD231PS.BCST 84(DX), Z31, Z4
+	VFMADD231PS.BCST 88(DX), Z31, Z5
+	VFMADD231PS.BCST 92(DX), Z31, Z6
+	VFMADD231PS.BCST 96(DX), Z31, Z7
+	VFMADD231PS.BCST 100(DX), Z31, Z8
+	VFMADD231PS.BCST 104(DX), Z31, Z9
+	VFMADD231PS.BCST 108(DX), Z31, Z10
+	VFMADD231PS.BCST 112(DX), Z31, Z11
+	VFMADD231PS.BCST 116(DX), Z31, Z12
+	VFMADD231PS.BCST 120(DX), Z31, Z13
+	VFMADD231PS.BCST 124(DX), Z31, Z14
+	VFMADD231PS.BCST 128(DX), Z31, Z15
+	VFMADD231PS.BCST 132(DX), Z31, Z16
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 136(DX), Z31, Z0
+	VFMADD231PS.BCST 140(DX), Z31, Z1
+	VFMADD231PS.BCST 144(DX), Z31, Z2
+	VFMADD231PS.BCST 148(DX), Z31, Z3
+	VFMADD231PS.BCST 152(DX), Z31, Z4
+	VFMADD231PS.BCST 156(DX), Z31, Z5
+	VFMADD231PS.BCST 160(DX), Z31, Z6
+	VFMADD231PS.BCST 164(DX), Z31, Z7
+	VFMADD231PS.BCST 168(DX), Z31, Z8
+	VFMADD231PS.BCST 172(DX), Z31, Z9
+	VFMADD231PS.BCST 176(DX), Z31, Z10
+	VFMADD231PS.BCST 180(DX), Z31, Z11
+	VFMADD231PS.BCST 184(DX), Z31, Z12
+	VFMADD231PS.BCST 188(DX), Z31, Z13
+	VFMADD231PS.BCST 192(DX), Z31, Z14
+	VFMADD231PS.BCST 196(DX), Z31, Z15
+	VFMADD231PS.BCST 200(DX), Z31, Z16
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 204(DX), Z31, Z0
+	VFMADD231PS.BCST 208(DX), Z31, Z1
+	VFMADD231PS.BCST 212(DX), Z31, Z2
+	VFMADD231PS.BCST 216(DX), Z31, Z3
+	VFMADD231PS.BCST 220(DX), Z31, Z4
+	VFMADD231PS.BCST 224(DX), Z31, Z5
+	VFMADD231PS.BCST 228(DX), Z31, Z6
+	VFMADD231PS.BCST 232(DX), Z31, Z7
+	VFMADD231PS.BCST 236(DX), Z31, Z8
+	VFMADD231PS.BCST 240(DX), Z31, Z9
+	VFMADD231PS.BCST 244(DX), Z31, Z10
+	VFMADD231PS.BCST 248(DX), Z31, Z11
+	VFMADD231PS.BCST 252(DX), Z31, Z12
+	VFMADD231PS.BCST 256(DX), Z31, Z13
+	VFMADD231PS.BCST 260(DX), Z31, Z14
+	VFMADD231PS.BCST 264(DX), Z31, Z15
+	VFMADD231PS.BCST 268(DX), Z31, Z16
+	ADDQ             $0x00000110, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	ADDQ             $0x44, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, K2, (R8)(R10*1)
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, K2, (R8)(R10*1)
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, K2, (R8)(R10*1)
+	VMOVUPS       Y16, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect18AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect18AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	VFMADD231PS.BCST 96(DX), Z31, Z6
+	VFMADD231PS.BCST 100(DX), Z31, Z7
+	VFMADD231PS.BCST 104(DX), Z31, Z8
+	VFMADD231PS.BCST 108(DX), Z31, Z9
+	VFMADD231PS.BCST 112(DX), Z31, Z10
+	VFMADD231PS.BCST 116(DX), Z31, Z11
+	VFMADD231PS.BCST 120(DX), Z31, Z12
+	VFMADD231PS.BCST 124(DX), Z31, Z13
+	VFMADD231PS.BCST 128(DX), Z31, Z14
+	VFMADD231PS.BCST 132(DX), Z31, Z15
+	VFMADD231PS.BCST 136(DX), Z31, Z16
+	VFMADD231PS.BCST 140(DX), Z31, Z17
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 144(DX), Z31, Z0
+	VFMADD231PS.BCST 148(DX), Z31, Z1
+	VFMADD231PS.BCST 152(DX), Z31, Z2
+	VFMADD231PS.BCST 156(DX), Z31, Z3
+	VFMADD231PS.BCST 160(DX), Z31, Z4
+	VFMADD231PS.BCST 164(DX), Z31, Z5
+	VFMADD231PS.BCST 168(DX), Z31, Z6
+	VFMADD231PS.BCST 172(DX), Z31, Z7
+	VFMADD231PS.BCST 176(DX), Z31, Z8
+	VFMADD231PS.BCST 180(DX), Z31, Z9
+	VFMADD231PS.BCST 184(DX), Z31, Z10
+	VFMADD231PS.BCST 188(DX), Z31, Z11
+	VFMADD231PS.BCST 192(DX), Z31, Z12
+	VFMADD231PS.BCST 196(DX), Z31, Z13
+	VFMADD231PS.BCST 200(DX), Z31, Z14
+	VFMADD231PS.BCST 204(DX), Z31, Z15
+	VFMADD231PS.BCST 208(DX), Z31, Z16
+	VFMADD231PS.BCST 212(DX), Z31, Z17
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 216(DX), Z31, Z0
+	VFMADD231PS.BCST 220(DX), Z31, Z1
+	VFMADD231PS.BCST 224(DX), Z31, Z2
+	VFMADD231PS.BCST 228(DX), Z31, Z3
+	VFMADD231PS.BCST 232(DX), Z31, Z4
+	VFMADD231PS.BCST 236(DX), Z31, Z5
+	VFMADD231PS.BCST 240(DX), Z31, Z6
+	VFMADD231PS.BCST 244(DX), Z31, Z7
+	VFMADD231PS.BCST 248(DX), Z31, Z8
+	VFMADD231PS.BCST 252(DX), Z31, Z9
+	VFMADD231PS.BCST 256(DX), Z31, Z10
+	VFMADD231PS.BCST 260(DX), Z31, Z11
+	VFMADD231PS.BCST 264(DX), Z31, Z12
+	VFMADD231PS.BCST 268(DX), Z31, Z13
+	VFMADD231PS.BCST 272(DX), Z31, Z14
+	VFMADD231PS.BCST 276(DX), Z31, Z15
+	VFMADD231PS.BCST 280(DX), Z31, Z16
+	VFMADD231PS.BCST 284(DX), Z31, Z17
+	ADDQ             $0x00000120, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	ADDQ             $0x48, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z14, Z14
+	VMOVUPS   Z14, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z15, Z15
+	VMOVUPS   Z15, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z16, Z16
+	VMOVUPS   Z16, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z17, Z17
+	VMOVUPS   Z17, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet18AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet18AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	VFMADD231PS.BCST 96(DX), Z31, Z6
+	VFMADD231PS.BCST 100(DX), Z31, Z7
+	VFMADD231PS.BCST 104(DX), Z31, Z8
+	VFMADD231PS.BCST 108(DX), Z31, Z9
+	VFMADD231PS.BCST 112(DX), Z31, Z10
+	VFMADD231PS.BCST 116(DX), Z31, Z11
+	VFMADD231PS.BCST 120(DX), Z31, Z12
+	VFMADD231PS.BCST 124(DX), Z31, Z13
+	VFMADD231PS.BCST 128(DX), Z31, Z14
+	VFMADD231PS.BCST 132(DX), Z31, Z15
+	VFMADD231PS.BCST 136(DX), Z31, Z16
+	VFMADD231PS.BCST 140(DX), Z31, Z17
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 144(DX), Z31, Z0
+	VFMADD231PS.BCST 148(DX), Z31, Z1
+	VFMADD231PS.BCST 152(DX), Z31, Z2
+	VFMADD231PS.BCST 156(DX), Z31, Z3
+	VFMADD231PS.BCST 160(DX), Z31, Z4
+	VFMADD231PS.BCST 164(DX), Z31, Z5
+	VFMADD231PS.BCST 168(DX), Z31, Z6
+	VFMADD231PS.BCST 172(DX), Z31, Z7
+	VFMADD231PS.BCST 176(DX), Z31, Z8
+	VFMADD231PS.BCST 180(DX), Z31, Z9
+	VFMADD231PS.BCST 184(DX), Z31, Z10
+	VFMADD231PS.BCST 188(DX), Z31, Z11
+	VFMADD231PS.BCST 192(DX), Z31, Z12
+	VFMADD231PS.BCST 196(DX), Z31, Z13
+	VFMADD231PS.BCST 200(DX), Z31, Z14
+	VFMADD231PS.BCST 204(DX), Z31, Z15
+	VFMADD231PS.BCST 208(DX), Z31, Z16
+	VFMADD231PS.BCST 212(DX), Z31, Z17
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 216(DX), Z31, Z0
+	VFMADD231PS.BCST 220(DX), Z31, Z1
+	VFMADD231PS.BCST 224(DX), Z31, Z2
+	VFMADD231PS.BCST 228(DX), Z31, Z3
+	VFMADD231PS.BCST 232(DX), Z31, Z4
+	VFMADD231PS.BCST 236(DX), Z31, Z5
+	VFMADD231PS.BCST 240(DX), Z31, Z6
+	VFMADD231PS.BCST 244(DX), Z31, Z7
+	VFMADD231PS.BCST 248(DX), Z31, Z8
+	VFMADD231PS.BCST 252(DX), Z31, Z9
+	VFMADD231PS.BCST 256(DX), Z31, Z10
+	VFMADD231PS.BCST 260(DX), Z31, Z11
+	VFMADD231PS.BCST 264(DX), Z31, Z12
+	VFMADD231PS.BCST 268(DX), Z31, Z13
+	VFMADD231PS.BCST 272(DX), Z31, Z14
+	VFMADD231PS.BCST 276(DX), Z31, Z15
+	VFMADD231PS.BCST 280(DX), Z31, Z16
+	VFMADD231PS.BCST 284(DX), Z31, Z17
+	ADDQ             $0x00000120, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	ADDQ             $0x48, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z14, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z15, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z16, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z17, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair18AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair18AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	VFMADD231PS.BCST 96(DX), Z31, Z6
+	VFMADD231PS.BCST 100(DX), Z31, Z7
+	VFMADD231PS.BCST 104(DX), Z31, Z8
+	VFMADD231PS.BCST 108(DX), Z31, Z9
+	VFMADD231PS.BCST 112(DX), Z31, Z10
+	VFMADD231PS.BCST 116(DX), Z31, Z11
+	VFMADD231PS.BCST 120(DX), Z31, Z12
+	VFMADD231PS.BCST 124(DX), Z31, Z13
+	VFMADD231PS.BCST 128(DX), Z31, Z14
+	VFMADD231PS.BCST 132(DX), Z31, Z15
+	VFMADD231PS.BCST 136(DX), Z31, Z16
+	VFMADD231PS.BCST 140(DX), Z31, Z17
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 144(DX), Z31, Z0
+	VFMADD231PS.BCST 148(DX), Z31, Z1
+	VFMADD231PS.BCST 152(DX), Z31, Z2
+	VFMADD231PS.BCST 156(DX), Z31, Z3
+	VFMADD231PS.BCST 160(DX), Z31, Z4
+	VFMADD231PS.BCST 164(DX), Z31, Z5
+	VFMADD231PS.BCST 168(DX), Z31, Z6
+	VFMADD231PS.BCST 172(DX), Z31, Z7
+	VFMADD231PS.BCST 176(DX), Z31, Z8
+	VFMADD231PS.BCST 180(DX), Z31, Z9
+	VFMADD231PS.BCST 184(DX), Z31, Z10
+	VFMADD231PS.BCST 188(DX), Z31, Z11
+	VFMADD231PS.BCST 192(DX), Z31, Z12
+	VFMADD231PS.BCST 196(DX), Z31, Z13
+	VFMADD231PS.BCST 200(DX), Z31, Z14
+	VFMADD231PS.BCST 204(DX), Z31, Z15
+	VFMADD231PS.BCST 208(DX), Z31, Z16
+	VFMADD231PS.BCST 212(DX), Z31, Z17
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 216(DX), Z31, Z0
+	VFMADD231PS.BCST 220(DX), Z31, Z1
+	VFMADD231PS.BCST 224(DX), Z31, Z2
+	VFMADD231PS.BCST 228(DX), Z31, Z3
+	VFMADD231PS.BCST 232(DX), Z31, Z4
+	VFMADD231PS.BCST 236(DX), Z31, Z5
+	VFMADD231PS.BCST 240(DX), Z31, Z6
+	VFMADD231PS.BCST 244(DX), Z31, Z7
+	VFMADD231PS.BCST 248(DX), Z31, Z8
+	VFMADD231PS.BCST 252(DX), Z31, Z9
+	VFMADD231PS.BCST 256(DX), Z31, Z10
+	VFMADD231PS.BCST 260(DX), Z31, Z11
+	VFMADD231PS.BCST 264(DX), Z31, Z12
+	VFMADD231PS.BCST 268(DX), Z31, Z13
+	VFMADD231PS.BCST 272(DX), Z31, Z14
+	VFMADD231PS.BCST 276(DX), Z31, Z15
+	VFMADD231PS.BCST 280(DX), Z31, Z16
+	VFMADD231PS.BCST 284(DX), Z31, Z17
+	ADDQ             $0x00000120, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	ADDQ             $0x48, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y14, Y14
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y15, Y15
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y16, Y16
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y17, Y17
+	VMOVUPS       Y17, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair18AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair18AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 72(DX), Z31, Z0
+	VFMADD231PS.BCST 76(DX), Z31, Z1
+	VFMADD231PS.BCST 80(DX), Z31, Z2
+	VFMADD231PS.BCST 84(DX), Z31, Z3
+	VFMADD231PS.BCST 88(DX), Z31, Z4
+	VFMADD231PS.BCST 92(DX), Z31, Z5
+	VFMADD231PS.BCST 96(DX), Z31, Z6
+	VFMADD231PS.BCST 100(DX), Z31, Z7
+	VFMADD231PS.BCST 104(DX), Z31, Z8
+	VFMADD231PS.BCST 108(DX), Z31, Z9
+	VFMADD231PS.BCST 112(DX), Z31, Z10
+	VFMADD231PS.BCST 116(DX), Z31, Z11
+	VFMADD231PS.BCST 120(DX), Z31, Z12
+	VFMADD231PS.BCST 124(DX), Z31, Z13
+	VFMADD231PS.BCST 128(DX), Z31, Z14
+	VFMADD231PS.BCST 132(DX), Z31, Z15
+	VFMADD231PS.BCST 136(DX), Z31, Z16
+	VFMADD231PS.BCST 140(DX), Z31, Z17
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 144(DX), Z31, Z0
+	VFMADD231PS.BCST 148(DX), Z31, Z1
+	VFMADD231PS.BCST 152(DX), Z31, Z2
+	VFMADD231PS.BCST 156(DX), Z31, Z3
+	VFMADD231PS.BCST 160(DX), Z31, Z4
+	VFMADD231PS.BCST 164(DX), Z31, Z5
+	VFMADD231PS.BCST 168(DX), Z31, Z6
+	VFMADD231PS.BCST 172(DX), Z31, Z7
+	VFMADD231PS.BCST 176(DX), Z31, Z8
+	VFMADD231PS.BCST 180(DX), Z31, Z9
+	VFMADD231PS.BCST 184(DX), Z31, Z10
+	VFMADD231PS.BCST 188(DX), Z31, Z11
+	VFMADD231PS.BCST 192(DX), Z31, Z12
+	VFMADD231PS.BCST 196(DX), Z31, Z13
+	VFMADD231PS.BCST 200(DX), Z31, Z14
+	VFMADD231PS.BCST 204(DX), Z31, Z15
+	VFMADD231PS.BCST 208(DX), Z31, Z16
+	VFMADD231PS.BCST 212(DX), Z31, Z17
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 216(DX), Z31, Z0
+	VFMADD231PS.BCST 220(DX), Z31, Z1
+	VFMADD231PS.BCST 224(DX), Z31, Z2
+	VFMADD231PS.BCST 228(DX), Z31, Z3
+	VFMADD231PS.BCST 232(DX), Z31, Z4
+	VFMADD231PS.BCST 236(DX), Z31, Z5
+	VFMADD231PS.BCST 240(DX), Z31, Z6
+	VFMADD231PS.BCST 244(DX), Z31, Z7
+	VFMADD231PS.BCST 248(DX), Z31, Z8
+	VFMADD231PS.BCST 252(DX), Z31, Z9
+	VFMADD231PS.BCST 256(DX), Z31, Z10
+	VFMADD231PS.BCST 260(DX), Z31, Z11
+	VFMADD231PS.BCST 264(DX), Z31, Z12
+	VFMADD231PS.BCST 268(DX), Z31, Z13
+	VFMADD231PS.BCST 272(DX), Z31, Z14
+	VFMADD231PS.BCST 276(DX), Z31, Z15
+	VFMADD231PS.BCST 280(DX), Z31, Z16
+	VFMADD231PS.BCST 284(DX), Z31, Z17
+	ADDQ             $0x00000120, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	ADDQ             $0x48, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, K2, (R8)(R10*1)
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, K2, (R8)(R10*1)
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, K2, (R8)(R10*1)
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, K2, (R8)(R10*1)
+	VMOVUPS       Y17, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect19AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect19AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 76(DX), Z31, Z0
+	VFMADD231PS.BCST 80(DX), Z31, Z1
+	VFMADD231PS.BCST 84(DX), Z31, Z2
+	VFMADD231PS.BCST 88(DX), Z31, Z3
+	VFMADD231PS.BCST 92(DX), Z31, Z4
+	VFMADD231PS.BCST 96(DX), Z31, Z5
+	VFMADD231PS.BCST 100(DX), Z31, Z6
+	VFMADD231PS.BCST 104(DX), Z31, Z7
+	VFMADD231PS.BCST 108(DX), Z31, Z8
+	VFMADD231PS.BCST 112(DX), Z31, Z9
+	VFMADD231PS.BCST 116(DX), Z31, Z10
+	VFMADD231PS.BCST 120(DX), Z31, Z11
+	VFMADD231PS.BCST 124(DX), Z31, Z12
+	VFMADD231PS.BCST 128(DX), Z31, Z13
+	VFMADD231PS.BCST 132(DX), Z31, Z14
+	VFMADD231PS.BCST 136(DX), Z31, Z15
+	VFMADD231PS.BCST 140(DX), Z31, Z16
+	VFMADD231PS.BCST 144(DX), Z31, Z17
+	VFMADD231PS.BCST 148(DX), Z31, Z18
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 152(DX), Z31, Z0
+	VFMADD231PS.BCST 156(DX), Z31, Z1
+	VFMADD231PS.BCST 160(DX), Z31, Z2
+	VFMADD231PS.BCST 164(DX), Z31, Z3
+	VFMADD231PS.BCST 168(DX), Z31, Z4
+	VFMADD231PS.BCST 172(DX), Z31, Z5
+	VFMADD231PS.BCST 176(DX), Z31, Z6
+	VFMADD231PS.BCST 180(DX), Z31, Z7
+	VFMADD231PS.BCST 184(DX), Z31, Z8
+	VFMADD231PS.BCST 188(DX), Z31, Z9
+	VFMADD231PS.BCST 192(DX), Z31, Z10
+	VFMADD231PS.BCST 196(DX), Z31, Z11
+	VFMADD231PS.BCST 200(DX), Z31, Z12
+	VFMADD231PS.BCST 204(DX), Z31, Z13
+	VFMADD231PS.BCST 208(DX), Z31, Z14
+	VFMADD231PS.BCST 212(DX), Z31, Z15
+	VFMADD231PS.BCST 216(DX), Z31, Z16
+	VFMADD231PS.BCST 220(DX), Z31, Z17
+	VFMADD231PS.BCST 224(DX), Z31, Z18
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 228(DX), Z31, Z0
+	VFMADD231PS.BCST 232(DX), Z31, Z1
+	VFMADD231PS.BCST 236(DX), Z31, Z2
+	VFMADD231PS.BCST 240(DX), Z31, Z3
+	VFMADD231PS.BCST 244(DX), Z31, Z4
+	VFMADD231PS.BCST 248(DX), Z31, Z5
+	VFMADD231PS.BCST 252(DX), Z31, Z6
+	VFMADD231PS.BCST 256(DX), Z31, Z7
+	VFMADD231PS.BCST 260(DX), Z31, Z8
+	VFMADD231PS.BCST 264(DX), Z31, Z9
+	VFMADD231PS.BCST 268(DX), Z31, Z10
+	VFMADD231PS.BCST 272(DX), Z31, Z11
+	VFMADD231PS.BCST 276(DX), Z31, Z12
+	VFMADD231PS.BCST 280(DX), Z31, Z13
+	VFMADD231PS.BCST 284(DX), Z31, Z14
+	VFMADD231PS.BCST 288(DX), Z31, Z15
+	VFMADD231PS.BCST 292(DX), Z31, Z16
+	VFMADD231PS.BCST 296(DX), Z31, Z17
+	VFMADD231PS.BCST 300(DX), Z31, Z18
+	ADDQ             $0x00000130, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	ADDQ             $0x4c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z14, Z14
+	VMOVUPS   Z14, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z15, Z15
+	VMOVUPS   Z15, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z16, Z16
+	VMOVUPS   Z16, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z17, Z17
+	VMOVUPS   Z17, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z18, Z18
+	VMOVUPS   Z18, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet19AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet19AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 76(DX), Z31, Z0
+	VFMADD231PS.BCST 80(DX), Z31, Z1
+	VFMADD231PS.BCST 84(DX), Z31, Z2
+	VFMADD231PS.BCST 88(DX), Z31, Z3
+	VFMADD231PS.BCST 92(DX), Z31, Z4
+	VFMADD231PS.BCST 96(DX), Z31, Z5
+	VFMADD231PS.BCST 100(DX), Z31, Z6
+	VFMADD231PS.BCST 104(DX), Z31, Z7
+	VFMADD231PS.BCST 108(DX), Z31, Z8
+	VFMADD231PS.BCST 112(DX), Z31, Z9
+	VFMADD231PS.BCST 116(DX), Z31, Z10
+	VFMADD231PS.BCST 120(DX), Z31, Z11
+	VFMADD231PS.BCST 124(DX), Z31, Z12
+	VFMADD231PS.BCST 128(DX), Z31, Z13
+	VFMADD231PS.BCST 132(DX), Z31, Z14
+	VFMADD231PS.BCST 136(DX), Z31, Z15
+	VFMADD231PS.BCST 140(DX), Z31, Z16
+	VFMADD231PS.BCST 144(DX), Z31, Z17
+	VFMADD231PS.BCST 148(DX), Z31, Z18
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 152(DX), Z31, Z0
+	VFMADD231PS.BCST 156(DX), Z31, Z1
+	VFMADD231PS.BCST 160(DX), Z31, Z2
+	VFMADD231PS.BCST 164(DX), Z31, Z3
+	VFMADD231PS.BCST 168(DX), Z31, Z4
+	VFMADD231PS.BCST 172(DX), Z31, Z5
+	VFMADD231PS.BCST 176(DX), Z31, Z6
+	VFMADD231PS.BCST 180(DX), Z31, Z7
+	VFMADD231PS.BCST 184(DX), Z31, Z8
+	VFMADD231PS.BCST 188(DX), Z31, Z9
+	VFMADD231PS.BCST 192(DX), Z31, Z10
+	VFMADD231PS.BCST 196(DX), Z31, Z11
+	VFMADD231PS.BCST 200(DX), Z31, Z12
+	VFMADD231PS.BCST 204(DX), Z31, Z13
+	VFMADD231PS.BCST 208(DX), Z31, Z14
+	VFMADD231PS.BCST 212(DX), Z31, Z15
+	VFMADD231PS.BCST 216(DX), Z31, Z16
+	VFMADD231PS.BCST 220(DX), Z31, Z17
+	VFMADD231PS.BCST 224(DX), Z31, Z18
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 228(DX), Z31, Z0
+	VFMADD231PS.BCST 232(DX), Z31, Z1
+	VFMADD231PS.BCST 236(DX), Z31, Z2
+	VFMADD231PS.BCST 240(DX), Z31, Z3
+	VFMADD231PS.BCST 244(DX), Z31, Z4
+	VFMADD231PS.BCST 248(DX), Z31, Z5
+	VFMADD231PS.BCST 252(DX), Z31, Z6
+	VFMADD231PS.BCST 256(DX), Z31, Z7
+	VFMADD231PS.BCST 260(DX), Z31, Z8
+	VFMADD231PS.BCST 264(DX), Z31, Z9
+	VFMADD231PS.BCST 268(DX), Z31, Z10
+	VFMADD231PS.BCST 272(DX), Z31, Z11
+	VFMADD231PS.BCST 276(DX), Z31, Z12
+	VFMADD231PS.BCST 280(DX), Z31, Z13
+	VFMADD231PS.BCST 284(DX), Z31, Z14
+	VFMADD231PS.BCST 288(DX), Z31, Z15
+	VFMADD231PS.BCST 292(DX), Z31, Z16
+	VFMADD231PS.BCST 296(DX), Z31, Z17
+	VFMADD231PS.BCST 300(DX), Z31, Z18
+	ADDQ             $0x00000130, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	ADDQ             $0x4c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z14, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z15, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z16, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z17, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z18, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair19AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair19AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 76(DX), Z31, Z0
+	VFMADD231PS.BCST 80(DX), Z31, Z1
+	VFMADD231PS.BCST 84(DX), Z31, Z2
+	VFMADD231PS.BCST 88(DX), Z31, Z3
+	VFMADD231PS.BCST 92(DX), Z31, Z4
+	VFMADD231PS.BCST 96(DX), Z31, Z5
+	VFMADD231PS.BCST 100(DX), Z31, Z6
+	VFMADD231PS.BCST 104(DX), Z31, Z7
+	VFMADD231PS.BCST 108(DX), Z31, Z8
+	VFMADD231PS.BCST 112(DX), Z31, Z9
+	VFMADD231PS.BCST 116(DX), Z31, Z10
+	VFMADD231PS.BCST 120(DX), Z31, Z11
+	VFMADD231PS.BCST 124(DX), Z31, Z12
+	VFMADD231PS.BCST 128(DX), Z31, Z13
+	VFMADD231PS.BCST 132(DX), Z31, Z14
+	VFMADD231PS.BCST 136(DX), Z31, Z15
+	VFMADD231PS.BCST 140(DX), Z31, Z16
+	VFMADD231PS.BCST 144(DX), Z31, Z17
+	VFMADD231PS.BCST 148(DX), Z31, Z18
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 152(DX), Z31, Z0
+	VFMADD231PS.BCST 156(DX), Z31, Z1
+	VFMADD231PS.BCST 160(DX), Z31, Z2
+	VFMADD231PS.BCST 164(DX), Z31, Z3
+	VFMADD231PS.BCST 168(DX), Z31, Z4
+	VFMADD231PS.BCST 172(DX), Z31, Z5
+	VFMADD231PS.BCST 176(DX), Z31, Z6
+	VFMADD231PS.BCST 180(DX), Z31, Z7
+	VFMADD231PS.BCST 184(DX), Z31, Z8
+	VFMADD231PS.BCST 188(DX), Z31, Z9
+	VFMADD231PS.BCST 192(DX), Z31, Z10
+	VFMADD231PS.BCST 196(DX), Z31, Z11
+	VFMADD231PS.BCST 200(DX), Z31, Z12
+	VFMADD231PS.BCST 204(DX), Z31, Z13
+	VFMADD231PS.BCST 208(DX), Z31, Z14
+	VFMADD231PS.BCST 212(DX), Z31, Z15
+	VFMADD231PS.BCST 216(DX), Z31, Z16
+	VFMADD231PS.BCST 220(DX), Z31, Z17
+	VFMADD231PS.BCST 224(DX), Z31, Z18
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 228(DX), Z31, Z0
+	VFMADD231PS.BCST 232(DX), Z31, Z1
+	VFMADD231PS.BCST 236(DX), Z31, Z2
+	VFMADD231PS.BCST 240(DX), Z31, Z3
+	VFMADD231PS.BCST 244(DX), Z31, Z4
+	VFMADD231PS.BCST 248(DX), Z31, Z5
+	VFMADD231PS.BCST 252(DX), Z31, Z6
+	VFMADD231PS.BCST 256(DX), Z31, Z7
+	VFMADD231PS.BCST 260(DX), Z31, Z8
+	VFMADD231PS.BCST 264(DX), Z31, Z9
+	VFMADD231PS.BCST 268(DX), Z31, Z10
+	VFMADD231PS.BCST 272(DX), Z31, Z11
+	VFMADD231PS.BCST 276(DX), Z31, Z12
+	VFMADD231PS.BCST 280(DX), Z31, Z13
+	VFMADD231PS.BCST 284(DX), Z31, Z14
+	VFMADD231PS.BCST 288(DX), Z31, Z15
+	VFMADD231PS.BCST 292(DX), Z31, Z16
+	VFMADD231PS.BCST 296(DX), Z31, Z17
+	VFMADD231PS.BCST 300(DX), Z31, Z18
+	ADDQ             $0x00000130, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	ADDQ             $0x4c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y14, Y14
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y15, Y15
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y16, Y16
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y17, Y17
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y18, Y18
+	VMOVUPS       Y18, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair19AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair19AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 76(DX), Z31, Z0
+	VFMADD231PS.BCST 80(DX), Z31, Z1
+	VFMADD231PS.BCST 84(DX), Z31, Z2
+	VFMADD231PS.BCST 88(DX), Z31, Z3
+	VFMADD231PS.BCST 92(DX), Z31, Z4
+	VFMADD231PS.BCST 96(DX), Z31, Z5
+	VFMADD231PS.BCST 100(DX), Z31, Z6
+	VFMADD231PS.BCST 104(DX), Z31, Z7
+	VFMADD231PS.BCST 108(DX), Z31, Z8
+	VFMADD231PS.BCST 112(DX), Z31, Z9
+	VFMADD231PS.BCST 116(DX), Z31, Z10
+	VFMADD231PS.BCST 120(DX), Z31, Z11
+	VFMADD231PS.BCST 124(DX), Z31, Z12
+	VFMADD231PS.BCST 128(DX), Z31, Z13
+	VFMADD231PS.BCST 132(DX), Z31, Z14
+	VFMADD231PS.BCST 136(DX), Z31, Z15
+	VFMADD231PS.BCST 140(DX), Z31, Z16
+	VFMADD231PS.BCST 144(DX), Z31, Z17
+	VFMADD231PS.BCST 148(DX), Z31, Z18
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 152(DX), Z31, Z0
+	VFMADD231PS.BCST 156(DX), Z31, Z1
+	VFMADD231PS.BCST 160(DX), Z31, Z2
+	VFMADD231PS.BCST 164(DX), Z31, Z3
+	VFMADD231PS.BCST 168(DX), Z31, Z4
+	VFMADD231PS.BCST 172(DX), Z31, Z5
+	VFMADD231PS.BCST 176(DX), Z31, Z6
+	VFMADD231PS.BCST 180(DX), Z31, Z7
+	VFMADD231PS.BCST 184(DX), Z31, Z8
+	VFMADD231PS.BCST 188(DX), Z31, Z9
+	VFMADD231PS.BCST 192(DX), Z31, Z10
+	VFMADD231PS.BCST 196(DX), Z31, Z11
+	VFMADD231PS.BCST 200(DX), Z31, Z12
+	VFMADD231PS.BCST 204(DX), Z31, Z13
+	VFMADD231PS.BCST 208(DX), Z31, Z14
+	VFMADD231PS.BCST 212(DX), Z31, Z15
+	VFMADD231PS.BCST 216(DX), Z31, Z16
+	VFMADD231PS.BCST 220(DX), Z31, Z17
+	VFMADD231PS.BCST 224(DX), Z31, Z18
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 228(DX), Z31, Z0
+	VFMADD231PS.BCST 232(DX), Z31, Z1
+	VFMADD231PS.BCST 236(DX), Z31, Z2
+	VFMADD231PS.BCST 240(DX), Z31, Z3
+	VFMADD231PS.BCST 244(DX), Z31, Z4
+	VFMADD231PS.BCST 248(DX), Z31, Z5
+	VFMADD231PS.BCST 252(DX), Z31, Z6
+	VFMADD231PS.BCST 256(DX), Z31, Z7
+	VFMADD231PS.BCST 260(DX), Z31, Z8
+	VFMADD231PS.BCST 264(DX), Z31, Z9
+	VFMADD231PS.BCST 268(DX), Z31, Z10
+	VFMADD231PS.BCST 272(DX), Z31, Z11
+	VFMADD231PS.BCST 276(DX), Z31, Z12
+	VFMADD231PS.BCST 280(DX), Z31, Z13
+	VFMADD231PS.BCST 284(DX), Z31, Z14
+	VFMADD231PS.BCST 288(DX), Z31, Z15
+	VFMADD231PS.BCST 292(DX), Z31, Z16
+	VFMADD231PS.BCST 296(DX), Z31, Z17
+	VFMADD231PS.BCST 300(DX), Z31, Z18
+	ADDQ             $0x00000130, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	ADDQ             $0x4c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, K2, (R8)(R10*1)
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, K2, (R8)(R10*1)
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, K2, (R8)(R10*1)
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, K2, (R8)(R10*1)
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, K2, (R8)(R10*1)
+	VMOVUPS       Y18, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect20AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect20AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 80(DX), Z31, Z0
+	VFMADD231PS.BCST 84(DX), Z31, Z1
+	VFMADD231PS.BCST 88(DX), Z31, Z2
+	VFMADD231PS.BCST 92(DX), Z31, Z3
+	VFMADD231PS.BCST 96(DX), Z31, Z4
+	VFMADD231PS.BCST 100(DX), Z31, Z5
+	VFMADD231PS.BCST 104(DX), Z31, Z6
+	VFMADD231PS.BCST 108(DX), Z31, Z7
+	VFMADD231PS.BCST 112(DX), Z31, Z8
+	VFMADD231PS.BCST 116(DX), Z31, Z9
+	VFMADD231PS.BCST 120(DX), Z31, Z10
+	VFMADD231PS.BCST 124(DX), Z31, Z11
+	VFMADD231PS.BCST 128(DX), Z31, Z12
+	VFMADD231PS.BCST 132(DX), Z31, Z13
+	VFMADD231PS.BCST 136(DX), Z31, Z14
+	VFMADD231PS.BCST 140(DX), Z31, Z15
+	VFMADD231PS.BCST 144(DX), Z31, Z16
+	VFMADD231PS.BCST 148(DX), Z31, Z17
+	VFMADD231PS.BCST 152(DX), Z31, Z18
+	VFMADD231PS.BCST 156(DX), Z31, Z19
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 160(DX), Z31, Z0
+	VFMADD231PS.BCST 164(DX), Z31, Z1
+	VFMADD231PS.BCST 168(DX), Z31, Z2
+	VFMADD231PS.BCST 172(DX), Z31, Z3
+	VFMADD231PS.BCST 176(DX), Z31, Z4
+	VFMADD231PS.BCST 180(DX), Z31, Z5
+	VFMADD231PS.BCST 184(DX), Z31, Z6
+	VFMADD231PS.BCST 188(DX), Z31, Z7
+	VFMADD231PS.BCST 192(DX), Z31, Z8
+	VFMADD231PS.BCST 196(DX), Z31, Z9
+	VFMADD231PS.BCST 200(DX), Z31, Z10
+	VFMADD231PS.BCST 204(DX), Z31, Z11
+	VFMADD231PS.BCST 208(DX), Z31, Z12
+	VFMADD231PS.BCST 212(DX), Z31, Z13
+	VFMADD231PS.BCST 216(DX), Z31, Z14
+	VFMADD231PS.BCST 220(DX), Z31, Z15
+	VFMADD231PS.BCST 224(DX), Z31, Z16
+	VFMADD231PS.BCST 228(DX), Z31, Z17
+	VFMADD231PS.BCST 232(DX), Z31, Z18
+	VFMADD231PS.BCST 236(DX), Z31, Z19
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 240(DX), Z31, Z0
+	VFMADD231PS.BCST 244(DX), Z31, Z1
+	VFMADD231PS.BCST 248(DX), Z31, Z2
+	VFMADD231PS.BCST 252(DX), Z31, Z3
+	VFMADD231PS.BCST 256(DX), Z31, Z4
+	VFMADD231PS.BCST 260(DX), Z31, Z5
+	VFMADD231PS.BCST 264(DX), Z31, Z6
+	VFMADD231PS.BCST 268(DX), Z31, Z7
+	VFMADD231PS.BCST 272(DX), Z31, Z8
+	VFMADD231PS.BCST 276(DX), Z31, Z9
+	VFMADD231PS.BCST 280(DX), Z31, Z10
+	VFMADD231PS.BCST 284(DX), Z31, Z11
+	VFMADD231PS.BCST 288(DX), Z31, Z12
+	VFMADD231PS.BCST 292(DX), Z31, Z13
+	VFMADD231PS.BCST 296(DX), Z31, Z14
+	VFMADD231PS.BCST 300(DX), Z31, Z15
+	VFMADD231PS.BCST 304(DX), Z31, Z16
+	VFMADD231PS.BCST 308(DX), Z31, Z17
+	VFMADD231PS.BCST 312(DX), Z31, Z18
+	VFMADD231PS.BCST 316(DX), Z31, Z19
+	ADDQ             $0x00000140, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	ADDQ             $0x50, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z14, Z14
+	VMOVUPS   Z14, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z15, Z15
+	VMOVUPS   Z15, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z16, Z16
+	VMOVUPS   Z16, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z17, Z17
+	VMOVUPS   Z17, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z18, Z18
+	VMOVUPS   Z18, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z19, Z19
+	VMOVUPS   Z19, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet20AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet20AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 80(DX), Z31, Z0
+	VFMADD231PS.BCST 84(DX), Z31, Z1
+	VFMADD231PS.BCST 88(DX), Z31, Z2
+	VFMADD231PS.BCST 92(DX), Z31, Z3
+	VFMADD231PS.BCST 96(DX), Z31, Z4
+	VFMADD231PS.BCST 100(DX), Z31, Z5
+	VFMADD231PS.BCST 104(DX), Z31, Z6
+	VFMADD231PS.BCST 108(DX), Z31, Z7
+	VFMADD231PS.BCST 112(DX), Z31, Z8
+	VFMADD231PS.BCST 116(DX), Z31, Z9
+	VFMADD231PS.BCST 120(DX), Z31, Z10
+	VFMADD231PS.BCST 124(DX), Z31, Z11
+	VFMADD231PS.BCST 128(DX), Z31, Z12
+	VFMADD231PS.BCST 132(DX), Z31, Z13
+	VFMADD231PS.BCST 136(DX), Z31, Z14
+	VFMADD231PS.BCST 140(DX), Z31, Z15
+	VFMADD231PS.BCST 144(DX), Z31, Z16
+	VFMADD231PS.BCST 148(DX), Z31, Z17
+	VFMADD231PS.BCST 152(DX), Z31, Z18
+	VFMADD231PS.BCST 156(DX), Z31, Z19
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 160(DX), Z31, Z0
+	VFMADD231PS.BCST 164(DX), Z31, Z1
+	VFMADD231PS.BCST 168(DX), Z31, Z2
+	VFMADD231PS.BCST 172(DX), Z31, Z3
+	VFMADD231PS.BCST 176(DX), Z31, Z4
+	VFMADD231PS.BCST 180(DX), Z31, Z5
+	VFMADD231PS.BCST 184(DX), Z31, Z6
+	VFMADD231PS.BCST 188(DX), Z31, Z7
+	VFMADD231PS.BCST 192(DX), Z31, Z8
+	VFMADD231PS.BCST 196(DX), Z31, Z9
+	VFMADD231PS.BCST 200(DX), Z31, Z10
+	VFMADD231PS.BCST 204(DX), Z31, Z11
+	VFMADD231PS.BCST 208(DX), Z31, Z12
+	VFMADD231PS.BCST 212(DX), Z31, Z13
+	VFMADD231PS.BCST 216(DX), Z31, Z14
+	VFMADD231PS.BCST 220(DX), Z31, Z15
+	VFMADD231PS.BCST 224(DX), Z31, Z16
+	VFMADD231PS.BCST 228(DX), Z31, Z17
+	VFMADD231PS.BCST 232(DX), Z31, Z18
+	VFMADD231PS.BCST 236(DX), Z31, Z19
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 240(DX), Z31, Z0
+	VFMADD231PS.BCST 244(DX), Z31, Z1
+	VFMADD231PS.BCST 248(DX), Z31, Z2
+	VFMADD231PS.BCST 252(DX), Z31, Z3
+	VFMADD231PS.BCST 256(DX), Z31, Z4
+	VFMADD231PS.BCST 260(DX), Z31, Z5
+	VFMADD231PS.BCST 264(DX), Z31, Z6
+	VFMADD231PS.BCST 268(DX), Z31, Z7
+	VFMADD231PS.BCST 272(DX), Z31, Z8
+	VFMADD231PS.BCST 276(DX), Z31, Z9
+	VFMADD231PS.BCST 280(DX), Z31, Z10
+	VFMADD231PS.BCST 284(DX), Z31, Z11
+	VFMADD231PS.BCST 288(DX), Z31, Z12
+	VFMADD231PS.BCST 292(DX), Z31, Z13
+	VFMADD231PS.BCST 296(DX), Z31, Z14
+	VFMADD231PS.BCST 300(DX), Z31, Z15
+	VFMADD231PS.BCST 304(DX), Z31, Z16
+	VFMADD231PS.BCST 308(DX), Z31, Z17
+	VFMADD231PS.BCST 312(DX), Z31, Z18
+	VFMADD231PS.BCST 316(DX), Z31, Z19
+	ADDQ             $0x00000140, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	ADDQ             $0x50, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z14, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z15, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z16, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z17, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z18, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z19, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair20AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair20AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 80(DX), Z31, Z0
+	VFMADD231PS.BCST 84(DX), Z31, Z1
+	VFMADD231PS.BCST 88(DX), Z31, Z2
+	VFMADD231PS.BCST 92(DX), Z31, Z3
+	VFMADD231PS.BCST 96(DX), Z31, Z4
+	VFMADD231PS.BCST 100(DX), Z31, Z5
+	VFMADD231PS.BCST 104(DX), Z31, Z6
+	VFMADD231PS.BCST 108(DX), Z31, Z7
+	VFMADD231PS.BCST 112(DX), Z31, Z8
+	VFMADD231PS.BCST 116(DX), Z31, Z9
+	VFMADD231PS.BCST 120(DX), Z31, Z10
+	VFMADD231PS.BCST 124(DX), Z31, Z11
+	VFMADD231PS.BCST 128(DX), Z31, Z12
+	VFMADD231PS.BCST 132(DX), Z31, Z13
+	VFMADD231PS.BCST 136(DX), Z31, Z14
+	VFMADD231PS.BCST 140(DX), Z31, Z15
+	VFMADD231PS.BCST 144(DX), Z31, Z16
+	VFMADD231PS.BCST 148(DX), Z31, Z17
+	VFMADD231PS.BCST 152(DX), Z31, Z18
+	VFMADD231PS.BCST 156(DX), Z31, Z19
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 160(DX), Z31, Z0
+	VFMADD231PS.BCST 164(DX), Z31, Z1
+	VFMADD231PS.BCST 168(DX), Z31, Z2
+	VFMADD231PS.BCST 172(DX), Z31, Z3
+	VFMADD231PS.BCST 176(DX), Z31, Z4
+	VFMADD231PS.BCST 180(DX), Z31, Z5
+	VFMADD231PS.BCST 184(DX), Z31, Z6
+	VFMADD231PS.BCST 188(DX), Z31, Z7
+	VFMADD231PS.BCST 192(DX), Z31, Z8
+	VFMADD231PS.BCST 196(DX), Z31, Z9
+	VFMADD231PS.BCST 200(DX), Z31, Z10
+	VFMADD231PS.BCST 204(DX), Z31, Z11
+	VFMADD231PS.BCST 208(DX), Z31, Z12
+	VFMADD231PS.BCST 212(DX), Z31, Z13
+	VFMADD231PS.BCST 216(DX), Z31, Z14
+	VFMADD231PS.BCST 220(DX), Z31, Z15
+	VFMADD231PS.BCST 224(DX), Z31, Z16
+	VFMADD231PS.BCST 228(DX), Z31, Z17
+	VFMADD231PS.BCST 232(DX), Z31, Z18
+	VFMADD231PS.BCST 236(DX), Z31, Z19
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 240(DX), Z31, Z0
+	VFMADD231PS.BCST 244(DX), Z31, Z1
+	VFMADD231PS.BCST 248(DX), Z31, Z2
+	VFMADD231PS.BCST 252(DX), Z31, Z3
+	VFMADD231PS.BCST 256(DX), Z31, Z4
+	VFMADD231PS.BCST 260(DX), Z31, Z5
+	VFMADD231PS.BCST 264(DX), Z31, Z6
+	VFMADD231PS.BCST 268(DX), Z31, Z7
+	VFMADD231PS.BCST 272(DX), Z31, Z8
+	VFMADD231PS.BCST 276(DX), Z31, Z9
+	VFMADD231PS.BCST 280(DX), Z31, Z10
+	VFMADD231PS.BCST 284(DX), Z31, Z11
+	VFMADD231PS.BCST 288(DX), Z31, Z12
+	VFMADD231PS.BCST 292(DX), Z31, Z13
+	VFMADD231PS.BCST 296(DX), Z31, Z14
+	VFMADD231PS.BCST 300(DX), Z31, Z15
+	VFMADD231PS.BCST 304(DX), Z31, Z16
+	VFMADD231PS.BCST 308(DX), Z31, Z17
+	VFMADD231PS.BCST 312(DX), Z31, Z18
+	VFMADD231PS.BCST 316(DX), Z31, Z19
+	ADDQ             $0x00000140, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	ADDQ             $0x50, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y14, Y14
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y15, Y15
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y16, Y16
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y17, Y17
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y18, Y18
+	VMOVUPS       Y18, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z19, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y19, Y19
+	VMOVUPS       Y19, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair20AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair20AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 80(DX), Z31, Z0
+	VFMADD231PS.BCST 84(DX), Z31, Z1
+	VFMADD231PS.BCST 88(DX), Z31, Z2
+	VFMADD231PS.BCST 92(DX), Z31, Z3
+	VFMADD231PS.BCST 96(DX), Z31, Z4
+	VFMADD231PS.BCST 100(DX), Z31, Z5
+	VFMADD231PS.BCST 104(DX), Z31, Z6
+	VFMADD231PS.BCST 108(DX), Z31, Z7
+	VFMADD231PS.BCST 112(DX), Z31, Z8
+	VFMADD231PS.BCST 116(DX), Z31, Z9
+	VFMADD231PS.BCST 120(DX), Z31, Z10
+	VFMADD231PS.BCST 124(DX), Z31, Z11
+	VFMADD231PS.BCST 128(DX), Z31, Z12
+	VFMADD231PS.BCST 132(DX), Z31, Z13
+	VFMADD231PS.BCST 136(DX), Z31, Z14
+	VFMADD231PS.BCST 140(DX), Z31, Z15
+	VFMADD231PS.BCST 144(DX), Z31, Z16
+	VFMADD231PS.BCST 148(DX), Z31, Z17
+	VFMADD231PS.BCST 152(DX), Z31, Z18
+	VFMADD231PS.BCST 156(DX), Z31, Z19
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 160(DX), Z31, Z0
+	VFMADD231PS.BCST 164(DX), Z31, Z1
+	VFMADD231PS.BCST 168(DX), Z31, Z2
+	VFMADD231PS.BCST 172(DX), Z31, Z3
+	VFMADD231PS.BCST 176(DX), Z31, Z4
+	VFMADD231PS.BCST 180(DX), Z31, Z5
+	VFMADD231PS.BCST 184(DX), Z31, Z6
+	VFMADD231PS.BCST 188(DX), Z31, Z7
+	VFMADD231PS.BCST 192(DX), Z31, Z8
+	VFMADD231PS.BCST 196(DX), Z31, Z9
+	VFMADD231PS.BCST 200(DX), Z31, Z10
+	VFMADD231PS.BCST 204(DX), Z31, Z11
+	VFMADD231PS.BCST 208(DX), Z31, Z12
+	VFMADD231PS.BCST 212(DX), Z31, Z13
+	VFMADD231PS.BCST 216(DX), Z31, Z14
+	VFMADD231PS.BCST 220(DX), Z31, Z15
+	VFMADD231PS.BCST 224(DX), Z31, Z16
+	VFMADD231PS.BCST 228(DX), Z31, Z17
+	VFMADD231PS.BCST 232(DX), Z31, Z18
+	VFMADD231PS.BCST 236(DX), Z31, Z19
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 240(DX), Z31, Z0
+	VFMADD231PS.BCST 244(DX), Z31, Z1
+	VFMADD231PS.BCST 248(DX), Z31, Z2
+	VFMADD231PS.BCST 252(DX), Z31, Z3
+	VFMADD231PS.BCST 256(DX), Z31, Z4
+	VFMADD231PS.BCST 260(DX), Z31, Z5
+	VFMADD231PS.BCST 264(DX), Z31, Z6
+	VFMADD231PS.BCST 268(DX), Z31, Z7
+	VFMADD231PS.BCST 272(DX), Z31, Z8
+	VFMADD231PS.BCST 276(DX), Z31, Z9
+	VFMADD231PS.BCST 280(DX), Z31, Z10
+	VFMADD231PS.BCST 284(DX), Z31, Z11
+	VFMADD231PS.BCST 288(DX), Z31, Z12
+	VFMADD231PS.BCST 292(DX), Z31, Z13
+	VFMADD231PS.BCST 296(DX), Z31, Z14
+	VFMADD231PS.BCST 300(DX), Z31, Z15
+	VFMADD231PS.BCST 304(DX), Z31, Z16
+	VFMADD231PS.BCST 308(DX), Z31, Z17
+	VFMADD231PS.BCST 312(DX), Z31, Z18
+	VFMADD231PS.BCST 316(DX), Z31, Z19
+	ADDQ             $0x00000140, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	ADDQ             $0x50, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, K2, (R8)(R10*1)
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, K2, (R8)(R10*1)
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, K2, (R8)(R10*1)
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, K2, (R8)(R10*1)
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, K2, (R8)(R10*1)
+	VMOVUPS       Y18, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z19, K2, (R8)(R10*1)
+	VMOVUPS       Y19, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect21AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect21AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 84(DX), Z31, Z0
+	VFMADD231PS.BCST 88(DX), Z31, Z1
+	VFMADD231PS.BCST 92(DX), Z31, Z2
+	VFMADD231PS.BCST 96(DX), Z31, Z3
+	VFMADD231PS.BCST 100(DX), Z31, Z4
+	VFMADD231PS.BCST 104(DX), Z31, Z5
+	VFMADD231PS.BCST 108(DX), Z31, Z6
+	VFMADD231PS.BCST 112(DX), Z31, Z7
+	VFMADD231PS.BCST 116(DX), Z31, Z8
+	VFMADD231PS.BCST 120(DX), Z31, Z9
+	VFMADD231PS.BCST 124(DX), Z31, Z10
+	VFMADD231PS.BCST 128(DX), Z31, Z11
+	VFMADD231PS.BCST 132(DX), Z31, Z12
+	VFMADD231PS.BCST 136(DX), Z31, Z13
+	VFMADD231PS.BCST 140(DX), Z31, Z14
+	VFMADD231PS.BCST 144(DX), Z31, Z15
+	VFMADD231PS.BCST 148(DX), Z31, Z16
+	VFMADD231PS.BCST 152(DX), Z31, Z17
+	VFMADD231PS.BCST 156(DX), Z31, Z18
+	VFMADD231PS.BCST 160(DX), Z31, Z19
+	VFMADD231PS.BCST 164(DX), Z31, Z20
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 168(DX), Z31, Z0
+	VFMADD231PS.BCST 172(DX), Z31, Z1
+	VFMADD231PS.BCST 176(DX), Z31, Z2
+	VFMADD231PS.BCST 180(DX), Z31, Z3
+	VFMADD231PS.BCST 184(DX), Z31, Z4
+	VFMADD231PS.BCST 188(DX), Z31, Z5
+	VFMADD231PS.BCST 192(DX), Z31, Z6
+	VFMADD231PS.BCST 196(DX), Z31, Z7
+	VFMADD231PS.BCST 200(DX), Z31, Z8
+	VFMADD231PS.BCST 204(DX), Z31, Z9
+	VFMADD231PS.BCST 208(DX), Z31, Z10
+	VFMADD231PS.BCST 212(DX), Z31, Z11
+	VFMADD231PS.BCST 216(DX), Z31, Z12
+	VFMADD231PS.BCST 220(DX), Z31, Z13
+	VFMADD231PS.BCST 224(DX), Z31, Z14
+	VFMADD231PS.BCST 228(DX), Z31, Z15
+	VFMADD231PS.BCST 232(DX), Z31, Z16
+	VFMADD231PS.BCST 236(DX), Z31, Z17
+	VFMADD231PS.BCST 240(DX), Z31, Z18
+	VFMADD231PS.BCST 244(DX), Z31, Z19
+	VFMADD231PS.BCST 248(DX), Z31, Z20
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 252(DX), Z31, Z0
+	VFMADD231PS.BCST 256(DX), Z31, Z1
+	VFMADD231PS.BCST 260(DX), Z31, Z2
+	VFMADD231PS.BCST 264(DX), Z31, Z3
+	VFMADD231PS.BCST 268(DX), Z31, Z4
+	VFMADD231PS.BCST 272(DX), Z31, Z5
+	VFMADD231PS.BCST 276(DX), Z31, Z6
+	VFMADD231PS.BCST 280(DX), Z31, Z7
+	VFMADD231PS.BCST 284(DX), Z31, Z8
+	VFMADD231PS.BCST 288(DX), Z31, Z9
+	VFMADD231PS.BCST 292(DX), Z31, Z10
+	VFMADD231PS.BCST 296(DX), Z31, Z11
+	VFMADD231PS.BCST 300(DX), Z31, Z12
+	VFMADD231PS.BCST 304(DX), Z31, Z13
+	VFMADD231PS.BCST 308(DX), Z31, Z14
+	VFMADD231PS.BCST 312(DX), Z31, Z15
+	VFMADD231PS.BCST 316(DX), Z31, Z16
+	VFMADD231PS.BCST 320(DX), Z31, Z17
+	VFMADD231PS.BCST 324(DX), Z31, Z18
+	VFMADD231PS.BCST 328(DX), Z31, Z19
+	VFMADD231PS.BCST 332(DX), Z31, Z20
+	ADDQ             $0x00000150, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	ADDQ             $0x54, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z14, Z14
+	VMOVUPS   Z14, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z15, Z15
+	VMOVUPS   Z15, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z16, Z16
+	VMOVUPS   Z16, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z17, Z17
+	VMOVUPS   Z17, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z18, Z18
+	VMOVUPS   Z18, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z19, Z19
+	VMOVUPS   Z19, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z20, Z20
+	VMOVUPS   Z20, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet21AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet21AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 84(DX), Z31, Z0
+	VFMADD231PS.BCST 88(DX), Z31, Z1
+	VFMADD231PS.BCST 92(DX), Z31, Z2
+	VFMADD231PS.BCST 96(DX), Z31, Z3
+	VFMADD231PS.BCST 100(DX), Z31, Z4
+	VFMADD231PS.BCST 104(DX), Z31, Z5
+	VFMADD231PS.BCST 108(DX), Z31, Z6
+	VFMADD231PS.BCST 112(DX), Z31, Z7
+	VFMADD231PS.BCST 116(DX), Z31, Z8
+	VFMADD231PS.BCST 120(DX), Z31, Z9
+	VFMADD231PS.BCST 124(DX), Z31, Z10
+	VFMADD231PS.BCST 128(DX), Z31, Z11
+	VFMADD231PS.BCST 132(DX), Z31, Z12
+	VFMADD231PS.BCST 136(DX), Z31, Z13
+	VFMADD231PS.BCST 140(DX), Z31, Z14
+	VFMADD231PS.BCST 144(DX), Z31, Z15
+	VFMADD231PS.BCST 148(DX), Z31, Z16
+	VFMADD231PS.BCST 152(DX), Z31, Z17
+	VFMADD231PS.BCST 156(DX), Z31, Z18
+	VFMADD231PS.BCST 160(DX), Z31, Z19
+	VFMADD231PS.BCST 164(DX), Z31, Z20
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 168(DX), Z31, Z0
+	VFMADD231PS.BCST 172(DX), Z31, Z1
+	VFMADD231PS.BCST 176(DX), Z31, Z2
+	VFMADD231PS.BCST 180(DX), Z31, Z3
+	VFMADD231PS.BCST 184(DX), Z31, Z4
+	VFMADD231PS.BCST 188(DX), Z31, Z5
+	VFMADD231PS.BCST 192(DX), Z31, Z6
+	VFMADD231PS.BCST 196(DX), Z31, Z7
+	VFMADD231PS.BCST 200(DX), Z31, Z8
+	VFMADD231PS.BCST 204(DX), Z31, Z9
+	VFMADD231PS.BCST 208(DX), Z31, Z10
+	VFMADD231PS.BCST 212(DX), Z31, Z11
+	VFMADD231PS.BCST 216(DX), Z31, Z12
+	VFMADD231PS.BCST 220(DX), Z31, Z13
+	VFMADD231PS.BCST 224(DX), Z31, Z14
+	VFMADD231PS.BCST 228(DX), Z31, Z15
+	VFMADD231PS.BCST 232(DX), Z31, Z16
+	VFMADD231PS.BCST 236(DX), Z31, Z17
+	VFMADD231PS.BCST 240(DX), Z31, Z18
+	VFMADD231PS.BCST 244(DX), Z31, Z19
+	VFMADD231PS.BCST 248(DX), Z31, Z20
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 252(DX), Z31, Z0
+	VFMADD231PS.BCST 256(DX), Z31, Z1
+	VFMADD231PS.BCST 260(DX), Z31, Z2
+	VFMADD231PS.BCST 264(DX), Z31, Z3
+	VFMADD231PS.BCST 268(DX), Z31, Z4
+	VFMADD231PS.BCST 272(DX), Z31, Z5
+	VFMADD231PS.BCST 276(DX), Z31, Z6
+	VFMADD231PS.BCST 280(DX), Z31, Z7
+	VFMADD231PS.BCST 284(DX), Z31, Z8
+	VFMADD231PS.BCST 288(DX), Z31, Z9
+	VFMADD231PS.BCST 292(DX), Z31, Z10
+	VFMADD231PS.BCST 296(DX), Z31, Z11
+	VFMADD231PS.BCST 300(DX), Z31, Z12
+	VFMADD231PS.BCST 304(DX), Z31, Z13
+	VFMADD231PS.BCST 308(DX), Z31, Z14
+	VFMADD231PS.BCST 312(DX), Z31, Z15
+	VFMADD231PS.BCST 316(DX), Z31, Z16
+	VFMADD231PS.BCST 320(DX), Z31, Z17
+	VFMADD231PS.BCST 324(DX), Z31, Z18
+	VFMADD231PS.BCST 328(DX), Z31, Z19
+	VFMADD231PS.BCST 332(DX), Z31, Z20
+	ADDQ             $0x00000150, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	ADDQ             $0x54, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z14, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z15, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z16, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z17, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z18, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z19, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z20, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair21AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair21AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 84(DX), Z31, Z0
+	VFMADD231PS.BCST 88(DX), Z31, Z1
+	VFMADD231PS.BCST 92(DX), Z31, Z2
+	VFMADD231PS.BCST 96(DX), Z31, Z3
+	VFMADD231PS.BCST 100(DX), Z31, Z4
+	VFMADD231PS.BCST 104(DX), Z31, Z5
+	VFMADD231PS.BCST 108(DX), Z31, Z6
+	VFMADD231PS.BCST 112(DX), Z31, Z7
+	VFMADD231PS.BCST 116(DX), Z31, Z8
+	VFMADD231PS.BCST 120(DX), Z31, Z9
+	VFMADD231PS.BCST 124(DX), Z31, Z10
+	VFMADD231PS.BCST 128(DX), Z31, Z11
+	VFMADD231PS.BCST 132(DX), Z31, Z12
+	VFMADD231PS.BCST 136(DX), Z31, Z13
+	VFMADD231PS.BCST 140(DX), Z31, Z14
+	VFMADD231PS.BCST 144(DX), Z31, Z15
+	VFMADD231PS.BCST 148(DX), Z31, Z16
+	VFMADD231PS.BCST 152(DX), Z31, Z17
+	VFMADD231PS.BCST 156(DX), Z31, Z18
+	VFMADD231PS.BCST 160(DX), Z31, Z19
+	VFMADD231PS.BCST 164(DX), Z31, Z20
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 168(DX), Z31, Z0
+	VFMADD231PS.BCST 172(DX), Z31, Z1
+	VFMADD231PS.BCST 176(DX), Z31, Z2
+	VFMADD231PS.BCST 180(DX), Z31, Z3
+	VFMADD231PS.BCST 184(DX), Z31, Z4
+	VFMADD231PS.BCST 188(DX), Z31, Z5
+	VFMADD231PS.BCST 192(DX), Z31, Z6
+	VFMADD231PS.BCST 196(DX), Z31, Z7
+	VFMADD231PS.BCST 200(DX), Z31, Z8
+	VFMADD231PS.BCST 204(DX), Z31, Z9
+	VFMADD231PS.BCST 208(DX), Z31, Z10
+	VFMADD231PS.BCST 212(DX), Z31, Z11
+	VFMADD231PS.BCST 216(DX), Z31, Z12
+	VFMADD231PS.BCST 220(DX), Z31, Z13
+	VFMADD231PS.BCST 224(DX), Z31, Z14
+	VFMADD231PS.BCST 228(DX), Z31, Z15
+	VFMADD231PS.BCST 232(DX), Z31, Z16
+	VFMADD231PS.BCST 236(DX), Z31, Z17
+	VFMADD231PS.BCST 240(DX), Z31, Z18
+	VFMADD231PS.BCST 244(DX), Z31, Z19
+	VFMADD231PS.BCST 248(DX), Z31, Z20
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 252(DX), Z31, Z0
+	VFMADD231PS.BCST 256(DX), Z31, Z1
+	VFMADD231PS.BCST 260(DX), Z31, Z2
+	VFMADD231PS.BCST 264(DX), Z31, Z3
+	VFMADD231PS.BCST 268(DX), Z31, Z4
+	VFMADD231PS.BCST 272(DX), Z31, Z5
+	VFMADD231PS.BCST 276(DX), Z31, Z6
+	VFMADD231PS.BCST 280(DX), Z31, Z7
+	VFMADD231PS.BCST 284(DX), Z31, Z8
+	VFMADD231PS.BCST 288(DX), Z31, Z9
+	VFMADD231PS.BCST 292(DX), Z31, Z10
+	VFMADD231PS.BCST 296(DX), Z31, Z11
+	VFMADD231PS.BCST 300(DX), Z31, Z12
+	VFMADD231PS.BCST 304(DX), Z31, Z13
+	VFMADD231PS.BCST 308(DX), Z31, Z14
+	VFMADD231PS.BCST 312(DX), Z31, Z15
+	VFMADD231PS.BCST 316(DX), Z31, Z16
+	VFMADD231PS.BCST 320(DX), Z31, Z17
+	VFMADD231PS.BCST 324(DX), Z31, Z18
+	VFMADD231PS.BCST 328(DX), Z31, Z19
+	VFMADD231PS.BCST 332(DX), Z31, Z20
+	ADDQ             $0x00000150, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	ADDQ             $0x54, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y14, Y14
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y15, Y15
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y16, Y16
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y17, Y17
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y18, Y18
+	VMOVUPS       Y18, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z19, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y19, Y19
+	VMOVUPS       Y19, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z20, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y20, Y20
+	VMOVUPS       Y20, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair21AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair21AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 84(DX), Z31, Z0
+	VFMADD231PS.BCST 88(DX), Z31, Z1
+	VFMADD231PS.BCST 92(DX), Z31, Z2
+	VFMADD231PS.BCST 96(DX), Z31, Z3
+	VFMADD231PS.BCST 100(DX), Z31, Z4
+	VFMADD231PS.BCST 104(DX), Z31, Z5
+	VFMADD231PS.BCST 108(DX), Z31, Z6
+	VFMADD231PS.BCST 112(DX), Z31, Z7
+	VFMADD231PS.BCST 116(DX), Z31, Z8
+	VFMADD231PS.BCST 120(DX), Z31, Z9
+	VFMADD231PS.BCST 124(DX), Z31, Z10
+	VFMADD231PS.BCST 128(DX), Z31, Z11
+	VFMADD231PS.BCST 132(DX), Z31, Z12
+	VFMADD231PS.BCST 136(DX), Z31, Z13
+	VFMADD231PS.BCST 140(DX), Z31, Z14
+	VFMADD231PS.BCST 144(DX), Z31, Z15
+	VFMADD231PS.BCST 148(DX), Z31, Z16
+	VFMADD231PS.BCST 152(DX), Z31, Z17
+	VFMADD231PS.BCST 156(DX), Z31, Z18
+	VFMADD231PS.BCST 160(DX), Z31, Z19
+	VFMADD231PS.BCST 164(DX), Z31, Z20
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 168(DX), Z31, Z0
+	VFMADD231PS.BCST 172(DX), Z31, Z1
+	VFMADD231PS.BCST 176(DX), Z31, Z2
+	VFMADD231PS.BCST 180(DX), Z31, Z3
+	VFMADD231PS.BCST 184(DX), Z31, Z4
+	VFMADD231PS.BCST 188(DX), Z31, Z5
+	VFMADD231PS.BCST 192(DX), Z31, Z6
+	VFMADD231PS.BCST 196(DX), Z31, Z7
+	VFMADD231PS.BCST 200(DX), Z31, Z8
+	VFMADD231PS.BCST 204(DX), Z31, Z9
+	VFMADD231PS.BCST 208(DX), Z31, Z10
+	VFMADD231PS.BCST 212(DX), Z31, Z11
+	VFMADD231PS.BCST 216(DX), Z31, Z12
+	VFMADD231PS.BCST 220(DX), Z31, Z13
+	VFMADD231PS.BCST 224(DX), Z31, Z14
+	VFMADD231PS.BCST 228(DX), Z31, Z15
+	VFMADD231PS.BCST 232(DX), Z31, Z16
+	VFMADD231PS.BCST 236(DX), Z31, Z17
+	VFMADD231PS.BCST 240(DX), Z31, Z18
+	VFMADD231PS.BCST 244(DX), Z31, Z19
+	VFMADD231PS.BCST 248(DX), Z31, Z20
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 252(DX), Z31, Z0
+	VFMADD231PS.BCST 256(DX), Z31, Z1
+	VFMADD231PS.BCST 260(DX), Z31, Z2
+	VFMADD231PS.BCST 264(DX), Z31, Z3
+	VFMADD231PS.BCST 268(DX), Z31, Z4
+	VFMADD231PS.BCST 272(DX), Z31, Z5
+	VFMADD231PS.BCST 276(DX), Z31, Z6
+	VFMADD231PS.BCST 280(DX), Z31, Z7
+	VFMADD231PS.BCST 284(DX), Z31, Z8
+	VFMADD231PS.BCST 288(DX), Z31, Z9
+	VFMADD231PS.BCST 292(DX), Z31, Z10
+	VFMADD231PS.BCST 296(DX), Z31, Z11
+	VFMADD231PS.BCST 300(DX), Z31, Z12
+	VFMADD231PS.BCST 304(DX), Z31, Z13
+	VFMADD231PS.BCST 308(DX), Z31, Z14
+	VFMADD231PS.BCST 312(DX), Z31, Z15
+	VFMADD231PS.BCST 316(DX), Z31, Z16
+	VFMADD231PS.BCST 320(DX), Z31, Z17
+	VFMADD231PS.BCST 324(DX), Z31, Z18
+	VFMADD231PS.BCST 328(DX), Z31, Z19
+	VFMADD231PS.BCST 332(DX), Z31, Z20
+	ADDQ             $0x00000150, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	ADDQ             $0x54, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, K2, (R8)(R10*1)
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, K2, (R8)(R10*1)
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, K2, (R8)(R10*1)
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, K2, (R8)(R10*1)
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, K2, (R8)(R10*1)
+	VMOVUPS       Y18, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z19, K2, (R8)(R10*1)
+	VMOVUPS       Y19, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z20, K2, (R8)(R10*1)
+	VMOVUPS       Y20, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect22AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect22AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 88(DX), Z31, Z0
+	VFMADD231PS.BCST 92(DX), Z31, Z1
+	VFMADD231PS.BCST 96(DX), Z31, Z2
+	VFMADD231PS.BCST 100(DX), Z31, Z3
+	VFMADD231PS.BCST 104(DX), Z31, Z4
+	VFMADD231PS.BCST 108(DX), Z31, Z5
+	VFMADD231PS.BCST 112(DX), Z31, Z6
+	VFMADD231PS.BCST 116(DX), Z31, Z7
+	VFMADD231PS.BCST 120(DX), Z31, Z8
+	VFMADD231PS.BCST 124(DX), Z31, Z9
+	VFMADD231PS.BCST 128(DX), Z31, Z10
+	VFMADD231PS.BCST 132(DX), Z31, Z11
+	VFMADD231PS.BCST 136(DX), Z31, Z12
+	VFMADD231PS.BCST 140(DX), Z31, Z13
+	VFMADD231PS.BCST 144(DX), Z31, Z14
+	VFMADD231PS.BCST 148(DX), Z31, Z15
+	VFMADD231PS.BCST 152(DX), Z31, Z16
+	VFMADD231PS.BCST 156(DX), Z31, Z17
+	VFMADD231PS.BCST 160(DX), Z31, Z18
+	VFMADD231PS.BCST 164(DX), Z31, Z19
+	VFMADD231PS.BCST 168(DX), Z31, Z20
+	VFMADD231PS.BCST 172(DX), Z31, Z21
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 176(DX), Z31, Z0
+	VFMADD231PS.BCST 180(DX), Z31, Z1
+	VFMADD231PS.BCST 184(DX), Z31, Z2
+	VFMADD231PS.BCST 188(DX), Z31, Z3
+	VFMADD231PS.BCST 192(DX), Z31, Z4
+	VFMADD231PS.BCST 196(DX), Z31, Z5
+	VFMADD231PS.BCST 200(DX), Z31, Z6
+	VFMADD231PS.BCST 204(DX), Z31, Z7
+	VFMADD231PS.BCST 208(DX), Z31, Z8
+	VFMADD231PS.BCST 212(DX), Z31, Z9
+	VFMADD231PS.BCST 216(DX), Z31, Z10
+	VFMADD231PS.BCST 220(DX), Z31, Z11
+	VFMADD231PS.BCST 224(DX), Z31, Z12
+	VFMADD231PS.BCST 228(DX), Z31, Z13
+	VFMADD231PS.BCST 232(DX), Z31, Z14
+	VFMADD231PS.BCST 236(DX), Z31, Z15
+	VFMADD231PS.BCST 240(DX), Z31, Z16
+	VFMADD231PS.BCST 244(DX), Z31, Z17
+	VFMADD231PS.BCST 248(DX), Z31, Z18
+	VFMADD231PS.BCST 252(DX), Z31, Z19
+	VFMADD231PS.BCST 256(DX), Z31, Z20
+	VFMADD231PS.BCST 260(DX), Z31, Z21
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 264(DX), Z31, Z0
+	VFMADD231PS.BCST 268(DX), Z31, Z1
+	VFMADD231PS.BCST 272(DX), Z31, Z2
+	VFMADD231PS.BCST 276(DX), Z31, Z3
+	VFMADD231PS.BCST 280(DX), Z31, Z4
+	VFMADD231PS.BCST 284(DX), Z31, Z5
+	VFMADD231PS.BCST 288(DX), Z31, Z6
+	VFMADD231PS.BCST 292(DX), Z31, Z7
+	VFMADD231PS.BCST 296(DX), Z31, Z8
+	VFMADD231PS.BCST 300(DX), Z31, Z9
+	VFMADD231PS.BCST 304(DX), Z31, Z10
+	VFMADD231PS.BCST 308(DX), Z31, Z11
+	VFMADD231PS.BCST 312(DX), Z31, Z12
+	VFMADD231PS.BCST 316(DX), Z31, Z13
+	VFMADD231PS.BCST 320(DX), Z31, Z14
+	VFMADD231PS.BCST 324(DX), Z31, Z15
+	VFMADD231PS.BCST 328(DX), Z31, Z16
+	VFMADD231PS.BCST 332(DX), Z31, Z17
+	VFMADD231PS.BCST 336(DX), Z31, Z18
+	VFMADD231PS.BCST 340(DX), Z31, Z19
+	VFMADD231PS.BCST 344(DX), Z31, Z20
+	VFMADD231PS.BCST 348(DX), Z31, Z21
+	ADDQ             $0x00000160, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	ADDQ             $0x58, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z14, Z14
+	VMOVUPS   Z14, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z15, Z15
+	VMOVUPS   Z15, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z16, Z16
+	VMOVUPS   Z16, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z17, Z17
+	VMOVUPS   Z17, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z18, Z18
+	VMOVUPS   Z18, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z19, Z19
+	VMOVUPS   Z19, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z20, Z20
+	VMOVUPS   Z20, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z21, Z21
+	VMOVUPS   Z21, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet22AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet22AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 88(DX), Z31, Z0
+	VFMADD231PS.BCST 92(DX), Z31, Z1
+	VFMADD231PS.BCST 96(DX), Z31, Z2
+	VFMADD231PS.BCST 100(DX), Z31, Z3
+	VFMADD231PS.BCST 104(DX), Z31, Z4
+	VFMADD231PS.BCST 108(DX), Z31, Z5
+	VFMADD231PS.BCST 112(DX), Z31, Z6
+	VFMADD231PS.BCST 116(DX), Z31, Z7
+	VFMADD231PS.BCST 120(DX), Z31, Z8
+	VFMADD231PS.BCST 124(DX), Z31, Z9
+	VFMADD231PS.BCST 128(DX), Z31, Z10
+	VFMADD231PS.BCST 132(DX), Z31, Z11
+	VFMADD231PS.BCST 136(DX), Z31, Z12
+	VFMADD231PS.BCST 140(DX), Z31, Z13
+	VFMADD231PS.BCST 144(DX), Z31, Z14
+	VFMADD231PS.BCST 148(DX), Z31, Z15
+	VFMADD231PS.BCST 152(DX), Z31, Z16
+	VFMADD231PS.BCST 156(DX), Z31, Z17
+	VFMADD231PS.BCST 160(DX), Z31, Z18
+	VFMADD231PS.BCST 164(DX), Z31, Z19
+	VFMADD231PS.BCST 168(DX), Z31, Z20
+	VFMADD231PS.BCST 172(DX), Z31, Z21
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 176(DX), Z31, Z0
+	VFMADD231PS.BCST 180(DX), Z31, Z1
+	VFMADD231PS.BCST 184(DX), Z31, Z2
+	VFMADD231PS.BCST 188(DX), Z31, Z3
+	VFMADD231PS.BCST 192(DX), Z31, Z4
+	VFMADD231PS.BCST 196(DX), Z31, Z5
+	VFMADD231PS.BCST 200(DX), Z31, Z6
+	VFMADD231PS.BCST 204(DX), Z31, Z7
+	VFMADD231PS.BCST 208(DX), Z31, Z8
+	VFMADD231PS.BCST 212(DX), Z31, Z9
+	VFMADD231PS.BCST 216(DX), Z31, Z10
+	VFMADD231PS.BCST 220(DX), Z31, Z11
+	VFMADD231PS.BCST 224(DX), Z31, Z12
+	VFMADD231PS.BCST 228(DX), Z31, Z13
+	VFMADD231PS.BCST 232(DX), Z31, Z14
+	VFMADD231PS.BCST 236(DX), Z31, Z15
+	VFMADD231PS.BCST 240(DX), Z31, Z16
+	VFMADD231PS.BCST 244(DX), Z31, Z17
+	VFMADD231PS.BCST 248(DX), Z31, Z18
+	VFMADD231PS.BCST 252(DX), Z31, Z19
+	VFMADD231PS.BCST 256(DX), Z31, Z20
+	VFMADD231PS.BCST 260(DX), Z31, Z21
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 264(DX), Z31, Z0
+	VFMADD231PS.BCST 268(DX), Z31, Z1
+	VFMADD231PS.BCST 272(DX), Z31, Z2
+	VFMADD231PS.BCST 276(DX), Z31, Z3
+	VFMADD231PS.BCST 280(DX), Z31, Z4
+	VFMADD231PS.BCST 284(DX), Z31, Z5
+	VFMADD231PS.BCST 288(DX), Z31, Z6
+	VFMADD231PS.BCST 292(DX), Z31, Z7
+	VFMADD231PS.BCST 296(DX), Z31, Z8
+	VFMADD231PS.BCST 300(DX), Z31, Z9
+	VFMADD231PS.BCST 304(DX), Z31, Z10
+	VFMADD231PS.BCST 308(DX), Z31, Z11
+	VFMADD231PS.BCST 312(DX), Z31, Z12
+	VFMADD231PS.BCST 316(DX), Z31, Z13
+	VFMADD231PS.BCST 320(DX), Z31, Z14
+	VFMADD231PS.BCST 324(DX), Z31, Z15
+	VFMADD231PS.BCST 328(DX), Z31, Z16
+	VFMADD231PS.BCST 332(DX), Z31, Z17
+	VFMADD231PS.BCST 336(DX), Z31, Z18
+	VFMADD231PS.BCST 340(DX), Z31, Z19
+	VFMADD231PS.BCST 344(DX), Z31, Z20
+	VFMADD231PS.BCST 348(DX), Z31, Z21
+	ADDQ             $0x00000160, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	ADDQ             $0x58, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z14, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z15, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z16, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z17, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z18, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z19, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z20, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z21, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair22AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair22AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 88(DX), Z31, Z0
+	VFMADD231PS.BCST 92(DX), Z31, Z1
+	VFMADD231PS.BCST 96(DX), Z31, Z2
+	VFMADD231PS.BCST 100(DX), Z31, Z3
+	VFMADD231PS.BCST 104(DX), Z31, Z4
+	VFMADD231PS.BCST 108(DX), Z31, Z5
+	VFMADD231PS.BCST 112(DX), Z31, Z6
+	VFMADD231PS.BCST 116(DX), Z31, Z7
+	VFMADD231PS.BCST 120(DX), Z31, Z8
+	VFMADD231PS.BCST 124(DX), Z31, Z9
+	VFMADD231PS.BCST 128(DX), Z31, Z10
+	VFMADD231PS.BCST 132(DX), Z31, Z11
+	VFMADD231PS.BCST 136(DX), Z31, Z12
+	VFMADD231PS.BCST 140(DX), Z31, Z13
+	VFMADD231PS.BCST 144(DX), Z31, Z14
+	VFMADD231PS.BCST 148(DX), Z31, Z15
+	VFMADD231PS.BCST 152(DX), Z31, Z16
+	VFMADD231PS.BCST 156(DX), Z31, Z17
+	VFMADD231PS.BCST 160(DX), Z31, Z18
+	VFMADD231PS.BCST 164(DX), Z31, Z19
+	VFMADD231PS.BCST 168(DX), Z31, Z20
+	VFMADD231PS.BCST 172(DX), Z31, Z21
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 176(DX), Z31, Z0
+	VFMADD231PS.BCST 180(DX), Z31, Z1
+	VFMADD231PS.BCST 184(DX), Z31, Z2
+	VFMADD231PS.BCST 188(DX), Z31, Z3
+	VFMADD231PS.BCST 192(DX), Z31, Z4
+	VFMADD231PS.BCST 196(DX), Z31, Z5
+	VFMADD231PS.BCST 200(DX), Z31, Z6
+	VFMADD231PS.BCST 204(DX), Z31, Z7
+	VFMADD231PS.BCST 208(DX), Z31, Z8
+	VFMADD231PS.BCST 212(DX), Z31, Z9
+	VFMADD231PS.BCST 216(DX), Z31, Z10
+	VFMADD231PS.BCST 220(DX), Z31, Z11
+	VFMADD231PS.BCST 224(DX), Z31, Z12
+	VFMADD231PS.BCST 228(DX), Z31, Z13
+	VFMADD231PS.BCST 232(DX), Z31, Z14
+	VFMADD231PS.BCST 236(DX), Z31, Z15
+	VFMADD231PS.BCST 240(DX), Z31, Z16
+	VFMADD231PS.BCST 244(DX), Z31, Z17
+	VFMADD231PS.BCST 248(DX), Z31, Z18
+	VFMADD231PS.BCST 252(DX), Z31, Z19
+	VFMADD231PS.BCST 256(DX), Z31, Z20
+	VFMADD231PS.BCST 260(DX), Z31, Z21
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 264(DX), Z31, Z0
+	VFMADD231PS.BCST 268(DX), Z31, Z1
+	VFMADD231PS.BCST 272(DX), Z31, Z2
+	VFMADD231PS.BCST 276(DX), Z31, Z3
+	VFMADD231PS.BCST 280(DX), Z31, Z4
+	VFMADD231PS.BCST 284(DX), Z31, Z5
+	VFMADD231PS.BCST 288(DX), Z31, Z6
+	VFMADD231PS.BCST 292(DX), Z31, Z7
+	VFMADD231PS.BCST 296(DX), Z31, Z8
+	VFMADD231PS.BCST 300(DX), Z31, Z9
+	VFMADD231PS.BCST 304(DX), Z31, Z10
+	VFMADD231PS.BCST 308(DX), Z31, Z11
+	VFMADD231PS.BCST 312(DX), Z31, Z12
+	VFMADD231PS.BCST 316(DX), Z31, Z13
+	VFMADD231PS.BCST 320(DX), Z31, Z14
+	VFMADD231PS.BCST 324(DX), Z31, Z15
+	VFMADD231PS.BCST 328(DX), Z31, Z16
+	VFMADD231PS.BCST 332(DX), Z31, Z17
+	VFMADD231PS.BCST 336(DX), Z31, Z18
+	VFMADD231PS.BCST 340(DX), Z31, Z19
+	VFMADD231PS.BCST 344(DX), Z31, Z20
+	VFMADD231PS.BCST 348(DX), Z31, Z21
+	ADDQ             $0x00000160, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	ADDQ             $0x58, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y14, Y14
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y15, Y15
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y16, Y16
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y17, Y17
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y18, Y18
+	VMOVUPS       Y18, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z19, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y19, Y19
+	VMOVUPS       Y19, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z20, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y20, Y20
+	VMOVUPS       Y20, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z21, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y21, Y21
+	VMOVUPS       Y21, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair22AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair22AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 88(DX), Z31, Z0
+	VFMADD231PS.BCST 92(DX), Z31, Z1
+	VFMADD231PS.BCST 96(DX), Z31, Z2
+	VFMADD231PS.BCST 100(DX), Z31, Z3
+	VFMADD231PS.BCST 104(DX), Z31, Z4
+	VFMADD231PS.BCST 108(DX), Z31, Z5
+	VFMADD231PS.BCST 112(DX), Z31, Z6
+	VFMADD231PS.BCST 116(DX), Z31, Z7
+	VFMADD231PS.BCST 120(DX), Z31, Z8
+	VFMADD231PS.BCST 124(DX), Z31, Z9
+	VFMADD231PS.BCST 128(DX), Z31, Z10
+	VFMADD231PS.BCST 132(DX), Z31, Z11
+	VFMADD231PS.BCST 136(DX), Z31, Z12
+	VFMADD231PS.BCST 140(DX), Z31, Z13
+	VFMADD231PS.BCST 144(DX), Z31, Z14
+	VFMADD231PS.BCST 148(DX), Z31, Z15
+	VFMADD231PS.BCST 152(DX), Z31, Z16
+	VFMADD231PS.BCST 156(DX), Z31, Z17
+	VFMADD231PS.BCST 160(DX), Z31, Z18
+	VFMADD231PS.BCST 164(DX), Z31, Z19
+	VFMADD231PS.BCST 168(DX), Z31, Z20
+	VFMADD231PS.BCST 172(DX), Z31, Z21
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 176(DX), Z31, Z0
+	VFMADD231PS.BCST 180(DX), Z31, Z1
+	VFMADD231PS.BCST 184(DX), Z31, Z2
+	VFMADD231PS.BCST 188(DX), Z31, Z3
+	VFMADD231PS.BCST 192(DX), Z31, Z4
+	VFMADD231PS.BCST 196(DX), Z31, Z5
+	VFMADD231PS.BCST 200(DX), Z31, Z6
+	VFMADD231PS.BCST 204(DX), Z31, Z7
+	VFMADD231PS.BCST 208(DX), Z31, Z8
+	VFMADD231PS.BCST 212(DX), Z31, Z9
+	VFMADD231PS.BCST 216(DX), Z31, Z10
+	VFMADD231PS.BCST 220(DX), Z31, Z11
+	VFMADD231PS.BCST 224(DX), Z31, Z12
+	VFMADD231PS.BCST 228(DX), Z31, Z13
+	VFMADD231PS.BCST 232(DX), Z31, Z14
+	VFMADD231PS.BCST 236(DX), Z31, Z15
+	VFMADD231PS.BCST 240(DX), Z31, Z16
+	VFMADD231PS.BCST 244(DX), Z31, Z17
+	VFMADD231PS.BCST 248(DX), Z31, Z18
+	VFMADD231PS.BCST 252(DX), Z31, Z19
+	VFMADD231PS.BCST 256(DX), Z31, Z20
+	VFMADD231PS.BCST 260(DX), Z31, Z21
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 264(DX), Z31, Z0
+	VFMADD231PS.BCST 268(DX), Z31, Z1
+	VFMADD231PS.BCST 272(DX), Z31, Z2
+	VFMADD231PS.BCST 276(DX), Z31, Z3
+	VFMADD231PS.BCST 280(DX), Z31, Z4
+	VFMADD231PS.BCST 284(DX), Z31, Z5
+	VFMADD231PS.BCST 288(DX), Z31, Z6
+	VFMADD231PS.BCST 292(DX), Z31, Z7
+	VFMADD231PS.BCST 296(DX), Z31, Z8
+	VFMADD231PS.BCST 300(DX), Z31, Z9
+	VFMADD231PS.BCST 304(DX), Z31, Z10
+	VFMADD231PS.BCST 308(DX), Z31, Z11
+	VFMADD231PS.BCST 312(DX), Z31, Z12
+	VFMADD231PS.BCST 316(DX), Z31, Z13
+	VFMADD231PS.BCST 320(DX), Z31, Z14
+	VFMADD231PS.BCST 324(DX), Z31, Z15
+	VFMADD231PS.BCST 328(DX), Z31, Z16
+	VFMADD231PS.BCST 332(DX), Z31, Z17
+	VFMADD231PS.BCST 336(DX), Z31, Z18
+	VFMADD231PS.BCST 340(DX), Z31, Z19
+	VFMADD231PS.BCST 344(DX), Z31, Z20
+	VFMADD231PS.BCST 348(DX), Z31, Z21
+	ADDQ             $0x00000160, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	ADDQ             $0x58, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, K2, (R8)(R10*1)
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, K2, (R8)(R10*1)
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, K2, (R8)(R10*1)
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, K2, (R8)(R10*1)
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, K2, (R8)(R10*1)
+	VMOVUPS       Y18, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z19, K2, (R8)(R10*1)
+	VMOVUPS       Y19, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z20, K2, (R8)(R10*1)
+	VMOVUPS       Y20, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z21, K2, (R8)(R10*1)
+	VMOVUPS       Y21, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect23AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect23AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 92(DX), Z31, Z0
+	VFMADD231PS.BCST 96(DX), Z31, Z1
+	VFMADD231PS.BCST 100(DX), Z31, Z2
+	VFMADD231PS.BCST 104(DX), Z31, Z3
+	VFMADD231PS.BCST 108(DX), Z31, Z4
+	VFMADD231PS.BCST 112(DX), Z31, Z5
+	VFMADD231PS.BCST 116(DX), Z31, Z6
+	VFMADD231PS.BCST 120(DX), Z31, Z7
+	VFMADD231PS.BCST 124(DX), Z31, Z8
+	VFMADD231PS.BCST 128(DX), Z31, Z9
+	VFMADD231PS.BCST 132(DX), Z31, Z10
+	VFMADD231PS.BCST 136(DX), Z31, Z11
+	VFMADD231PS.BCST 140(DX), Z31, Z12
+	VFMADD231PS.BCST 144(DX), Z31, Z13
+	VFMADD231PS.BCST 148(DX), Z31, Z14
+	VFMADD231PS.BCST 152(DX), Z31, Z15
+	VFMADD231PS.BCST 156(DX), Z31, Z16
+	VFMADD231PS.BCST 160(DX), Z31, Z17
+	VFMADD231PS.BCST 164(DX), Z31, Z18
+	VFMADD231PS.BCST 168(DX), Z31, Z19
+	VFMADD231PS.BCST 172(DX), Z31, Z20
+	VFMADD231PS.BCST 176(DX), Z31, Z21
+	VFMADD231PS.BCST 180(DX), Z31, Z22
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 184(DX), Z31, Z0
+	VFMADD231PS.BCST 188(DX), Z31, Z1
+	VFMADD231PS.BCST 192(DX), Z31, Z2
+	VFMADD231PS.BCST 196(DX), Z31, Z3
+	VFMADD231PS.BCST 200(DX), Z31, Z4
+	VFMADD231PS.BCST 204(DX), Z31, Z5
+	VFMADD231PS.BCST 208(DX), Z31, Z6
+	VFMADD231PS.BCST 212(DX), Z31, Z7
+	VFMADD231PS.BCST 216(DX), Z31, Z8
+	VFMADD231PS.BCST 220(DX), Z31, Z9
+	VFMADD231PS.BCST 224(DX), Z31, Z10
+	VFMADD231PS.BCST 228(DX), Z31, Z11
+	VFMADD231PS.BCST 232(DX), Z31, Z12
+	VFMADD231PS.BCST 236(DX), Z31, Z13
+	VFMADD231PS.BCST 240(DX), Z31, Z14
+	VFMADD231PS.BCST 244(DX), Z31, Z15
+	VFMADD231PS.BCST 248(DX), Z31, Z16
+	VFMADD231PS.BCST 252(DX), Z31, Z17
+	VFMADD231PS.BCST 256(DX), Z31, Z18
+	VFMADD231PS.BCST 260(DX), Z31, Z19
+	VFMADD231PS.BCST 264(DX), Z31, Z20
+	VFMADD231PS.BCST 268(DX), Z31, Z21
+	VFMADD231PS.BCST 272(DX), Z31, Z22
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 276(DX), Z31, Z0
+	VFMADD231PS.BCST 280(DX), Z31, Z1
+	VFMADD231PS.BCST 284(DX), Z31, Z2
+	VFMADD231PS.BCST 288(DX), Z31, Z3
+	VFMADD231PS.BCST 292(DX), Z31, Z4
+	VFMADD231PS.BCST 296(DX), Z31, Z5
+	VFMADD231PS.BCST 300(DX), Z31, Z6
+	VFMADD231PS.BCST 304(DX), Z31, Z7
+	VFMADD231PS.BCST 308(DX), Z31, Z8
+	VFMADD231PS.BCST 312(DX), Z31, Z9
+	VFMADD231PS.BCST 316(DX), Z31, Z10
+	VFMADD231PS.BCST 320(DX), Z31, Z11
+	VFMADD231PS.BCST 324(DX), Z31, Z12
+	VFMADD231PS.BCST 328(DX), Z31, Z13
+	VFMADD231PS.BCST 332(DX), Z31, Z14
+	VFMADD231PS.BCST 336(DX), Z31, Z15
+	VFMADD231PS.BCST 340(DX), Z31, Z16
+	VFMADD231PS.BCST 344(DX), Z31, Z17
+	VFMADD231PS.BCST 348(DX), Z31, Z18
+	VFMADD231PS.BCST 352(DX), Z31, Z19
+	VFMADD231PS.BCST 356(DX), Z31, Z20
+	VFMADD231PS.BCST 360(DX), Z31, Z21
+	VFMADD231PS.BCST 364(DX), Z31, Z22
+	ADDQ             $0x00000170, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	ADDQ             $0x5c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z14, Z14
+	VMOVUPS   Z14, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z15, Z15
+	VMOVUPS   Z15, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z16, Z16
+	VMOVUPS   Z16, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z17, Z17
+	VMOVUPS   Z17, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z18, Z18
+	VMOVUPS   Z18, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z19, Z19
+	VMOVUPS   Z19, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z20, Z20
+	VMOVUPS   Z20, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z21, Z21
+	VMOVUPS   Z21, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z22, Z22
+	VMOVUPS   Z22, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet23AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet23AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 92(DX), Z31, Z0
+	VFMADD231PS.BCST 96(DX), Z31, Z1
+	VFMADD231PS.BCST 100(DX), Z31, Z2
+	VFMADD231PS.BCST 104(DX), Z31, Z3
+	VFMADD231PS.BCST 108(DX), Z31, Z4
+	VFMADD231PS.BCST 112(DX), Z31, Z5
+	VFMADD231PS.BCST 116(DX), Z31, Z6
+	VFMADD231PS.BCST 120(DX), Z31, Z7
+	VFMADD231PS.BCST 124(DX), Z31, Z8
+	VFMADD231PS.BCST 128(DX), Z31, Z9
+	VFMADD231PS.BCST 132(DX), Z31, Z10
+	VFMADD231PS.BCST 136(DX), Z31, Z11
+	VFMADD231PS.BCST 140(DX), Z31, Z12
+	VFMADD231PS.BCST 144(DX), Z31, Z13
+	VFMADD231PS.BCST 148(DX), Z31, Z14
+	VFMADD231PS.BCST 152(DX), Z31, Z15
+	VFMADD231PS.BCST 156(DX), Z31, Z16
+	VFMADD231PS.BCST 160(DX), Z31, Z17
+	VFMADD231PS.BCST 164(DX), Z31, Z18
+	VFMADD231PS.BCST 168(DX), Z31, Z19
+	VFMADD231PS.BCST 172(DX), Z31, Z20
+	VFMADD231PS.BCST 176(DX), Z31, Z21
+	VFMADD231PS.BCST 180(DX), Z31, Z22
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 184(DX), Z31, Z0
+	VFMADD231PS.BCST 188(DX), Z31, Z1
+	VFMADD231PS.BCST 192(DX), Z31, Z2
+	VFMADD231PS.BCST 196(DX), Z31, Z3
+	VFMADD231PS.BCST 200(DX), Z31, Z4
+	VFMADD231PS.BCST 204(DX), Z31, Z5
+	VFMADD231PS.BCST 208(DX), Z31, Z6
+	VFMADD231PS.BCST 212(DX), Z31, Z7
+	VFMADD231PS.BCST 216(DX), Z31, Z8
+	VFMADD231PS.BCST 220(DX), Z31, Z9
+	VFMADD231PS.BCST 224(DX), Z31, Z10
+	VFMADD231PS.BCST 228(DX), Z31, Z11
+	VFMADD231PS.BCST 232(DX), Z31, Z12
+	VFMADD231PS.BCST 236(DX), Z31, Z13
+	VFMADD231PS.BCST 240(DX), Z31, Z14
+	VFMADD231PS.BCST 244(DX), Z31, Z15
+	VFMADD231PS.BCST 248(DX), Z31, Z16
+	VFMADD231PS.BCST 252(DX), Z31, Z17
+	VFMADD231PS.BCST 256(DX), Z31, Z18
+	VFMADD231PS.BCST 260(DX), Z31, Z19
+	VFMADD231PS.BCST 264(DX), Z31, Z20
+	VFMADD231PS.BCST 268(DX), Z31, Z21
+	VFMADD231PS.BCST 272(DX), Z31, Z22
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 276(DX), Z31, Z0
+	VFMADD231PS.BCST 280(DX), Z31, Z1
+	VFMADD231PS.BCST 284(DX), Z31, Z2
+	VFMADD231PS.BCST 288(DX), Z31, Z3
+	VFMADD231PS.BCST 292(DX), Z31, Z4
+	VFMADD231PS.BCST 296(DX), Z31, Z5
+	VFMADD231PS.BCST 300(DX), Z31, Z6
+	VFMADD231PS.BCST 304(DX), Z31, Z7
+	VFMADD231PS.BCST 308(DX), Z31, Z8
+	VFMADD231PS.BCST 312(DX), Z31, Z9
+	VFMADD231PS.BCST 316(DX), Z31, Z10
+	VFMADD231PS.BCST 320(DX), Z31, Z11
+	VFMADD231PS.BCST 324(DX), Z31, Z12
+	VFMADD231PS.BCST 328(DX), Z31, Z13
+	VFMADD231PS.BCST 332(DX), Z31, Z14
+	VFMADD231PS.BCST 336(DX), Z31, Z15
+	VFMADD231PS.BCST 340(DX), Z31, Z16
+	VFMADD231PS.BCST 344(DX), Z31, Z17
+	VFMADD231PS.BCST 348(DX), Z31, Z18
+	VFMADD231PS.BCST 352(DX), Z31, Z19
+	VFMADD231PS.BCST 356(DX), Z31, Z20
+	VFMADD231PS.BCST 360(DX), Z31, Z21
+	VFMADD231PS.BCST 364(DX), Z31, Z22
+	ADDQ             $0x00000170, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	ADDQ             $0x5c, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z14, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z15, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z16, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z17, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z18, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z19, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z20, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z21, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z22, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair23AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair23AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 92(DX), Z31, Z0
+	VFMADD231PS.BCST 96(DX), Z31, Z1
+	VFMADD231PS.BCST 100(DX), Z31, Z2
+	VFMADD231PS.BCST 104(DX), Z31, Z3
+	VFMADD231PS.BCST 108(DX), Z31, Z4
+	VFMADD231PS.BCST 112(DX), Z31, Z5
+	VFMADD231PS.BCST 116(DX), Z31, Z6
+	VFMADD231PS.BCST 120(DX), Z31, Z7
+	VFMADD231PS.BCST 124(DX), Z31, Z8
+	VFMADD231PS.BCST 128(DX), Z31, Z9
+	VFMADD231PS.BCST 132(DX), Z31, Z10
+	VFMADD231PS.BCST 136(DX), Z31, Z11
+	VFMADD231PS.BCST 140(DX), Z31, Z12
+	VFMADD231PS.BCST 144(DX), Z31, Z13
+	VFMADD231PS.BCST 148(DX), Z31, Z14
+	VFMADD231PS.BCST 152(DX), Z31, Z15
+	VFMADD231PS.BCST 156(DX), Z31, Z16
+	VFMADD231PS.BCST 160(DX), Z31, Z17
+	VFMADD231PS.BCST 164(DX), Z31, Z18
+	VFMADD231PS.BCST 168(DX), Z31, Z19
+	VFMADD231PS.BCST 172(DX), Z31, Z20
+	VFMADD231PS.BCST 176(DX), Z31, Z21
+	VFMADD231PS.BCST 180(DX), Z31, Z22
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 184(DX), Z31, Z0
+	VFMADD231PS.BCST 188(DX), Z31, Z1
+	VFMADD231PS.BCST 192(DX), Z31, Z2
+	VFMADD231PS.BCST 196(DX), Z31, Z3
+	VFMADD231PS.BCST 200(DX), Z31, Z4
+	VFMADD231PS.BCST 204(DX), Z31, Z5
+	VFMADD231PS.BCST 208(DX), Z31, Z6
+	VFMADD231PS.BCST 212(DX), Z31, Z7
+	VFMADD231PS.BCST 216(DX), Z31, Z8
+	VFMADD231PS.BCST 220(DX), Z31, Z9
+	VFMADD231PS.BCST 224(DX), Z31, Z10
+	VFMADD231PS.BCST 228(DX), Z31, Z11
+	VFMADD231PS.BCST 232(DX), Z31, Z12
+	VFMADD231PS.BCST 236(DX), Z31, Z13
+	VFMADD231PS.BCST 240(DX), Z31, Z14
+	VFMADD231PS.BCST 244(DX), Z31, Z15
+	VFMADD231PS.BCST 248(DX), Z31, Z16
+	VFMADD231PS.BCST 252(DX), Z31, Z17
+	VFMADD231PS.BCST 256(DX), Z31, Z18
+	VFMADD231PS.BCST 260(DX), Z31, Z19
+	VFMADD231PS.BCST 264(DX), Z31, Z20
+	VFMADD231PS.BCST 268(DX), Z31, Z21
+	VFMADD231PS.BCST 272(DX), Z31, Z22
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 276(DX), Z31, Z0
+	VFMADD231PS.BCST 280(DX), Z31, Z1
+	VFMADD231PS.BCST 284(DX), Z31, Z2
+	VFMADD231PS.BCST 288(DX), Z31, Z3
+	VFMADD231PS.BCST 292(DX), Z31, Z4
+	VFMADD231PS.BCST 296(DX), Z31, Z5
+	VFMADD231PS.BCST 300(DX), Z31, Z6
+	VFMADD231PS.BCST 304(DX), Z31, Z7
+	VFMADD231PS.BCST 308(DX), Z31, Z8
+	VFMADD231PS.BCST 312(DX), Z31, Z9
+	VFMADD231PS.BCST 316(DX), Z31, Z10
+	VFMADD231PS.BCST 320(DX), Z31, Z11
+	VFMADD231PS.BCST 324(DX), Z31, Z12
+	VFMADD231PS.BCST 328(DX), Z31, Z13
+	VFMADD231PS.BCST 332(DX), Z31, Z14
+	VFMADD231PS.BCST 336(DX), Z31, Z15
+	VFMADD231PS.BCST 340(DX), Z31, Z16
+	VFMADD231PS.BCST 344(DX), Z31, Z17
+	VFMADD231PS.BCST 348(DX), Z31, Z18
+	VFMADD231PS.BCST 352(DX), Z31, Z19
+	VFMADD231PS.BCST 356(DX), Z31, Z20
+	VFMADD231PS.BCST 360(DX), Z31, Z21
+	VFMADD231PS.BCST 364(DX), Z31, Z22
+	ADDQ             $0x00000170, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	ADDQ             $0x5c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y14, Y14
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y15, Y15
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y16, Y16
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y17, Y17
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y18, Y18
+	VMOVUPS       Y18, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z19, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y19, Y19
+	VMOVUPS       Y19, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z20, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y20, Y20
+	VMOVUPS       Y20, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z21, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y21, Y21
+	VMOVUPS       Y21, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z22, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y22, Y22
+	VMOVUPS       Y22, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair23AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair23AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 92(DX), Z31, Z0
+	VFMADD231PS.BCST 96(DX), Z31, Z1
+	VFMADD231PS.BCST 100(DX), Z31, Z2
+	VFMADD231PS.BCST 104(DX), Z31, Z3
+	VFMADD231PS.BCST 108(DX), Z31, Z4
+	VFMADD231PS.BCST 112(DX), Z31, Z5
+	VFMADD231PS.BCST 116(DX), Z31, Z6
+	VFMADD231PS.BCST 120(DX), Z31, Z7
+	VFMADD231PS.BCST 124(DX), Z31, Z8
+	VFMADD231PS.BCST 128(DX), Z31, Z9
+	VFMADD231PS.BCST 132(DX), Z31, Z10
+	VFMADD231PS.BCST 136(DX), Z31, Z11
+	VFMADD231PS.BCST 140(DX), Z31, Z12
+	VFMADD231PS.BCST 144(DX), Z31, Z13
+	VFMADD231PS.BCST 148(DX), Z31, Z14
+	VFMADD231PS.BCST 152(DX), Z31, Z15
+	VFMADD231PS.BCST 156(DX), Z31, Z16
+	VFMADD231PS.BCST 160(DX), Z31, Z17
+	VFMADD231PS.BCST 164(DX), Z31, Z18
+	VFMADD231PS.BCST 168(DX), Z31, Z19
+	VFMADD231PS.BCST 172(DX), Z31, Z20
+	VFMADD231PS.BCST 176(DX), Z31, Z21
+	VFMADD231PS.BCST 180(DX), Z31, Z22
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 184(DX), Z31, Z0
+	VFMADD231PS.BCST 188(DX), Z31, Z1
+	VFMADD231PS.BCST 192(DX), Z31, Z2
+	VFMADD231PS.BCST 196(DX), Z31, Z3
+	VFMADD231PS.BCST 200(DX), Z31, Z4
+	VFMADD231PS.BCST 204(DX), Z31, Z5
+	VFMADD231PS.BCST 208(DX), Z31, Z6
+	VFMADD231PS.BCST 212(DX), Z31, Z7
+	VFMADD231PS.BCST 216(DX), Z31, Z8
+	VFMADD231PS.BCST 220(DX), Z31, Z9
+	VFMADD231PS.BCST 224(DX), Z31, Z10
+	VFMADD231PS.BCST 228(DX), Z31, Z11
+	VFMADD231PS.BCST 232(DX), Z31, Z12
+	VFMADD231PS.BCST 236(DX), Z31, Z13
+	VFMADD231PS.BCST 240(DX), Z31, Z14
+	VFMADD231PS.BCST 244(DX), Z31, Z15
+	VFMADD231PS.BCST 248(DX), Z31, Z16
+	VFMADD231PS.BCST 252(DX), Z31, Z17
+	VFMADD231PS.BCST 256(DX), Z31, Z18
+	VFMADD231PS.BCST 260(DX), Z31, Z19
+	VFMADD231PS.BCST 264(DX), Z31, Z20
+	VFMADD231PS.BCST 268(DX), Z31, Z21
+	VFMADD231PS.BCST 272(DX), Z31, Z22
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 276(DX), Z31, Z0
+	VFMADD231PS.BCST 280(DX), Z31, Z1
+	VFMADD231PS.BCST 284(DX), Z31, Z2
+	VFMADD231PS.BCST 288(DX), Z31, Z3
+	VFMADD231PS.BCST 292(DX), Z31, Z4
+	VFMADD231PS.BCST 296(DX), Z31, Z5
+	VFMADD231PS.BCST 300(DX), Z31, Z6
+	VFMADD231PS.BCST 304(DX), Z31, Z7
+	VFMADD231PS.BCST 308(DX), Z31, Z8
+	VFMADD231PS.BCST 312(DX), Z31, Z9
+	VFMADD231PS.BCST 316(DX), Z31, Z10
+	VFMADD231PS.BCST 320(DX), Z31, Z11
+	VFMADD231PS.BCST 324(DX), Z31, Z12
+	VFMADD231PS.BCST 328(DX), Z31, Z13
+	VFMADD231PS.BCST 332(DX), Z31, Z14
+	VFMADD231PS.BCST 336(DX), Z31, Z15
+	VFMADD231PS.BCST 340(DX), Z31, Z16
+	VFMADD231PS.BCST 344(DX), Z31, Z17
+	VFMADD231PS.BCST 348(DX), Z31, Z18
+	VFMADD231PS.BCST 352(DX), Z31, Z19
+	VFMADD231PS.BCST 356(DX), Z31, Z20
+	VFMADD231PS.BCST 360(DX), Z31, Z21
+	VFMADD231PS.BCST 364(DX), Z31, Z22
+	ADDQ             $0x00000170, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	ADDQ             $0x5c, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, K2, (R8)(R10*1)
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, K2, (R8)(R10*1)
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, K2, (R8)(R10*1)
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, K2, (R8)(R10*1)
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, K2, (R8)(R10*1)
+	VMOVUPS       Y18, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z19, K2, (R8)(R10*1)
+	VMOVUPS       Y19, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z20, K2, (R8)(R10*1)
+	VMOVUPS       Y20, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z21, K2, (R8)(R10*1)
+	VMOVUPS       Y21, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z22, K2, (R8)(R10*1)
+	VMOVUPS       Y22, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirect24AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirect24AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	VFMADD231PS.BCST 92(DX), Z31, Z23
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	VFMADD231PS.BCST 128(DX), Z31, Z8
+	VFMADD231PS.BCST 132(DX), Z31, Z9
+	VFMADD231PS.BCST 136(DX), Z31, Z10
+	VFMADD231PS.BCST 140(DX), Z31, Z11
+	VFMADD231PS.BCST 144(DX), Z31, Z12
+	VFMADD231PS.BCST 148(DX), Z31, Z13
+	VFMADD231PS.BCST 152(DX), Z31, Z14
+	VFMADD231PS.BCST 156(DX), Z31, Z15
+	VFMADD231PS.BCST 160(DX), Z31, Z16
+	VFMADD231PS.BCST 164(DX), Z31, Z17
+	VFMADD231PS.BCST 168(DX), Z31, Z18
+	VFMADD231PS.BCST 172(DX), Z31, Z19
+	VFMADD231PS.BCST 176(DX), Z31, Z20
+	VFMADD231PS.BCST 180(DX), Z31, Z21
+	VFMADD231PS.BCST 184(DX), Z31, Z22
+	VFMADD231PS.BCST 188(DX), Z31, Z23
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 192(DX), Z31, Z0
+	VFMADD231PS.BCST 196(DX), Z31, Z1
+	VFMADD231PS.BCST 200(DX), Z31, Z2
+	VFMADD231PS.BCST 204(DX), Z31, Z3
+	VFMADD231PS.BCST 208(DX), Z31, Z4
+	VFMADD231PS.BCST 212(DX), Z31, Z5
+	VFMADD231PS.BCST 216(DX), Z31, Z6
+	VFMADD231PS.BCST 220(DX), Z31, Z7
+	VFMADD231PS.BCST 224(DX), Z31, Z8
+	VFMADD231PS.BCST 228(DX), Z31, Z9
+	VFMADD231PS.BCST 232(DX), Z31, Z10
+	VFMADD231PS.BCST 236(DX), Z31, Z11
+	VFMADD231PS.BCST 240(DX), Z31, Z12
+	VFMADD231PS.BCST 244(DX), Z31, Z13
+	VFMADD231PS.BCST 248(DX), Z31, Z14
+	VFMADD231PS.BCST 252(DX), Z31, Z15
+	VFMADD231PS.BCST 256(DX), Z31, Z16
+	VFMADD231PS.BCST 260(DX), Z31, Z17
+	VFMADD231PS.BCST 264(DX), Z31, Z18
+	VFMADD231PS.BCST 268(DX), Z31, Z19
+	VFMADD231PS.BCST 272(DX), Z31, Z20
+	VFMADD231PS.BCST 276(DX), Z31, Z21
+	VFMADD231PS.BCST 280(DX), Z31, Z22
+	VFMADD231PS.BCST 284(DX), Z31, Z23
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 288(DX), Z31, Z0
+	VFMADD231PS.BCST 292(DX), Z31, Z1
+	VFMADD231PS.BCST 296(DX), Z31, Z2
+	VFMADD231PS.BCST 300(DX), Z31, Z3
+	VFMADD231PS.BCST 304(DX), Z31, Z4
+	VFMADD231PS.BCST 308(DX), Z31, Z5
+	VFMADD231PS.BCST 312(DX), Z31, Z6
+	VFMADD231PS.BCST 316(DX), Z31, Z7
+	VFMADD231PS.BCST 320(DX), Z31, Z8
+	VFMADD231PS.BCST 324(DX), Z31, Z9
+	VFMADD231PS.BCST 328(DX), Z31, Z10
+	VFMADD231PS.BCST 332(DX), Z31, Z11
+	VFMADD231PS.BCST 336(DX), Z31, Z12
+	VFMADD231PS.BCST 340(DX), Z31, Z13
+	VFMADD231PS.BCST 344(DX), Z31, Z14
+	VFMADD231PS.BCST 348(DX), Z31, Z15
+	VFMADD231PS.BCST 352(DX), Z31, Z16
+	VFMADD231PS.BCST 356(DX), Z31, Z17
+	VFMADD231PS.BCST 360(DX), Z31, Z18
+	VFMADD231PS.BCST 364(DX), Z31, Z19
+	VFMADD231PS.BCST 368(DX), Z31, Z20
+	VFMADD231PS.BCST 372(DX), Z31, Z21
+	VFMADD231PS.BCST 376(DX), Z31, Z22
+	VFMADD231PS.BCST 380(DX), Z31, Z23
+	ADDQ             $0x00000180, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	VFMADD231PS.BCST 92(DX), Z31, Z23
+	ADDQ             $0x60, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z1, Z1
+	VMOVUPS   Z1, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z2, Z2
+	VMOVUPS   Z2, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z3, Z3
+	VMOVUPS   Z3, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z4, Z4
+	VMOVUPS   Z4, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z5, Z5
+	VMOVUPS   Z5, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z6, Z6
+	VMOVUPS   Z6, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z7, Z7
+	VMOVUPS   Z7, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z8, Z8
+	VMOVUPS   Z8, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z9, Z9
+	VMOVUPS   Z9, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z10, Z10
+	VMOVUPS   Z10, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z11, Z11
+	VMOVUPS   Z11, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z12, Z12
+	VMOVUPS   Z12, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z13, Z13
+	VMOVUPS   Z13, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z14, Z14
+	VMOVUPS   Z14, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z15, Z15
+	VMOVUPS   Z15, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z16, Z16
+	VMOVUPS   Z16, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z17, Z17
+	VMOVUPS   Z17, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z18, Z18
+	VMOVUPS   Z18, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z19, Z19
+	VMOVUPS   Z19, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z20, Z20
+	VMOVUPS   Z20, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z21, Z21
+	VMOVUPS   Z21, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z22, Z22
+	VMOVUPS   Z22, K1, (DI)
+	ADDQ      R8, DI
+	VMOVUPS.Z (DI), K1, Z30
+	VADDPS    Z30, Z23, Z23
+	VMOVUPS   Z23, K1, (DI)
+	LEAQ      (DI)(R8*1), DI
+	DECQ      CX
+	JMP       panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSet24AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512F
+TEXT ·convDirectSet24AVX512(SB), NOSPLIT, $0-144
+	MOVQ  kc+0(FP), AX
+	MOVQ  panels+8(FP), CX
+	MOVQ  a_base+16(FP), DX
+	MOVQ  x_base+40(FP), BX
+	MOVQ  off_base+64(FP), SI
+	MOVQ  c_base+96(FP), DI
+	MOVQ  ldc+120(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  mask+136(FP), R9
+	KMOVW R9, K1
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	MOVQ   AX, R9
+	MOVQ   SI, R10
+
+loop:
+	CMPQ             R9, $0x04
+	JL               tail
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	VFMADD231PS.BCST 92(DX), Z31, Z23
+	MOVLQSX          4(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	VFMADD231PS.BCST 128(DX), Z31, Z8
+	VFMADD231PS.BCST 132(DX), Z31, Z9
+	VFMADD231PS.BCST 136(DX), Z31, Z10
+	VFMADD231PS.BCST 140(DX), Z31, Z11
+	VFMADD231PS.BCST 144(DX), Z31, Z12
+	VFMADD231PS.BCST 148(DX), Z31, Z13
+	VFMADD231PS.BCST 152(DX), Z31, Z14
+	VFMADD231PS.BCST 156(DX), Z31, Z15
+	VFMADD231PS.BCST 160(DX), Z31, Z16
+	VFMADD231PS.BCST 164(DX), Z31, Z17
+	VFMADD231PS.BCST 168(DX), Z31, Z18
+	VFMADD231PS.BCST 172(DX), Z31, Z19
+	VFMADD231PS.BCST 176(DX), Z31, Z20
+	VFMADD231PS.BCST 180(DX), Z31, Z21
+	VFMADD231PS.BCST 184(DX), Z31, Z22
+	VFMADD231PS.BCST 188(DX), Z31, Z23
+	MOVLQSX          8(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 192(DX), Z31, Z0
+	VFMADD231PS.BCST 196(DX), Z31, Z1
+	VFMADD231PS.BCST 200(DX), Z31, Z2
+	VFMADD231PS.BCST 204(DX), Z31, Z3
+	VFMADD231PS.BCST 208(DX), Z31, Z4
+	VFMADD231PS.BCST 212(DX), Z31, Z5
+	VFMADD231PS.BCST 216(DX), Z31, Z6
+	VFMADD231PS.BCST 220(DX), Z31, Z7
+	VFMADD231PS.BCST 224(DX), Z31, Z8
+	VFMADD231PS.BCST 228(DX), Z31, Z9
+	VFMADD231PS.BCST 232(DX), Z31, Z10
+	VFMADD231PS.BCST 236(DX), Z31, Z11
+	VFMADD231PS.BCST 240(DX), Z31, Z12
+	VFMADD231PS.BCST 244(DX), Z31, Z13
+	VFMADD231PS.BCST 248(DX), Z31, Z14
+	VFMADD231PS.BCST 252(DX), Z31, Z15
+	VFMADD231PS.BCST 256(DX), Z31, Z16
+	VFMADD231PS.BCST 260(DX), Z31, Z17
+	VFMADD231PS.BCST 264(DX), Z31, Z18
+	VFMADD231PS.BCST 268(DX), Z31, Z19
+	VFMADD231PS.BCST 272(DX), Z31, Z20
+	VFMADD231PS.BCST 276(DX), Z31, Z21
+	VFMADD231PS.BCST 280(DX), Z31, Z22
+	VFMADD231PS.BCST 284(DX), Z31, Z23
+	MOVLQSX          12(R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST 288(DX), Z31, Z0
+	VFMADD231PS.BCST 292(DX), Z31, Z1
+	VFMADD231PS.BCST 296(DX), Z31, Z2
+	VFMADD231PS.BCST 300(DX), Z31, Z3
+	VFMADD231PS.BCST 304(DX), Z31, Z4
+	VFMADD231PS.BCST 308(DX), Z31, Z5
+	VFMADD231PS.BCST 312(DX), Z31, Z6
+	VFMADD231PS.BCST 316(DX), Z31, Z7
+	VFMADD231PS.BCST 320(DX), Z31, Z8
+	VFMADD231PS.BCST 324(DX), Z31, Z9
+	VFMADD231PS.BCST 328(DX), Z31, Z10
+	VFMADD231PS.BCST 332(DX), Z31, Z11
+	VFMADD231PS.BCST 336(DX), Z31, Z12
+	VFMADD231PS.BCST 340(DX), Z31, Z13
+	VFMADD231PS.BCST 344(DX), Z31, Z14
+	VFMADD231PS.BCST 348(DX), Z31, Z15
+	VFMADD231PS.BCST 352(DX), Z31, Z16
+	VFMADD231PS.BCST 356(DX), Z31, Z17
+	VFMADD231PS.BCST 360(DX), Z31, Z18
+	VFMADD231PS.BCST 364(DX), Z31, Z19
+	VFMADD231PS.BCST 368(DX), Z31, Z20
+	VFMADD231PS.BCST 372(DX), Z31, Z21
+	VFMADD231PS.BCST 376(DX), Z31, Z22
+	VFMADD231PS.BCST 380(DX), Z31, Z23
+	ADDQ             $0x00000180, DX
+	ADDQ             $0x10, R10
+	SUBQ             $0x04, R9
+	JMP              loop
+
+tail:
+	TESTQ            R9, R9
+	JE               store
+	MOVLQSX          (R10), R11
+	VMOVUPS          (BX)(R11*4), Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	VFMADD231PS.BCST 92(DX), Z31, Z23
+	ADDQ             $0x60, DX
+	ADDQ             $0x04, R10
+	DECQ             R9
+	JMP              tail
+
+store:
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z1, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z2, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z3, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z4, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z5, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z6, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z7, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z8, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z9, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z10, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z11, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z12, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z13, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z14, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z15, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z16, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z17, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z18, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z19, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z20, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z21, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z22, K1, (DI)
+	ADDQ    R8, DI
+	VMOVUPS Z23, K1, (DI)
+	LEAQ    (DI)(R8*1), DI
+	DECQ    CX
+	JMP     panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectPair24AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectPair24AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	VFMADD231PS.BCST 92(DX), Z31, Z23
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	VFMADD231PS.BCST 128(DX), Z31, Z8
+	VFMADD231PS.BCST 132(DX), Z31, Z9
+	VFMADD231PS.BCST 136(DX), Z31, Z10
+	VFMADD231PS.BCST 140(DX), Z31, Z11
+	VFMADD231PS.BCST 144(DX), Z31, Z12
+	VFMADD231PS.BCST 148(DX), Z31, Z13
+	VFMADD231PS.BCST 152(DX), Z31, Z14
+	VFMADD231PS.BCST 156(DX), Z31, Z15
+	VFMADD231PS.BCST 160(DX), Z31, Z16
+	VFMADD231PS.BCST 164(DX), Z31, Z17
+	VFMADD231PS.BCST 168(DX), Z31, Z18
+	VFMADD231PS.BCST 172(DX), Z31, Z19
+	VFMADD231PS.BCST 176(DX), Z31, Z20
+	VFMADD231PS.BCST 180(DX), Z31, Z21
+	VFMADD231PS.BCST 184(DX), Z31, Z22
+	VFMADD231PS.BCST 188(DX), Z31, Z23
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 192(DX), Z31, Z0
+	VFMADD231PS.BCST 196(DX), Z31, Z1
+	VFMADD231PS.BCST 200(DX), Z31, Z2
+	VFMADD231PS.BCST 204(DX), Z31, Z3
+	VFMADD231PS.BCST 208(DX), Z31, Z4
+	VFMADD231PS.BCST 212(DX), Z31, Z5
+	VFMADD231PS.BCST 216(DX), Z31, Z6
+	VFMADD231PS.BCST 220(DX), Z31, Z7
+	VFMADD231PS.BCST 224(DX), Z31, Z8
+	VFMADD231PS.BCST 228(DX), Z31, Z9
+	VFMADD231PS.BCST 232(DX), Z31, Z10
+	VFMADD231PS.BCST 236(DX), Z31, Z11
+	VFMADD231PS.BCST 240(DX), Z31, Z12
+	VFMADD231PS.BCST 244(DX), Z31, Z13
+	VFMADD231PS.BCST 248(DX), Z31, Z14
+	VFMADD231PS.BCST 252(DX), Z31, Z15
+	VFMADD231PS.BCST 256(DX), Z31, Z16
+	VFMADD231PS.BCST 260(DX), Z31, Z17
+	VFMADD231PS.BCST 264(DX), Z31, Z18
+	VFMADD231PS.BCST 268(DX), Z31, Z19
+	VFMADD231PS.BCST 272(DX), Z31, Z20
+	VFMADD231PS.BCST 276(DX), Z31, Z21
+	VFMADD231PS.BCST 280(DX), Z31, Z22
+	VFMADD231PS.BCST 284(DX), Z31, Z23
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 288(DX), Z31, Z0
+	VFMADD231PS.BCST 292(DX), Z31, Z1
+	VFMADD231PS.BCST 296(DX), Z31, Z2
+	VFMADD231PS.BCST 300(DX), Z31, Z3
+	VFMADD231PS.BCST 304(DX), Z31, Z4
+	VFMADD231PS.BCST 308(DX), Z31, Z5
+	VFMADD231PS.BCST 312(DX), Z31, Z6
+	VFMADD231PS.BCST 316(DX), Z31, Z7
+	VFMADD231PS.BCST 320(DX), Z31, Z8
+	VFMADD231PS.BCST 324(DX), Z31, Z9
+	VFMADD231PS.BCST 328(DX), Z31, Z10
+	VFMADD231PS.BCST 332(DX), Z31, Z11
+	VFMADD231PS.BCST 336(DX), Z31, Z12
+	VFMADD231PS.BCST 340(DX), Z31, Z13
+	VFMADD231PS.BCST 344(DX), Z31, Z14
+	VFMADD231PS.BCST 348(DX), Z31, Z15
+	VFMADD231PS.BCST 352(DX), Z31, Z16
+	VFMADD231PS.BCST 356(DX), Z31, Z17
+	VFMADD231PS.BCST 360(DX), Z31, Z18
+	VFMADD231PS.BCST 364(DX), Z31, Z19
+	VFMADD231PS.BCST 368(DX), Z31, Z20
+	VFMADD231PS.BCST 372(DX), Z31, Z21
+	VFMADD231PS.BCST 376(DX), Z31, Z22
+	VFMADD231PS.BCST 380(DX), Z31, Z23
+	ADDQ             $0x00000180, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	VFMADD231PS.BCST 92(DX), Z31, Z23
+	ADDQ             $0x60, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y0, Y0
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y1, Y1
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y2, Y2
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y3, Y3
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y4, Y4
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y5, Y5
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y6, Y6
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y7, Y7
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y8, Y8
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y9, Y9
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y10, Y10
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y11, Y11
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y12, Y12
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y13, Y13
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y14, Y14
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y15, Y15
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y16, Y16
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y17, Y17
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y18, Y18
+	VMOVUPS       Y18, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z19, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y19, Y19
+	VMOVUPS       Y19, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z20, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y20, Y20
+	VMOVUPS       Y20, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z21, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y21, Y21
+	VMOVUPS       Y21, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z22, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y22, Y22
+	VMOVUPS       Y22, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z23, Y29
+	VMOVUPS.Z     (R8)(R10*1), K2, Y30
+	VADDPS        Y30, Y29, Y29
+	VMOVUPS       Y29, K2, (R8)(R10*1)
+	VMOVUPS.Z     (R8), K1, Y30
+	VADDPS        Y30, Y23, Y23
+	VMOVUPS       Y23, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET
+
+// func convDirectSetPair24AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·convDirectSetPair24AVX512(SB), NOSPLIT, $0-144
+	MOVQ     kc+0(FP), AX
+	MOVQ     panels+8(FP), CX
+	MOVQ     a_base+16(FP), DX
+	MOVQ     x_base+40(FP), BX
+	MOVQ     off_base+64(FP), SI
+	MOVQ     d+88(FP), DI
+	LEAQ     (BX)(DI*4), DI
+	MOVQ     c_base+96(FP), R8
+	MOVQ     ldc+120(FP), R9
+	SHLQ     $0x02, R9
+	MOVQ     e+128(FP), R10
+	SHLQ     $0x02, R10
+	MOVQ     mask+136(FP), R11
+	KMOVW    R11, K1
+	KSHIFTRW $0x08, K1, K2
+
+	// A panel at a time; its k loop leaves a at the next one.
+panel:
+	TESTQ  CX, CX
+	JE     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	MOVQ   AX, R11
+	MOVQ   SI, R12
+
+loop:
+	CMPQ             R11, $0x04
+	JL               tail
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	VFMADD231PS.BCST 92(DX), Z31, Z23
+	MOVLQSX          4(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 96(DX), Z31, Z0
+	VFMADD231PS.BCST 100(DX), Z31, Z1
+	VFMADD231PS.BCST 104(DX), Z31, Z2
+	VFMADD231PS.BCST 108(DX), Z31, Z3
+	VFMADD231PS.BCST 112(DX), Z31, Z4
+	VFMADD231PS.BCST 116(DX), Z31, Z5
+	VFMADD231PS.BCST 120(DX), Z31, Z6
+	VFMADD231PS.BCST 124(DX), Z31, Z7
+	VFMADD231PS.BCST 128(DX), Z31, Z8
+	VFMADD231PS.BCST 132(DX), Z31, Z9
+	VFMADD231PS.BCST 136(DX), Z31, Z10
+	VFMADD231PS.BCST 140(DX), Z31, Z11
+	VFMADD231PS.BCST 144(DX), Z31, Z12
+	VFMADD231PS.BCST 148(DX), Z31, Z13
+	VFMADD231PS.BCST 152(DX), Z31, Z14
+	VFMADD231PS.BCST 156(DX), Z31, Z15
+	VFMADD231PS.BCST 160(DX), Z31, Z16
+	VFMADD231PS.BCST 164(DX), Z31, Z17
+	VFMADD231PS.BCST 168(DX), Z31, Z18
+	VFMADD231PS.BCST 172(DX), Z31, Z19
+	VFMADD231PS.BCST 176(DX), Z31, Z20
+	VFMADD231PS.BCST 180(DX), Z31, Z21
+	VFMADD231PS.BCST 184(DX), Z31, Z22
+	VFMADD231PS.BCST 188(DX), Z31, Z23
+	MOVLQSX          8(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 192(DX), Z31, Z0
+	VFMADD231PS.BCST 196(DX), Z31, Z1
+	VFMADD231PS.BCST 200(DX), Z31, Z2
+	VFMADD231PS.BCST 204(DX), Z31, Z3
+	VFMADD231PS.BCST 208(DX), Z31, Z4
+	VFMADD231PS.BCST 212(DX), Z31, Z5
+	VFMADD231PS.BCST 216(DX), Z31, Z6
+	VFMADD231PS.BCST 220(DX), Z31, Z7
+	VFMADD231PS.BCST 224(DX), Z31, Z8
+	VFMADD231PS.BCST 228(DX), Z31, Z9
+	VFMADD231PS.BCST 232(DX), Z31, Z10
+	VFMADD231PS.BCST 236(DX), Z31, Z11
+	VFMADD231PS.BCST 240(DX), Z31, Z12
+	VFMADD231PS.BCST 244(DX), Z31, Z13
+	VFMADD231PS.BCST 248(DX), Z31, Z14
+	VFMADD231PS.BCST 252(DX), Z31, Z15
+	VFMADD231PS.BCST 256(DX), Z31, Z16
+	VFMADD231PS.BCST 260(DX), Z31, Z17
+	VFMADD231PS.BCST 264(DX), Z31, Z18
+	VFMADD231PS.BCST 268(DX), Z31, Z19
+	VFMADD231PS.BCST 272(DX), Z31, Z20
+	VFMADD231PS.BCST 276(DX), Z31, Z21
+	VFMADD231PS.BCST 280(DX), Z31, Z22
+	VFMADD231PS.BCST 284(DX), Z31, Z23
+	MOVLQSX          12(R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST 288(DX), Z31, Z0
+	VFMADD231PS.BCST 292(DX), Z31, Z1
+	VFMADD231PS.BCST 296(DX), Z31, Z2
+	VFMADD231PS.BCST 300(DX), Z31, Z3
+	VFMADD231PS.BCST 304(DX), Z31, Z4
+	VFMADD231PS.BCST 308(DX), Z31, Z5
+	VFMADD231PS.BCST 312(DX), Z31, Z6
+	VFMADD231PS.BCST 316(DX), Z31, Z7
+	VFMADD231PS.BCST 320(DX), Z31, Z8
+	VFMADD231PS.BCST 324(DX), Z31, Z9
+	VFMADD231PS.BCST 328(DX), Z31, Z10
+	VFMADD231PS.BCST 332(DX), Z31, Z11
+	VFMADD231PS.BCST 336(DX), Z31, Z12
+	VFMADD231PS.BCST 340(DX), Z31, Z13
+	VFMADD231PS.BCST 344(DX), Z31, Z14
+	VFMADD231PS.BCST 348(DX), Z31, Z15
+	VFMADD231PS.BCST 352(DX), Z31, Z16
+	VFMADD231PS.BCST 356(DX), Z31, Z17
+	VFMADD231PS.BCST 360(DX), Z31, Z18
+	VFMADD231PS.BCST 364(DX), Z31, Z19
+	VFMADD231PS.BCST 368(DX), Z31, Z20
+	VFMADD231PS.BCST 372(DX), Z31, Z21
+	VFMADD231PS.BCST 376(DX), Z31, Z22
+	VFMADD231PS.BCST 380(DX), Z31, Z23
+	ADDQ             $0x00000180, DX
+	ADDQ             $0x10, R12
+	SUBQ             $0x04, R11
+	JMP              loop
+
+tail:
+	TESTQ            R11, R11
+	JE               store
+	MOVLQSX          (R12), R13
+	VMOVUPS          (BX)(R13*4), Y31
+	VINSERTF32X8     $0x01, (DI)(R13*4), Z31, Z31
+	VFMADD231PS.BCST (DX), Z31, Z0
+	VFMADD231PS.BCST 4(DX), Z31, Z1
+	VFMADD231PS.BCST 8(DX), Z31, Z2
+	VFMADD231PS.BCST 12(DX), Z31, Z3
+	VFMADD231PS.BCST 16(DX), Z31, Z4
+	VFMADD231PS.BCST 20(DX), Z31, Z5
+	VFMADD231PS.BCST 24(DX), Z31, Z6
+	VFMADD231PS.BCST 28(DX), Z31, Z7
+	VFMADD231PS.BCST 32(DX), Z31, Z8
+	VFMADD231PS.BCST 36(DX), Z31, Z9
+	VFMADD231PS.BCST 40(DX), Z31, Z10
+	VFMADD231PS.BCST 44(DX), Z31, Z11
+	VFMADD231PS.BCST 48(DX), Z31, Z12
+	VFMADD231PS.BCST 52(DX), Z31, Z13
+	VFMADD231PS.BCST 56(DX), Z31, Z14
+	VFMADD231PS.BCST 60(DX), Z31, Z15
+	VFMADD231PS.BCST 64(DX), Z31, Z16
+	VFMADD231PS.BCST 68(DX), Z31, Z17
+	VFMADD231PS.BCST 72(DX), Z31, Z18
+	VFMADD231PS.BCST 76(DX), Z31, Z19
+	VFMADD231PS.BCST 80(DX), Z31, Z20
+	VFMADD231PS.BCST 84(DX), Z31, Z21
+	VFMADD231PS.BCST 88(DX), Z31, Z22
+	VFMADD231PS.BCST 92(DX), Z31, Z23
+	ADDQ             $0x60, DX
+	ADDQ             $0x04, R12
+	DECQ             R11
+	JMP              tail
+
+store:
+	VEXTRACTF32X8 $0x01, Z0, K2, (R8)(R10*1)
+	VMOVUPS       Y0, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z1, K2, (R8)(R10*1)
+	VMOVUPS       Y1, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z2, K2, (R8)(R10*1)
+	VMOVUPS       Y2, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z3, K2, (R8)(R10*1)
+	VMOVUPS       Y3, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z4, K2, (R8)(R10*1)
+	VMOVUPS       Y4, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z5, K2, (R8)(R10*1)
+	VMOVUPS       Y5, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z6, K2, (R8)(R10*1)
+	VMOVUPS       Y6, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z7, K2, (R8)(R10*1)
+	VMOVUPS       Y7, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z8, K2, (R8)(R10*1)
+	VMOVUPS       Y8, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z9, K2, (R8)(R10*1)
+	VMOVUPS       Y9, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z10, K2, (R8)(R10*1)
+	VMOVUPS       Y10, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z11, K2, (R8)(R10*1)
+	VMOVUPS       Y11, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z12, K2, (R8)(R10*1)
+	VMOVUPS       Y12, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z13, K2, (R8)(R10*1)
+	VMOVUPS       Y13, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z14, K2, (R8)(R10*1)
+	VMOVUPS       Y14, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z15, K2, (R8)(R10*1)
+	VMOVUPS       Y15, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z16, K2, (R8)(R10*1)
+	VMOVUPS       Y16, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z17, K2, (R8)(R10*1)
+	VMOVUPS       Y17, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z18, K2, (R8)(R10*1)
+	VMOVUPS       Y18, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z19, K2, (R8)(R10*1)
+	VMOVUPS       Y19, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z20, K2, (R8)(R10*1)
+	VMOVUPS       Y20, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z21, K2, (R8)(R10*1)
+	VMOVUPS       Y21, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z22, K2, (R8)(R10*1)
+	VMOVUPS       Y22, K1, (R8)
+	ADDQ          R9, R8
+	VEXTRACTF32X8 $0x01, Z23, K2, (R8)(R10*1)
+	VMOVUPS       Y23, K1, (R8)
+	LEAQ          (R8)(R9*1), R8
+	DECQ          CX
+	JMP           panel
+
+done:
+	VZEROUPPER
+	RET

@@ -35,16 +35,20 @@ type dwGeom struct {
 func newDWGeom(p *ConvParams) dwGeom {
 	g := dwGeom{oh0: p.OutH(), ow0: p.OutW(), s: p.StrideW, ph: p.PadH, pw: p.PadW, h: p.H, w: p.W}
 	g.wp = g.w + 2*g.pw
+	lanes := active.conv.dwLanes
+	if lanes == 0 {
+		lanes = 8
+	}
 	if g.s == 1 {
-		// The plane kernel's last vector of the last row reads up to 7
-		// floats past the frame; the gradient pass puts dy on the
-		// framed grid.
-		g.padLen, g.outLen = (g.h+2*g.ph)*g.wp+8, g.oh0*g.wp
+		// The plane kernel's last vector of the last row reads up to
+		// lanes-1 floats past the frame; the gradient pass puts dy on
+		// the framed grid.
+		g.padLen, g.outLen = (g.h+2*g.ph)*g.wp+lanes, g.oh0*g.wp
 	} else {
 		// The gradient pass takes one dy row padded to whole vectors;
 		// the last output row's vectors read up to 2*outLen+1 floats
 		// past the start of its third input row.
-		g.outLen = roundUp(g.ow0, 8)
+		g.outLen = roundUp(g.ow0, lanes)
 		g.padLen = max((g.h+2*g.ph)*g.wp, 2*g.oh0*g.wp+2*g.outLen+2)
 	}
 	return g
@@ -327,4 +331,16 @@ func (j *convJob) dwBackwardWeight(lo, hi int) {
 		}
 	}
 	dwScratches.Put(sc)
+}
+
+// dwPlaneFits reports whether a plane kernel of the given lanes may run
+// on rows x cols outputs: its reads, a whole vector of inputs per vector
+// of outputs (stride 1: up to 2 floats past it, stride 2: 2*lanes+2
+// floats), stay inside x, and its writes inside y.
+func dwPlaneFits(lanes, s, rows, cols int, y []float32, ldy int, x []float32, ldx int) bool {
+	if rows == 0 || cols == 0 {
+		return false
+	}
+	nv := (cols + lanes - 1) / lanes
+	return len(x) >= (s*(rows-1)+2)*ldx+s*lanes*nv+2 && len(y) >= (rows-1)*ldy+cols
 }

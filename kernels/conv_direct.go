@@ -83,28 +83,26 @@ func directSplit(kg int) (panels, tails, tail int) {
 	return kg / directMR, 1, kg % directMR
 }
 
-// packDirectA packs the kg x rows weights w (row-major) for the direct
-// micro-kernel, split as directSplit says, in k blocks of kb rows: block
-// pc starts at dst[np*directMR*pc] (np panels) and holds its panels in
-// order, each directMR*kc floats, k-major, the unused rows zero.
-func packDirectA(kg, rows, kb int, w, dst []float32) {
+// packDirectA packs k block pc (kc rows of K) of the kg x rows weights w
+// (row-major) for the direct micro-kernel, split as directSplit says:
+// the block starts at dst[np*directMR*pc] (np panels) and holds its
+// panels in order, each directMR*kc floats, k-major, the unused rows
+// zero.
+func packDirectA(kg, rows, pc, kc int, w, dst []float32) {
 	full, tails, tail := directSplit(kg)
 	np := full + tails
-	for pc := 0; pc < rows; pc += kb {
-		kc := min(kb, rows-pc)
-		blk := dst[np*directMR*pc:][:np*directMR*kc]
-		for pn := range np {
-			r0, h := pn*directMR, directMR
-			if pn >= full {
-				r0, h = full*directMR+(pn-full)*tail, tail
-			}
-			pan := blk[pn*directMR*kc:][:directMR*kc]
-			clear(pan)
-			for i := range h {
-				src := w[(r0+i)*rows+pc:][:kc]
-				for k, v := range src {
-					pan[k*directMR+i] = v
-				}
+	blk := dst[np*directMR*pc:][:np*directMR*kc]
+	for pn := range np {
+		r0, h := pn*directMR, directMR
+		if pn >= full {
+			r0, h = full*directMR+(pn-full)*tail, tail
+		}
+		pan := blk[pn*directMR*kc:][:directMR*kc]
+		clear(pan)
+		for i := range h {
+			src := w[(r0+i)*rows+pc:][:kc]
+			for k, v := range src {
+				pan[k*directMR+i] = v
 			}
 		}
 	}
@@ -137,20 +135,37 @@ func convDirectGeneric(set bool, kc, panels, tails, tail int, a, x []float32, of
 				}
 			}
 		}
-		for i := range h {
-			for j := range 16 {
-				if mask != nil && mask[j] == 0 {
-					continue
+		lanes := 1<<16 - 1
+		if mask != nil {
+			lanes = 0
+			for j, m := range mask[:16] {
+				if m != 0 {
+					lanes |= 1 << j
 				}
-				at := i*ldc + j
-				if j >= 8 {
-					at += e - 8
-				}
-				if set {
-					cp[at] = acc[i][j]
-				} else {
-					cp[at] += acc[i][j]
-				}
+			}
+		}
+		storeDirectRows(cp, acc[:h], ldc, e, lanes, set)
+	}
+}
+
+// storeDirectRows stores (set) or adds the rows of acc, a direct tile of
+// two groups of 8 outputs, to C: row i's lane j at c[i*ldc+j], the second
+// group's e-8 floats further on, only the lanes j whose bit of mask is
+// set (the definition of the direct kernels' stores).
+func storeDirectRows(c []float32, acc [][16]float32, ldc, e, mask int, set bool) {
+	for i := range acc {
+		for j := range 16 {
+			if mask&(1<<j) == 0 {
+				continue
+			}
+			at := i*ldc + j
+			if j >= 8 {
+				at += e - 8
+			}
+			if set {
+				c[at] = acc[i][j]
+			} else {
+				c[at] += acc[i][j]
 			}
 		}
 	}
@@ -240,6 +255,10 @@ func (j *convJob) forwardDirect(lo, hi int) {
 				q2, b2, n2 = j.groupAt(oh, gi)
 				next()
 			}
+			if kern.directRows != nil {
+				j.directRowsTile(kern.directRows, a, (*buf)[b:], y[q:], set, rows, kb, b2-b, q2-q, n1, n2)
+				continue
+			}
 			whole := n1 == 8 && n2 == 8 && q2 == q+8
 			// k blocks as packDirectA laid them out: a panel and the
 			// input it reads share L1.
@@ -262,6 +281,44 @@ func (j *convJob) forwardDirect(lo, hi int) {
 		}
 	}
 	putScratch(buf)
+}
+
+// directRowsTile computes one tile of the direct path with the
+// directRows kernels k: the group of n1 outputs at y and x and that of n2
+// at y[e:] and x[d:], every output channel, in k blocks of kb rows as
+// packDirectRowsA laid them out; set stores the first k block.
+func (j *convJob) directRowsTile(k *[2][2][maxDirectRows + 1]directRowsFunc, a, x, y []float32, set, rows, kb, d, e, n1, n2 int) {
+	kg := j.p.K / j.p.Groups
+	ohw := j.p.OutH() * j.p.OutW()
+	pair := 1
+	if d == 8 && e == 8 {
+		pair = 0 // one run of 16: one load a tap
+	}
+	mask := (1<<n1 - 1) | (1<<n2-1)<<8
+	p1, h1, p2 := directRowsSplit(kg)
+	for pc := 0; pc < rows; pc += kb {
+		kc := min(kb, rows-pc)
+		s := set
+		if pc > 0 {
+			s = 0
+		}
+		ap, off := a[kg*pc:][:kg*kc], j.dOff[pc:pc+kc]
+		f := &k[s][pair]
+		f[h1](kc, p1, ap, x, off, d, y, ohw, e, mask)
+		if p2 > 0 {
+			f[h1-1](kc, p2, ap[p1*h1*kc:], x, off, d, y[p1*h1*ohw:], ohw, e, mask)
+		}
+	}
+}
+
+// packDirect packs k block pc (kc rows of K) of one group's kg x rows
+// weights for the direct kernels of k.
+func packDirect(k *convKernels, kg, rows, pc, kc int, w, dst []float32) {
+	if k.directRows != nil {
+		packDirectRowsA(kg, rows, pc, kc, w, dst)
+		return
+	}
+	packDirectA(kg, rows, pc, kc, w, dst)
 }
 
 // finish adds channel ch's bias to a computed run of y and applies the

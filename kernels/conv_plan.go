@@ -312,10 +312,24 @@ func planGEMMConv(p *ConvParams, k *pathKernels, workers int) gemmConvPlan {
 	return g
 }
 
+// directKernels reports whether k has direct kernels for whole tiles and
+// for masked ones: the variable-height ones (directRows), or the 6-row
+// ones when the GEMM tile is as tall (they share its packed size).
+func directKernels(k *pathKernels) (whole, masked bool) {
+	if k.conv.directRows != nil {
+		return true, true
+	}
+	if k.conv.direct[0][0] == nil || k.gemm.mr != directMR {
+		return false, false
+	}
+	return true, k.conv.directMasked[0][0] != nil
+}
+
 // directRoute is routeDirect or routeDirectMasked when the forward
 // convolution p runs on the direct kernels of k, else 0.
 func directRoute(p *ConvParams, k *pathKernels) convRoute {
-	if k.conv.direct[0][0] == nil || k.gemm.mr != directMR || p.KH*p.KW == 1 || p.pointwise() || p.depthwise() {
+	whole, masked := directKernels(k)
+	if !whole || p.KH*p.KW == 1 || p.pointwise() || p.depthwise() {
 		return 0
 	}
 	oh0, ow0 := p.OutH(), p.OutW()
@@ -323,7 +337,7 @@ func directRoute(p *ConvParams, k *pathKernels) convRoute {
 	if ow0%8 != 0 || oh0*ow0%16 != 0 { // not whole runs of 16
 		lanes := 16 * ((oh0*((ow0+7)/8) + 1) / 2) // the tiles'
 		idle := float64(lanes - oh0*ow0)
-		if k.conv.directMasked[0][0] == nil || idle > directMaskedMaxIdle*float64(lanes) || p.K/p.Groups > directMaskedMaxK {
+		if !masked || idle > directMaskedMaxIdle*float64(lanes) || p.K/p.Groups > directMaskedMaxK {
 			return 0
 		}
 		route = routeDirectMasked

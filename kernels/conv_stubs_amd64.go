@@ -261,3 +261,789 @@ func convDirectMasked5AVX2(kc int, panels int, tails int, a []float32, x []float
 //
 //go:noescape
 func convDirectSetMasked5AVX2(kc int, panels int, tails int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask []int32)
+
+// dwPlane3x3S1AVX512 computes rows x cols outputs of a 3x3 depthwise convolution
+// with stride 1 over the zero-framed plane x (row stride ldx):
+// y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
+// stored or (accumulate) added; w holds the ten taps, mask the bits of the
+// first cols%16 lanes, which a row's last vector writes.
+//
+//go:noescape
+func dwPlane3x3S1AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
+
+// dwPlane3x3S2AVX512 computes rows x cols outputs of a 3x3 depthwise convolution
+// with stride 2 over the zero-framed plane x (row stride ldx):
+// y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
+// stored or (accumulate) added; w holds the ten taps, mask the bits of the
+// first cols%16 lanes, which a row's last vector writes.
+//
+//go:noescape
+func dwPlane3x3S2AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
+
+// convDirect1AVX512 adds panels packed 1 x kc A panels (a[p*1+i], 1*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 1*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect1AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet1AVX512 stores panels packed 1 x kc A panels (a[p*1+i], 1*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 1*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet1AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair1AVX512 adds panels packed 1 x kc A panels (a[p*1+i], 1*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 1*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair1AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair1AVX512 stores panels packed 1 x kc A panels (a[p*1+i], 1*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 1*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair1AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect2AVX512 adds panels packed 2 x kc A panels (a[p*2+i], 2*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 2*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect2AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet2AVX512 stores panels packed 2 x kc A panels (a[p*2+i], 2*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 2*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet2AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair2AVX512 adds panels packed 2 x kc A panels (a[p*2+i], 2*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 2*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair2AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair2AVX512 stores panels packed 2 x kc A panels (a[p*2+i], 2*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 2*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair2AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect3AVX512 adds panels packed 3 x kc A panels (a[p*3+i], 3*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 3*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect3AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet3AVX512 stores panels packed 3 x kc A panels (a[p*3+i], 3*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 3*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet3AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair3AVX512 adds panels packed 3 x kc A panels (a[p*3+i], 3*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 3*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair3AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair3AVX512 stores panels packed 3 x kc A panels (a[p*3+i], 3*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 3*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair3AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect4AVX512 adds panels packed 4 x kc A panels (a[p*4+i], 4*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 4*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect4AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet4AVX512 stores panels packed 4 x kc A panels (a[p*4+i], 4*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 4*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet4AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair4AVX512 adds panels packed 4 x kc A panels (a[p*4+i], 4*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 4*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair4AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair4AVX512 stores panels packed 4 x kc A panels (a[p*4+i], 4*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 4*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair4AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect5AVX512 adds panels packed 5 x kc A panels (a[p*5+i], 5*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 5*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect5AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet5AVX512 stores panels packed 5 x kc A panels (a[p*5+i], 5*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 5*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet5AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair5AVX512 adds panels packed 5 x kc A panels (a[p*5+i], 5*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 5*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair5AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair5AVX512 stores panels packed 5 x kc A panels (a[p*5+i], 5*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 5*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair5AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect6AVX512 adds panels packed 6 x kc A panels (a[p*6+i], 6*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 6*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect6AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet6AVX512 stores panels packed 6 x kc A panels (a[p*6+i], 6*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 6*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet6AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair6AVX512 adds panels packed 6 x kc A panels (a[p*6+i], 6*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 6*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair6AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair6AVX512 stores panels packed 6 x kc A panels (a[p*6+i], 6*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 6*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair6AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect7AVX512 adds panels packed 7 x kc A panels (a[p*7+i], 7*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 7*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect7AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet7AVX512 stores panels packed 7 x kc A panels (a[p*7+i], 7*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 7*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet7AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair7AVX512 adds panels packed 7 x kc A panels (a[p*7+i], 7*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 7*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair7AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair7AVX512 stores panels packed 7 x kc A panels (a[p*7+i], 7*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 7*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair7AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect8AVX512 adds panels packed 8 x kc A panels (a[p*8+i], 8*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 8*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect8AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet8AVX512 stores panels packed 8 x kc A panels (a[p*8+i], 8*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 8*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet8AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair8AVX512 adds panels packed 8 x kc A panels (a[p*8+i], 8*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 8*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair8AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair8AVX512 stores panels packed 8 x kc A panels (a[p*8+i], 8*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 8*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair8AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect9AVX512 adds panels packed 9 x kc A panels (a[p*9+i], 9*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 9*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect9AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet9AVX512 stores panels packed 9 x kc A panels (a[p*9+i], 9*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 9*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet9AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair9AVX512 adds panels packed 9 x kc A panels (a[p*9+i], 9*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 9*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair9AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair9AVX512 stores panels packed 9 x kc A panels (a[p*9+i], 9*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 9*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair9AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect10AVX512 adds panels packed 10 x kc A panels (a[p*10+i], 10*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 10*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect10AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet10AVX512 stores panels packed 10 x kc A panels (a[p*10+i], 10*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 10*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet10AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair10AVX512 adds panels packed 10 x kc A panels (a[p*10+i], 10*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 10*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair10AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair10AVX512 stores panels packed 10 x kc A panels (a[p*10+i], 10*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 10*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair10AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect11AVX512 adds panels packed 11 x kc A panels (a[p*11+i], 11*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 11*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect11AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet11AVX512 stores panels packed 11 x kc A panels (a[p*11+i], 11*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 11*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet11AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair11AVX512 adds panels packed 11 x kc A panels (a[p*11+i], 11*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 11*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair11AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair11AVX512 stores panels packed 11 x kc A panels (a[p*11+i], 11*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 11*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair11AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect12AVX512 adds panels packed 12 x kc A panels (a[p*12+i], 12*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 12*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect12AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet12AVX512 stores panels packed 12 x kc A panels (a[p*12+i], 12*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 12*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet12AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair12AVX512 adds panels packed 12 x kc A panels (a[p*12+i], 12*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 12*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair12AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair12AVX512 stores panels packed 12 x kc A panels (a[p*12+i], 12*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 12*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair12AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect13AVX512 adds panels packed 13 x kc A panels (a[p*13+i], 13*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 13*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect13AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet13AVX512 stores panels packed 13 x kc A panels (a[p*13+i], 13*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 13*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet13AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair13AVX512 adds panels packed 13 x kc A panels (a[p*13+i], 13*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 13*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair13AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair13AVX512 stores panels packed 13 x kc A panels (a[p*13+i], 13*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 13*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair13AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect14AVX512 adds panels packed 14 x kc A panels (a[p*14+i], 14*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 14*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect14AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet14AVX512 stores panels packed 14 x kc A panels (a[p*14+i], 14*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 14*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet14AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair14AVX512 adds panels packed 14 x kc A panels (a[p*14+i], 14*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 14*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair14AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair14AVX512 stores panels packed 14 x kc A panels (a[p*14+i], 14*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 14*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair14AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect15AVX512 adds panels packed 15 x kc A panels (a[p*15+i], 15*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 15*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect15AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet15AVX512 stores panels packed 15 x kc A panels (a[p*15+i], 15*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 15*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet15AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair15AVX512 adds panels packed 15 x kc A panels (a[p*15+i], 15*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 15*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair15AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair15AVX512 stores panels packed 15 x kc A panels (a[p*15+i], 15*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 15*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair15AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect16AVX512 adds panels packed 16 x kc A panels (a[p*16+i], 16*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 16*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect16AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet16AVX512 stores panels packed 16 x kc A panels (a[p*16+i], 16*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 16*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet16AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair16AVX512 adds panels packed 16 x kc A panels (a[p*16+i], 16*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 16*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair16AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair16AVX512 stores panels packed 16 x kc A panels (a[p*16+i], 16*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 16*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair16AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect17AVX512 adds panels packed 17 x kc A panels (a[p*17+i], 17*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 17*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect17AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet17AVX512 stores panels packed 17 x kc A panels (a[p*17+i], 17*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 17*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet17AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair17AVX512 adds panels packed 17 x kc A panels (a[p*17+i], 17*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 17*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair17AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair17AVX512 stores panels packed 17 x kc A panels (a[p*17+i], 17*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 17*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair17AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect18AVX512 adds panels packed 18 x kc A panels (a[p*18+i], 18*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 18*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect18AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet18AVX512 stores panels packed 18 x kc A panels (a[p*18+i], 18*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 18*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet18AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair18AVX512 adds panels packed 18 x kc A panels (a[p*18+i], 18*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 18*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair18AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair18AVX512 stores panels packed 18 x kc A panels (a[p*18+i], 18*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 18*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair18AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect19AVX512 adds panels packed 19 x kc A panels (a[p*19+i], 19*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 19*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect19AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet19AVX512 stores panels packed 19 x kc A panels (a[p*19+i], 19*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 19*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet19AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair19AVX512 adds panels packed 19 x kc A panels (a[p*19+i], 19*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 19*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair19AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair19AVX512 stores panels packed 19 x kc A panels (a[p*19+i], 19*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 19*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair19AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect20AVX512 adds panels packed 20 x kc A panels (a[p*20+i], 20*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 20*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect20AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet20AVX512 stores panels packed 20 x kc A panels (a[p*20+i], 20*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 20*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet20AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair20AVX512 adds panels packed 20 x kc A panels (a[p*20+i], 20*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 20*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair20AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair20AVX512 stores panels packed 20 x kc A panels (a[p*20+i], 20*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 20*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair20AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect21AVX512 adds panels packed 21 x kc A panels (a[p*21+i], 21*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 21*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect21AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet21AVX512 stores panels packed 21 x kc A panels (a[p*21+i], 21*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 21*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet21AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair21AVX512 adds panels packed 21 x kc A panels (a[p*21+i], 21*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 21*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair21AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair21AVX512 stores panels packed 21 x kc A panels (a[p*21+i], 21*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 21*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair21AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect22AVX512 adds panels packed 22 x kc A panels (a[p*22+i], 22*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 22*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect22AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet22AVX512 stores panels packed 22 x kc A panels (a[p*22+i], 22*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 22*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet22AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair22AVX512 adds panels packed 22 x kc A panels (a[p*22+i], 22*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 22*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair22AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair22AVX512 stores panels packed 22 x kc A panels (a[p*22+i], 22*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 22*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair22AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect23AVX512 adds panels packed 23 x kc A panels (a[p*23+i], 23*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 23*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect23AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet23AVX512 stores panels packed 23 x kc A panels (a[p*23+i], 23*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 23*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet23AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair23AVX512 adds panels packed 23 x kc A panels (a[p*23+i], 23*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 23*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair23AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair23AVX512 stores panels packed 23 x kc A panels (a[p*23+i], 23*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 23*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair23AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirect24AVX512 adds panels packed 24 x kc A panels (a[p*24+i], 24*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 24*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirect24AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSet24AVX512 stores panels packed 24 x kc A panels (a[p*24+i], 24*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]
+// (d and e unused),
+// i < 24*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSet24AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectPair24AVX512 adds panels packed 24 x kc A panels (a[p*24+i], 24*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 24*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectPair24AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)
+
+// convDirectSetPair24AVX512 stores panels packed 24 x kc A panels (a[p*24+i], 24*kc floats apart)
+// times the kc x 16 matrix B[p][j] = x[off[p]+j] (j < 8), x[d+off[p]+j-8] (j >= 8),
+// to the C rows c[i*ldc:][:8] and c[i*ldc+e:][:8],
+// i < 24*panels, in the lanes j whose bit j of mask is set.
+//
+//go:noescape
+func convDirectSetPair24AVX512(kc int, panels int, a []float32, x []float32, off []int32, d int, c []float32, ldc int, e int, mask int)

@@ -79,6 +79,11 @@ var convCases = []ConvParams{
 	{N: 3, C: 32, H: 14, W: 14, K: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	{N: 2, C: 3, H: 3, W: 24, K: 5, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	{N: 1, C: 4, H: 2, W: 23, K: 6, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 2},
+	// The variable-height direct kernels (AVX-512): output channels cut
+	// into panels of two heights (50 = 17+17+16, 47 = 24+23), forward
+	// and backward to the input, whole rows and masked ones.
+	{N: 1, C: 45, H: 8, W: 16, K: 50, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+	{N: 2, C: 8, H: 14, W: 14, K: 47, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
 	// ... with dilated taps, and stride-3 phases; too many output
 	// channels for it (the padded path instead).
 	{N: 1, C: 3, H: 14, W: 14, K: 5, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilH: 2, DilW: 2, Groups: 1},
@@ -419,7 +424,7 @@ func TestUseDirect(t *testing.T) {
 				p := ConvParams{N: 1, C: 8, H: c.h, W: c.w, K: kc, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}
 				whole := c.w%8 == 0 && c.h*c.w%16 == 0
 				want := convRoute(0)
-				if c.want && k.conv.direct[0][0] != nil && (whole || kc <= directMaskedMaxK) {
+				if has, _ := directKernels(&k); c.want && has && (whole || kc <= directMaskedMaxK) {
 					want = routeDirect
 					if !whole {
 						want = routeDirectMasked

@@ -26,6 +26,21 @@ func (j *convJob) backwardWeightImages(lo, hi int) {
 	}
 }
 
+// reducePartials adds the image chunks' partial sums (chunks 1 and on)
+// into dw, in chunk order, over blocks [lo, hi) of blockFloats weights:
+// each element's sum is the serial loop's, for any thread count.
+func (j *convJob) reducePartials(lo, hi int) {
+	size := j.p.wLen()
+	add := active.elementwise.add
+	for b := lo; b < hi; b++ {
+		i0, i1 := blockRange(b, size)
+		dw := j.w[i0:i1]
+		for c := 1; c < j.chunks; c++ {
+			add(dw, dw, j.partial[(c-1)*size+i0:(c-1)*size+i1])
+		}
+	}
+}
+
 // weightGrad adds to dw (all groups) the gradient of groups [g0, g1) over
 // images [n0, n1): dw[g] += dy[n,g] col^T, the product's k running over
 // slabs of output columns across images (small images would otherwise

@@ -64,7 +64,8 @@ func TestChoose(t *testing.T) {
 // family's table must be set on every path.
 var optionalKernels = map[string]bool{
 	"gemmKernels.microSet": true, "gemmKernels.packA6": true, "gemmKernels.packBT16": true, "gemmKernels.gather": true,
-	"convKernels.direct": true, "convKernels.directMasked": true,
+	"gemmKernels.packA24": true,
+	"convKernels.direct":  true, "convKernels.directMasked": true,
 	"poolKernels.maxPool3x3S2": true,
 	"quantKernels.lpGrad":      true,
 }

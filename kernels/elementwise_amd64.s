@@ -2145,3 +2145,2136 @@ tail:
 done:
 	VZEROUPPER
 	RET
+
+// func axpyAVX512(alpha float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·axpyAVX512(SB), NOSPLIT, $0-56
+	VBROADCASTSS alpha+0(FP), Z0
+	MOVQ         x_base+8(FP), AX
+	MOVQ         y_base+32(FP), CX
+	MOVQ         y_len+40(FP), DX
+
+unrolled:
+	CMPQ        DX, $0x00000040
+	JB          single
+	VMOVUPS     (AX), Z1
+	VMOVUPS     (CX), Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, (CX)
+	VMOVUPS     64(AX), Z1
+	VMOVUPS     64(CX), Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, 64(CX)
+	VMOVUPS     128(AX), Z1
+	VMOVUPS     128(CX), Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, 128(CX)
+	VMOVUPS     192(AX), Z1
+	VMOVUPS     192(CX), Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, 192(CX)
+	ADDQ        $0x00000100, AX
+	ADDQ        $0x00000100, CX
+	SUBQ        $0x00000040, DX
+	JMP         unrolled
+
+single:
+	CMPQ        DX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z1
+	VMOVUPS     (CX), Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, (CX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         single
+
+tail:
+	TESTQ       DX, DX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), BX
+	MOVWLZX     (BX)(DX*2), DX
+	KMOVW       DX, K1
+	VMOVUPS.Z   (AX), K1, Z1
+	VMOVUPS.Z   (CX), K1, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (CX)
+
+done:
+	VZEROUPPER
+	RET
+
+DATA tailmask16<>+0(SB)/2, $0x0000
+DATA tailmask16<>+2(SB)/2, $0x0001
+DATA tailmask16<>+4(SB)/2, $0x0003
+DATA tailmask16<>+6(SB)/2, $0x0007
+DATA tailmask16<>+8(SB)/2, $0x000f
+DATA tailmask16<>+10(SB)/2, $0x001f
+DATA tailmask16<>+12(SB)/2, $0x003f
+DATA tailmask16<>+14(SB)/2, $0x007f
+DATA tailmask16<>+16(SB)/2, $0x00ff
+DATA tailmask16<>+18(SB)/2, $0x01ff
+DATA tailmask16<>+20(SB)/2, $0x03ff
+DATA tailmask16<>+22(SB)/2, $0x07ff
+DATA tailmask16<>+24(SB)/2, $0x0fff
+DATA tailmask16<>+26(SB)/2, $0x1fff
+DATA tailmask16<>+28(SB)/2, $0x3fff
+DATA tailmask16<>+30(SB)/2, $0x7fff
+DATA tailmask16<>+32(SB)/2, $0xffff
+GLOBL tailmask16<>(SB), RODATA|NOPTR, $34
+
+// func dotAVX512(x []float32, y []float32) float32
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·dotAVX512(SB), NOSPLIT, $0-52
+	MOVQ   x_base+0(FP), AX
+	MOVQ   y_base+24(FP), CX
+	MOVQ   x_len+8(FP), DX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+unrolled:
+	CMPQ        DX, $0x00000040
+	JB          single
+	VMOVUPS     (AX), Z4
+	VMOVUPS     (CX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VMOVUPS     64(AX), Z4
+	VMOVUPS     64(CX), Z5
+	VFMADD231PS Z4, Z5, Z1
+	VMOVUPS     128(AX), Z4
+	VMOVUPS     128(CX), Z5
+	VFMADD231PS Z4, Z5, Z2
+	VMOVUPS     192(AX), Z4
+	VMOVUPS     192(CX), Z5
+	VFMADD231PS Z4, Z5, Z3
+	ADDQ        $0x00000100, AX
+	ADDQ        $0x00000100, CX
+	SUBQ        $0x00000040, DX
+	JMP         unrolled
+
+single:
+	CMPQ        DX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z4
+	VMOVUPS     (CX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         single
+
+tail:
+	TESTQ       DX, DX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), BX
+	MOVWLZX     (BX)(DX*2), DX
+	KMOVW       DX, K1
+	VMOVUPS.Z   (AX), K1, Z4
+	VMOVUPS.Z   (CX), K1, Z5
+	VFMADD231PS Z4, Z5, Z0
+
+done:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF32X8 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y1
+	VEXTRACTF128  $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VHADDPS       X0, X0, X0
+	VHADDPS       X0, X0, X0
+	VMOVSS        X0, ret+48(FP)
+	VZEROUPPER
+	RET
+
+// func addAVX512(dst []float32, a []float32, b []float32)
+// Requires: AVX, AVX512F
+TEXT ·addAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ a_base+24(FP), CX
+	MOVQ b_base+48(FP), DX
+	MOVQ dst_len+8(FP), BX
+
+unrolled:
+	CMPQ    BX, $0x00000040
+	JB      single
+	VMOVUPS (CX), Z0
+	VMOVUPS (DX), Z1
+	VADDPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)
+	VMOVUPS 64(CX), Z0
+	VMOVUPS 64(DX), Z1
+	VADDPS  Z1, Z0, Z0
+	VMOVUPS Z0, 64(AX)
+	VMOVUPS 128(CX), Z0
+	VMOVUPS 128(DX), Z1
+	VADDPS  Z1, Z0, Z0
+	VMOVUPS Z0, 128(AX)
+	VMOVUPS 192(CX), Z0
+	VMOVUPS 192(DX), Z1
+	VADDPS  Z1, Z0, Z0
+	VMOVUPS Z0, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, CX
+	ADDQ    $0x00000100, DX
+	SUBQ    $0x00000040, BX
+	JMP     unrolled
+
+single:
+	CMPQ    BX, $0x00000010
+	JB      tail
+	VMOVUPS (CX), Z0
+	VMOVUPS (DX), Z1
+	VADDPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x00000010, BX
+	JMP     single
+
+tail:
+	TESTQ     BX, BX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), SI
+	MOVWLZX   (SI)(BX*2), BX
+	KMOVW     BX, K1
+	VMOVUPS.Z (CX), K1, Z0
+	VMOVUPS.Z (DX), K1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func subAVX512(dst []float32, a []float32, b []float32)
+// Requires: AVX, AVX512F
+TEXT ·subAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ a_base+24(FP), CX
+	MOVQ b_base+48(FP), DX
+	MOVQ dst_len+8(FP), BX
+
+unrolled:
+	CMPQ    BX, $0x00000040
+	JB      single
+	VMOVUPS (CX), Z0
+	VMOVUPS (DX), Z1
+	VSUBPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)
+	VMOVUPS 64(CX), Z0
+	VMOVUPS 64(DX), Z1
+	VSUBPS  Z1, Z0, Z0
+	VMOVUPS Z0, 64(AX)
+	VMOVUPS 128(CX), Z0
+	VMOVUPS 128(DX), Z1
+	VSUBPS  Z1, Z0, Z0
+	VMOVUPS Z0, 128(AX)
+	VMOVUPS 192(CX), Z0
+	VMOVUPS 192(DX), Z1
+	VSUBPS  Z1, Z0, Z0
+	VMOVUPS Z0, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, CX
+	ADDQ    $0x00000100, DX
+	SUBQ    $0x00000040, BX
+	JMP     unrolled
+
+single:
+	CMPQ    BX, $0x00000010
+	JB      tail
+	VMOVUPS (CX), Z0
+	VMOVUPS (DX), Z1
+	VSUBPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x00000010, BX
+	JMP     single
+
+tail:
+	TESTQ     BX, BX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), SI
+	MOVWLZX   (SI)(BX*2), BX
+	KMOVW     BX, K1
+	VMOVUPS.Z (CX), K1, Z0
+	VMOVUPS.Z (DX), K1, Z1
+	VSUBPS    Z1, Z0, Z0
+	VMOVUPS   Z0, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func mulAVX512(dst []float32, a []float32, b []float32)
+// Requires: AVX, AVX512F
+TEXT ·mulAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ a_base+24(FP), CX
+	MOVQ b_base+48(FP), DX
+	MOVQ dst_len+8(FP), BX
+
+unrolled:
+	CMPQ    BX, $0x00000040
+	JB      single
+	VMOVUPS (CX), Z0
+	VMOVUPS (DX), Z1
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)
+	VMOVUPS 64(CX), Z0
+	VMOVUPS 64(DX), Z1
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, 64(AX)
+	VMOVUPS 128(CX), Z0
+	VMOVUPS 128(DX), Z1
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, 128(AX)
+	VMOVUPS 192(CX), Z0
+	VMOVUPS 192(DX), Z1
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, CX
+	ADDQ    $0x00000100, DX
+	SUBQ    $0x00000040, BX
+	JMP     unrolled
+
+single:
+	CMPQ    BX, $0x00000010
+	JB      tail
+	VMOVUPS (CX), Z0
+	VMOVUPS (DX), Z1
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x00000010, BX
+	JMP     single
+
+tail:
+	TESTQ     BX, BX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), SI
+	MOVWLZX   (SI)(BX*2), BX
+	KMOVW     BX, K1
+	VMOVUPS.Z (CX), K1, Z0
+	VMOVUPS.Z (DX), K1, Z1
+	VMULPS    Z1, Z0, Z0
+	VMOVUPS   Z0, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func scaleAVX512(dst []float32, alpha float32, x []float32)
+// Requires: AVX, AVX512F
+TEXT ·scaleAVX512(SB), NOSPLIT, $0-56
+	VBROADCASTSS alpha+24(FP), Z0
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         x_base+32(FP), CX
+	MOVQ         dst_len+8(FP), DX
+
+unrolled:
+	CMPQ    DX, $0x00000040
+	JB      single
+	VMOVUPS (CX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VMOVUPS 64(CX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS 128(CX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, 128(AX)
+	VMOVUPS 192(CX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, CX
+	SUBQ    $0x00000040, DX
+	JMP     unrolled
+
+single:
+	CMPQ    DX, $0x00000010
+	JB      tail
+	VMOVUPS (CX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	SUBQ    $0x00000010, DX
+	JMP     single
+
+tail:
+	TESTQ     DX, DX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), BX
+	MOVWLZX   (BX)(DX*2), DX
+	KMOVW     DX, K1
+	VMOVUPS.Z (CX), K1, Z1
+	VMULPS    Z0, Z1, Z1
+	VMOVUPS   Z1, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func reluAVX512(dst []float32, x []float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·reluAVX512(SB), NOSPLIT, $0-48
+	VXORPS Z0, Z0, Z0
+	MOVQ   dst_base+0(FP), AX
+	MOVQ   x_base+24(FP), CX
+	MOVQ   dst_len+8(FP), DX
+
+unrolled:
+	CMPQ    DX, $0x00000040
+	JB      single
+	VMOVUPS (CX), Z1
+	VMAXPS  Z1, Z0, Z1
+	VMOVUPS Z1, (AX)
+	VMOVUPS 64(CX), Z1
+	VMAXPS  Z1, Z0, Z1
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS 128(CX), Z1
+	VMAXPS  Z1, Z0, Z1
+	VMOVUPS Z1, 128(AX)
+	VMOVUPS 192(CX), Z1
+	VMAXPS  Z1, Z0, Z1
+	VMOVUPS Z1, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, CX
+	SUBQ    $0x00000040, DX
+	JMP     unrolled
+
+single:
+	CMPQ    DX, $0x00000010
+	JB      tail
+	VMOVUPS (CX), Z1
+	VMAXPS  Z1, Z0, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	SUBQ    $0x00000010, DX
+	JMP     single
+
+tail:
+	TESTQ     DX, DX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), BX
+	MOVWLZX   (BX)(DX*2), DX
+	KMOVW     DX, K1
+	VMOVUPS.Z (CX), K1, Z1
+	VMAXPS    Z1, Z0, Z1
+	VMOVUPS   Z1, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func relu6AVX512(dst []float32, x []float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·relu6AVX512(SB), NOSPLIT, $0-48
+	VXORPS  Z0, Z0, Z0
+	VMOVUPS zc32_40c00000<>+0(SB), Z1
+	MOVQ    dst_base+0(FP), AX
+	MOVQ    x_base+24(FP), CX
+	MOVQ    dst_len+8(FP), DX
+
+unrolled:
+	CMPQ    DX, $0x00000040
+	JB      single
+	VMOVUPS (CX), Z2
+	VMAXPS  Z2, Z0, Z2
+	VMINPS  Z2, Z1, Z2
+	VMOVUPS Z2, (AX)
+	VMOVUPS 64(CX), Z2
+	VMAXPS  Z2, Z0, Z2
+	VMINPS  Z2, Z1, Z2
+	VMOVUPS Z2, 64(AX)
+	VMOVUPS 128(CX), Z2
+	VMAXPS  Z2, Z0, Z2
+	VMINPS  Z2, Z1, Z2
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS 192(CX), Z2
+	VMAXPS  Z2, Z0, Z2
+	VMINPS  Z2, Z1, Z2
+	VMOVUPS Z2, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, CX
+	SUBQ    $0x00000040, DX
+	JMP     unrolled
+
+single:
+	CMPQ    DX, $0x00000010
+	JB      tail
+	VMOVUPS (CX), Z2
+	VMAXPS  Z2, Z0, Z2
+	VMINPS  Z2, Z1, Z2
+	VMOVUPS Z2, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	SUBQ    $0x00000010, DX
+	JMP     single
+
+tail:
+	TESTQ     DX, DX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), BX
+	MOVWLZX   (BX)(DX*2), DX
+	KMOVW     DX, K1
+	VMOVUPS.Z (CX), K1, Z2
+	VMAXPS    Z2, Z0, Z2
+	VMINPS    Z2, Z1, Z2
+	VMOVUPS   Z2, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+DATA zc32_40c00000<>+0(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+4(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+8(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+12(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+16(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+20(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+24(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+28(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+32(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+36(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+40(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+44(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+48(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+52(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+56(SB)/4, $0x40c00000
+DATA zc32_40c00000<>+60(SB)/4, $0x40c00000
+GLOBL zc32_40c00000<>(SB), RODATA|NOPTR, $64
+
+// func reluBackwardAVX512(x []float32, dy []float32, dx []float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·reluBackwardAVX512(SB), NOSPLIT, $0-72
+	VXORPS Z0, Z0, Z0
+	MOVQ   x_base+0(FP), AX
+	MOVQ   dy_base+24(FP), CX
+	MOVQ   dx_base+48(FP), DX
+	MOVQ   dx_len+56(FP), BX
+
+unrolled:
+	CMPQ      BX, $0x00000020
+	JB        single
+	VMOVUPS   (AX), Z1
+	VCMPPS    $0x1e, Z0, Z1, K1
+	VMOVUPS   (CX), Z1
+	VMOVAPS.Z Z1, K1, Z1
+	VMOVUPS   (DX), Z2
+	VADDPS    Z1, Z2, Z2
+	VMOVUPS   Z2, (DX)
+	VMOVUPS   64(AX), Z1
+	VCMPPS    $0x1e, Z0, Z1, K1
+	VMOVUPS   64(CX), Z1
+	VMOVAPS.Z Z1, K1, Z1
+	VMOVUPS   64(DX), Z2
+	VADDPS    Z1, Z2, Z2
+	VMOVUPS   Z2, 64(DX)
+	ADDQ      $0x00000080, AX
+	ADDQ      $0x00000080, CX
+	ADDQ      $0x00000080, DX
+	SUBQ      $0x00000020, BX
+	JMP       unrolled
+
+single:
+	CMPQ      BX, $0x00000010
+	JB        tail
+	VMOVUPS   (AX), Z1
+	VCMPPS    $0x1e, Z0, Z1, K1
+	VMOVUPS   (CX), Z1
+	VMOVAPS.Z Z1, K1, Z1
+	VMOVUPS   (DX), Z2
+	VADDPS    Z1, Z2, Z2
+	VMOVUPS   Z2, (DX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	ADDQ      $0x00000040, DX
+	SUBQ      $0x00000010, BX
+	JMP       single
+
+tail:
+	TESTQ     BX, BX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), SI
+	MOVWLZX   (SI)(BX*2), BX
+	KMOVW     BX, K1
+	VMOVUPS.Z (AX), K1, Z1
+	VCMPPS    $0x1e, Z0, Z1, K2
+	VMOVUPS.Z (CX), K1, Z0
+	VMOVAPS.Z Z0, K2, Z0
+	VMOVUPS.Z (DX), K1, Z1
+	VADDPS    Z0, Z1, Z1
+	VMOVUPS   Z1, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func relu6BackwardAVX512(x []float32, dy []float32, dx []float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·relu6BackwardAVX512(SB), NOSPLIT, $0-72
+	VXORPS  Z0, Z0, Z0
+	VMOVUPS zc32_40c00000<>+0(SB), Z1
+	MOVQ    x_base+0(FP), AX
+	MOVQ    dy_base+24(FP), CX
+	MOVQ    dx_base+48(FP), DX
+	MOVQ    dx_len+56(FP), BX
+
+unrolled:
+	CMPQ      BX, $0x00000020
+	JB        single
+	VMOVUPS   (AX), Z2
+	VCMPPS    $0x1e, Z0, Z2, K1
+	VCMPPS    $0x11, Z1, Z2, K2
+	KANDW     K2, K1, K1
+	VMOVUPS   (CX), Z2
+	VMOVAPS.Z Z2, K1, Z2
+	VMOVUPS   (DX), Z3
+	VADDPS    Z2, Z3, Z3
+	VMOVUPS   Z3, (DX)
+	VMOVUPS   64(AX), Z2
+	VCMPPS    $0x1e, Z0, Z2, K1
+	VCMPPS    $0x11, Z1, Z2, K2
+	KANDW     K2, K1, K1
+	VMOVUPS   64(CX), Z2
+	VMOVAPS.Z Z2, K1, Z2
+	VMOVUPS   64(DX), Z3
+	VADDPS    Z2, Z3, Z3
+	VMOVUPS   Z3, 64(DX)
+	ADDQ      $0x00000080, AX
+	ADDQ      $0x00000080, CX
+	ADDQ      $0x00000080, DX
+	SUBQ      $0x00000020, BX
+	JMP       unrolled
+
+single:
+	CMPQ      BX, $0x00000010
+	JB        tail
+	VMOVUPS   (AX), Z2
+	VCMPPS    $0x1e, Z0, Z2, K1
+	VCMPPS    $0x11, Z1, Z2, K2
+	KANDW     K2, K1, K1
+	VMOVUPS   (CX), Z2
+	VMOVAPS.Z Z2, K1, Z2
+	VMOVUPS   (DX), Z3
+	VADDPS    Z2, Z3, Z3
+	VMOVUPS   Z3, (DX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	ADDQ      $0x00000040, DX
+	SUBQ      $0x00000010, BX
+	JMP       single
+
+tail:
+	TESTQ     BX, BX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), SI
+	MOVWLZX   (SI)(BX*2), BX
+	KMOVW     BX, K1
+	VMOVUPS.Z (AX), K1, Z2
+	VCMPPS    $0x1e, Z0, Z2, K2
+	VCMPPS    $0x11, Z1, Z2, K3
+	KANDW     K3, K2, K2
+	VMOVUPS.Z (CX), K1, Z0
+	VMOVAPS.Z Z0, K2, Z0
+	VMOVUPS.Z (DX), K1, Z1
+	VADDPS    Z0, Z1, Z1
+	VMOVUPS   Z1, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func sumAVX512(x []float32) float64
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·sumAVX512(SB), NOSPLIT, $0-32
+	MOVQ   x_base+0(FP), AX
+	MOVQ   x_len+8(FP), CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+unrolled:
+	CMPQ      CX, $0x00000020
+	JB        single
+	VCVTPS2PD (AX), Z4
+	VCVTPS2PD 32(AX), Z5
+	VADDPD    Z4, Z0, Z0
+	VADDPD    Z5, Z1, Z1
+	VCVTPS2PD 64(AX), Z4
+	VCVTPS2PD 96(AX), Z5
+	VADDPD    Z4, Z2, Z2
+	VADDPD    Z5, Z3, Z3
+	ADDQ      $0x00000080, AX
+	SUBQ      $0x00000020, CX
+	JMP       unrolled
+
+single:
+	CMPQ      CX, $0x00000010
+	JB        tail
+	VCVTPS2PD (AX), Z4
+	VCVTPS2PD 32(AX), Z5
+	VADDPD    Z4, Z0, Z0
+	VADDPD    Z5, Z1, Z1
+	ADDQ      $0x00000040, AX
+	SUBQ      $0x00000010, CX
+	JMP       single
+
+tail:
+	TESTQ         CX, CX
+	JZ            done
+	LEAQ          tailmask16<>+0(SB), DX
+	MOVWLZX       (DX)(CX*2), CX
+	KMOVW         CX, K1
+	VMOVUPS.Z     (AX), K1, Z4
+	VCVTPS2PD     Y4, Z5
+	VEXTRACTF32X8 $0x01, Z4, Y4
+	VCVTPS2PD     Y4, Z4
+	VADDPD        Z5, Z0, Z0
+	VADDPD        Z4, Z1, Z1
+
+done:
+	VADDPD        Z1, Z0, Z0
+	VADDPD        Z3, Z2, Z2
+	VADDPD        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPD        Y1, Y0, Y1
+	VEXTRACTF128  $0x01, Y1, X0
+	VADDPD        X0, X1, X0
+	VHADDPD       X0, X0, X0
+	VMOVSD        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func sumSquaresAVX512(x []float32) float64
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·sumSquaresAVX512(SB), NOSPLIT, $0-32
+	MOVQ   x_base+0(FP), AX
+	MOVQ   x_len+8(FP), CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+unrolled:
+	CMPQ        CX, $0x00000020
+	JB          single
+	VCVTPS2PD   (AX), Z4
+	VCVTPS2PD   32(AX), Z5
+	VFMADD231PD Z4, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	VCVTPS2PD   64(AX), Z4
+	VCVTPS2PD   96(AX), Z5
+	VFMADD231PD Z4, Z4, Z2
+	VFMADD231PD Z5, Z5, Z3
+	ADDQ        $0x00000080, AX
+	SUBQ        $0x00000020, CX
+	JMP         unrolled
+
+single:
+	CMPQ        CX, $0x00000010
+	JB          tail
+	VCVTPS2PD   (AX), Z4
+	VCVTPS2PD   32(AX), Z5
+	VFMADD231PD Z4, Z4, Z0
+	VFMADD231PD Z5, Z5, Z1
+	ADDQ        $0x00000040, AX
+	SUBQ        $0x00000010, CX
+	JMP         single
+
+tail:
+	TESTQ         CX, CX
+	JZ            done
+	LEAQ          tailmask16<>+0(SB), DX
+	MOVWLZX       (DX)(CX*2), CX
+	KMOVW         CX, K1
+	VMOVUPS.Z     (AX), K1, Z4
+	VCVTPS2PD     Y4, Z5
+	VEXTRACTF32X8 $0x01, Z4, Y4
+	VCVTPS2PD     Y4, Z4
+	VFMADD231PD   Z5, Z5, Z0
+	VFMADD231PD   Z4, Z4, Z1
+
+done:
+	VADDPD        Z1, Z0, Z0
+	VADDPD        Z3, Z2, Z2
+	VADDPD        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPD        Y1, Y0, Y1
+	VEXTRACTF128  $0x01, Y1, X0
+	VADDPD        X0, X1, X0
+	VHADDPD       X0, X0, X0
+	VMOVSD        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func momentsAVX512(x []float32) (s float64, ss float64)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·momentsAVX512(SB), NOSPLIT, $0-40
+	MOVQ   x_base+0(FP), AX
+	MOVQ   x_len+8(FP), CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+unrolled:
+	CMPQ        CX, $0x00000020
+	JB          single
+	VCVTPS2PD   (AX), Z8
+	VCVTPS2PD   32(AX), Z9
+	VADDPD      Z8, Z0, Z0
+	VFMADD231PD Z8, Z8, Z1
+	VADDPD      Z9, Z2, Z2
+	VFMADD231PD Z9, Z9, Z3
+	VCVTPS2PD   64(AX), Z8
+	VCVTPS2PD   96(AX), Z9
+	VADDPD      Z8, Z4, Z4
+	VFMADD231PD Z8, Z8, Z5
+	VADDPD      Z9, Z6, Z6
+	VFMADD231PD Z9, Z9, Z7
+	ADDQ        $0x00000080, AX
+	SUBQ        $0x00000020, CX
+	JMP         unrolled
+
+single:
+	CMPQ        CX, $0x00000010
+	JB          tail
+	VCVTPS2PD   (AX), Z8
+	VCVTPS2PD   32(AX), Z9
+	VADDPD      Z8, Z0, Z0
+	VFMADD231PD Z8, Z8, Z1
+	VADDPD      Z9, Z2, Z2
+	VFMADD231PD Z9, Z9, Z3
+	ADDQ        $0x00000040, AX
+	SUBQ        $0x00000010, CX
+	JMP         single
+
+tail:
+	TESTQ         CX, CX
+	JZ            done
+	LEAQ          tailmask16<>+0(SB), DX
+	MOVWLZX       (DX)(CX*2), CX
+	KMOVW         CX, K1
+	VMOVUPS.Z     (AX), K1, Z8
+	VCVTPS2PD     Y8, Z9
+	VEXTRACTF32X8 $0x01, Z8, Y8
+	VCVTPS2PD     Y8, Z8
+	VADDPD        Z9, Z0, Z0
+	VFMADD231PD   Z9, Z9, Z1
+	VADDPD        Z8, Z2, Z2
+	VFMADD231PD   Z8, Z8, Z3
+
+done:
+	VADDPD        Z2, Z0, Z0
+	VADDPD        Z6, Z4, Z4
+	VADDPD        Z4, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPD        Y2, Y0, Y2
+	VEXTRACTF128  $0x01, Y2, X0
+	VADDPD        X0, X2, X0
+	VHADDPD       X0, X0, X0
+	VMOVSD        X0, s+24(FP)
+	VADDPD        Z3, Z1, Z1
+	VADDPD        Z7, Z5, Z5
+	VADDPD        Z5, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X1
+	VHADDPD       X1, X1, X1
+	VMOVSD        X1, ss+32(FP)
+	VZEROUPPER
+	RET
+
+// func momentsBackwardAVX512(x []float32, dx []float32, a float32, b float32)
+// Requires: AVX, AVX512F
+TEXT ·momentsBackwardAVX512(SB), NOSPLIT, $0-56
+	VBROADCASTSS a+48(FP), Z0
+	VBROADCASTSS b+52(FP), Z1
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dx_base+24(FP), CX
+	MOVQ         dx_len+32(FP), DX
+
+unrolled:
+	CMPQ        DX, $0x00000040
+	JB          single
+	VMOVAPS     Z0, Z2
+	VMOVUPS     (AX), Z3
+	VFMADD231PS Z3, Z1, Z2
+	VMOVUPS     (CX), Z3
+	VADDPS      Z2, Z3, Z3
+	VMOVUPS     Z3, (CX)
+	VMOVAPS     Z0, Z2
+	VMOVUPS     64(AX), Z3
+	VFMADD231PS Z3, Z1, Z2
+	VMOVUPS     64(CX), Z3
+	VADDPS      Z2, Z3, Z3
+	VMOVUPS     Z3, 64(CX)
+	VMOVAPS     Z0, Z2
+	VMOVUPS     128(AX), Z3
+	VFMADD231PS Z3, Z1, Z2
+	VMOVUPS     128(CX), Z3
+	VADDPS      Z2, Z3, Z3
+	VMOVUPS     Z3, 128(CX)
+	VMOVAPS     Z0, Z2
+	VMOVUPS     192(AX), Z3
+	VFMADD231PS Z3, Z1, Z2
+	VMOVUPS     192(CX), Z3
+	VADDPS      Z2, Z3, Z3
+	VMOVUPS     Z3, 192(CX)
+	ADDQ        $0x00000100, AX
+	ADDQ        $0x00000100, CX
+	SUBQ        $0x00000040, DX
+	JMP         unrolled
+
+single:
+	CMPQ        DX, $0x00000010
+	JB          tail
+	VMOVAPS     Z0, Z2
+	VMOVUPS     (AX), Z3
+	VFMADD231PS Z3, Z1, Z2
+	VMOVUPS     (CX), Z3
+	VADDPS      Z2, Z3, Z3
+	VMOVUPS     Z3, (CX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         single
+
+tail:
+	TESTQ       DX, DX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), BX
+	MOVWLZX     (BX)(DX*2), DX
+	KMOVW       DX, K1
+	VMOVAPS     Z0, Z0
+	VMOVUPS.Z   (AX), K1, Z2
+	VFMADD231PS Z2, Z1, Z0
+	VMOVUPS.Z   (CX), K1, Z1
+	VADDPS      Z0, Z1, Z1
+	VMOVUPS     Z1, K1, (CX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func scaleShiftAVX512(y []float32, x []float32, scale float32, shift float32, lo float32, hi float32)
+// Requires: AVX, AVX512F
+TEXT ·scaleShiftAVX512(SB), NOSPLIT, $0-64
+	VBROADCASTSS scale+48(FP), Z0
+	VBROADCASTSS shift+52(FP), Z1
+	VBROADCASTSS lo+56(FP), Z2
+	VBROADCASTSS hi+60(FP), Z3
+	MOVQ         y_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         y_len+8(FP), DX
+
+unrolled:
+	CMPQ        DX, $0x00000040
+	JB          single
+	VMOVAPS     Z1, Z4
+	VMOVUPS     (CX), Z5
+	VFMADD231PS Z5, Z0, Z4
+	VMAXPS      Z4, Z2, Z4
+	VMINPS      Z4, Z3, Z4
+	VMOVUPS     Z4, (AX)
+	VMOVAPS     Z1, Z4
+	VMOVUPS     64(CX), Z5
+	VFMADD231PS Z5, Z0, Z4
+	VMAXPS      Z4, Z2, Z4
+	VMINPS      Z4, Z3, Z4
+	VMOVUPS     Z4, 64(AX)
+	VMOVAPS     Z1, Z4
+	VMOVUPS     128(CX), Z5
+	VFMADD231PS Z5, Z0, Z4
+	VMAXPS      Z4, Z2, Z4
+	VMINPS      Z4, Z3, Z4
+	VMOVUPS     Z4, 128(AX)
+	VMOVAPS     Z1, Z4
+	VMOVUPS     192(CX), Z5
+	VFMADD231PS Z5, Z0, Z4
+	VMAXPS      Z4, Z2, Z4
+	VMINPS      Z4, Z3, Z4
+	VMOVUPS     Z4, 192(AX)
+	ADDQ        $0x00000100, AX
+	ADDQ        $0x00000100, CX
+	SUBQ        $0x00000040, DX
+	JMP         unrolled
+
+single:
+	CMPQ        DX, $0x00000010
+	JB          tail
+	VMOVAPS     Z1, Z4
+	VMOVUPS     (CX), Z5
+	VFMADD231PS Z5, Z0, Z4
+	VMAXPS      Z4, Z2, Z4
+	VMINPS      Z4, Z3, Z4
+	VMOVUPS     Z4, (AX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         single
+
+tail:
+	TESTQ       DX, DX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), BX
+	MOVWLZX     (BX)(DX*2), DX
+	KMOVW       DX, K1
+	VMOVAPS     Z1, Z1
+	VMOVUPS.Z   (CX), K1, Z4
+	VFMADD231PS Z4, Z0, Z1
+	VMAXPS      Z1, Z2, Z1
+	VMINPS      Z1, Z3, Z1
+	VMOVUPS     Z1, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func scaleShiftAddAVX512(y []float32, x []float32, r []float32, scale float32, shift float32, lo float32, hi float32)
+// Requires: AVX, AVX512F
+TEXT ·scaleShiftAddAVX512(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Z0
+	VBROADCASTSS shift+76(FP), Z1
+	VBROADCASTSS lo+80(FP), Z2
+	VBROADCASTSS hi+84(FP), Z3
+	MOVQ         y_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         r_base+48(FP), DX
+	MOVQ         y_len+8(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000040
+	JB          single
+	VMOVAPS     Z1, Z4
+	VMOVUPS     (CX), Z5
+	VFMADD231PS Z5, Z0, Z4
+	VMOVUPS     (DX), Z5
+	VADDPS      Z5, Z4, Z4
+	VMAXPS      Z4, Z2, Z4
+	VMINPS      Z4, Z3, Z4
+	VMOVUPS     Z4, (AX)
+	VMOVAPS     Z1, Z4
+	VMOVUPS     64(CX), Z5
+	VFMADD231PS Z5, Z0, Z4
+	VMOVUPS     64(DX), Z5
+	VADDPS      Z5, Z4, Z4
+	VMAXPS      Z4, Z2, Z4
+	VMINPS      Z4, Z3, Z4
+	VMOVUPS     Z4, 64(AX)
+	VMOVAPS     Z1, Z4
+	VMOVUPS     128(CX), Z5
+	VFMADD231PS Z5, Z0, Z4
+	VMOVUPS     128(DX), Z5
+	VADDPS      Z5, Z4, Z4
+	VMAXPS      Z4, Z2, Z4
+	VMINPS      Z4, Z3, Z4
+	VMOVUPS     Z4, 128(AX)
+	VMOVAPS     Z1, Z4
+	VMOVUPS     192(CX), Z5
+	VFMADD231PS Z5, Z0, Z4
+	VMOVUPS     192(DX), Z5
+	VADDPS      Z5, Z4, Z4
+	VMAXPS      Z4, Z2, Z4
+	VMINPS      Z4, Z3, Z4
+	VMOVUPS     Z4, 192(AX)
+	ADDQ        $0x00000100, AX
+	ADDQ        $0x00000100, CX
+	ADDQ        $0x00000100, DX
+	SUBQ        $0x00000040, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVAPS     Z1, Z4
+	VMOVUPS     (CX), Z5
+	VFMADD231PS Z5, Z0, Z4
+	VMOVUPS     (DX), Z5
+	VADDPS      Z5, Z4, Z4
+	VMAXPS      Z4, Z2, Z4
+	VMINPS      Z4, Z3, Z4
+	VMOVUPS     Z4, (AX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), SI
+	MOVWLZX     (SI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVAPS     Z1, Z1
+	VMOVUPS.Z   (CX), K1, Z4
+	VFMADD231PS Z4, Z0, Z1
+	VMOVUPS.Z   (DX), K1, Z0
+	VADDPS      Z0, Z1, Z1
+	VMAXPS      Z1, Z2, Z1
+	VMINPS      Z1, Z3, Z1
+	VMOVUPS     Z1, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func scaleShiftBackwardReLUAVX512(y []float32, dy []float32, dx []float32, scale float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·scaleShiftBackwardReLUAVX512(SB), NOSPLIT, $0-76
+	VBROADCASTSS scale+72(FP), Z0
+	VXORPS       Z1, Z1, Z1
+	MOVQ         y_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z2
+	VCMPPS      $0x1e, Z1, Z2, K1
+	VMOVUPS     (CX), Z2
+	VMOVAPS.Z   Z2, K1, Z2
+	VMOVUPS     (DX), Z3
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, (DX)
+	VMOVUPS     64(AX), Z2
+	VCMPPS      $0x1e, Z1, Z2, K1
+	VMOVUPS     64(CX), Z2
+	VMOVAPS.Z   Z2, K1, Z2
+	VMOVUPS     64(DX), Z3
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z2
+	VCMPPS      $0x1e, Z1, Z2, K1
+	VMOVUPS     (CX), Z2
+	VMOVAPS.Z   Z2, K1, Z2
+	VMOVUPS     (DX), Z3
+	VFMADD231PS Z2, Z0, Z3
+	VMOVUPS     Z3, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), SI
+	MOVWLZX     (SI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z2
+	VCMPPS      $0x1e, Z1, Z2, K2
+	VMOVUPS.Z   (CX), K1, Z1
+	VMOVAPS.Z   Z1, K2, Z1
+	VMOVUPS.Z   (DX), K1, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func scaleShiftBackwardReLU6AVX512(y []float32, dy []float32, dx []float32, scale float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·scaleShiftBackwardReLU6AVX512(SB), NOSPLIT, $0-76
+	VBROADCASTSS scale+72(FP), Z0
+	VXORPS       Z1, Z1, Z1
+	VMOVUPS      zc32_40c00000<>+0(SB), Z2
+	MOVQ         y_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z3
+	VCMPPS      $0x1e, Z1, Z3, K1
+	VCMPPS      $0x11, Z2, Z3, K2
+	KANDW       K2, K1, K1
+	VMOVUPS     (CX), Z3
+	VMOVAPS.Z   Z3, K1, Z3
+	VMOVUPS     (DX), Z4
+	VFMADD231PS Z3, Z0, Z4
+	VMOVUPS     Z4, (DX)
+	VMOVUPS     64(AX), Z3
+	VCMPPS      $0x1e, Z1, Z3, K1
+	VCMPPS      $0x11, Z2, Z3, K2
+	KANDW       K2, K1, K1
+	VMOVUPS     64(CX), Z3
+	VMOVAPS.Z   Z3, K1, Z3
+	VMOVUPS     64(DX), Z4
+	VFMADD231PS Z3, Z0, Z4
+	VMOVUPS     Z4, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z3
+	VCMPPS      $0x1e, Z1, Z3, K1
+	VCMPPS      $0x11, Z2, Z3, K2
+	KANDW       K2, K1, K1
+	VMOVUPS     (CX), Z3
+	VMOVAPS.Z   Z3, K1, Z3
+	VMOVUPS     (DX), Z4
+	VFMADD231PS Z3, Z0, Z4
+	VMOVUPS     Z4, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), SI
+	MOVWLZX     (SI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z3
+	VCMPPS      $0x1e, Z1, Z3, K2
+	VCMPPS      $0x11, Z2, Z3, K3
+	KANDW       K3, K2, K2
+	VMOVUPS.Z   (CX), K1, Z1
+	VMOVAPS.Z   Z1, K2, Z1
+	VMOVUPS.Z   (DX), K1, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS     Z2, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardNoneAVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·bnMomentsBackwardNoneAVX512(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Z0
+	VBROADCASTSS shift+76(FP), Z1
+	VBROADCASTSS a+80(FP), Z1
+	VBROADCASTSS b+84(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z3
+	VMOVUPS     (CX), Z4
+	VMOVUPS     (DX), Z5
+	VFMADD231PS Z4, Z0, Z5
+	VMOVAPS     Z1, Z4
+	VFMADD231PS Z3, Z2, Z4
+	VADDPS      Z4, Z5, Z5
+	VMOVUPS     Z5, (DX)
+	VMOVUPS     64(AX), Z3
+	VMOVUPS     64(CX), Z4
+	VMOVUPS     64(DX), Z5
+	VFMADD231PS Z4, Z0, Z5
+	VMOVAPS     Z1, Z4
+	VFMADD231PS Z3, Z2, Z4
+	VADDPS      Z4, Z5, Z5
+	VMOVUPS     Z5, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z3
+	VMOVUPS     (CX), Z4
+	VMOVUPS     (DX), Z5
+	VFMADD231PS Z4, Z0, Z5
+	VMOVAPS     Z1, Z4
+	VFMADD231PS Z3, Z2, Z4
+	VADDPS      Z4, Z5, Z5
+	VMOVUPS     Z5, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), SI
+	MOVWLZX     (SI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z3
+	VMOVUPS.Z   (CX), K1, Z4
+	VMOVUPS.Z   (DX), K1, Z5
+	VFMADD231PS Z4, Z0, Z5
+	VMOVAPS     Z1, Z0
+	VFMADD231PS Z3, Z2, Z0
+	VADDPS      Z0, Z5, Z5
+	VMOVUPS     Z5, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardNoneSetAVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·bnMomentsBackwardNoneSetAVX512(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Z0
+	VBROADCASTSS shift+76(FP), Z1
+	VBROADCASTSS a+80(FP), Z1
+	VBROADCASTSS b+84(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z3
+	VMOVUPS     (CX), Z4
+	VXORPS      Z5, Z5, Z5
+	VFMADD231PS Z4, Z0, Z5
+	VMOVAPS     Z1, Z4
+	VFMADD231PS Z3, Z2, Z4
+	VADDPS      Z4, Z5, Z5
+	VMOVUPS     Z5, (DX)
+	VMOVUPS     64(AX), Z3
+	VMOVUPS     64(CX), Z4
+	VXORPS      Z5, Z5, Z5
+	VFMADD231PS Z4, Z0, Z5
+	VMOVAPS     Z1, Z4
+	VFMADD231PS Z3, Z2, Z4
+	VADDPS      Z4, Z5, Z5
+	VMOVUPS     Z5, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z3
+	VMOVUPS     (CX), Z4
+	VXORPS      Z5, Z5, Z5
+	VFMADD231PS Z4, Z0, Z5
+	VMOVAPS     Z1, Z4
+	VFMADD231PS Z3, Z2, Z4
+	VADDPS      Z4, Z5, Z5
+	VMOVUPS     Z5, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), SI
+	MOVWLZX     (SI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z3
+	VMOVUPS.Z   (CX), K1, Z4
+	VXORPS      Z5, Z5, Z5
+	VFMADD231PS Z4, Z0, Z5
+	VMOVAPS     Z1, Z0
+	VFMADD231PS Z3, Z2, Z0
+	VADDPS      Z0, Z5, Z5
+	VMOVUPS     Z5, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardReLUAVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·bnMomentsBackwardReLUAVX512(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Z0
+	VBROADCASTSS shift+76(FP), Z1
+	VBROADCASTSS a+80(FP), Z2
+	VBROADCASTSS b+84(FP), Z3
+	VXORPS       Z4, Z4, Z4
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z5
+	VMOVUPS     (CX), Z6
+	VMOVAPS     Z1, Z7
+	VFMADD231PS Z5, Z0, Z7
+	VCMPPS      $0x1e, Z4, Z7, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VMOVUPS     (DX), Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z2, Z6
+	VFMADD231PS Z5, Z3, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, (DX)
+	VMOVUPS     64(AX), Z5
+	VMOVUPS     64(CX), Z6
+	VMOVAPS     Z1, Z7
+	VFMADD231PS Z5, Z0, Z7
+	VCMPPS      $0x1e, Z4, Z7, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VMOVUPS     64(DX), Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z2, Z6
+	VFMADD231PS Z5, Z3, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z5
+	VMOVUPS     (CX), Z6
+	VMOVAPS     Z1, Z7
+	VFMADD231PS Z5, Z0, Z7
+	VCMPPS      $0x1e, Z4, Z7, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VMOVUPS     (DX), Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z2, Z6
+	VFMADD231PS Z5, Z3, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), SI
+	MOVWLZX     (SI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z5
+	VMOVUPS.Z   (CX), K1, Z6
+	VMOVAPS     Z1, Z1
+	VFMADD231PS Z5, Z0, Z1
+	VCMPPS      $0x1e, Z4, Z1, K2
+	VMOVAPS.Z   Z6, K2, Z6
+	VMOVUPS.Z   (DX), K1, Z1
+	VFMADD231PS Z6, Z0, Z1
+	VMOVAPS     Z2, Z0
+	VFMADD231PS Z5, Z3, Z0
+	VADDPS      Z0, Z1, Z1
+	VMOVUPS     Z1, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardReLUSetAVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·bnMomentsBackwardReLUSetAVX512(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Z0
+	VBROADCASTSS shift+76(FP), Z1
+	VBROADCASTSS a+80(FP), Z2
+	VBROADCASTSS b+84(FP), Z3
+	VXORPS       Z4, Z4, Z4
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z5
+	VMOVUPS     (CX), Z6
+	VMOVAPS     Z1, Z7
+	VFMADD231PS Z5, Z0, Z7
+	VCMPPS      $0x1e, Z4, Z7, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VXORPS      Z7, Z7, Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z2, Z6
+	VFMADD231PS Z5, Z3, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, (DX)
+	VMOVUPS     64(AX), Z5
+	VMOVUPS     64(CX), Z6
+	VMOVAPS     Z1, Z7
+	VFMADD231PS Z5, Z0, Z7
+	VCMPPS      $0x1e, Z4, Z7, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VXORPS      Z7, Z7, Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z2, Z6
+	VFMADD231PS Z5, Z3, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z5
+	VMOVUPS     (CX), Z6
+	VMOVAPS     Z1, Z7
+	VFMADD231PS Z5, Z0, Z7
+	VCMPPS      $0x1e, Z4, Z7, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VXORPS      Z7, Z7, Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z2, Z6
+	VFMADD231PS Z5, Z3, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), SI
+	MOVWLZX     (SI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z5
+	VMOVUPS.Z   (CX), K1, Z6
+	VMOVAPS     Z1, Z1
+	VFMADD231PS Z5, Z0, Z1
+	VCMPPS      $0x1e, Z4, Z1, K2
+	VMOVAPS.Z   Z6, K2, Z6
+	VXORPS      Z1, Z1, Z1
+	VFMADD231PS Z6, Z0, Z1
+	VMOVAPS     Z2, Z0
+	VFMADD231PS Z5, Z3, Z0
+	VADDPS      Z0, Z1, Z1
+	VMOVUPS     Z1, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardReLU6AVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·bnMomentsBackwardReLU6AVX512(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Z0
+	VBROADCASTSS shift+76(FP), Z1
+	VBROADCASTSS a+80(FP), Z2
+	VBROADCASTSS b+84(FP), Z3
+	VXORPS       Z4, Z4, Z4
+	VMOVUPS      zc32_40c00000<>+0(SB), Z5
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z6
+	VMOVUPS     (CX), Z7
+	VMOVAPS     Z1, Z8
+	VFMADD231PS Z6, Z0, Z8
+	VCMPPS      $0x1e, Z4, Z8, K1
+	VCMPPS      $0x11, Z5, Z8, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z7, K1, Z7
+	VMOVUPS     (DX), Z8
+	VFMADD231PS Z7, Z0, Z8
+	VMOVAPS     Z2, Z7
+	VFMADD231PS Z6, Z3, Z7
+	VADDPS      Z7, Z8, Z8
+	VMOVUPS     Z8, (DX)
+	VMOVUPS     64(AX), Z6
+	VMOVUPS     64(CX), Z7
+	VMOVAPS     Z1, Z8
+	VFMADD231PS Z6, Z0, Z8
+	VCMPPS      $0x1e, Z4, Z8, K1
+	VCMPPS      $0x11, Z5, Z8, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z7, K1, Z7
+	VMOVUPS     64(DX), Z8
+	VFMADD231PS Z7, Z0, Z8
+	VMOVAPS     Z2, Z7
+	VFMADD231PS Z6, Z3, Z7
+	VADDPS      Z7, Z8, Z8
+	VMOVUPS     Z8, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z6
+	VMOVUPS     (CX), Z7
+	VMOVAPS     Z1, Z8
+	VFMADD231PS Z6, Z0, Z8
+	VCMPPS      $0x1e, Z4, Z8, K1
+	VCMPPS      $0x11, Z5, Z8, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z7, K1, Z7
+	VMOVUPS     (DX), Z8
+	VFMADD231PS Z7, Z0, Z8
+	VMOVAPS     Z2, Z7
+	VFMADD231PS Z6, Z3, Z7
+	VADDPS      Z7, Z8, Z8
+	VMOVUPS     Z8, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), SI
+	MOVWLZX     (SI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z6
+	VMOVUPS.Z   (CX), K1, Z7
+	VMOVAPS     Z1, Z1
+	VFMADD231PS Z6, Z0, Z1
+	VCMPPS      $0x1e, Z4, Z1, K2
+	VCMPPS      $0x11, Z5, Z1, K3
+	KANDW       K3, K2, K2
+	VMOVAPS.Z   Z7, K2, Z7
+	VMOVUPS.Z   (DX), K1, Z1
+	VFMADD231PS Z7, Z0, Z1
+	VMOVAPS     Z2, Z0
+	VFMADD231PS Z6, Z3, Z0
+	VADDPS      Z0, Z1, Z1
+	VMOVUPS     Z1, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func bnMomentsBackwardReLU6SetAVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·bnMomentsBackwardReLU6SetAVX512(SB), NOSPLIT, $0-88
+	VBROADCASTSS scale+72(FP), Z0
+	VBROADCASTSS shift+76(FP), Z1
+	VBROADCASTSS a+80(FP), Z2
+	VBROADCASTSS b+84(FP), Z3
+	VXORPS       Z4, Z4, Z4
+	VMOVUPS      zc32_40c00000<>+0(SB), Z5
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         dx_base+48(FP), DX
+	MOVQ         dx_len+56(FP), BX
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z6
+	VMOVUPS     (CX), Z7
+	VMOVAPS     Z1, Z8
+	VFMADD231PS Z6, Z0, Z8
+	VCMPPS      $0x1e, Z4, Z8, K1
+	VCMPPS      $0x11, Z5, Z8, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z7, K1, Z7
+	VXORPS      Z8, Z8, Z8
+	VFMADD231PS Z7, Z0, Z8
+	VMOVAPS     Z2, Z7
+	VFMADD231PS Z6, Z3, Z7
+	VADDPS      Z7, Z8, Z8
+	VMOVUPS     Z8, (DX)
+	VMOVUPS     64(AX), Z6
+	VMOVUPS     64(CX), Z7
+	VMOVAPS     Z1, Z8
+	VFMADD231PS Z6, Z0, Z8
+	VCMPPS      $0x1e, Z4, Z8, K1
+	VCMPPS      $0x11, Z5, Z8, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z7, K1, Z7
+	VXORPS      Z8, Z8, Z8
+	VFMADD231PS Z7, Z0, Z8
+	VMOVAPS     Z2, Z7
+	VFMADD231PS Z6, Z3, Z7
+	VADDPS      Z7, Z8, Z8
+	VMOVUPS     Z8, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z6
+	VMOVUPS     (CX), Z7
+	VMOVAPS     Z1, Z8
+	VFMADD231PS Z6, Z0, Z8
+	VCMPPS      $0x1e, Z4, Z8, K1
+	VCMPPS      $0x11, Z5, Z8, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z7, K1, Z7
+	VXORPS      Z8, Z8, Z8
+	VFMADD231PS Z7, Z0, Z8
+	VMOVAPS     Z2, Z7
+	VFMADD231PS Z6, Z3, Z7
+	VADDPS      Z7, Z8, Z8
+	VMOVUPS     Z8, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), SI
+	MOVWLZX     (SI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z6
+	VMOVUPS.Z   (CX), K1, Z7
+	VMOVAPS     Z1, Z1
+	VFMADD231PS Z6, Z0, Z1
+	VCMPPS      $0x1e, Z4, Z1, K2
+	VCMPPS      $0x11, Z5, Z1, K3
+	KANDW       K3, K2, K2
+	VMOVAPS.Z   Z7, K2, Z7
+	VXORPS      Z1, Z1, Z1
+	VFMADD231PS Z7, Z0, Z1
+	VMOVAPS     Z2, Z0
+	VFMADD231PS Z6, Z3, Z0
+	VADDPS      Z0, Z1, Z1
+	VMOVUPS     Z1, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func resMomentsBackwardReLUAVX512(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·resMomentsBackwardReLUAVX512(SB), NOSPLIT, $0-108
+	VBROADCASTSS scale+96(FP), Z0
+	VBROADCASTSS a+100(FP), Z1
+	VBROADCASTSS b+104(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+72(FP), DX
+	MOVQ         dx_len+80(FP), BX
+	MOVQ         y_base+24(FP), SI
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z4
+	VMOVUPS     (CX), Z5
+	VMOVUPS     (SI), Z6
+	VCMPPS      $0x1e, Z3, Z6, K1
+	VMOVAPS.Z   Z5, K1, Z5
+	VMOVUPS     (DX), Z6
+	VFMADD231PS Z5, Z0, Z6
+	VMOVAPS     Z1, Z5
+	VFMADD231PS Z4, Z2, Z5
+	VADDPS      Z5, Z6, Z6
+	VMOVUPS     Z6, (DX)
+	VMOVUPS     64(AX), Z4
+	VMOVUPS     64(CX), Z5
+	VMOVUPS     64(SI), Z6
+	VCMPPS      $0x1e, Z3, Z6, K1
+	VMOVAPS.Z   Z5, K1, Z5
+	VMOVUPS     64(DX), Z6
+	VFMADD231PS Z5, Z0, Z6
+	VMOVAPS     Z1, Z5
+	VFMADD231PS Z4, Z2, Z5
+	VADDPS      Z5, Z6, Z6
+	VMOVUPS     Z6, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z4
+	VMOVUPS     (CX), Z5
+	VMOVUPS     (SI), Z6
+	VCMPPS      $0x1e, Z3, Z6, K1
+	VMOVAPS.Z   Z5, K1, Z5
+	VMOVUPS     (DX), Z6
+	VFMADD231PS Z5, Z0, Z6
+	VMOVAPS     Z1, Z5
+	VFMADD231PS Z4, Z2, Z5
+	VADDPS      Z5, Z6, Z6
+	VMOVUPS     Z6, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), DI
+	MOVWLZX     (DI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z4
+	VMOVUPS.Z   (CX), K1, Z5
+	VMOVUPS.Z   (SI), K1, Z6
+	VCMPPS      $0x1e, Z3, Z6, K2
+	VMOVAPS.Z   Z5, K2, Z5
+	VMOVUPS.Z   (DX), K1, Z3
+	VFMADD231PS Z5, Z0, Z3
+	VMOVAPS     Z1, Z0
+	VFMADD231PS Z4, Z2, Z0
+	VADDPS      Z0, Z3, Z3
+	VMOVUPS     Z3, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func resMomentsBackwardReLUSetAVX512(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·resMomentsBackwardReLUSetAVX512(SB), NOSPLIT, $0-108
+	VBROADCASTSS scale+96(FP), Z0
+	VBROADCASTSS a+100(FP), Z1
+	VBROADCASTSS b+104(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+72(FP), DX
+	MOVQ         dx_len+80(FP), BX
+	MOVQ         y_base+24(FP), SI
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z4
+	VMOVUPS     (CX), Z5
+	VMOVUPS     (SI), Z6
+	VCMPPS      $0x1e, Z3, Z6, K1
+	VMOVAPS.Z   Z5, K1, Z5
+	VXORPS      Z6, Z6, Z6
+	VFMADD231PS Z5, Z0, Z6
+	VMOVAPS     Z1, Z5
+	VFMADD231PS Z4, Z2, Z5
+	VADDPS      Z5, Z6, Z6
+	VMOVUPS     Z6, (DX)
+	VMOVUPS     64(AX), Z4
+	VMOVUPS     64(CX), Z5
+	VMOVUPS     64(SI), Z6
+	VCMPPS      $0x1e, Z3, Z6, K1
+	VMOVAPS.Z   Z5, K1, Z5
+	VXORPS      Z6, Z6, Z6
+	VFMADD231PS Z5, Z0, Z6
+	VMOVAPS     Z1, Z5
+	VFMADD231PS Z4, Z2, Z5
+	VADDPS      Z5, Z6, Z6
+	VMOVUPS     Z6, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z4
+	VMOVUPS     (CX), Z5
+	VMOVUPS     (SI), Z6
+	VCMPPS      $0x1e, Z3, Z6, K1
+	VMOVAPS.Z   Z5, K1, Z5
+	VXORPS      Z6, Z6, Z6
+	VFMADD231PS Z5, Z0, Z6
+	VMOVAPS     Z1, Z5
+	VFMADD231PS Z4, Z2, Z5
+	VADDPS      Z5, Z6, Z6
+	VMOVUPS     Z6, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), DI
+	MOVWLZX     (DI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z4
+	VMOVUPS.Z   (CX), K1, Z5
+	VMOVUPS.Z   (SI), K1, Z6
+	VCMPPS      $0x1e, Z3, Z6, K2
+	VMOVAPS.Z   Z5, K2, Z5
+	VXORPS      Z3, Z3, Z3
+	VFMADD231PS Z5, Z0, Z3
+	VMOVAPS     Z1, Z0
+	VFMADD231PS Z4, Z2, Z0
+	VADDPS      Z0, Z3, Z3
+	VMOVUPS     Z3, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func resMomentsBackwardReLU6AVX512(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·resMomentsBackwardReLU6AVX512(SB), NOSPLIT, $0-108
+	VBROADCASTSS scale+96(FP), Z0
+	VBROADCASTSS a+100(FP), Z1
+	VBROADCASTSS b+104(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	VMOVUPS      zc32_40c00000<>+0(SB), Z4
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+72(FP), DX
+	MOVQ         dx_len+80(FP), BX
+	MOVQ         y_base+24(FP), SI
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z5
+	VMOVUPS     (CX), Z6
+	VMOVUPS     (SI), Z7
+	VCMPPS      $0x1e, Z3, Z7, K1
+	VCMPPS      $0x11, Z4, Z7, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VMOVUPS     (DX), Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z1, Z6
+	VFMADD231PS Z5, Z2, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, (DX)
+	VMOVUPS     64(AX), Z5
+	VMOVUPS     64(CX), Z6
+	VMOVUPS     64(SI), Z7
+	VCMPPS      $0x1e, Z3, Z7, K1
+	VCMPPS      $0x11, Z4, Z7, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VMOVUPS     64(DX), Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z1, Z6
+	VFMADD231PS Z5, Z2, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z5
+	VMOVUPS     (CX), Z6
+	VMOVUPS     (SI), Z7
+	VCMPPS      $0x1e, Z3, Z7, K1
+	VCMPPS      $0x11, Z4, Z7, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VMOVUPS     (DX), Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z1, Z6
+	VFMADD231PS Z5, Z2, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), DI
+	MOVWLZX     (DI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z5
+	VMOVUPS.Z   (CX), K1, Z6
+	VMOVUPS.Z   (SI), K1, Z7
+	VCMPPS      $0x1e, Z3, Z7, K2
+	VCMPPS      $0x11, Z4, Z7, K3
+	KANDW       K3, K2, K2
+	VMOVAPS.Z   Z6, K2, Z6
+	VMOVUPS.Z   (DX), K1, Z3
+	VFMADD231PS Z6, Z0, Z3
+	VMOVAPS     Z1, Z0
+	VFMADD231PS Z5, Z2, Z0
+	VADDPS      Z0, Z3, Z3
+	VMOVUPS     Z3, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func resMomentsBackwardReLU6SetAVX512(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·resMomentsBackwardReLU6SetAVX512(SB), NOSPLIT, $0-108
+	VBROADCASTSS scale+96(FP), Z0
+	VBROADCASTSS a+100(FP), Z1
+	VBROADCASTSS b+104(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	VMOVUPS      zc32_40c00000<>+0(SB), Z4
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+48(FP), CX
+	MOVQ         dx_base+72(FP), DX
+	MOVQ         dx_len+80(FP), BX
+	MOVQ         y_base+24(FP), SI
+
+unrolled:
+	CMPQ        BX, $0x00000020
+	JB          single
+	VMOVUPS     (AX), Z5
+	VMOVUPS     (CX), Z6
+	VMOVUPS     (SI), Z7
+	VCMPPS      $0x1e, Z3, Z7, K1
+	VCMPPS      $0x11, Z4, Z7, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VXORPS      Z7, Z7, Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z1, Z6
+	VFMADD231PS Z5, Z2, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, (DX)
+	VMOVUPS     64(AX), Z5
+	VMOVUPS     64(CX), Z6
+	VMOVUPS     64(SI), Z7
+	VCMPPS      $0x1e, Z3, Z7, K1
+	VCMPPS      $0x11, Z4, Z7, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VXORPS      Z7, Z7, Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z1, Z6
+	VFMADD231PS Z5, Z2, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, 64(DX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x00000020, BX
+	JMP         unrolled
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z5
+	VMOVUPS     (CX), Z6
+	VMOVUPS     (SI), Z7
+	VCMPPS      $0x1e, Z3, Z7, K1
+	VCMPPS      $0x11, Z4, Z7, K2
+	KANDW       K2, K1, K1
+	VMOVAPS.Z   Z6, K1, Z6
+	VXORPS      Z7, Z7, Z7
+	VFMADD231PS Z6, Z0, Z7
+	VMOVAPS     Z1, Z6
+	VFMADD231PS Z5, Z2, Z6
+	VADDPS      Z6, Z7, Z7
+	VMOVUPS     Z7, (DX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), DI
+	MOVWLZX     (DI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (AX), K1, Z5
+	VMOVUPS.Z   (CX), K1, Z6
+	VMOVUPS.Z   (SI), K1, Z7
+	VCMPPS      $0x1e, Z3, Z7, K2
+	VCMPPS      $0x11, Z4, Z7, K3
+	KANDW       K3, K2, K2
+	VMOVAPS.Z   Z6, K2, Z6
+	VXORPS      Z3, Z3, Z3
+	VFMADD231PS Z6, Z0, Z3
+	VMOVAPS     Z1, Z0
+	VFMADD231PS Z5, Z2, Z0
+	VADDPS      Z0, Z3, Z3
+	VMOVUPS     Z3, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET

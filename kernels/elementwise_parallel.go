@@ -22,19 +22,21 @@ func blockRange(b, n int) (lo, hi int) { return b * blockFloats, min((b+1)*block
 
 // task carries one kernel call's operands to the workers.
 type task struct {
-	s    [7][]float32
-	f    [4]float32
-	n    [3]int
-	act  Activation
-	pool PoolParams
-	arg  []int32
-	fn2  func(a, b []float32)
-	fn3  func(a, b, c []float32)
-	fnS  func(alpha float32, a, b []float32)
-	fnR  func(x []float32) float64
-	part []float64 // per-item partial sums
-	body func(t *task, lo, hi int)
-	run  func(lo, hi int) // t.exec, bound once when the task is made
+	s     [7][]float32
+	f     [4]float32
+	n     [3]int
+	act   Activation
+	pool  PoolParams
+	arg   []int32
+	fn2   func(a, b []float32)
+	fn3   func(a, b, c []float32)
+	fnS   func(alpha float32, a, b []float32)
+	fnR   func(x []float32) float64
+	part  []float64 // per-item partial sums
+	adam  AdamRule
+	radam RAdamRule
+	body  func(t *task, lo, hi int)
+	run   func(lo, hi int) // t.exec, bound once when the task is made
 }
 
 var tasks = sync.Pool{New: func() any {

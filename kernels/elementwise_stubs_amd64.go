@@ -10,7 +10,7 @@ package kernels
 func axpyAVX2(alpha float32, x []float32, y []float32)
 
 // dotAVX2 returns sum x[i]*y[i] over len(x) floats, in four
-// float32 accumulators of eight avx.Lanes.
+// float32 vector accumulators.
 //
 //go:noescape
 func dotAVX2(x []float32, y []float32) float32
@@ -156,3 +156,156 @@ func resMomentsBackwardReLU6AVX2(x []float32, y []float32, dy []float32, dx []fl
 //
 //go:noescape
 func resMomentsBackwardReLU6SetAVX2(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+
+// axpyAVX512 computes y += alpha*x over len(y) floats with FMA.
+//
+//go:noescape
+func axpyAVX512(alpha float32, x []float32, y []float32)
+
+// dotAVX512 returns sum x[i]*y[i] over len(x) floats, in four
+// float32 vector accumulators.
+//
+//go:noescape
+func dotAVX512(x []float32, y []float32) float32
+
+// addAVX512 sets dst[i] = a[i] + b[i] over len(dst) floats.
+//
+//go:noescape
+func addAVX512(dst []float32, a []float32, b []float32)
+
+// subAVX512 sets dst[i] = a[i] - b[i] over len(dst) floats.
+//
+//go:noescape
+func subAVX512(dst []float32, a []float32, b []float32)
+
+// mulAVX512 sets dst[i] = a[i] * b[i] over len(dst) floats.
+//
+//go:noescape
+func mulAVX512(dst []float32, a []float32, b []float32)
+
+// scaleAVX512 sets dst[i] = alpha*x[i] over len(dst) floats.
+//
+//go:noescape
+func scaleAVX512(dst []float32, alpha float32, x []float32)
+
+// reluAVX512 sets dst[i] = max(x[i], 0) over len(dst) floats.
+//
+//go:noescape
+func reluAVX512(dst []float32, x []float32)
+
+// relu6AVX512 sets dst[i] = min(max(x[i], 0), 6) over len(dst) floats.
+//
+//go:noescape
+func relu6AVX512(dst []float32, x []float32)
+
+// reluBackwardAVX512 accumulates dx[i] += dy[i] where x[i] > 0.
+//
+//go:noescape
+func reluBackwardAVX512(x []float32, dy []float32, dx []float32)
+
+// relu6BackwardAVX512 accumulates dx[i] += dy[i] where 0 < x[i] < 6.
+//
+//go:noescape
+func relu6BackwardAVX512(x []float32, dy []float32, dx []float32)
+
+// sumAVX512 returns the sum of x, accumulated in float64.
+//
+//go:noescape
+func sumAVX512(x []float32) float64
+
+// sumSquaresAVX512 returns the sum of squares of x, accumulated in float64.
+//
+//go:noescape
+func sumSquaresAVX512(x []float32) float64
+
+// momentsAVX512 returns the sum and the sum of squares of x, accumulated
+// in float64.
+//
+//go:noescape
+func momentsAVX512(x []float32) (s float64, ss float64)
+
+// momentsBackwardAVX512 accumulates dx[i] += a + b*x[i] over len(dx) floats.
+//
+//go:noescape
+func momentsBackwardAVX512(x []float32, dx []float32, a float32, b float32)
+
+// scaleShiftAVX512 sets y[i] = min(max(x[i]*scale + shift, lo), hi) over
+// len(y) floats: the fused activation is the clamp (-Inf/+Inf for none,
+// 0/+Inf for ReLU, 0/6 for ReLU6). NaN propagates.
+//
+//go:noescape
+func scaleShiftAVX512(y []float32, x []float32, scale float32, shift float32, lo float32, hi float32)
+
+// scaleShiftAddAVX512 sets y[i] = min(max((x[i]*scale + shift) + r[i], lo), hi)
+// over len(y) floats (the clamp as in scaleShiftAVX512); y may be x or r.
+//
+//go:noescape
+func scaleShiftAddAVX512(y []float32, x []float32, r []float32, scale float32, shift float32, lo float32, hi float32)
+
+// scaleShiftBackwardReLUAVX512 accumulates dx[i] += dy[i]*scale where y[i] > 0.
+//
+//go:noescape
+func scaleShiftBackwardReLUAVX512(y []float32, dy []float32, dx []float32, scale float32)
+
+// scaleShiftBackwardReLU6AVX512 accumulates dx[i] += dy[i]*scale where 0 < y[i] < 6.
+//
+//go:noescape
+func scaleShiftBackwardReLU6AVX512(y []float32, dy []float32, dx []float32, scale float32)
+
+// bnMomentsBackwardNoneAVX512 accumulates dx[i] += dy[i]*scale + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardNoneAVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// bnMomentsBackwardNoneSetAVX512 sets dx[i] = dy[i]*scale + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardNoneSetAVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// bnMomentsBackwardReLUAVX512 accumulates dx[i] += (dy[i]*scale where the ReLU of x[i]*scale + shift
+// passes gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardReLUAVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// bnMomentsBackwardReLUSetAVX512 sets dx[i] = (dy[i]*scale where the ReLU of x[i]*scale + shift
+// passes gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardReLUSetAVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// bnMomentsBackwardReLU6AVX512 accumulates dx[i] += (dy[i]*scale where the ReLU6 of x[i]*scale + shift
+// passes gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardReLU6AVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// bnMomentsBackwardReLU6SetAVX512 sets dx[i] = (dy[i]*scale where the ReLU6 of x[i]*scale + shift
+// passes gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func bnMomentsBackwardReLU6SetAVX512(x []float32, dy []float32, dx []float32, scale float32, shift float32, a float32, b float32)
+
+// resMomentsBackwardReLUAVX512 accumulates dx[i] += (dy[i]*scale where the ReLU output y[i] passes
+// gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func resMomentsBackwardReLUAVX512(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+
+// resMomentsBackwardReLUSetAVX512 sets dx[i] = (dy[i]*scale where the ReLU output y[i] passes
+// gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func resMomentsBackwardReLUSetAVX512(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+
+// resMomentsBackwardReLU6AVX512 accumulates dx[i] += (dy[i]*scale where the ReLU6 output y[i] passes
+// gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func resMomentsBackwardReLU6AVX512(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)
+
+// resMomentsBackwardReLU6SetAVX512 sets dx[i] = (dy[i]*scale where the ReLU6 output y[i] passes
+// gradient) + (a + b*x[i]) over len(dx) floats.
+//
+//go:noescape
+func resMomentsBackwardReLU6SetAVX512(x []float32, y []float32, dy []float32, dx []float32, scale float32, a float32, b float32)

@@ -57,6 +57,16 @@ type gemmKernels struct {
 	// all of it where gather is nil. Convolutions build the tables'
 	// segments (colGather.setSegments) only for a path that has it.
 	gather func(kc int, src []float32, plane, kk, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)
+	// packA24(kq, a, lda, alpha, dst) packs kq groups of eight columns of
+	// 24 A rows the way packRowsScalar does (mr = 24 only), which
+	// finishes the rest. Nil: packRowsScalar does it all.
+	packA24 func(kq int, a []float32, lda int, alpha float32, dst []float32)
+	// microRows, where set, holds micro-kernels for the first h < mr rows
+	// of a packed A panel ([0][h] adds, [1][h] stores), which read and
+	// write only those rows of C: an edge panel then costs its own rows,
+	// not a whole tile's (a 16-row product on a 24-row tile would waste a
+	// third). Nil: edge panels run micro on a scratch tile.
+	microRows *[2][maxMR]func(kc int, a, b, c []float32, ldc int)
 }
 
 // gemmParallelMinWork is the m*n*k below which a product stays on the
@@ -413,8 +423,15 @@ func (j *gemmJob) compute(lo, hi int) {
 	tile := (*apBuf)[gemmMC*kc:]
 	packed := -1
 	micro, set := j.kern.micro, j.overwrite && j.pc == 0
+	var rows *[maxMR]func(kc int, a, b, c []float32, ldc int)
+	if j.kern.microRows != nil {
+		rows = &j.kern.microRows[0]
+	}
 	if set {
 		micro = j.kern.microSet
+		if j.kern.microRows != nil {
+			rows = &j.kern.microRows[1]
+		}
 	}
 	for t := lo; t < hi; t++ {
 		ib, js := t/j.nSplit, t%j.nSplit
@@ -437,14 +454,19 @@ func (j *gemmJob) compute(lo, hi int) {
 				apan := ap[ir*kc : ir*kc+mr*kc]
 				h := min(mr, mc-ir)
 				row0 := i0 + ir
-				if h == mr && w == nr || j.tiled {
-					micro(kc, apan, bpan, j.c[row0*j.ldc+col0:], j.ldc)
+				k, add := micro, j.kern.micro
+				if h < mr && rows != nil {
+					// Only the panel's rows: C past them is not touched.
+					k, add = rows[h], j.kern.microRows[0][h]
+				}
+				if w == nr && (h == mr || rows != nil) || j.tiled {
+					k(kc, apan, bpan, j.c[row0*j.ldc+col0:], j.ldc)
 					continue
 				}
 				// Edge tile: compute into a full tile, add (or store)
 				// the valid part.
 				clear(tile)
-				micro(kc, apan, bpan, tile, nr)
+				add(kc, apan, bpan, tile, nr)
 				for ii := range h {
 					crow := j.c[(row0+ii)*j.ldc+col0 : (row0+ii)*j.ldc+col0+w]
 					if set {

@@ -12,10 +12,34 @@ var gemmAVX2 = gemmKernels{
 	gather:   sgemmGather16AVX2,
 }
 
-// gemmAVX512 is the AVX-512 path's GEMM table: the AVX2 one until the
-// path has kernels of its own (the 6x16 tile already keeps both FMA
-// pipes busy on the machines it was measured on).
-var gemmAVX512 = gemmAVX2
+// gemmAVX512 is the AVX-512 path's GEMM table: 24 rows of one ZMM
+// register (asm/gemm's avx512.go), edge kernels for shorter panels, the
+// 24-row A packer; the B panels and their packers are the AVX2 path's.
+var gemmAVX512 = gemmKernels{
+	mr: 24, nr: 16,
+	micro:     sgemmMicroAVX512,
+	microSet:  sgemmMicroSetAVX512,
+	packB:     sgemmPackBAVX2,
+	packBT16:  sgemmPackBT16AVX2,
+	gather:    sgemmGather16AVX2,
+	packA24:   sgemmPackA24AVX512,
+	microRows: &sgemmMicroRowsAVX512,
+}
+
+// sgemmMicroRowsAVX512 are the AVX-512 edge micro-kernels by [set][rows]
+// (see gemmKernels.microRows); rows 0 has none.
+var sgemmMicroRowsAVX512 = [2][maxMR]func(kc int, a, b, c []float32, ldc int){
+	{nil, sgemmMicro1AVX512, sgemmMicro2AVX512, sgemmMicro3AVX512, sgemmMicro4AVX512, sgemmMicro5AVX512,
+		sgemmMicro6AVX512, sgemmMicro7AVX512, sgemmMicro8AVX512, sgemmMicro9AVX512, sgemmMicro10AVX512,
+		sgemmMicro11AVX512, sgemmMicro12AVX512, sgemmMicro13AVX512, sgemmMicro14AVX512, sgemmMicro15AVX512,
+		sgemmMicro16AVX512, sgemmMicro17AVX512, sgemmMicro18AVX512, sgemmMicro19AVX512, sgemmMicro20AVX512,
+		sgemmMicro21AVX512, sgemmMicro22AVX512, sgemmMicro23AVX512},
+	{nil, sgemmMicroSet1AVX512, sgemmMicroSet2AVX512, sgemmMicroSet3AVX512, sgemmMicroSet4AVX512, sgemmMicroSet5AVX512,
+		sgemmMicroSet6AVX512, sgemmMicroSet7AVX512, sgemmMicroSet8AVX512, sgemmMicroSet9AVX512, sgemmMicroSet10AVX512,
+		sgemmMicroSet11AVX512, sgemmMicroSet12AVX512, sgemmMicroSet13AVX512, sgemmMicroSet14AVX512, sgemmMicroSet15AVX512,
+		sgemmMicroSet16AVX512, sgemmMicroSet17AVX512, sgemmMicroSet18AVX512, sgemmMicroSet19AVX512, sgemmMicroSet20AVX512,
+		sgemmMicroSet21AVX512, sgemmMicroSet22AVX512, sgemmMicroSet23AVX512},
+}
 
 // sgemmPackBAVX2 adapts the generated 16-column packer to packB.
 func sgemmPackBAVX2(_, kc int, b []float32, ldb int, dst []float32, stride, panels int) {

@@ -524,19 +524,19 @@ packbt:
 	VSHUFPS    $0xee, Y6, Y4, Y4
 	VPERM2F128 $0x20, Y2, Y7, Y6
 	VPERM2F128 $0x31, Y2, Y7, Y2
-	VMOVUPS    Y6, (DI)
-	VMOVUPS    Y2, 256(DI)
-	VPERM2F128 $0x20, Y3, Y1, Y2
+	VPERM2F128 $0x20, Y3, Y1, Y7
 	VPERM2F128 $0x31, Y3, Y1, Y1
-	VMOVUPS    Y2, 64(DI)
-	VMOVUPS    Y1, 320(DI)
-	VPERM2F128 $0x20, Y5, Y8, Y1
-	VPERM2F128 $0x31, Y5, Y8, Y2
-	VMOVUPS    Y1, 128(DI)
-	VMOVUPS    Y2, 384(DI)
-	VPERM2F128 $0x20, Y4, Y0, Y1
+	VPERM2F128 $0x20, Y5, Y8, Y3
+	VPERM2F128 $0x31, Y5, Y8, Y5
+	VPERM2F128 $0x20, Y4, Y0, Y8
 	VPERM2F128 $0x31, Y4, Y0, Y0
-	VMOVUPS    Y1, 192(DI)
+	VMOVUPS    Y6, (DI)
+	VMOVUPS    Y7, 64(DI)
+	VMOVUPS    Y3, 128(DI)
+	VMOVUPS    Y8, 192(DI)
+	VMOVUPS    Y2, 256(DI)
+	VMOVUPS    Y1, 320(DI)
+	VMOVUPS    Y5, 384(DI)
 	VMOVUPS    Y0, 448(DI)
 	MOVQ       64(DX), AX
 	VMOVUPS    (SI)(AX*4), Y0
@@ -572,19 +572,19 @@ packbt:
 	VSHUFPS    $0xee, Y6, Y4, Y4
 	VPERM2F128 $0x20, Y2, Y7, Y6
 	VPERM2F128 $0x31, Y2, Y7, Y2
-	VMOVUPS    Y6, 32(DI)
-	VMOVUPS    Y2, 288(DI)
-	VPERM2F128 $0x20, Y3, Y1, Y2
+	VPERM2F128 $0x20, Y3, Y1, Y7
 	VPERM2F128 $0x31, Y3, Y1, Y1
-	VMOVUPS    Y2, 96(DI)
-	VMOVUPS    Y1, 352(DI)
-	VPERM2F128 $0x20, Y5, Y8, Y1
-	VPERM2F128 $0x31, Y5, Y8, Y2
-	VMOVUPS    Y1, 160(DI)
-	VMOVUPS    Y2, 416(DI)
-	VPERM2F128 $0x20, Y4, Y0, Y1
+	VPERM2F128 $0x20, Y5, Y8, Y3
+	VPERM2F128 $0x31, Y5, Y8, Y5
+	VPERM2F128 $0x20, Y4, Y0, Y8
 	VPERM2F128 $0x31, Y4, Y0, Y0
-	VMOVUPS    Y1, 224(DI)
+	VMOVUPS    Y6, 32(DI)
+	VMOVUPS    Y7, 96(DI)
+	VMOVUPS    Y3, 160(DI)
+	VMOVUPS    Y8, 224(DI)
+	VMOVUPS    Y2, 288(DI)
+	VMOVUPS    Y1, 352(DI)
+	VMOVUPS    Y5, 416(DI)
 	VMOVUPS    Y0, 480(DI)
 	ADDQ       $0x00000020, SI
 	ADDQ       $0x00000200, DI
@@ -666,5 +666,8327 @@ gnext:
 	JMP  grow
 
 gdone:
+	VZEROUPPER
+	RET
+
+// func sgemmMicro1AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro1AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet1AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet1AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro2AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro2AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet2AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet2AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro3AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro3AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet3AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet3AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro4AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro4AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet4AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet4AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro5AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro5AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet5AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet5AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro6AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro6AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet6AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet6AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro7AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro7AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet7AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet7AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro8AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro8AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet8AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet8AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro9AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro9AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet9AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet9AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro10AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro10AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet10AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet10AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro11AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro11AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet11AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet11AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro12AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro12AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet12AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet12AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro13AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro13AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet13AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet13AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro14AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro14AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet14AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet14AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro15AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro15AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet15AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet15AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z14, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro16AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro16AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z15, Z15
+	VMOVUPS Z15, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet16AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet16AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z15, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro17AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro17AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z15, Z15
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z16, Z16
+	VMOVUPS Z16, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet17AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet17AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z16, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro18AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro18AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z15, Z15
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z17, Z17
+	VMOVUPS Z17, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet18AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet18AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z17, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro19AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro19AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z15, Z15
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z17, Z17
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z18, Z18
+	VMOVUPS Z18, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet19AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet19AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z18, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro20AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro20AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VFMADD231PS.BCST 172(SI), Z31, Z19
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VFMADD231PS.BCST 268(SI), Z31, Z19
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	VFMADD231PS.BCST 364(SI), Z31, Z19
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z15, Z15
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z17, Z17
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z18, Z18
+	VMOVUPS Z18, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z19, Z19
+	VMOVUPS Z19, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet20AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet20AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VFMADD231PS.BCST 172(SI), Z31, Z19
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VFMADD231PS.BCST 268(SI), Z31, Z19
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	VFMADD231PS.BCST 364(SI), Z31, Z19
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z18, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z19, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro21AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro21AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+	VPXORD     Z20, Z20, Z20
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VFMADD231PS.BCST 172(SI), Z31, Z19
+	VFMADD231PS.BCST 176(SI), Z31, Z20
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VFMADD231PS.BCST 268(SI), Z31, Z19
+	VFMADD231PS.BCST 272(SI), Z31, Z20
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	VFMADD231PS.BCST 364(SI), Z31, Z19
+	VFMADD231PS.BCST 368(SI), Z31, Z20
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z15, Z15
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z17, Z17
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z18, Z18
+	VMOVUPS Z18, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z19, Z19
+	VMOVUPS Z19, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z20, Z20
+	VMOVUPS Z20, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet21AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet21AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+	VPXORD     Z20, Z20, Z20
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VFMADD231PS.BCST 172(SI), Z31, Z19
+	VFMADD231PS.BCST 176(SI), Z31, Z20
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VFMADD231PS.BCST 268(SI), Z31, Z19
+	VFMADD231PS.BCST 272(SI), Z31, Z20
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	VFMADD231PS.BCST 364(SI), Z31, Z19
+	VFMADD231PS.BCST 368(SI), Z31, Z20
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z18, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z19, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z20, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro22AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro22AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+	VPXORD     Z20, Z20, Z20
+	VPXORD     Z21, Z21, Z21
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VFMADD231PS.BCST 172(SI), Z31, Z19
+	VFMADD231PS.BCST 176(SI), Z31, Z20
+	VFMADD231PS.BCST 180(SI), Z31, Z21
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VFMADD231PS.BCST 268(SI), Z31, Z19
+	VFMADD231PS.BCST 272(SI), Z31, Z20
+	VFMADD231PS.BCST 276(SI), Z31, Z21
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	VFMADD231PS.BCST 364(SI), Z31, Z19
+	VFMADD231PS.BCST 368(SI), Z31, Z20
+	VFMADD231PS.BCST 372(SI), Z31, Z21
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z15, Z15
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z17, Z17
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z18, Z18
+	VMOVUPS Z18, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z19, Z19
+	VMOVUPS Z19, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z20, Z20
+	VMOVUPS Z20, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z21, Z21
+	VMOVUPS Z21, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet22AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet22AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+	VPXORD     Z20, Z20, Z20
+	VPXORD     Z21, Z21, Z21
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VFMADD231PS.BCST 172(SI), Z31, Z19
+	VFMADD231PS.BCST 176(SI), Z31, Z20
+	VFMADD231PS.BCST 180(SI), Z31, Z21
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VFMADD231PS.BCST 268(SI), Z31, Z19
+	VFMADD231PS.BCST 272(SI), Z31, Z20
+	VFMADD231PS.BCST 276(SI), Z31, Z21
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	VFMADD231PS.BCST 364(SI), Z31, Z19
+	VFMADD231PS.BCST 368(SI), Z31, Z20
+	VFMADD231PS.BCST 372(SI), Z31, Z21
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z18, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z19, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z20, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z21, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicro23AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicro23AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+	VPXORD     Z20, Z20, Z20
+	VPXORD     Z21, Z21, Z21
+	VPXORD     Z22, Z22, Z22
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	VFMADD231PS.BCST 88(SI), Z31, Z22
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VFMADD231PS.BCST 172(SI), Z31, Z19
+	VFMADD231PS.BCST 176(SI), Z31, Z20
+	VFMADD231PS.BCST 180(SI), Z31, Z21
+	VFMADD231PS.BCST 184(SI), Z31, Z22
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VFMADD231PS.BCST 268(SI), Z31, Z19
+	VFMADD231PS.BCST 272(SI), Z31, Z20
+	VFMADD231PS.BCST 276(SI), Z31, Z21
+	VFMADD231PS.BCST 280(SI), Z31, Z22
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	VFMADD231PS.BCST 364(SI), Z31, Z19
+	VFMADD231PS.BCST 368(SI), Z31, Z20
+	VFMADD231PS.BCST 372(SI), Z31, Z21
+	VFMADD231PS.BCST 376(SI), Z31, Z22
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	VFMADD231PS.BCST 88(SI), Z31, Z22
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z15, Z15
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z17, Z17
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z18, Z18
+	VMOVUPS Z18, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z19, Z19
+	VMOVUPS Z19, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z20, Z20
+	VMOVUPS Z20, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z21, Z21
+	VMOVUPS Z21, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z22, Z22
+	VMOVUPS Z22, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSet23AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSet23AVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+	VPXORD     Z20, Z20, Z20
+	VPXORD     Z21, Z21, Z21
+	VPXORD     Z22, Z22, Z22
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	VFMADD231PS.BCST 88(SI), Z31, Z22
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VFMADD231PS.BCST 172(SI), Z31, Z19
+	VFMADD231PS.BCST 176(SI), Z31, Z20
+	VFMADD231PS.BCST 180(SI), Z31, Z21
+	VFMADD231PS.BCST 184(SI), Z31, Z22
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VFMADD231PS.BCST 268(SI), Z31, Z19
+	VFMADD231PS.BCST 272(SI), Z31, Z20
+	VFMADD231PS.BCST 276(SI), Z31, Z21
+	VFMADD231PS.BCST 280(SI), Z31, Z22
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	VFMADD231PS.BCST 364(SI), Z31, Z19
+	VFMADD231PS.BCST 368(SI), Z31, Z20
+	VFMADD231PS.BCST 372(SI), Z31, Z21
+	VFMADD231PS.BCST 376(SI), Z31, Z22
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	VFMADD231PS.BCST 88(SI), Z31, Z22
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z18, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z19, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z20, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z21, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z22, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroAVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroAVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+	VPXORD     Z20, Z20, Z20
+	VPXORD     Z21, Z21, Z21
+	VPXORD     Z22, Z22, Z22
+	VPXORD     Z23, Z23, Z23
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	VFMADD231PS.BCST 88(SI), Z31, Z22
+	VFMADD231PS.BCST 92(SI), Z31, Z23
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VFMADD231PS.BCST 172(SI), Z31, Z19
+	VFMADD231PS.BCST 176(SI), Z31, Z20
+	VFMADD231PS.BCST 180(SI), Z31, Z21
+	VFMADD231PS.BCST 184(SI), Z31, Z22
+	VFMADD231PS.BCST 188(SI), Z31, Z23
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VFMADD231PS.BCST 268(SI), Z31, Z19
+	VFMADD231PS.BCST 272(SI), Z31, Z20
+	VFMADD231PS.BCST 276(SI), Z31, Z21
+	VFMADD231PS.BCST 280(SI), Z31, Z22
+	VFMADD231PS.BCST 284(SI), Z31, Z23
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	VFMADD231PS.BCST 364(SI), Z31, Z19
+	VFMADD231PS.BCST 368(SI), Z31, Z20
+	VFMADD231PS.BCST 372(SI), Z31, Z21
+	VFMADD231PS.BCST 376(SI), Z31, Z22
+	VFMADD231PS.BCST 380(SI), Z31, Z23
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	VFMADD231PS.BCST 88(SI), Z31, Z22
+	VFMADD231PS.BCST 92(SI), Z31, Z23
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C += the accumulated tile.
+store:
+	VADDPS  (DX), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z1, Z1
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z2, Z2
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z3, Z3
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z5, Z5
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z7, Z7
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z9, Z9
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z11, Z11
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z13, Z13
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z15, Z15
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z17, Z17
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z18, Z18
+	VMOVUPS Z18, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z19, Z19
+	VMOVUPS Z19, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z20, Z20
+	VMOVUPS Z20, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z21, Z21
+	VMOVUPS Z21, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z22, Z22
+	VMOVUPS Z22, (DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z23, Z23
+	VMOVUPS Z23, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmMicroSetAVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·sgemmMicroSetAVX512(SB), NOSPLIT, $0-88
+	MOVQ kc+0(FP), CX
+	MOVQ a_base+8(FP), SI
+	MOVQ b_base+32(FP), DI
+	MOVQ c_base+56(FP), DX
+	MOVQ ldc+80(FP), R8
+	SHLQ $0x02, R8
+
+	// Start pulling the C tile into L1; it is only touched at the end.
+	MOVQ       DX, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	ADDQ       R8, AX
+	PREFETCHT0 (AX)
+	VPXORD     Z0, Z0, Z0
+	VPXORD     Z1, Z1, Z1
+	VPXORD     Z2, Z2, Z2
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+	VPXORD     Z20, Z20, Z20
+	VPXORD     Z21, Z21, Z21
+	VPXORD     Z22, Z22, Z22
+	VPXORD     Z23, Z23, Z23
+
+	// Main loop: unrolled k steps.
+loop:
+	CMPQ             CX, $0x04
+	JL               tail
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	VFMADD231PS.BCST 88(SI), Z31, Z22
+	VFMADD231PS.BCST 92(SI), Z31, Z23
+	VMOVUPS          64(DI), Z31
+	VFMADD231PS.BCST 96(SI), Z31, Z0
+	VFMADD231PS.BCST 100(SI), Z31, Z1
+	VFMADD231PS.BCST 104(SI), Z31, Z2
+	VFMADD231PS.BCST 108(SI), Z31, Z3
+	VFMADD231PS.BCST 112(SI), Z31, Z4
+	VFMADD231PS.BCST 116(SI), Z31, Z5
+	VFMADD231PS.BCST 120(SI), Z31, Z6
+	VFMADD231PS.BCST 124(SI), Z31, Z7
+	VFMADD231PS.BCST 128(SI), Z31, Z8
+	VFMADD231PS.BCST 132(SI), Z31, Z9
+	VFMADD231PS.BCST 136(SI), Z31, Z10
+	VFMADD231PS.BCST 140(SI), Z31, Z11
+	VFMADD231PS.BCST 144(SI), Z31, Z12
+	VFMADD231PS.BCST 148(SI), Z31, Z13
+	VFMADD231PS.BCST 152(SI), Z31, Z14
+	VFMADD231PS.BCST 156(SI), Z31, Z15
+	VFMADD231PS.BCST 160(SI), Z31, Z16
+	VFMADD231PS.BCST 164(SI), Z31, Z17
+	VFMADD231PS.BCST 168(SI), Z31, Z18
+	VFMADD231PS.BCST 172(SI), Z31, Z19
+	VFMADD231PS.BCST 176(SI), Z31, Z20
+	VFMADD231PS.BCST 180(SI), Z31, Z21
+	VFMADD231PS.BCST 184(SI), Z31, Z22
+	VFMADD231PS.BCST 188(SI), Z31, Z23
+	VMOVUPS          128(DI), Z31
+	VFMADD231PS.BCST 192(SI), Z31, Z0
+	VFMADD231PS.BCST 196(SI), Z31, Z1
+	VFMADD231PS.BCST 200(SI), Z31, Z2
+	VFMADD231PS.BCST 204(SI), Z31, Z3
+	VFMADD231PS.BCST 208(SI), Z31, Z4
+	VFMADD231PS.BCST 212(SI), Z31, Z5
+	VFMADD231PS.BCST 216(SI), Z31, Z6
+	VFMADD231PS.BCST 220(SI), Z31, Z7
+	VFMADD231PS.BCST 224(SI), Z31, Z8
+	VFMADD231PS.BCST 228(SI), Z31, Z9
+	VFMADD231PS.BCST 232(SI), Z31, Z10
+	VFMADD231PS.BCST 236(SI), Z31, Z11
+	VFMADD231PS.BCST 240(SI), Z31, Z12
+	VFMADD231PS.BCST 244(SI), Z31, Z13
+	VFMADD231PS.BCST 248(SI), Z31, Z14
+	VFMADD231PS.BCST 252(SI), Z31, Z15
+	VFMADD231PS.BCST 256(SI), Z31, Z16
+	VFMADD231PS.BCST 260(SI), Z31, Z17
+	VFMADD231PS.BCST 264(SI), Z31, Z18
+	VFMADD231PS.BCST 268(SI), Z31, Z19
+	VFMADD231PS.BCST 272(SI), Z31, Z20
+	VFMADD231PS.BCST 276(SI), Z31, Z21
+	VFMADD231PS.BCST 280(SI), Z31, Z22
+	VFMADD231PS.BCST 284(SI), Z31, Z23
+	VMOVUPS          192(DI), Z31
+	VFMADD231PS.BCST 288(SI), Z31, Z0
+	VFMADD231PS.BCST 292(SI), Z31, Z1
+	VFMADD231PS.BCST 296(SI), Z31, Z2
+	VFMADD231PS.BCST 300(SI), Z31, Z3
+	VFMADD231PS.BCST 304(SI), Z31, Z4
+	VFMADD231PS.BCST 308(SI), Z31, Z5
+	VFMADD231PS.BCST 312(SI), Z31, Z6
+	VFMADD231PS.BCST 316(SI), Z31, Z7
+	VFMADD231PS.BCST 320(SI), Z31, Z8
+	VFMADD231PS.BCST 324(SI), Z31, Z9
+	VFMADD231PS.BCST 328(SI), Z31, Z10
+	VFMADD231PS.BCST 332(SI), Z31, Z11
+	VFMADD231PS.BCST 336(SI), Z31, Z12
+	VFMADD231PS.BCST 340(SI), Z31, Z13
+	VFMADD231PS.BCST 344(SI), Z31, Z14
+	VFMADD231PS.BCST 348(SI), Z31, Z15
+	VFMADD231PS.BCST 352(SI), Z31, Z16
+	VFMADD231PS.BCST 356(SI), Z31, Z17
+	VFMADD231PS.BCST 360(SI), Z31, Z18
+	VFMADD231PS.BCST 364(SI), Z31, Z19
+	VFMADD231PS.BCST 368(SI), Z31, Z20
+	VFMADD231PS.BCST 372(SI), Z31, Z21
+	VFMADD231PS.BCST 376(SI), Z31, Z22
+	VFMADD231PS.BCST 380(SI), Z31, Z23
+	ADDQ             $0x00000180, SI
+	ADDQ             $0x00000100, DI
+	SUBQ             $0x04, CX
+	JMP              loop
+
+	// Remaining k steps one at a time.
+tail:
+	TESTQ            CX, CX
+	JE               store
+	VMOVUPS          (DI), Z31
+	VFMADD231PS.BCST (SI), Z31, Z0
+	VFMADD231PS.BCST 4(SI), Z31, Z1
+	VFMADD231PS.BCST 8(SI), Z31, Z2
+	VFMADD231PS.BCST 12(SI), Z31, Z3
+	VFMADD231PS.BCST 16(SI), Z31, Z4
+	VFMADD231PS.BCST 20(SI), Z31, Z5
+	VFMADD231PS.BCST 24(SI), Z31, Z6
+	VFMADD231PS.BCST 28(SI), Z31, Z7
+	VFMADD231PS.BCST 32(SI), Z31, Z8
+	VFMADD231PS.BCST 36(SI), Z31, Z9
+	VFMADD231PS.BCST 40(SI), Z31, Z10
+	VFMADD231PS.BCST 44(SI), Z31, Z11
+	VFMADD231PS.BCST 48(SI), Z31, Z12
+	VFMADD231PS.BCST 52(SI), Z31, Z13
+	VFMADD231PS.BCST 56(SI), Z31, Z14
+	VFMADD231PS.BCST 60(SI), Z31, Z15
+	VFMADD231PS.BCST 64(SI), Z31, Z16
+	VFMADD231PS.BCST 68(SI), Z31, Z17
+	VFMADD231PS.BCST 72(SI), Z31, Z18
+	VFMADD231PS.BCST 76(SI), Z31, Z19
+	VFMADD231PS.BCST 80(SI), Z31, Z20
+	VFMADD231PS.BCST 84(SI), Z31, Z21
+	VFMADD231PS.BCST 88(SI), Z31, Z22
+	VFMADD231PS.BCST 92(SI), Z31, Z23
+	ADDQ             $0x60, SI
+	ADDQ             $0x40, DI
+	DECQ             CX
+	JMP              tail
+
+	// C = the accumulated tile.
+store:
+	VMOVUPS Z0, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z1, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z2, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z3, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z4, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z5, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z6, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z7, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z8, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z9, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z10, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z11, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z12, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z13, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z14, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z15, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z16, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z17, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z18, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z19, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z20, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z21, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z22, (DX)
+	ADDQ    R8, DX
+	VMOVUPS Z23, (DX)
+	VZEROUPPER
+	RET
+
+// func sgemmPackA24AVX512(kq int, a []float32, lda int, alpha float32, dst []float32)
+// Requires: AVX
+TEXT ·sgemmPackA24AVX512(SB), NOSPLIT, $0-72
+	MOVQ         kq+0(FP), CX
+	MOVQ         a_base+8(FP), SI
+	MOVQ         lda+32(FP), R8
+	SHLQ         $0x02, R8
+	MOVQ         dst_base+48(FP), DI
+	VBROADCASTSS alpha+40(FP), Y0
+	LEAQ         (R8)(R8*2), AX
+	LEAQ         (R8)(R8*4), DX
+	LEAQ         (AX)(R8*4), BX
+	MOVQ         SI, R9
+	LEAQ         (SI)(R8*8), SI
+	LEAQ         (SI)(R8*8), R10
+
+packa:
+	TESTQ      CX, CX
+	JE         packadone
+	VMULPS     (R9), Y0, Y1
+	VMULPS     (R9)(R8*1), Y0, Y2
+	VMULPS     (R9)(R8*2), Y0, Y3
+	VMULPS     (R9)(AX*1), Y0, Y4
+	VMULPS     (R9)(R8*4), Y0, Y5
+	VMULPS     (R9)(DX*1), Y0, Y6
+	VMULPS     (R9)(AX*2), Y0, Y7
+	VMULPS     (R9)(BX*1), Y0, Y8
+	VUNPCKLPS  Y2, Y1, Y9
+	VUNPCKHPS  Y2, Y1, Y1
+	VUNPCKLPS  Y4, Y3, Y2
+	VUNPCKHPS  Y4, Y3, Y3
+	VUNPCKLPS  Y6, Y5, Y4
+	VUNPCKHPS  Y6, Y5, Y5
+	VUNPCKLPS  Y8, Y7, Y6
+	VUNPCKHPS  Y8, Y7, Y7
+	VSHUFPS    $0x44, Y2, Y9, Y8
+	VSHUFPS    $0xee, Y2, Y9, Y2
+	VSHUFPS    $0x44, Y3, Y1, Y9
+	VSHUFPS    $0xee, Y3, Y1, Y1
+	VSHUFPS    $0x44, Y6, Y4, Y3
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VSHUFPS    $0x44, Y7, Y5, Y6
+	VSHUFPS    $0xee, Y7, Y5, Y5
+	VPERM2F128 $0x20, Y3, Y8, Y7
+	VPERM2F128 $0x31, Y3, Y8, Y3
+	VPERM2F128 $0x20, Y4, Y2, Y8
+	VPERM2F128 $0x31, Y4, Y2, Y2
+	VPERM2F128 $0x20, Y6, Y9, Y4
+	VPERM2F128 $0x31, Y6, Y9, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VMOVUPS    Y7, (DI)
+	VMOVUPS    Y8, 96(DI)
+	VMOVUPS    Y4, 192(DI)
+	VMOVUPS    Y9, 288(DI)
+	VMOVUPS    Y3, 384(DI)
+	VMOVUPS    Y2, 480(DI)
+	VMOVUPS    Y6, 576(DI)
+	VMOVUPS    Y1, 672(DI)
+	VMULPS     (SI), Y0, Y1
+	VMULPS     (SI)(R8*1), Y0, Y2
+	VMULPS     (SI)(R8*2), Y0, Y3
+	VMULPS     (SI)(AX*1), Y0, Y4
+	VMULPS     (SI)(R8*4), Y0, Y5
+	VMULPS     (SI)(DX*1), Y0, Y6
+	VMULPS     (SI)(AX*2), Y0, Y7
+	VMULPS     (SI)(BX*1), Y0, Y8
+	VUNPCKLPS  Y2, Y1, Y9
+	VUNPCKHPS  Y2, Y1, Y1
+	VUNPCKLPS  Y4, Y3, Y2
+	VUNPCKHPS  Y4, Y3, Y3
+	VUNPCKLPS  Y6, Y5, Y4
+	VUNPCKHPS  Y6, Y5, Y5
+	VUNPCKLPS  Y8, Y7, Y6
+	VUNPCKHPS  Y8, Y7, Y7
+	VSHUFPS    $0x44, Y2, Y9, Y8
+	VSHUFPS    $0xee, Y2, Y9, Y2
+	VSHUFPS    $0x44, Y3, Y1, Y9
+	VSHUFPS    $0xee, Y3, Y1, Y1
+	VSHUFPS    $0x44, Y6, Y4, Y3
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VSHUFPS    $0x44, Y7, Y5, Y6
+	VSHUFPS    $0xee, Y7, Y5, Y5
+	VPERM2F128 $0x20, Y3, Y8, Y7
+	VPERM2F128 $0x31, Y3, Y8, Y3
+	VPERM2F128 $0x20, Y4, Y2, Y8
+	VPERM2F128 $0x31, Y4, Y2, Y2
+	VPERM2F128 $0x20, Y6, Y9, Y4
+	VPERM2F128 $0x31, Y6, Y9, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VMOVUPS    Y7, 32(DI)
+	VMOVUPS    Y8, 128(DI)
+	VMOVUPS    Y4, 224(DI)
+	VMOVUPS    Y9, 320(DI)
+	VMOVUPS    Y3, 416(DI)
+	VMOVUPS    Y2, 512(DI)
+	VMOVUPS    Y6, 608(DI)
+	VMOVUPS    Y1, 704(DI)
+	VMULPS     (R10), Y0, Y1
+	VMULPS     (R10)(R8*1), Y0, Y2
+	VMULPS     (R10)(R8*2), Y0, Y3
+	VMULPS     (R10)(AX*1), Y0, Y4
+	VMULPS     (R10)(R8*4), Y0, Y5
+	VMULPS     (R10)(DX*1), Y0, Y6
+	VMULPS     (R10)(AX*2), Y0, Y7
+	VMULPS     (R10)(BX*1), Y0, Y8
+	VUNPCKLPS  Y2, Y1, Y9
+	VUNPCKHPS  Y2, Y1, Y1
+	VUNPCKLPS  Y4, Y3, Y2
+	VUNPCKHPS  Y4, Y3, Y3
+	VUNPCKLPS  Y6, Y5, Y4
+	VUNPCKHPS  Y6, Y5, Y5
+	VUNPCKLPS  Y8, Y7, Y6
+	VUNPCKHPS  Y8, Y7, Y7
+	VSHUFPS    $0x44, Y2, Y9, Y8
+	VSHUFPS    $0xee, Y2, Y9, Y2
+	VSHUFPS    $0x44, Y3, Y1, Y9
+	VSHUFPS    $0xee, Y3, Y1, Y1
+	VSHUFPS    $0x44, Y6, Y4, Y3
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VSHUFPS    $0x44, Y7, Y5, Y6
+	VSHUFPS    $0xee, Y7, Y5, Y5
+	VPERM2F128 $0x20, Y3, Y8, Y7
+	VPERM2F128 $0x31, Y3, Y8, Y3
+	VPERM2F128 $0x20, Y4, Y2, Y8
+	VPERM2F128 $0x31, Y4, Y2, Y2
+	VPERM2F128 $0x20, Y6, Y9, Y4
+	VPERM2F128 $0x31, Y6, Y9, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VMOVUPS    Y7, 64(DI)
+	VMOVUPS    Y8, 160(DI)
+	VMOVUPS    Y4, 256(DI)
+	VMOVUPS    Y9, 352(DI)
+	VMOVUPS    Y3, 448(DI)
+	VMOVUPS    Y2, 544(DI)
+	VMOVUPS    Y6, 640(DI)
+	VMOVUPS    Y1, 736(DI)
+	ADDQ       $0x20, R9
+	ADDQ       $0x20, SI
+	ADDQ       $0x20, R10
+	ADDQ       $0x00000300, DI
+	DECQ       CX
+	JMP        packa
+
+packadone:
 	VZEROUPPER
 	RET

@@ -168,20 +168,21 @@ func (j *gemmJob) packA(ap []float32, i0, mc int) {
 			// Walk k once, reading the panel's rows side by side, so the
 			// packed panel is written sequentially.
 			base := row0*j.lda + j.pc
-			if h == 6 && mr == 6 {
+			switch {
+			case h == 6 && mr == 6:
 				packRows6(dst, j.a[base:], j.lda, kc, alpha, j.kern.packA6)
 				continue
-			}
-			var rows [maxMR][]float32
-			for ii := range h {
-				rows[ii] = j.a[base+ii*j.lda:][:kc]
-			}
-			for p := range kc {
-				d := dst[p*mr : p*mr+h]
-				for ii := range d {
-					d[ii] = alpha * rows[ii][p]
+			case h == 24 && mr == 24 && j.kern.packA24 != nil && kc >= 8:
+				// The last row, bounds-checked, ends what the kernel reads.
+				_ = j.a[base+23*j.lda : base+23*j.lda+kc]
+				kq := kc / 8
+				j.kern.packA24(kq, j.a[base:], j.lda, alpha, dst)
+				if p0 := 8 * kq; p0 < kc {
+					packRowsScalar(dst[p0*mr:], j.a[base+p0:], j.lda, kc-p0, h, mr, alpha)
 				}
+				continue
 			}
+			packRowsScalar(dst, j.a[base:], j.lda, kc, h, mr, alpha)
 			continue
 		}
 		if h == 6 && mr == 6 {
@@ -195,6 +196,21 @@ func (j *gemmJob) packA(ap []float32, i0, mc int) {
 			for ii, v := range src {
 				d[ii] = alpha * v
 			}
+		}
+	}
+}
+
+// packRowsScalar packs h rows of kc floats (row stride lda) times alpha
+// into a panel of mr rows: dst[p*mr+i] = alpha*a[i*lda+p], i < h.
+func packRowsScalar(dst, a []float32, lda, kc, h, mr int, alpha float32) {
+	var rows [maxMR][]float32
+	for ii := range h {
+		rows[ii] = a[ii*lda:][:kc]
+	}
+	for p := range kc {
+		d := dst[p*mr : p*mr+h]
+		for ii := range d {
+			d[ii] = alpha * rows[ii][p]
 		}
 	}
 }
@@ -240,7 +256,7 @@ func packRows6(dst, a []float32, lda, kc int, alpha float32, packA6 func(kq int,
 }
 
 // maxMR bounds every path's mr.
-const maxMR = 8
+const maxMR = 24
 
 // copyRow copies one packed B row of len(d) floats, with fixed-size array
 // copies for the tile widths in use (a memmove call per 64 bytes costs

@@ -52,3 +52,322 @@ func sgemmPackBT16AVX2(kq int, b []float32, offs *[16]int, dst []float32)
 //
 //go:noescape
 func sgemmGather16AVX2(kc int, src []float32, plane int, kk int, t0 int, tab []int32, ldt int, seg []int32, lds int, dst []float32)
+
+// sgemmMicro1AVX512 adds the first 1 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 1x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro1AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet1AVX512 stores the first 1 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 1x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet1AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro2AVX512 adds the first 2 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 2x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro2AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet2AVX512 stores the first 2 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 2x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet2AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro3AVX512 adds the first 3 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 3x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro3AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet3AVX512 stores the first 3 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 3x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet3AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro4AVX512 adds the first 4 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 4x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro4AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet4AVX512 stores the first 4 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 4x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet4AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro5AVX512 adds the first 5 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 5x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro5AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet5AVX512 stores the first 5 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 5x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet5AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro6AVX512 adds the first 6 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 6x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro6AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet6AVX512 stores the first 6 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 6x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet6AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro7AVX512 adds the first 7 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 7x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro7AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet7AVX512 stores the first 7 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 7x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet7AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro8AVX512 adds the first 8 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 8x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro8AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet8AVX512 stores the first 8 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 8x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet8AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro9AVX512 adds the first 9 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 9x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro9AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet9AVX512 stores the first 9 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 9x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet9AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro10AVX512 adds the first 10 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 10x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro10AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet10AVX512 stores the first 10 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 10x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet10AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro11AVX512 adds the first 11 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 11x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro11AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet11AVX512 stores the first 11 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 11x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet11AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro12AVX512 adds the first 12 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 12x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro12AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet12AVX512 stores the first 12 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 12x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet12AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro13AVX512 adds the first 13 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 13x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro13AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet13AVX512 stores the first 13 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 13x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet13AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro14AVX512 adds the first 14 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 14x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro14AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet14AVX512 stores the first 14 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 14x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet14AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro15AVX512 adds the first 15 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 15x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro15AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet15AVX512 stores the first 15 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 15x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet15AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro16AVX512 adds the first 16 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 16x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro16AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet16AVX512 stores the first 16 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 16x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet16AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro17AVX512 adds the first 17 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 17x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro17AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet17AVX512 stores the first 17 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 17x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet17AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro18AVX512 adds the first 18 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 18x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro18AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet18AVX512 stores the first 18 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 18x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet18AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro19AVX512 adds the first 19 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 19x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro19AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet19AVX512 stores the first 19 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 19x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet19AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro20AVX512 adds the first 20 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 20x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro20AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet20AVX512 stores the first 20 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 20x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet20AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro21AVX512 adds the first 21 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 21x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro21AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet21AVX512 stores the first 21 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 21x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet21AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro22AVX512 adds the first 22 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 22x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro22AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet22AVX512 stores the first 22 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 22x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet22AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicro23AVX512 adds the first 23 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 23x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicro23AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSet23AVX512 stores the first 23 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 23x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSet23AVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroAVX512 adds the first 24 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel to the 24x16 tile of C at c (row stride ldc floats).
+//
+//go:noescape
+func sgemmMicroAVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmMicroSetAVX512 stores the first 24 rows of a packed 24 x kc A panel times a packed
+// kc x 16 B panel into the 24x16 tile of C at c (row stride ldc floats);
+// C is not read.
+//
+//go:noescape
+func sgemmMicroSetAVX512(kc int, a []float32, b []float32, c []float32, ldc int)
+
+// sgemmPackA24AVX512 packs 8*kq columns of 24 rows of A (row stride lda
+// floats) times alpha, interleaved: dst[p*24+i] = alpha*a[i*lda+p]. Eight
+// columns of eight rows at a time go through an 8x8 transpose.
+//
+//go:noescape
+func sgemmPackA24AVX512(kq int, a []float32, lda int, alpha float32, dst []float32)

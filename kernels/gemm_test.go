@@ -30,8 +30,10 @@ func TestSgemm(t *testing.T) {
 			}
 		}
 	}
-	// Past the cache blocks (mc=120, kc=256) with tails everywhere.
-	shapes = append(shapes, shape{130, 61, 300}, shape{250, 97, 520}, shape{7, 3100, 9}, shape{0, 5, 5}, shape{5, 5, 0})
+	// Past the cache blocks (mc=120, kc=256) with tails everywhere; the
+	// AVX-512 tile's 24 rows whole, once and twice, and one short or over.
+	shapes = append(shapes, shape{130, 61, 300}, shape{250, 97, 520}, shape{7, 3100, 9}, shape{0, 5, 5}, shape{5, 5, 0},
+		shape{24, 32, 40}, shape{48, 16, 17}, shape{23, 47, 64}, shape{25, 16, 8})
 	acrossPaths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, 2))
 		abs := [][2]float32{{1, 0}, {1, 1}, {-0.5, 2}, {0, 0.5}}
@@ -106,4 +108,70 @@ func checkSgemm(t *testing.T, r *rand.Rand, name string, m, n, k int, tA, tB boo
 			}
 		}
 	}
+}
+
+// TestSgemmMicro checks the active path's micro-kernels one call at a
+// time against the float64 product of the packed panels: the full tile
+// adding and storing (the stored one over NaNs, which it must not read),
+// and each edge kernel, which must leave the rows past its own alone.
+func TestSgemmMicro(t *testing.T) {
+	acrossPaths(t, func(t *testing.T) {
+		g := &active.gemm
+		mr, nr := g.mr, g.nr
+		r := rand.New(rand.NewPCG(3, 4))
+		type kernel struct {
+			rows int
+			set  bool
+			f    func(kc int, a, b, c []float32, ldc int)
+		}
+		ks := []kernel{{mr, false, g.micro}}
+		if g.microSet != nil {
+			ks = append(ks, kernel{mr, true, g.microSet})
+		}
+		if g.microRows != nil {
+			for h := 1; h < mr; h++ {
+				ks = append(ks, kernel{h, false, g.microRows[0][h]}, kernel{h, true, g.microRows[1][h]})
+			}
+		}
+		for _, k := range ks {
+			for _, kc := range []int{0, 1, 3, 4, 9, 64} {
+				ldc := nr + 3
+				a, b := randSlice(r, mr*kc, 1), randSlice(r, kc*nr, 1)
+				c := randSlice(r, (mr+1)*ldc, 1)
+				if k.set {
+					for i := range k.rows * ldc {
+						if i%ldc < nr {
+							c[i] = float32(math.NaN())
+						}
+					}
+				}
+				c0 := append([]float32(nil), c...)
+				k.f(kc, a, b, c, ldc)
+				for i := range mr + 1 {
+					for j := range ldc {
+						got := c[i*ldc+j]
+						if i >= k.rows || j >= nr {
+							if got != c0[i*ldc+j] {
+								t.Fatalf("rows %d set %v kc %d: C[%d,%d] outside the tile was written", k.rows, k.set, kc, i, j)
+							}
+							continue
+						}
+						var want, abs float64
+						for p := range kc {
+							v := float64(a[p*mr+i]) * float64(b[p*nr+j])
+							want += v
+							abs += math.Abs(v)
+						}
+						if !k.set {
+							want += float64(c0[i*ldc+j])
+							abs += math.Abs(float64(c0[i*ldc+j]))
+						}
+						if !closeTo(got, want, abs, kc+1) {
+							t.Fatalf("rows %d set %v kc %d: C[%d,%d] = %v, want %v", k.rows, k.set, kc, i, j, got, want)
+						}
+					}
+				}
+			}
+		}
+	})
 }

@@ -1,6 +1,9 @@
 package kernels
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // BenchmarkFMAPeak measures the FP32 FMA peak the machine gives right now:
 // twelve independent register-only FMAs per trip, no memory. On a shared
@@ -11,22 +14,38 @@ func BenchmarkFMAPeak(b *testing.B) {
 	if Active() == Generic {
 		b.Skip("needs the AVX2 path")
 	}
-	const trips = 1 << 16
-	flops := 192.0 * trips
+	benchPeak(b, fmaPeakAVX2, 1<<16, 192)
+}
+
+// benchPeak runs the peak loop fn of flopsPerTrip, trips trips a call,
+// on one core (/1) and on every GOMAXPROCS (/all).
+func benchPeak(b *testing.B, fn func(n int), trips int, flopsPerTrip float64) {
+	flops := flopsPerTrip * float64(trips)
 	b.Run("1", func(b *testing.B) {
 		for range b.N {
-			fmaPeakAVX2(trips)
+			fn(trips)
 		}
 		reportGFLOPs(b, flops)
 	})
 	b.Run("all", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				fmaPeakAVX2(trips)
+				fn(trips)
 			}
 		})
 		reportGFLOPs(b, flops)
 	})
+}
+
+// BenchmarkFMAPeak512 is BenchmarkFMAPeak for 512-bit FMAs (24
+// independent chains of ZMM registers, 768 flops a trip): the yardstick
+// of the AVX-512 path, twice the AVX2 one on cores with two 512-bit FMA
+// units, the same on those that split them.
+func BenchmarkFMAPeak512(b *testing.B) {
+	if !slices.Contains(Available(), AVX512) {
+		b.Skip("needs AVX-512")
+	}
+	benchPeak(b, fmaPeakAVX512, 1<<15, 768)
 }
 
 // BenchmarkCoreClock measures the clock the core runs at now, from a chain

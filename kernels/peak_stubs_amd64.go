@@ -9,6 +9,10 @@ package kernels
 // GEMM and convolution benchmarks are read against on a shared machine.
 func fmaPeakAVX2(n int)
 
+// fmaPeakAVX512 runs n trips of 24 independent register-only 16-lane FMAs
+// (768 flops a trip): the AVX-512 FMA peak of the core.
+func fmaPeakAVX512(n int)
+
 // clockChain runs n trips of eight dependent one-cycle adds (8n cycles)
 // and returns their sum, 8n: the core's clock, which the FMA peak is
 // read against (two 8-lane FMA pipes give 32 flops a cycle).

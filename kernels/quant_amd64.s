@@ -353,12 +353,12 @@ single:
 	VCVTPS2PD    X10, Y8
 	VEXTRACTF128 $0x01, Y10, X9
 	VCVTPS2PD    X9, Y9
-	VEXTRACTI128 $0x01, Y7, X10
+	VPMOVSXDQ    X7, Y10
+	VEXTRACTI128 $0x01, Y7, X7
 	VPMOVSXDQ    X7, Y7
-	VPADDQ       c64_00000000000003ff<>+0(SB), Y7, Y7
-	VPSLLQ       $0x34, Y7, Y7
-	VFMADD231PD  Y8, Y7, Y5
-	VPMOVSXDQ    X10, Y7
+	VPADDQ       c64_00000000000003ff<>+0(SB), Y10, Y10
+	VPSLLQ       $0x34, Y10, Y10
+	VFMADD231PD  Y8, Y10, Y5
 	VPADDQ       c64_00000000000003ff<>+0(SB), Y7, Y7
 	VPSLLQ       $0x34, Y7, Y7
 	VFMADD231PD  Y9, Y7, Y6
@@ -430,12 +430,12 @@ tail:
 	VCVTPS2PD    X3, Y1
 	VEXTRACTF128 $0x01, Y3, X2
 	VCVTPS2PD    X2, Y2
-	VEXTRACTI128 $0x01, Y0, X3
+	VPMOVSXDQ    X0, Y3
+	VEXTRACTI128 $0x01, Y0, X0
 	VPMOVSXDQ    X0, Y0
-	VPADDQ       c64_00000000000003ff<>+0(SB), Y0, Y0
-	VPSLLQ       $0x34, Y0, Y0
-	VFMADD231PD  Y1, Y0, Y5
-	VPMOVSXDQ    X3, Y0
+	VPADDQ       c64_00000000000003ff<>+0(SB), Y3, Y3
+	VPSLLQ       $0x34, Y3, Y3
+	VFMADD231PD  Y1, Y3, Y5
 	VPADDQ       c64_00000000000003ff<>+0(SB), Y0, Y0
 	VPSLLQ       $0x34, Y0, Y0
 	VFMADD231PD  Y2, Y0, Y6
@@ -859,8 +859,8 @@ single:
 	VANDPS      Y7, Y6, Y6
 	VCMPPS      $0x1d, Y3, Y5, Y7
 	VANDPS      Y7, Y6, Y6
-	VCMPPS      $0x12, c32_3f800000<>+0(SB), Y5, Y7
-	VANDPS      Y7, Y6, Y6
+	VCMPPS      $0x12, c32_3f800000<>+0(SB), Y5, Y5
+	VANDPS      Y5, Y6, Y6
 	VMOVUPS     c32_3f800000<>+0(SB), Y5
 	VSUBPS      Y4, Y5, Y5
 	VMULPS      Y4, Y5, Y5
@@ -1032,8 +1032,8 @@ single:
 	VMULPS       Y9, Y11, Y11
 	VANDPS       Y8, Y11, Y11
 	VMULPS       Y7, Y11, Y7
-	VMOVUPS      c32_3f800000<>+0(SB), Y10
-	VSUBPS       Y7, Y10, Y7
+	VMOVUPS      c32_3f800000<>+0(SB), Y8
+	VSUBPS       Y7, Y8, Y7
 	VCVTPS2PD    X7, Y8
 	VEXTRACTF128 $0x01, Y7, X7
 	VCVTPS2PD    X7, Y7
@@ -1144,8 +1144,8 @@ tail:
 	VMULPS       Y10, Y0, Y0
 	VANDPS       Y9, Y0, Y0
 	VMULPS       Y8, Y0, Y8
-	VMOVUPS      c32_3f800000<>+0(SB), Y11
-	VSUBPS       Y8, Y11, Y8
+	VMOVUPS      c32_3f800000<>+0(SB), Y9
+	VSUBPS       Y8, Y9, Y8
 	VANDPS       Y4, Y8, Y8
 	VCVTPS2PD    X8, Y9
 	VEXTRACTF128 $0x01, Y8, X8
@@ -1278,8 +1278,8 @@ single:
 	VMULPS       Y5, Y7, Y7
 	VANDPS       Y4, Y7, Y7
 	VMULPS       Y3, Y7, Y3
-	VMOVUPS      c32_3f800000<>+0(SB), Y6
-	VSUBPS       Y3, Y6, Y3
+	VMOVUPS      c32_3f800000<>+0(SB), Y4
+	VSUBPS       Y3, Y4, Y3
 	VCVTPS2PD    X3, Y4
 	VEXTRACTF128 $0x01, Y3, X3
 	VCVTPS2PD    X3, Y3
@@ -1374,8 +1374,8 @@ tail:
 	VMULPS       Y6, Y0, Y0
 	VANDPS       Y5, Y0, Y0
 	VMULPS       Y4, Y0, Y0
-	VMOVUPS      c32_3f800000<>+0(SB), Y7
-	VSUBPS       Y0, Y7, Y0
+	VMOVUPS      c32_3f800000<>+0(SB), Y4
+	VSUBPS       Y0, Y4, Y0
 	VANDPS       Y3, Y0, Y0
 	VCVTPS2PD    X0, Y3
 	VEXTRACTF128 $0x01, Y0, X0
@@ -1585,3 +1585,1825 @@ DATA c32_437c0000<>+20(SB)/4, $0x437c0000
 DATA c32_437c0000<>+24(SB)/4, $0x437c0000
 DATA c32_437c0000<>+28(SB)/4, $0x437c0000
 GLOBL c32_437c0000<>(SB), RODATA|NOPTR, $32
+
+// func fakeQuantAVX512(dst []float32, x []float32, delta float32, zp float32, qmax float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·fakeQuantAVX512(SB), NOSPLIT, $0-60
+	VBROADCASTSS delta+48(FP), Z0
+	VBROADCASTSS zp+52(FP), Z1
+	VBROADCASTSS qmax+56(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         dst_len+8(FP), DX
+
+unrolled:
+	CMPQ        DX, $0x00000020
+	JB          single
+	VMOVUPS     (CX), Z4
+	VDIVPS      Z0, Z4, Z4
+	VRNDSCALEPS $0x00, Z4, Z4
+	VADDPS      Z1, Z4, Z4
+	VMAXPS      Z4, Z3, Z4
+	VMINPS      Z4, Z2, Z4
+	VSUBPS      Z1, Z4, Z4
+	VMULPS      Z0, Z4, Z4
+	VMOVUPS     Z4, (AX)
+	VMOVUPS     64(CX), Z4
+	VDIVPS      Z0, Z4, Z4
+	VRNDSCALEPS $0x00, Z4, Z4
+	VADDPS      Z1, Z4, Z4
+	VMAXPS      Z4, Z3, Z4
+	VMINPS      Z4, Z2, Z4
+	VSUBPS      Z1, Z4, Z4
+	VMULPS      Z0, Z4, Z4
+	VMOVUPS     Z4, 64(AX)
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, CX
+	SUBQ        $0x00000020, DX
+	JMP         unrolled
+
+single:
+	CMPQ        DX, $0x00000010
+	JB          tail
+	VMOVUPS     (CX), Z4
+	VDIVPS      Z0, Z4, Z4
+	VRNDSCALEPS $0x00, Z4, Z4
+	VADDPS      Z1, Z4, Z4
+	VMAXPS      Z4, Z3, Z4
+	VMINPS      Z4, Z2, Z4
+	VSUBPS      Z1, Z4, Z4
+	VMULPS      Z0, Z4, Z4
+	VMOVUPS     Z4, (AX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         single
+
+tail:
+	TESTQ       DX, DX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), BX
+	MOVWLZX     (BX)(DX*2), DX
+	KMOVW       DX, K1
+	VMOVUPS.Z   (CX), K1, Z4
+	VDIVPS      Z0, Z4, Z4
+	VRNDSCALEPS $0x00, Z4, Z4
+	VADDPS      Z1, Z4, Z4
+	VMAXPS      Z4, Z3, Z4
+	VMINPS      Z4, Z2, Z4
+	VSUBPS      Z1, Z4, Z4
+	VMULPS      Z0, Z4, Z4
+	VMOVUPS     Z4, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+DATA tailmask16<>+0(SB)/2, $0x0000
+DATA tailmask16<>+2(SB)/2, $0x0001
+DATA tailmask16<>+4(SB)/2, $0x0003
+DATA tailmask16<>+6(SB)/2, $0x0007
+DATA tailmask16<>+8(SB)/2, $0x000f
+DATA tailmask16<>+10(SB)/2, $0x001f
+DATA tailmask16<>+12(SB)/2, $0x003f
+DATA tailmask16<>+14(SB)/2, $0x007f
+DATA tailmask16<>+16(SB)/2, $0x00ff
+DATA tailmask16<>+18(SB)/2, $0x01ff
+DATA tailmask16<>+20(SB)/2, $0x03ff
+DATA tailmask16<>+22(SB)/2, $0x07ff
+DATA tailmask16<>+24(SB)/2, $0x0fff
+DATA tailmask16<>+26(SB)/2, $0x1fff
+DATA tailmask16<>+28(SB)/2, $0x3fff
+DATA tailmask16<>+30(SB)/2, $0x7fff
+DATA tailmask16<>+32(SB)/2, $0xffff
+GLOBL tailmask16<>(SB), RODATA|NOPTR, $34
+
+// func fakeQuantBackwardAVX512(x []float32, dy []float32, dx []float32, delta float32, zp float32, qmax float32) float64
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·fakeQuantBackwardAVX512(SB), NOSPLIT, $0-96
+	VBROADCASTSS delta+72(FP), Z0
+	VBROADCASTSS zp+76(FP), Z1
+	VBROADCASTSS qmax+80(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	VSUBPS       Z1, Z3, Z4
+	VSUBPS       Z1, Z2, Z5
+	VXORPS       Z6, Z6, Z6
+	VXORPS       Z7, Z7, Z7
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         x_len+8(FP), DX
+	MOVQ         dx_base+48(FP), BX
+
+single:
+	CMPQ          DX, $0x00000010
+	JB            tail
+	VMOVUPS       (AX), Z8
+	VDIVPS        Z0, Z8, Z8
+	VRNDSCALEPS   $0x00, Z8, Z9
+	VADDPS        Z1, Z9, Z10
+	VMAXPS        Z10, Z3, Z10
+	VMINPS        Z10, Z2, Z10
+	VSUBPS        Z1, Z10, Z10
+	VMULPS        Z0, Z10, Z10
+	VADDPS        Z1, Z9, Z10
+	VCMPPS        $0x11, Z3, Z10, K1
+	VCMPPS        $0x1e, Z2, Z10, K2
+	VSUBPS        Z8, Z9, Z8
+	VBLENDMPS     Z4, Z8, K1, Z8
+	VBLENDMPS     Z5, Z8, K2, Z8
+	VMOVUPS       (CX), Z9
+	KORW          K1, K2, K1
+	KNOTW         K1, K1
+	VMOVAPS.Z     Z9, K1, Z10
+	VMOVUPS       (BX), Z11
+	VADDPS        Z10, Z11, Z11
+	VMOVUPS       Z11, (BX)
+	VCVTPS2PD     Y8, Z10
+	VEXTRACTF32X8 $0x01, Z8, Y8
+	VCVTPS2PD     Y8, Z8
+	VCVTPS2PD     Y9, Z11
+	VEXTRACTF32X8 $0x01, Z9, Y9
+	VCVTPS2PD     Y9, Z9
+	VFMADD231PD   Z10, Z11, Z6
+	VFMADD231PD   Z8, Z9, Z7
+	ADDQ          $0x00000040, AX
+	ADDQ          $0x00000040, CX
+	ADDQ          $0x00000040, BX
+	SUBQ          $0x00000010, DX
+	JMP           single
+
+tail:
+	TESTQ         DX, DX
+	JZ            done
+	LEAQ          tailmask16<>+0(SB), SI
+	MOVWLZX       (SI)(DX*2), DX
+	KMOVW         DX, K1
+	VMOVUPS.Z     (AX), K1, Z8
+	VDIVPS        Z0, Z8, Z8
+	VRNDSCALEPS   $0x00, Z8, Z9
+	VADDPS        Z1, Z9, Z10
+	VMAXPS        Z10, Z3, Z10
+	VMINPS        Z10, Z2, Z10
+	VSUBPS        Z1, Z10, Z10
+	VMULPS        Z0, Z10, Z10
+	VADDPS        Z1, Z9, Z0
+	VCMPPS        $0x11, Z3, Z0, K2
+	VCMPPS        $0x1e, Z2, Z0, K3
+	VSUBPS        Z8, Z9, Z0
+	VBLENDMPS     Z4, Z0, K2, Z0
+	VBLENDMPS     Z5, Z0, K3, Z0
+	VMOVUPS.Z     (CX), K1, Z1
+	KORW          K2, K3, K2
+	KNOTW         K2, K2
+	VMOVAPS.Z     Z1, K2, Z2
+	VMOVUPS.Z     (BX), K1, Z3
+	VADDPS        Z2, Z3, Z3
+	VMOVUPS       Z3, K1, (BX)
+	VCVTPS2PD     Y0, Z2
+	VEXTRACTF32X8 $0x01, Z0, Y0
+	VCVTPS2PD     Y0, Z0
+	VCVTPS2PD     Y1, Z3
+	VEXTRACTF32X8 $0x01, Z1, Y1
+	VCVTPS2PD     Y1, Z1
+	VFMADD231PD   Z2, Z3, Z6
+	VFMADD231PD   Z0, Z1, Z7
+
+done:
+	VADDPD        Z7, Z6, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPD        Y0, Y6, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X1
+	VHADDPD       X1, X1, X1
+	VMOVSD        X1, ret+88(FP)
+	VZEROUPPER
+	RET
+
+// func fakeQuantDeltaGradAVX512(x []float32, dy []float32, delta float32, zp float32, qmax float32) float64
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·fakeQuantDeltaGradAVX512(SB), NOSPLIT, $0-72
+	VBROADCASTSS delta+48(FP), Z0
+	VBROADCASTSS zp+52(FP), Z1
+	VBROADCASTSS qmax+56(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	VSUBPS       Z1, Z3, Z4
+	VSUBPS       Z1, Z2, Z5
+	VXORPS       Z6, Z6, Z6
+	VXORPS       Z7, Z7, Z7
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dy_base+24(FP), CX
+	MOVQ         x_len+8(FP), DX
+
+single:
+	CMPQ          DX, $0x00000010
+	JB            tail
+	VMOVUPS       (AX), Z8
+	VDIVPS        Z0, Z8, Z8
+	VRNDSCALEPS   $0x00, Z8, Z9
+	VADDPS        Z1, Z9, Z10
+	VMAXPS        Z10, Z3, Z10
+	VMINPS        Z10, Z2, Z10
+	VSUBPS        Z1, Z10, Z10
+	VMULPS        Z0, Z10, Z10
+	VADDPS        Z1, Z9, Z10
+	VCMPPS        $0x11, Z3, Z10, K1
+	VCMPPS        $0x1e, Z2, Z10, K2
+	VSUBPS        Z8, Z9, Z8
+	VBLENDMPS     Z4, Z8, K1, Z8
+	VBLENDMPS     Z5, Z8, K2, Z8
+	VMOVUPS       (CX), Z9
+	VCVTPS2PD     Y8, Z10
+	VEXTRACTF32X8 $0x01, Z8, Y8
+	VCVTPS2PD     Y8, Z8
+	VCVTPS2PD     Y9, Z11
+	VEXTRACTF32X8 $0x01, Z9, Y9
+	VCVTPS2PD     Y9, Z9
+	VFMADD231PD   Z10, Z11, Z6
+	VFMADD231PD   Z8, Z9, Z7
+	ADDQ          $0x00000040, AX
+	ADDQ          $0x00000040, CX
+	SUBQ          $0x00000010, DX
+	JMP           single
+
+tail:
+	TESTQ         DX, DX
+	JZ            done
+	LEAQ          tailmask16<>+0(SB), BX
+	MOVWLZX       (BX)(DX*2), DX
+	KMOVW         DX, K1
+	VMOVUPS.Z     (AX), K1, Z8
+	VDIVPS        Z0, Z8, Z8
+	VRNDSCALEPS   $0x00, Z8, Z9
+	VADDPS        Z1, Z9, Z10
+	VMAXPS        Z10, Z3, Z10
+	VMINPS        Z10, Z2, Z10
+	VSUBPS        Z1, Z10, Z10
+	VMULPS        Z0, Z10, Z10
+	VADDPS        Z1, Z9, Z0
+	VCMPPS        $0x11, Z3, Z0, K2
+	VCMPPS        $0x1e, Z2, Z0, K3
+	VSUBPS        Z8, Z9, Z0
+	VBLENDMPS     Z4, Z0, K2, Z0
+	VBLENDMPS     Z5, Z0, K3, Z0
+	VMOVUPS.Z     (CX), K1, Z1
+	VCVTPS2PD     Y0, Z2
+	VEXTRACTF32X8 $0x01, Z0, Y0
+	VCVTPS2PD     Y0, Z0
+	VCVTPS2PD     Y1, Z3
+	VEXTRACTF32X8 $0x01, Z1, Y1
+	VCVTPS2PD     Y1, Z1
+	VFMADD231PD   Z2, Z3, Z6
+	VFMADD231PD   Z0, Z1, Z7
+
+done:
+	VADDPD        Z7, Z6, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPD        Y0, Y6, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X1
+	VHADDPD       X1, X1, X1
+	VMOVSD        X1, ret+64(FP)
+	VZEROUPPER
+	RET
+
+// func quantErrorLpAVX512(x []float32, delta float32, zp float32, qmax float32, p float32) float64
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·quantErrorLpAVX512(SB), NOSPLIT, $0-48
+	VBROADCASTSS delta+24(FP), Z0
+	VBROADCASTSS zp+28(FP), Z1
+	VBROADCASTSS qmax+32(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	VBROADCASTSS p+36(FP), Z4
+	VXORPS       Z5, Z5, Z5
+	VXORPS       Z6, Z6, Z6
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+
+single:
+	CMPQ          CX, $0x00000010
+	JB            tail
+	VMOVUPS       (AX), Z7
+	VDIVPS        Z0, Z7, Z8
+	VRNDSCALEPS   $0x00, Z8, Z8
+	VADDPS        Z1, Z8, Z8
+	VMAXPS        Z8, Z3, Z8
+	VMINPS        Z8, Z2, Z8
+	VSUBPS        Z1, Z8, Z8
+	VMULPS        Z0, Z8, Z8
+	VSUBPS        Z8, Z7, Z7
+	VANDPS        zc32_7fffffff<>+0(SB), Z7, Z7
+	VCMPPS        $0x1d, zc32_00800000<>+0(SB), Z7, K1
+	VPSRLD        $0x17, Z7, Z8
+	VPSUBD        zc32_0000007f<>+0(SB), Z8, Z8
+	VANDPS        zc32_007fffff<>+0(SB), Z7, Z7
+	VORPS         zc32_3f800000<>+0(SB), Z7, Z7
+	VCMPPS        $0x1e, zc32_3fb504f3<>+0(SB), Z7, K2
+	VCVTDQ2PS     Z8, Z8
+	VMOVUPS.Z     zc32_3f800000<>+0(SB), K2, Z9
+	VADDPS        Z9, Z8, Z8
+	VMOVUPS       zc32_3f800000<>+0(SB), Z9
+	VBLENDMPS     zc32_3f000000<>+0(SB), Z9, K2, Z9
+	VMULPS        Z9, Z7, Z7
+	VSUBPS        zc32_3f800000<>+0(SB), Z7, Z10
+	VADDPS        zc32_3f800000<>+0(SB), Z7, Z9
+	VDIVPS        Z9, Z10, Z10
+	VMULPS        Z10, Z10, Z7
+	VMOVUPS       zc32_3de38e39<>+0(SB), Z9
+	VFMADD213PS   zc32_3e124925<>+0(SB), Z7, Z9
+	VFMADD213PS   zc32_3e4ccccd<>+0(SB), Z7, Z9
+	VFMADD213PS   zc32_3eaaaaab<>+0(SB), Z7, Z9
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z7, Z9
+	VMULPS        Z10, Z9, Z9
+	VMULPS        zc32_4038aa3b<>+0(SB), Z9, Z9
+	VMULPS        Z4, Z8, Z7
+	VMOVAPS       Z7, Z10
+	VFMSUB231PS   Z8, Z4, Z10
+	VRNDSCALEPS   $0x00, Z7, Z8
+	VSUBPS        Z8, Z7, Z7
+	VADDPS        Z10, Z7, Z7
+	VFMADD231PS   Z9, Z4, Z7
+	VRNDSCALEPS   $0x00, Z7, Z9
+	VSUBPS        Z9, Z7, Z7
+	VADDPS        Z9, Z8, Z8
+	VMOVUPS       zc32_377fe5fe<>+0(SB), Z9
+	VFMADD213PS   zc32_39218489<>+0(SB), Z7, Z9
+	VFMADD213PS   zc32_3aaec3ff<>+0(SB), Z7, Z9
+	VFMADD213PS   zc32_3c1d955b<>+0(SB), Z7, Z9
+	VFMADD213PS   zc32_3d635847<>+0(SB), Z7, Z9
+	VFMADD213PS   zc32_3e75fdf0<>+0(SB), Z7, Z9
+	VFMADD213PS   zc32_3f317218<>+0(SB), Z7, Z9
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z7, Z9
+	VMOVAPS.Z     Z9, K1, Z9
+	VCVTPS2DQ     Z8, Z7
+	VCVTPS2PD     Y9, Z8
+	VEXTRACTF32X8 $0x01, Z9, Y9
+	VCVTPS2PD     Y9, Z9
+	VPMOVSXDQ     Y7, Z10
+	VEXTRACTI32X8 $0x01, Z7, Y7
+	VPMOVSXDQ     Y7, Z7
+	VPADDQ        zc64_00000000000003ff<>+0(SB), Z10, Z10
+	VPSLLQ        $0x34, Z10, Z10
+	VFMADD231PD   Z8, Z10, Z5
+	VPADDQ        zc64_00000000000003ff<>+0(SB), Z7, Z7
+	VPSLLQ        $0x34, Z7, Z7
+	VFMADD231PD   Z9, Z7, Z6
+	ADDQ          $0x00000040, AX
+	SUBQ          $0x00000010, CX
+	JMP           single
+
+tail:
+	TESTQ         CX, CX
+	JZ            done
+	LEAQ          tailmask16<>+0(SB), DX
+	MOVWLZX       (DX)(CX*2), CX
+	KMOVW         CX, K1
+	VMOVUPS.Z     (AX), K1, Z7
+	VDIVPS        Z0, Z7, Z8
+	VRNDSCALEPS   $0x00, Z8, Z8
+	VADDPS        Z1, Z8, Z8
+	VMAXPS        Z8, Z3, Z8
+	VMINPS        Z8, Z2, Z8
+	VSUBPS        Z1, Z8, Z8
+	VMULPS        Z0, Z8, Z8
+	VSUBPS        Z8, Z7, Z0
+	VANDPS        zc32_7fffffff<>+0(SB), Z0, Z0
+	VCMPPS        $0x1d, zc32_00800000<>+0(SB), Z0, K2
+	VPSRLD        $0x17, Z0, Z1
+	VPSUBD        zc32_0000007f<>+0(SB), Z1, Z1
+	VANDPS        zc32_007fffff<>+0(SB), Z0, Z0
+	VORPS         zc32_3f800000<>+0(SB), Z0, Z0
+	VCMPPS        $0x1e, zc32_3fb504f3<>+0(SB), Z0, K3
+	VCVTDQ2PS     Z1, Z1
+	VMOVUPS.Z     zc32_3f800000<>+0(SB), K3, Z2
+	VADDPS        Z2, Z1, Z1
+	VMOVUPS       zc32_3f800000<>+0(SB), Z2
+	VBLENDMPS     zc32_3f000000<>+0(SB), Z2, K3, Z2
+	VMULPS        Z2, Z0, Z0
+	VSUBPS        zc32_3f800000<>+0(SB), Z0, Z3
+	VADDPS        zc32_3f800000<>+0(SB), Z0, Z2
+	VDIVPS        Z2, Z3, Z3
+	VMULPS        Z3, Z3, Z0
+	VMOVUPS       zc32_3de38e39<>+0(SB), Z2
+	VFMADD213PS   zc32_3e124925<>+0(SB), Z0, Z2
+	VFMADD213PS   zc32_3e4ccccd<>+0(SB), Z0, Z2
+	VFMADD213PS   zc32_3eaaaaab<>+0(SB), Z0, Z2
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z0, Z2
+	VMULPS        Z3, Z2, Z2
+	VMULPS        zc32_4038aa3b<>+0(SB), Z2, Z2
+	VMULPS        Z4, Z1, Z0
+	VMOVAPS       Z0, Z3
+	VFMSUB231PS   Z1, Z4, Z3
+	VRNDSCALEPS   $0x00, Z0, Z1
+	VSUBPS        Z1, Z0, Z0
+	VADDPS        Z3, Z0, Z0
+	VFMADD231PS   Z2, Z4, Z0
+	VRNDSCALEPS   $0x00, Z0, Z2
+	VSUBPS        Z2, Z0, Z0
+	VADDPS        Z2, Z1, Z1
+	VMOVUPS       zc32_377fe5fe<>+0(SB), Z2
+	VFMADD213PS   zc32_39218489<>+0(SB), Z0, Z2
+	VFMADD213PS   zc32_3aaec3ff<>+0(SB), Z0, Z2
+	VFMADD213PS   zc32_3c1d955b<>+0(SB), Z0, Z2
+	VFMADD213PS   zc32_3d635847<>+0(SB), Z0, Z2
+	VFMADD213PS   zc32_3e75fdf0<>+0(SB), Z0, Z2
+	VFMADD213PS   zc32_3f317218<>+0(SB), Z0, Z2
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z0, Z2
+	KANDW         K1, K2, K1
+	VMOVAPS.Z     Z2, K1, Z2
+	VCVTPS2DQ     Z1, Z0
+	VCVTPS2PD     Y2, Z1
+	VEXTRACTF32X8 $0x01, Z2, Y2
+	VCVTPS2PD     Y2, Z2
+	VPMOVSXDQ     Y0, Z3
+	VEXTRACTI32X8 $0x01, Z0, Y0
+	VPMOVSXDQ     Y0, Z0
+	VPADDQ        zc64_00000000000003ff<>+0(SB), Z3, Z3
+	VPSLLQ        $0x34, Z3, Z3
+	VFMADD231PD   Z1, Z3, Z5
+	VPADDQ        zc64_00000000000003ff<>+0(SB), Z0, Z0
+	VPSLLQ        $0x34, Z0, Z0
+	VFMADD231PD   Z2, Z0, Z6
+
+done:
+	VADDPD        Z6, Z5, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPD        Y0, Y5, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X1
+	VHADDPD       X1, X1, X1
+	VMOVSD        X1, ret+40(FP)
+	VZEROUPPER
+	RET
+
+DATA zc32_7fffffff<>+0(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+4(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+8(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+12(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+16(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+20(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+24(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+28(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+32(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+36(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+40(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+44(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+48(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+52(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+56(SB)/4, $0x7fffffff
+DATA zc32_7fffffff<>+60(SB)/4, $0x7fffffff
+GLOBL zc32_7fffffff<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3f800000<>+0(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+4(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+8(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+12(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+16(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+20(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+24(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+28(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+32(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+36(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+40(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+44(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+48(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+52(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+56(SB)/4, $0x3f800000
+DATA zc32_3f800000<>+60(SB)/4, $0x3f800000
+GLOBL zc32_3f800000<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_00800000<>+0(SB)/4, $0x00800000
+DATA zc32_00800000<>+4(SB)/4, $0x00800000
+DATA zc32_00800000<>+8(SB)/4, $0x00800000
+DATA zc32_00800000<>+12(SB)/4, $0x00800000
+DATA zc32_00800000<>+16(SB)/4, $0x00800000
+DATA zc32_00800000<>+20(SB)/4, $0x00800000
+DATA zc32_00800000<>+24(SB)/4, $0x00800000
+DATA zc32_00800000<>+28(SB)/4, $0x00800000
+DATA zc32_00800000<>+32(SB)/4, $0x00800000
+DATA zc32_00800000<>+36(SB)/4, $0x00800000
+DATA zc32_00800000<>+40(SB)/4, $0x00800000
+DATA zc32_00800000<>+44(SB)/4, $0x00800000
+DATA zc32_00800000<>+48(SB)/4, $0x00800000
+DATA zc32_00800000<>+52(SB)/4, $0x00800000
+DATA zc32_00800000<>+56(SB)/4, $0x00800000
+DATA zc32_00800000<>+60(SB)/4, $0x00800000
+GLOBL zc32_00800000<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_0000007f<>+0(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+4(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+8(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+12(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+16(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+20(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+24(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+28(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+32(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+36(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+40(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+44(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+48(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+52(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+56(SB)/4, $0x0000007f
+DATA zc32_0000007f<>+60(SB)/4, $0x0000007f
+GLOBL zc32_0000007f<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_007fffff<>+0(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+4(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+8(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+12(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+16(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+20(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+24(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+28(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+32(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+36(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+40(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+44(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+48(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+52(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+56(SB)/4, $0x007fffff
+DATA zc32_007fffff<>+60(SB)/4, $0x007fffff
+GLOBL zc32_007fffff<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3fb504f3<>+0(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+4(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+8(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+12(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+16(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+20(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+24(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+28(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+32(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+36(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+40(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+44(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+48(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+52(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+56(SB)/4, $0x3fb504f3
+DATA zc32_3fb504f3<>+60(SB)/4, $0x3fb504f3
+GLOBL zc32_3fb504f3<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3f000000<>+0(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+4(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+8(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+12(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+16(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+20(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+24(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+28(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+32(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+36(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+40(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+44(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+48(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+52(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+56(SB)/4, $0x3f000000
+DATA zc32_3f000000<>+60(SB)/4, $0x3f000000
+GLOBL zc32_3f000000<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3de38e39<>+0(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+4(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+8(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+12(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+16(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+20(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+24(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+28(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+32(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+36(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+40(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+44(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+48(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+52(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+56(SB)/4, $0x3de38e39
+DATA zc32_3de38e39<>+60(SB)/4, $0x3de38e39
+GLOBL zc32_3de38e39<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3e124925<>+0(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+4(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+8(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+12(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+16(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+20(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+24(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+28(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+32(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+36(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+40(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+44(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+48(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+52(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+56(SB)/4, $0x3e124925
+DATA zc32_3e124925<>+60(SB)/4, $0x3e124925
+GLOBL zc32_3e124925<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3e4ccccd<>+0(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+4(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+8(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+12(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+16(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+20(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+24(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+28(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+32(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+36(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+40(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+44(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+48(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+52(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+56(SB)/4, $0x3e4ccccd
+DATA zc32_3e4ccccd<>+60(SB)/4, $0x3e4ccccd
+GLOBL zc32_3e4ccccd<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3eaaaaab<>+0(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+4(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+8(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+12(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+16(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+20(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+24(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+28(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+32(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+36(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+40(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+44(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+48(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+52(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+56(SB)/4, $0x3eaaaaab
+DATA zc32_3eaaaaab<>+60(SB)/4, $0x3eaaaaab
+GLOBL zc32_3eaaaaab<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_4038aa3b<>+0(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+4(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+8(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+12(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+16(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+20(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+24(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+28(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+32(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+36(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+40(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+44(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+48(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+52(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+56(SB)/4, $0x4038aa3b
+DATA zc32_4038aa3b<>+60(SB)/4, $0x4038aa3b
+GLOBL zc32_4038aa3b<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_377fe5fe<>+0(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+4(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+8(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+12(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+16(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+20(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+24(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+28(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+32(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+36(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+40(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+44(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+48(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+52(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+56(SB)/4, $0x377fe5fe
+DATA zc32_377fe5fe<>+60(SB)/4, $0x377fe5fe
+GLOBL zc32_377fe5fe<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_39218489<>+0(SB)/4, $0x39218489
+DATA zc32_39218489<>+4(SB)/4, $0x39218489
+DATA zc32_39218489<>+8(SB)/4, $0x39218489
+DATA zc32_39218489<>+12(SB)/4, $0x39218489
+DATA zc32_39218489<>+16(SB)/4, $0x39218489
+DATA zc32_39218489<>+20(SB)/4, $0x39218489
+DATA zc32_39218489<>+24(SB)/4, $0x39218489
+DATA zc32_39218489<>+28(SB)/4, $0x39218489
+DATA zc32_39218489<>+32(SB)/4, $0x39218489
+DATA zc32_39218489<>+36(SB)/4, $0x39218489
+DATA zc32_39218489<>+40(SB)/4, $0x39218489
+DATA zc32_39218489<>+44(SB)/4, $0x39218489
+DATA zc32_39218489<>+48(SB)/4, $0x39218489
+DATA zc32_39218489<>+52(SB)/4, $0x39218489
+DATA zc32_39218489<>+56(SB)/4, $0x39218489
+DATA zc32_39218489<>+60(SB)/4, $0x39218489
+GLOBL zc32_39218489<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3aaec3ff<>+0(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+4(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+8(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+12(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+16(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+20(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+24(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+28(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+32(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+36(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+40(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+44(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+48(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+52(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+56(SB)/4, $0x3aaec3ff
+DATA zc32_3aaec3ff<>+60(SB)/4, $0x3aaec3ff
+GLOBL zc32_3aaec3ff<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3c1d955b<>+0(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+4(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+8(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+12(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+16(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+20(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+24(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+28(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+32(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+36(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+40(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+44(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+48(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+52(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+56(SB)/4, $0x3c1d955b
+DATA zc32_3c1d955b<>+60(SB)/4, $0x3c1d955b
+GLOBL zc32_3c1d955b<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3d635847<>+0(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+4(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+8(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+12(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+16(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+20(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+24(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+28(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+32(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+36(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+40(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+44(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+48(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+52(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+56(SB)/4, $0x3d635847
+DATA zc32_3d635847<>+60(SB)/4, $0x3d635847
+GLOBL zc32_3d635847<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3e75fdf0<>+0(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+4(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+8(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+12(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+16(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+20(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+24(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+28(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+32(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+36(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+40(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+44(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+48(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+52(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+56(SB)/4, $0x3e75fdf0
+DATA zc32_3e75fdf0<>+60(SB)/4, $0x3e75fdf0
+GLOBL zc32_3e75fdf0<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3f317218<>+0(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+4(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+8(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+12(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+16(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+20(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+24(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+28(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+32(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+36(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+40(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+44(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+48(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+52(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+56(SB)/4, $0x3f317218
+DATA zc32_3f317218<>+60(SB)/4, $0x3f317218
+GLOBL zc32_3f317218<>(SB), RODATA|NOPTR, $64
+
+DATA zc64_00000000000003ff<>+0(SB)/8, $0x00000000000003ff
+DATA zc64_00000000000003ff<>+8(SB)/8, $0x00000000000003ff
+DATA zc64_00000000000003ff<>+16(SB)/8, $0x00000000000003ff
+DATA zc64_00000000000003ff<>+24(SB)/8, $0x00000000000003ff
+DATA zc64_00000000000003ff<>+32(SB)/8, $0x00000000000003ff
+DATA zc64_00000000000003ff<>+40(SB)/8, $0x00000000000003ff
+DATA zc64_00000000000003ff<>+48(SB)/8, $0x00000000000003ff
+DATA zc64_00000000000003ff<>+56(SB)/8, $0x00000000000003ff
+GLOBL zc64_00000000000003ff<>(SB), RODATA|NOPTR, $64
+
+// func adaRoundForwardAVX512(dst []float32, w []float32, alpha []float32, delta float32, zp float32, qmax float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adaRoundForwardAVX512(SB), NOSPLIT, $0-84
+	VBROADCASTSS delta+72(FP), Z0
+	VBROADCASTSS zp+76(FP), Z1
+	VBROADCASTSS qmax+80(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         w_base+24(FP), CX
+	MOVQ         alpha_base+48(FP), DX
+	MOVQ         dst_len+8(FP), BX
+
+single:
+	CMPQ        BX, $0x00000010
+	JB          tail
+	VMOVUPS     (DX), Z4
+	VMULPS      zc32_bfb8aa3b<>+0(SB), Z4, Z4
+	VMAXPS      zc32_c2fa0000<>+0(SB), Z4, Z4
+	VMINPS      zc32_42fa0000<>+0(SB), Z4, Z4
+	VRNDSCALEPS $0x00, Z4, Z5
+	VSUBPS      Z5, Z4, Z4
+	VMOVUPS     zc32_377fe5fe<>+0(SB), Z6
+	VFMADD213PS zc32_39218489<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3aaec3ff<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3c1d955b<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3d635847<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3e75fdf0<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3f317218<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3f800000<>+0(SB), Z4, Z6
+	VCVTPS2DQ   Z5, Z4
+	VPADDD      zc32_0000007f<>+0(SB), Z4, Z4
+	VPSLLD      $0x17, Z4, Z4
+	VMULPS      Z4, Z6, Z6
+	VADDPS      zc32_3f800000<>+0(SB), Z6, Z6
+	VMOVUPS     zc32_3f800000<>+0(SB), Z4
+	VDIVPS      Z6, Z4, Z4
+	VMULPS      zc32_3f99999a<>+0(SB), Z4, Z4
+	VSUBPS      zc32_3dcccccd<>+0(SB), Z4, Z4
+	VMAXPS      zc32_00000000<>+0(SB), Z4, Z4
+	VMINPS      zc32_3f800000<>+0(SB), Z4, Z4
+	VMOVUPS     (CX), Z5
+	VDIVPS      Z0, Z5, Z5
+	VRNDSCALEPS $0x01, Z5, Z5
+	VADDPS      Z4, Z5, Z5
+	VADDPS      Z1, Z5, Z5
+	VMAXPS      Z5, Z3, Z5
+	VMINPS      Z5, Z2, Z5
+	VSUBPS      Z1, Z5, Z5
+	VMULPS      Z0, Z5, Z5
+	VMOVUPS     Z5, (AX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, BX
+	JMP         single
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), SI
+	MOVWLZX     (SI)(BX*2), BX
+	KMOVW       BX, K1
+	VMOVUPS.Z   (DX), K1, Z4
+	VMULPS      zc32_bfb8aa3b<>+0(SB), Z4, Z4
+	VMAXPS      zc32_c2fa0000<>+0(SB), Z4, Z4
+	VMINPS      zc32_42fa0000<>+0(SB), Z4, Z4
+	VRNDSCALEPS $0x00, Z4, Z5
+	VSUBPS      Z5, Z4, Z4
+	VMOVUPS     zc32_377fe5fe<>+0(SB), Z6
+	VFMADD213PS zc32_39218489<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3aaec3ff<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3c1d955b<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3d635847<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3e75fdf0<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3f317218<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3f800000<>+0(SB), Z4, Z6
+	VCVTPS2DQ   Z5, Z4
+	VPADDD      zc32_0000007f<>+0(SB), Z4, Z4
+	VPSLLD      $0x17, Z4, Z4
+	VMULPS      Z4, Z6, Z6
+	VADDPS      zc32_3f800000<>+0(SB), Z6, Z6
+	VMOVUPS     zc32_3f800000<>+0(SB), Z4
+	VDIVPS      Z6, Z4, Z4
+	VMULPS      zc32_3f99999a<>+0(SB), Z4, Z4
+	VSUBPS      zc32_3dcccccd<>+0(SB), Z4, Z4
+	VMAXPS      zc32_00000000<>+0(SB), Z4, Z4
+	VMINPS      zc32_3f800000<>+0(SB), Z4, Z4
+	VMOVUPS.Z   (CX), K1, Z5
+	VDIVPS      Z0, Z5, Z5
+	VRNDSCALEPS $0x01, Z5, Z5
+	VADDPS      Z4, Z5, Z5
+	VADDPS      Z1, Z5, Z5
+	VMAXPS      Z5, Z3, Z5
+	VMINPS      Z5, Z2, Z5
+	VSUBPS      Z1, Z5, Z5
+	VMULPS      Z0, Z5, Z5
+	VMOVUPS     Z5, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+DATA zc32_bfb8aa3b<>+0(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+4(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+8(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+12(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+16(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+20(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+24(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+28(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+32(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+36(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+40(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+44(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+48(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+52(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+56(SB)/4, $0xbfb8aa3b
+DATA zc32_bfb8aa3b<>+60(SB)/4, $0xbfb8aa3b
+GLOBL zc32_bfb8aa3b<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_c2fa0000<>+0(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+4(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+8(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+12(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+16(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+20(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+24(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+28(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+32(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+36(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+40(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+44(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+48(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+52(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+56(SB)/4, $0xc2fa0000
+DATA zc32_c2fa0000<>+60(SB)/4, $0xc2fa0000
+GLOBL zc32_c2fa0000<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_42fa0000<>+0(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+4(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+8(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+12(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+16(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+20(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+24(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+28(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+32(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+36(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+40(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+44(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+48(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+52(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+56(SB)/4, $0x42fa0000
+DATA zc32_42fa0000<>+60(SB)/4, $0x42fa0000
+GLOBL zc32_42fa0000<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3f99999a<>+0(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+4(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+8(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+12(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+16(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+20(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+24(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+28(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+32(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+36(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+40(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+44(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+48(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+52(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+56(SB)/4, $0x3f99999a
+DATA zc32_3f99999a<>+60(SB)/4, $0x3f99999a
+GLOBL zc32_3f99999a<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_3dcccccd<>+0(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+4(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+8(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+12(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+16(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+20(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+24(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+28(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+32(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+36(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+40(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+44(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+48(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+52(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+56(SB)/4, $0x3dcccccd
+DATA zc32_3dcccccd<>+60(SB)/4, $0x3dcccccd
+GLOBL zc32_3dcccccd<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_00000000<>+0(SB)/4, $0x00000000
+DATA zc32_00000000<>+4(SB)/4, $0x00000000
+DATA zc32_00000000<>+8(SB)/4, $0x00000000
+DATA zc32_00000000<>+12(SB)/4, $0x00000000
+DATA zc32_00000000<>+16(SB)/4, $0x00000000
+DATA zc32_00000000<>+20(SB)/4, $0x00000000
+DATA zc32_00000000<>+24(SB)/4, $0x00000000
+DATA zc32_00000000<>+28(SB)/4, $0x00000000
+DATA zc32_00000000<>+32(SB)/4, $0x00000000
+DATA zc32_00000000<>+36(SB)/4, $0x00000000
+DATA zc32_00000000<>+40(SB)/4, $0x00000000
+DATA zc32_00000000<>+44(SB)/4, $0x00000000
+DATA zc32_00000000<>+48(SB)/4, $0x00000000
+DATA zc32_00000000<>+52(SB)/4, $0x00000000
+DATA zc32_00000000<>+56(SB)/4, $0x00000000
+DATA zc32_00000000<>+60(SB)/4, $0x00000000
+GLOBL zc32_00000000<>(SB), RODATA|NOPTR, $64
+
+// func adaRoundBackwardAVX512(w []float32, alpha []float32, dy []float32, dAlpha []float32, delta float32, zp float32, qmax float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adaRoundBackwardAVX512(SB), NOSPLIT, $0-108
+	VBROADCASTSS delta+96(FP), Z0
+	VBROADCASTSS zp+100(FP), Z1
+	VBROADCASTSS qmax+104(FP), Z2
+	VXORPS       Z3, Z3, Z3
+	MOVQ         w_base+0(FP), AX
+	MOVQ         alpha_base+24(FP), CX
+	MOVQ         dy_base+48(FP), DX
+	MOVQ         dAlpha_base+72(FP), BX
+	MOVQ         dAlpha_len+80(FP), SI
+
+single:
+	CMPQ        SI, $0x00000010
+	JB          tail
+	VMOVUPS     (CX), Z4
+	VMULPS      zc32_bfb8aa3b<>+0(SB), Z4, Z4
+	VMAXPS      zc32_c2fa0000<>+0(SB), Z4, Z4
+	VMINPS      zc32_42fa0000<>+0(SB), Z4, Z4
+	VRNDSCALEPS $0x00, Z4, Z5
+	VSUBPS      Z5, Z4, Z4
+	VMOVUPS     zc32_377fe5fe<>+0(SB), Z6
+	VFMADD213PS zc32_39218489<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3aaec3ff<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3c1d955b<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3d635847<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3e75fdf0<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3f317218<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3f800000<>+0(SB), Z4, Z6
+	VCVTPS2DQ   Z5, Z4
+	VPADDD      zc32_0000007f<>+0(SB), Z4, Z4
+	VPSLLD      $0x17, Z4, Z4
+	VMULPS      Z4, Z6, Z6
+	VADDPS      zc32_3f800000<>+0(SB), Z6, Z6
+	VMOVUPS     zc32_3f800000<>+0(SB), Z4
+	VDIVPS      Z6, Z4, Z4
+	VMULPS      zc32_3f99999a<>+0(SB), Z4, Z5
+	VSUBPS      zc32_3dcccccd<>+0(SB), Z5, Z5
+	VMAXPS      zc32_00000000<>+0(SB), Z5, Z6
+	VMINPS      zc32_3f800000<>+0(SB), Z6, Z6
+	VMOVUPS     (AX), Z7
+	VDIVPS      Z0, Z7, Z7
+	VRNDSCALEPS $0x01, Z7, Z7
+	VADDPS      Z6, Z7, Z7
+	VADDPS      Z1, Z7, Z7
+	VCMPPS      $0x1d, Z3, Z7, K1
+	VCMPPS      $0x12, Z2, Z7, K2
+	KANDW       K2, K1, K1
+	VCMPPS      $0x1d, Z3, Z5, K2
+	KANDW       K2, K1, K1
+	VCMPPS      $0x12, zc32_3f800000<>+0(SB), Z5, K2
+	KANDW       K2, K1, K1
+	VMOVUPS     zc32_3f800000<>+0(SB), Z5
+	VSUBPS      Z4, Z5, Z5
+	VMULPS      Z4, Z5, Z5
+	VMULPS      zc32_3f99999a<>+0(SB), Z5, Z5
+	VMOVUPS     (DX), Z4
+	VMULPS      Z0, Z4, Z4
+	VMULPS      Z5, Z4, Z4
+	VMOVAPS.Z   Z4, K1, Z4
+	VMOVUPS     (BX), Z5
+	VADDPS      Z4, Z5, Z5
+	VMOVUPS     Z5, (BX)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, BX
+	SUBQ        $0x00000010, SI
+	JMP         single
+
+tail:
+	TESTQ       SI, SI
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), DI
+	MOVWLZX     (DI)(SI*2), SI
+	KMOVW       SI, K1
+	VMOVUPS.Z   (CX), K1, Z4
+	VMULPS      zc32_bfb8aa3b<>+0(SB), Z4, Z4
+	VMAXPS      zc32_c2fa0000<>+0(SB), Z4, Z4
+	VMINPS      zc32_42fa0000<>+0(SB), Z4, Z4
+	VRNDSCALEPS $0x00, Z4, Z5
+	VSUBPS      Z5, Z4, Z4
+	VMOVUPS     zc32_377fe5fe<>+0(SB), Z6
+	VFMADD213PS zc32_39218489<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3aaec3ff<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3c1d955b<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3d635847<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3e75fdf0<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3f317218<>+0(SB), Z4, Z6
+	VFMADD213PS zc32_3f800000<>+0(SB), Z4, Z6
+	VCVTPS2DQ   Z5, Z4
+	VPADDD      zc32_0000007f<>+0(SB), Z4, Z4
+	VPSLLD      $0x17, Z4, Z4
+	VMULPS      Z4, Z6, Z6
+	VADDPS      zc32_3f800000<>+0(SB), Z6, Z6
+	VMOVUPS     zc32_3f800000<>+0(SB), Z4
+	VDIVPS      Z6, Z4, Z4
+	VMULPS      zc32_3f99999a<>+0(SB), Z4, Z5
+	VSUBPS      zc32_3dcccccd<>+0(SB), Z5, Z5
+	VMAXPS      zc32_00000000<>+0(SB), Z5, Z6
+	VMINPS      zc32_3f800000<>+0(SB), Z6, Z6
+	VMOVUPS.Z   (AX), K1, Z7
+	VDIVPS      Z0, Z7, Z7
+	VRNDSCALEPS $0x01, Z7, Z7
+	VADDPS      Z6, Z7, Z7
+	VADDPS      Z1, Z7, Z7
+	VCMPPS      $0x1d, Z3, Z7, K2
+	VCMPPS      $0x12, Z2, Z7, K3
+	KANDW       K3, K2, K2
+	VCMPPS      $0x1d, Z3, Z5, K3
+	KANDW       K3, K2, K2
+	VCMPPS      $0x12, zc32_3f800000<>+0(SB), Z5, K3
+	KANDW       K3, K2, K2
+	VMOVUPS     zc32_3f800000<>+0(SB), Z1
+	VSUBPS      Z4, Z1, Z1
+	VMULPS      Z4, Z1, Z1
+	VMULPS      zc32_3f99999a<>+0(SB), Z1, Z1
+	VMOVUPS.Z   (DX), K1, Z2
+	VMULPS      Z0, Z2, Z0
+	VMULPS      Z1, Z0, Z0
+	VMOVAPS.Z   Z0, K2, Z0
+	VMOVUPS.Z   (BX), K1, Z1
+	VADDPS      Z0, Z1, Z1
+	VMOVUPS     Z1, K1, (BX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func adaRoundRegGradAVX512(alpha []float32, dAlpha []float32, beta float32, coef float32) float64
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adaRoundRegGradAVX512(SB), NOSPLIT, $0-64
+	VBROADCASTSS beta+48(FP), Z0
+	VSUBPS       zc32_3f800000<>+0(SB), Z0, Z0
+	MOVQ         alpha_base+0(FP), AX
+	MOVQ         alpha_len+8(FP), CX
+	VBROADCASTSS coef+52(FP), Z1
+	MOVQ         dAlpha_base+24(FP), DX
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+
+single:
+	CMPQ          CX, $0x00000010
+	JB            tail
+	VMOVUPS       (AX), Z4
+	VMULPS        zc32_bfb8aa3b<>+0(SB), Z4, Z4
+	VMAXPS        zc32_c2fa0000<>+0(SB), Z4, Z4
+	VMINPS        zc32_42fa0000<>+0(SB), Z4, Z4
+	VRNDSCALEPS   $0x00, Z4, Z5
+	VSUBPS        Z5, Z4, Z4
+	VMOVUPS       zc32_377fe5fe<>+0(SB), Z6
+	VFMADD213PS   zc32_39218489<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3aaec3ff<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3c1d955b<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3d635847<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3e75fdf0<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3f317218<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z4, Z6
+	VCVTPS2DQ     Z5, Z4
+	VPADDD        zc32_0000007f<>+0(SB), Z4, Z4
+	VPSLLD        $0x17, Z4, Z4
+	VMULPS        Z4, Z6, Z6
+	VADDPS        zc32_3f800000<>+0(SB), Z6, Z6
+	VMOVUPS       zc32_3f800000<>+0(SB), Z4
+	VDIVPS        Z6, Z4, Z4
+	VMULPS        zc32_3f99999a<>+0(SB), Z4, Z5
+	VSUBPS        zc32_3dcccccd<>+0(SB), Z5, Z5
+	VMAXPS        zc32_00000000<>+0(SB), Z5, Z6
+	VMINPS        zc32_3f800000<>+0(SB), Z6, Z6
+	VADDPS        Z6, Z6, Z6
+	VSUBPS        zc32_3f800000<>+0(SB), Z6, Z6
+	VANDPS        zc32_7fffffff<>+0(SB), Z6, Z7
+	VCMPPS        $0x1d, zc32_00800000<>+0(SB), Z7, K1
+	VPSRLD        $0x17, Z7, Z8
+	VPSUBD        zc32_0000007f<>+0(SB), Z8, Z8
+	VANDPS        zc32_007fffff<>+0(SB), Z7, Z9
+	VORPS         zc32_3f800000<>+0(SB), Z9, Z9
+	VCMPPS        $0x1e, zc32_3fb504f3<>+0(SB), Z9, K2
+	VCVTDQ2PS     Z8, Z8
+	VMOVUPS.Z     zc32_3f800000<>+0(SB), K2, Z10
+	VADDPS        Z10, Z8, Z8
+	VMOVUPS       zc32_3f800000<>+0(SB), Z10
+	VBLENDMPS     zc32_3f000000<>+0(SB), Z10, K2, Z10
+	VMULPS        Z10, Z9, Z9
+	VSUBPS        zc32_3f800000<>+0(SB), Z9, Z11
+	VADDPS        zc32_3f800000<>+0(SB), Z9, Z10
+	VDIVPS        Z10, Z11, Z11
+	VMULPS        Z11, Z11, Z9
+	VMOVUPS       zc32_3de38e39<>+0(SB), Z10
+	VFMADD213PS   zc32_3e124925<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3e4ccccd<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3eaaaaab<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z9, Z10
+	VMULPS        Z11, Z10, Z10
+	VMULPS        zc32_4038aa3b<>+0(SB), Z10, Z10
+	VMULPS        Z0, Z8, Z9
+	VMOVAPS       Z9, Z11
+	VFMSUB231PS   Z8, Z0, Z11
+	VRNDSCALEPS   $0x00, Z9, Z8
+	VSUBPS        Z8, Z9, Z9
+	VADDPS        Z11, Z9, Z9
+	VFMADD231PS   Z10, Z0, Z9
+	VRNDSCALEPS   $0x00, Z9, Z10
+	VSUBPS        Z10, Z9, Z9
+	VADDPS        Z10, Z8, Z8
+	VMOVUPS       zc32_377fe5fe<>+0(SB), Z10
+	VFMADD213PS   zc32_39218489<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3aaec3ff<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3c1d955b<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3d635847<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3e75fdf0<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3f317218<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z9, Z10
+	VCMPPS        $0x1d, zc32_c2fa0000<>+0(SB), Z8, K2
+	KANDW         K2, K1, K1
+	VMAXPS        zc32_c2fa0000<>+0(SB), Z8, Z8
+	VCVTPS2DQ     Z8, Z8
+	VPADDD        zc32_0000007f<>+0(SB), Z8, Z8
+	VPSLLD        $0x17, Z8, Z8
+	VMULPS        Z8, Z10, Z10
+	VMOVAPS.Z     Z10, K1, Z10
+	VMULPS        Z7, Z10, Z7
+	VMOVUPS       zc32_3f800000<>+0(SB), Z8
+	VSUBPS        Z7, Z8, Z7
+	VCVTPS2PD     Y7, Z8
+	VEXTRACTF32X8 $0x01, Z7, Y7
+	VCVTPS2PD     Y7, Z7
+	VADDPD        Z8, Z2, Z2
+	VADDPD        Z7, Z3, Z3
+	VANDPS        zc32_80000000<>+0(SB), Z6, Z6
+	VORPS         Z6, Z10, Z10
+	VMOVUPS       zc32_3f800000<>+0(SB), Z6
+	VSUBPS        Z4, Z6, Z6
+	VMULPS        Z4, Z6, Z6
+	VMULPS        zc32_3f99999a<>+0(SB), Z6, Z6
+	VCMPPS        $0x1d, zc32_00000000<>+0(SB), Z5, K1
+	VMOVAPS.Z     Z6, K1, Z6
+	VCMPPS        $0x12, zc32_3f800000<>+0(SB), Z5, K1
+	VMOVAPS.Z     Z6, K1, Z6
+	VMULPS        Z1, Z10, Z10
+	VMULPS        Z6, Z10, Z10
+	VMOVUPS       (DX), Z4
+	VADDPS        Z10, Z4, Z4
+	VMOVUPS       Z4, (DX)
+	ADDQ          $0x00000040, AX
+	ADDQ          $0x00000040, DX
+	SUBQ          $0x00000010, CX
+	JMP           single
+
+tail:
+	TESTQ         CX, CX
+	JZ            done
+	LEAQ          tailmask16<>+0(SB), BX
+	MOVWLZX       (BX)(CX*2), CX
+	KMOVW         CX, K1
+	VMOVUPS.Z     (AX), K1, Z4
+	VMULPS        zc32_bfb8aa3b<>+0(SB), Z4, Z4
+	VMAXPS        zc32_c2fa0000<>+0(SB), Z4, Z4
+	VMINPS        zc32_42fa0000<>+0(SB), Z4, Z4
+	VRNDSCALEPS   $0x00, Z4, Z5
+	VSUBPS        Z5, Z4, Z4
+	VMOVUPS       zc32_377fe5fe<>+0(SB), Z6
+	VFMADD213PS   zc32_39218489<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3aaec3ff<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3c1d955b<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3d635847<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3e75fdf0<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3f317218<>+0(SB), Z4, Z6
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z4, Z6
+	VCVTPS2DQ     Z5, Z4
+	VPADDD        zc32_0000007f<>+0(SB), Z4, Z4
+	VPSLLD        $0x17, Z4, Z4
+	VMULPS        Z4, Z6, Z6
+	VADDPS        zc32_3f800000<>+0(SB), Z6, Z6
+	VMOVUPS       zc32_3f800000<>+0(SB), Z4
+	VDIVPS        Z6, Z4, Z4
+	VMULPS        zc32_3f99999a<>+0(SB), Z4, Z5
+	VSUBPS        zc32_3dcccccd<>+0(SB), Z5, Z5
+	VMAXPS        zc32_00000000<>+0(SB), Z5, Z6
+	VMINPS        zc32_3f800000<>+0(SB), Z6, Z6
+	VADDPS        Z6, Z6, Z6
+	VSUBPS        zc32_3f800000<>+0(SB), Z6, Z6
+	VANDPS        zc32_7fffffff<>+0(SB), Z6, Z7
+	VCMPPS        $0x1d, zc32_00800000<>+0(SB), Z7, K2
+	VPSRLD        $0x17, Z7, Z8
+	VPSUBD        zc32_0000007f<>+0(SB), Z8, Z8
+	VANDPS        zc32_007fffff<>+0(SB), Z7, Z9
+	VORPS         zc32_3f800000<>+0(SB), Z9, Z9
+	VCMPPS        $0x1e, zc32_3fb504f3<>+0(SB), Z9, K3
+	VCVTDQ2PS     Z8, Z8
+	VMOVUPS.Z     zc32_3f800000<>+0(SB), K3, Z10
+	VADDPS        Z10, Z8, Z8
+	VMOVUPS       zc32_3f800000<>+0(SB), Z10
+	VBLENDMPS     zc32_3f000000<>+0(SB), Z10, K3, Z10
+	VMULPS        Z10, Z9, Z9
+	VSUBPS        zc32_3f800000<>+0(SB), Z9, Z11
+	VADDPS        zc32_3f800000<>+0(SB), Z9, Z10
+	VDIVPS        Z10, Z11, Z11
+	VMULPS        Z11, Z11, Z9
+	VMOVUPS       zc32_3de38e39<>+0(SB), Z10
+	VFMADD213PS   zc32_3e124925<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3e4ccccd<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3eaaaaab<>+0(SB), Z9, Z10
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z9, Z10
+	VMULPS        Z11, Z10, Z10
+	VMULPS        zc32_4038aa3b<>+0(SB), Z10, Z10
+	VMULPS        Z0, Z8, Z9
+	VMOVAPS       Z9, Z11
+	VFMSUB231PS   Z8, Z0, Z11
+	VRNDSCALEPS   $0x00, Z9, Z8
+	VSUBPS        Z8, Z9, Z9
+	VADDPS        Z11, Z9, Z9
+	VFMADD231PS   Z10, Z0, Z9
+	VRNDSCALEPS   $0x00, Z9, Z0
+	VSUBPS        Z0, Z9, Z9
+	VADDPS        Z0, Z8, Z8
+	VMOVUPS       zc32_377fe5fe<>+0(SB), Z0
+	VFMADD213PS   zc32_39218489<>+0(SB), Z9, Z0
+	VFMADD213PS   zc32_3aaec3ff<>+0(SB), Z9, Z0
+	VFMADD213PS   zc32_3c1d955b<>+0(SB), Z9, Z0
+	VFMADD213PS   zc32_3d635847<>+0(SB), Z9, Z0
+	VFMADD213PS   zc32_3e75fdf0<>+0(SB), Z9, Z0
+	VFMADD213PS   zc32_3f317218<>+0(SB), Z9, Z0
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z9, Z0
+	VCMPPS        $0x1d, zc32_c2fa0000<>+0(SB), Z8, K3
+	KANDW         K3, K2, K2
+	VMAXPS        zc32_c2fa0000<>+0(SB), Z8, Z8
+	VCVTPS2DQ     Z8, Z8
+	VPADDD        zc32_0000007f<>+0(SB), Z8, Z8
+	VPSLLD        $0x17, Z8, Z8
+	VMULPS        Z8, Z0, Z0
+	VMOVAPS.Z     Z0, K2, Z0
+	VMULPS        Z7, Z0, Z7
+	VMOVUPS       zc32_3f800000<>+0(SB), Z8
+	VSUBPS        Z7, Z8, Z7
+	VMOVAPS.Z     Z7, K1, Z7
+	VCVTPS2PD     Y7, Z8
+	VEXTRACTF32X8 $0x01, Z7, Y7
+	VCVTPS2PD     Y7, Z7
+	VADDPD        Z8, Z2, Z2
+	VADDPD        Z7, Z3, Z3
+	VANDPS        zc32_80000000<>+0(SB), Z6, Z6
+	VORPS         Z6, Z0, Z0
+	VMOVUPS       zc32_3f800000<>+0(SB), Z6
+	VSUBPS        Z4, Z6, Z6
+	VMULPS        Z4, Z6, Z6
+	VMULPS        zc32_3f99999a<>+0(SB), Z6, Z6
+	VCMPPS        $0x1d, zc32_00000000<>+0(SB), Z5, K2
+	VMOVAPS.Z     Z6, K2, Z6
+	VCMPPS        $0x12, zc32_3f800000<>+0(SB), Z5, K2
+	VMOVAPS.Z     Z6, K2, Z6
+	VMULPS        Z1, Z0, Z0
+	VMULPS        Z6, Z0, Z0
+	VMOVUPS.Z     (DX), K1, Z1
+	VADDPS        Z0, Z1, Z1
+	VMOVUPS       Z1, K1, (DX)
+
+done:
+	VADDPD        Z3, Z2, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPD        Y0, Y2, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X1
+	VHADDPD       X1, X1, X1
+	VMOVSD        X1, ret+56(FP)
+	VZEROUPPER
+	RET
+
+DATA zc32_80000000<>+0(SB)/4, $0x80000000
+DATA zc32_80000000<>+4(SB)/4, $0x80000000
+DATA zc32_80000000<>+8(SB)/4, $0x80000000
+DATA zc32_80000000<>+12(SB)/4, $0x80000000
+DATA zc32_80000000<>+16(SB)/4, $0x80000000
+DATA zc32_80000000<>+20(SB)/4, $0x80000000
+DATA zc32_80000000<>+24(SB)/4, $0x80000000
+DATA zc32_80000000<>+28(SB)/4, $0x80000000
+DATA zc32_80000000<>+32(SB)/4, $0x80000000
+DATA zc32_80000000<>+36(SB)/4, $0x80000000
+DATA zc32_80000000<>+40(SB)/4, $0x80000000
+DATA zc32_80000000<>+44(SB)/4, $0x80000000
+DATA zc32_80000000<>+48(SB)/4, $0x80000000
+DATA zc32_80000000<>+52(SB)/4, $0x80000000
+DATA zc32_80000000<>+56(SB)/4, $0x80000000
+DATA zc32_80000000<>+60(SB)/4, $0x80000000
+GLOBL zc32_80000000<>(SB), RODATA|NOPTR, $64
+
+// func adaRoundRegAVX512(alpha []float32, beta float32) float64
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·adaRoundRegAVX512(SB), NOSPLIT, $0-40
+	VBROADCASTSS beta+24(FP), Z0
+	VSUBPS       zc32_3f800000<>+0(SB), Z0, Z0
+	MOVQ         alpha_base+0(FP), AX
+	MOVQ         alpha_len+8(FP), CX
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+
+single:
+	CMPQ          CX, $0x00000010
+	JB            tail
+	VMOVUPS       (AX), Z3
+	VMULPS        zc32_bfb8aa3b<>+0(SB), Z3, Z3
+	VMAXPS        zc32_c2fa0000<>+0(SB), Z3, Z3
+	VMINPS        zc32_42fa0000<>+0(SB), Z3, Z3
+	VRNDSCALEPS   $0x00, Z3, Z4
+	VSUBPS        Z4, Z3, Z3
+	VMOVUPS       zc32_377fe5fe<>+0(SB), Z5
+	VFMADD213PS   zc32_39218489<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3aaec3ff<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3c1d955b<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3d635847<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3e75fdf0<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3f317218<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z3, Z5
+	VCVTPS2DQ     Z4, Z3
+	VPADDD        zc32_0000007f<>+0(SB), Z3, Z3
+	VPSLLD        $0x17, Z3, Z3
+	VMULPS        Z3, Z5, Z5
+	VADDPS        zc32_3f800000<>+0(SB), Z5, Z5
+	VMOVUPS       zc32_3f800000<>+0(SB), Z3
+	VDIVPS        Z5, Z3, Z3
+	VMULPS        zc32_3f99999a<>+0(SB), Z3, Z3
+	VSUBPS        zc32_3dcccccd<>+0(SB), Z3, Z3
+	VMAXPS        zc32_00000000<>+0(SB), Z3, Z3
+	VMINPS        zc32_3f800000<>+0(SB), Z3, Z3
+	VADDPS        Z3, Z3, Z3
+	VSUBPS        zc32_3f800000<>+0(SB), Z3, Z3
+	VANDPS        zc32_7fffffff<>+0(SB), Z3, Z3
+	VCMPPS        $0x1d, zc32_00800000<>+0(SB), Z3, K1
+	VPSRLD        $0x17, Z3, Z4
+	VPSUBD        zc32_0000007f<>+0(SB), Z4, Z4
+	VANDPS        zc32_007fffff<>+0(SB), Z3, Z5
+	VORPS         zc32_3f800000<>+0(SB), Z5, Z5
+	VCMPPS        $0x1e, zc32_3fb504f3<>+0(SB), Z5, K2
+	VCVTDQ2PS     Z4, Z4
+	VMOVUPS.Z     zc32_3f800000<>+0(SB), K2, Z6
+	VADDPS        Z6, Z4, Z4
+	VMOVUPS       zc32_3f800000<>+0(SB), Z6
+	VBLENDMPS     zc32_3f000000<>+0(SB), Z6, K2, Z6
+	VMULPS        Z6, Z5, Z5
+	VSUBPS        zc32_3f800000<>+0(SB), Z5, Z7
+	VADDPS        zc32_3f800000<>+0(SB), Z5, Z6
+	VDIVPS        Z6, Z7, Z7
+	VMULPS        Z7, Z7, Z5
+	VMOVUPS       zc32_3de38e39<>+0(SB), Z6
+	VFMADD213PS   zc32_3e124925<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3e4ccccd<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3eaaaaab<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z5, Z6
+	VMULPS        Z7, Z6, Z6
+	VMULPS        zc32_4038aa3b<>+0(SB), Z6, Z6
+	VMULPS        Z0, Z4, Z5
+	VMOVAPS       Z5, Z7
+	VFMSUB231PS   Z4, Z0, Z7
+	VRNDSCALEPS   $0x00, Z5, Z4
+	VSUBPS        Z4, Z5, Z5
+	VADDPS        Z7, Z5, Z5
+	VFMADD231PS   Z6, Z0, Z5
+	VRNDSCALEPS   $0x00, Z5, Z6
+	VSUBPS        Z6, Z5, Z5
+	VADDPS        Z6, Z4, Z4
+	VMOVUPS       zc32_377fe5fe<>+0(SB), Z6
+	VFMADD213PS   zc32_39218489<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3aaec3ff<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3c1d955b<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3d635847<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3e75fdf0<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3f317218<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z5, Z6
+	VCMPPS        $0x1d, zc32_c2fa0000<>+0(SB), Z4, K2
+	KANDW         K2, K1, K1
+	VMAXPS        zc32_c2fa0000<>+0(SB), Z4, Z4
+	VCVTPS2DQ     Z4, Z4
+	VPADDD        zc32_0000007f<>+0(SB), Z4, Z4
+	VPSLLD        $0x17, Z4, Z4
+	VMULPS        Z4, Z6, Z6
+	VMOVAPS.Z     Z6, K1, Z6
+	VMULPS        Z3, Z6, Z3
+	VMOVUPS       zc32_3f800000<>+0(SB), Z4
+	VSUBPS        Z3, Z4, Z3
+	VCVTPS2PD     Y3, Z4
+	VEXTRACTF32X8 $0x01, Z3, Y3
+	VCVTPS2PD     Y3, Z3
+	VADDPD        Z4, Z1, Z1
+	VADDPD        Z3, Z2, Z2
+	ADDQ          $0x00000040, AX
+	SUBQ          $0x00000010, CX
+	JMP           single
+
+tail:
+	TESTQ         CX, CX
+	JZ            done
+	LEAQ          tailmask16<>+0(SB), DX
+	MOVWLZX       (DX)(CX*2), CX
+	KMOVW         CX, K1
+	VMOVUPS.Z     (AX), K1, Z3
+	VMULPS        zc32_bfb8aa3b<>+0(SB), Z3, Z3
+	VMAXPS        zc32_c2fa0000<>+0(SB), Z3, Z3
+	VMINPS        zc32_42fa0000<>+0(SB), Z3, Z3
+	VRNDSCALEPS   $0x00, Z3, Z4
+	VSUBPS        Z4, Z3, Z3
+	VMOVUPS       zc32_377fe5fe<>+0(SB), Z5
+	VFMADD213PS   zc32_39218489<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3aaec3ff<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3c1d955b<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3d635847<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3e75fdf0<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3f317218<>+0(SB), Z3, Z5
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z3, Z5
+	VCVTPS2DQ     Z4, Z3
+	VPADDD        zc32_0000007f<>+0(SB), Z3, Z3
+	VPSLLD        $0x17, Z3, Z3
+	VMULPS        Z3, Z5, Z5
+	VADDPS        zc32_3f800000<>+0(SB), Z5, Z5
+	VMOVUPS       zc32_3f800000<>+0(SB), Z3
+	VDIVPS        Z5, Z3, Z3
+	VMULPS        zc32_3f99999a<>+0(SB), Z3, Z3
+	VSUBPS        zc32_3dcccccd<>+0(SB), Z3, Z3
+	VMAXPS        zc32_00000000<>+0(SB), Z3, Z3
+	VMINPS        zc32_3f800000<>+0(SB), Z3, Z3
+	VADDPS        Z3, Z3, Z3
+	VSUBPS        zc32_3f800000<>+0(SB), Z3, Z3
+	VANDPS        zc32_7fffffff<>+0(SB), Z3, Z3
+	VCMPPS        $0x1d, zc32_00800000<>+0(SB), Z3, K2
+	VPSRLD        $0x17, Z3, Z4
+	VPSUBD        zc32_0000007f<>+0(SB), Z4, Z4
+	VANDPS        zc32_007fffff<>+0(SB), Z3, Z5
+	VORPS         zc32_3f800000<>+0(SB), Z5, Z5
+	VCMPPS        $0x1e, zc32_3fb504f3<>+0(SB), Z5, K3
+	VCVTDQ2PS     Z4, Z4
+	VMOVUPS.Z     zc32_3f800000<>+0(SB), K3, Z6
+	VADDPS        Z6, Z4, Z4
+	VMOVUPS       zc32_3f800000<>+0(SB), Z6
+	VBLENDMPS     zc32_3f000000<>+0(SB), Z6, K3, Z6
+	VMULPS        Z6, Z5, Z5
+	VSUBPS        zc32_3f800000<>+0(SB), Z5, Z7
+	VADDPS        zc32_3f800000<>+0(SB), Z5, Z6
+	VDIVPS        Z6, Z7, Z7
+	VMULPS        Z7, Z7, Z5
+	VMOVUPS       zc32_3de38e39<>+0(SB), Z6
+	VFMADD213PS   zc32_3e124925<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3e4ccccd<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3eaaaaab<>+0(SB), Z5, Z6
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z5, Z6
+	VMULPS        Z7, Z6, Z6
+	VMULPS        zc32_4038aa3b<>+0(SB), Z6, Z6
+	VMULPS        Z0, Z4, Z5
+	VMOVAPS       Z5, Z7
+	VFMSUB231PS   Z4, Z0, Z7
+	VRNDSCALEPS   $0x00, Z5, Z4
+	VSUBPS        Z4, Z5, Z5
+	VADDPS        Z7, Z5, Z5
+	VFMADD231PS   Z6, Z0, Z5
+	VRNDSCALEPS   $0x00, Z5, Z0
+	VSUBPS        Z0, Z5, Z5
+	VADDPS        Z0, Z4, Z4
+	VMOVUPS       zc32_377fe5fe<>+0(SB), Z0
+	VFMADD213PS   zc32_39218489<>+0(SB), Z5, Z0
+	VFMADD213PS   zc32_3aaec3ff<>+0(SB), Z5, Z0
+	VFMADD213PS   zc32_3c1d955b<>+0(SB), Z5, Z0
+	VFMADD213PS   zc32_3d635847<>+0(SB), Z5, Z0
+	VFMADD213PS   zc32_3e75fdf0<>+0(SB), Z5, Z0
+	VFMADD213PS   zc32_3f317218<>+0(SB), Z5, Z0
+	VFMADD213PS   zc32_3f800000<>+0(SB), Z5, Z0
+	VCMPPS        $0x1d, zc32_c2fa0000<>+0(SB), Z4, K3
+	KANDW         K3, K2, K2
+	VMAXPS        zc32_c2fa0000<>+0(SB), Z4, Z4
+	VCVTPS2DQ     Z4, Z4
+	VPADDD        zc32_0000007f<>+0(SB), Z4, Z4
+	VPSLLD        $0x17, Z4, Z4
+	VMULPS        Z4, Z0, Z0
+	VMOVAPS.Z     Z0, K2, Z0
+	VMULPS        Z3, Z0, Z0
+	VMOVUPS       zc32_3f800000<>+0(SB), Z3
+	VSUBPS        Z0, Z3, Z0
+	VMOVAPS.Z     Z0, K1, Z0
+	VCVTPS2PD     Y0, Z3
+	VEXTRACTF32X8 $0x01, Z0, Y0
+	VCVTPS2PD     Y0, Z0
+	VADDPD        Z3, Z1, Z1
+	VADDPD        Z0, Z2, Z2
+
+done:
+	VADDPD        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X1
+	VHADDPD       X1, X1, X1
+	VMOVSD        X1, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func lpGradAVX512(d []float32, gp float32, q float32) int
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·lpGradAVX512(SB), NOSPLIT, $0-40
+	VBROADCASTSS gp+24(FP), Z0
+	VBROADCASTSS q+28(FP), Z1
+	KXORW        K1, K1, K1
+	VXORPS       Z2, Z2, Z2
+	MOVQ         d_base+0(FP), AX
+	MOVQ         d_len+8(FP), CX
+
+single:
+	CMPQ        CX, $0x00000010
+	JB          tail
+	VMOVUPS     (AX), Z3
+	VANDPS      zc32_7fffffff<>+0(SB), Z3, Z4
+	VCMPPS      $0x1d, zc32_00800000<>+0(SB), Z4, K2
+	VPSRLD      $0x17, Z4, Z5
+	VPSUBD      zc32_0000007f<>+0(SB), Z5, Z5
+	VANDPS      zc32_007fffff<>+0(SB), Z4, Z6
+	VORPS       zc32_3f800000<>+0(SB), Z6, Z6
+	VCMPPS      $0x1e, zc32_3fb504f3<>+0(SB), Z6, K3
+	VCVTDQ2PS   Z5, Z5
+	VMOVUPS.Z   zc32_3f800000<>+0(SB), K3, Z7
+	VADDPS      Z7, Z5, Z5
+	VMOVUPS     zc32_3f800000<>+0(SB), Z7
+	VBLENDMPS   zc32_3f000000<>+0(SB), Z7, K3, Z7
+	VMULPS      Z7, Z6, Z6
+	VSUBPS      zc32_3f800000<>+0(SB), Z6, Z8
+	VADDPS      zc32_3f800000<>+0(SB), Z6, Z7
+	VDIVPS      Z7, Z8, Z8
+	VMULPS      Z8, Z8, Z6
+	VMOVUPS     zc32_3de38e39<>+0(SB), Z7
+	VFMADD213PS zc32_3e124925<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3e4ccccd<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3eaaaaab<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3f800000<>+0(SB), Z6, Z7
+	VMULPS      Z8, Z7, Z7
+	VMULPS      zc32_4038aa3b<>+0(SB), Z7, Z7
+	VMULPS      Z1, Z5, Z6
+	VMOVAPS     Z6, Z8
+	VFMSUB231PS Z5, Z1, Z8
+	VRNDSCALEPS $0x00, Z6, Z5
+	VSUBPS      Z5, Z6, Z6
+	VADDPS      Z8, Z6, Z6
+	VFMADD231PS Z7, Z1, Z6
+	VRNDSCALEPS $0x00, Z6, Z7
+	VSUBPS      Z7, Z6, Z6
+	VADDPS      Z7, Z5, Z5
+	VMOVUPS     zc32_377fe5fe<>+0(SB), Z7
+	VFMADD213PS zc32_39218489<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3aaec3ff<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3c1d955b<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3d635847<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3e75fdf0<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3f317218<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3f800000<>+0(SB), Z6, Z7
+	VCMPPS      $0x12, zc32_7f7fffff<>+0(SB), Z4, K3
+	KANDW       K3, K2, K2
+	VMULPS      Z0, Z7, Z7
+	VMAXPS      zc32_c37c0000<>+0(SB), Z5, Z5
+	VMINPS      zc32_437c0000<>+0(SB), Z5, Z5
+	VMULPS      zc32_3f000000<>+0(SB), Z5, Z6
+	VRNDSCALEPS $0x01, Z6, Z6
+	VSUBPS      Z6, Z5, Z5
+	VCVTPS2DQ   Z6, Z6
+	VPADDD      zc32_0000007f<>+0(SB), Z6, Z6
+	VPSLLD      $0x17, Z6, Z6
+	VMULPS      Z6, Z7, Z7
+	VCVTPS2DQ   Z5, Z5
+	VPADDD      zc32_0000007f<>+0(SB), Z5, Z5
+	VPSLLD      $0x17, Z5, Z5
+	VMULPS      Z5, Z7, Z7
+	VANDPS      zc32_80000000<>+0(SB), Z3, Z5
+	VXORPS      Z5, Z7, Z7
+	VBLENDMPS   Z7, Z3, K2, Z7
+	VCMPPS      $0x04, Z2, Z4, K3
+	KANDNW      K3, K2, K2
+	KORW        K2, K1, K1
+	VMOVUPS     Z7, (AX)
+	ADDQ        $0x00000040, AX
+	SUBQ        $0x00000010, CX
+	JMP         single
+
+tail:
+	TESTQ       CX, CX
+	JZ          done
+	LEAQ        tailmask16<>+0(SB), DX
+	MOVWLZX     (DX)(CX*2), CX
+	KMOVW       CX, K2
+	VMOVUPS.Z   (AX), K2, Z3
+	VANDPS      zc32_7fffffff<>+0(SB), Z3, Z4
+	VCMPPS      $0x1d, zc32_00800000<>+0(SB), Z4, K3
+	VPSRLD      $0x17, Z4, Z5
+	VPSUBD      zc32_0000007f<>+0(SB), Z5, Z5
+	VANDPS      zc32_007fffff<>+0(SB), Z4, Z6
+	VORPS       zc32_3f800000<>+0(SB), Z6, Z6
+	VCMPPS      $0x1e, zc32_3fb504f3<>+0(SB), Z6, K4
+	VCVTDQ2PS   Z5, Z5
+	VMOVUPS.Z   zc32_3f800000<>+0(SB), K4, Z7
+	VADDPS      Z7, Z5, Z5
+	VMOVUPS     zc32_3f800000<>+0(SB), Z7
+	VBLENDMPS   zc32_3f000000<>+0(SB), Z7, K4, Z7
+	VMULPS      Z7, Z6, Z6
+	VSUBPS      zc32_3f800000<>+0(SB), Z6, Z8
+	VADDPS      zc32_3f800000<>+0(SB), Z6, Z7
+	VDIVPS      Z7, Z8, Z8
+	VMULPS      Z8, Z8, Z6
+	VMOVUPS     zc32_3de38e39<>+0(SB), Z7
+	VFMADD213PS zc32_3e124925<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3e4ccccd<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3eaaaaab<>+0(SB), Z6, Z7
+	VFMADD213PS zc32_3f800000<>+0(SB), Z6, Z7
+	VMULPS      Z8, Z7, Z7
+	VMULPS      zc32_4038aa3b<>+0(SB), Z7, Z7
+	VMULPS      Z1, Z5, Z6
+	VMOVAPS     Z6, Z8
+	VFMSUB231PS Z5, Z1, Z8
+	VRNDSCALEPS $0x00, Z6, Z5
+	VSUBPS      Z5, Z6, Z6
+	VADDPS      Z8, Z6, Z6
+	VFMADD231PS Z7, Z1, Z6
+	VRNDSCALEPS $0x00, Z6, Z1
+	VSUBPS      Z1, Z6, Z6
+	VADDPS      Z1, Z5, Z5
+	VMOVUPS     zc32_377fe5fe<>+0(SB), Z1
+	VFMADD213PS zc32_39218489<>+0(SB), Z6, Z1
+	VFMADD213PS zc32_3aaec3ff<>+0(SB), Z6, Z1
+	VFMADD213PS zc32_3c1d955b<>+0(SB), Z6, Z1
+	VFMADD213PS zc32_3d635847<>+0(SB), Z6, Z1
+	VFMADD213PS zc32_3e75fdf0<>+0(SB), Z6, Z1
+	VFMADD213PS zc32_3f317218<>+0(SB), Z6, Z1
+	VFMADD213PS zc32_3f800000<>+0(SB), Z6, Z1
+	VCMPPS      $0x12, zc32_7f7fffff<>+0(SB), Z4, K4
+	KANDW       K4, K3, K3
+	VMULPS      Z0, Z1, Z1
+	VMAXPS      zc32_c37c0000<>+0(SB), Z5, Z5
+	VMINPS      zc32_437c0000<>+0(SB), Z5, Z5
+	VMULPS      zc32_3f000000<>+0(SB), Z5, Z0
+	VRNDSCALEPS $0x01, Z0, Z0
+	VSUBPS      Z0, Z5, Z5
+	VCVTPS2DQ   Z0, Z0
+	VPADDD      zc32_0000007f<>+0(SB), Z0, Z0
+	VPSLLD      $0x17, Z0, Z0
+	VMULPS      Z0, Z1, Z1
+	VCVTPS2DQ   Z5, Z0
+	VPADDD      zc32_0000007f<>+0(SB), Z0, Z0
+	VPSLLD      $0x17, Z0, Z0
+	VMULPS      Z0, Z1, Z1
+	VANDPS      zc32_80000000<>+0(SB), Z3, Z0
+	VXORPS      Z0, Z1, Z1
+	VBLENDMPS   Z1, Z3, K3, Z1
+	VCMPPS      $0x04, Z2, Z4, K4
+	KANDNW      K4, K3, K3
+	KANDW       K2, K3, K3
+	KORW        K3, K1, K1
+	VMOVUPS     Z1, K2, (AX)
+
+done:
+	KMOVW K1, AX
+	MOVQ  AX, ret+32(FP)
+	VZEROUPPER
+	RET
+
+DATA zc32_7f7fffff<>+0(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+4(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+8(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+12(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+16(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+20(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+24(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+28(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+32(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+36(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+40(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+44(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+48(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+52(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+56(SB)/4, $0x7f7fffff
+DATA zc32_7f7fffff<>+60(SB)/4, $0x7f7fffff
+GLOBL zc32_7f7fffff<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_c37c0000<>+0(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+4(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+8(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+12(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+16(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+20(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+24(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+28(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+32(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+36(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+40(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+44(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+48(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+52(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+56(SB)/4, $0xc37c0000
+DATA zc32_c37c0000<>+60(SB)/4, $0xc37c0000
+GLOBL zc32_c37c0000<>(SB), RODATA|NOPTR, $64
+
+DATA zc32_437c0000<>+0(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+4(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+8(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+12(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+16(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+20(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+24(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+28(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+32(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+36(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+40(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+44(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+48(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+52(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+56(SB)/4, $0x437c0000
+DATA zc32_437c0000<>+60(SB)/4, $0x437c0000
+GLOBL zc32_437c0000<>(SB), RODATA|NOPTR, $64

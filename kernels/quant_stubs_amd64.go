@@ -56,3 +56,56 @@ func adaRoundRegAVX2(alpha []float32, beta float32) float64
 //
 //go:noescape
 func lpGradAVX2(d []float32, gp float32, q float32) int
+
+// fakeQuantAVX512 sets dst[i] = q(x[i]) over len(dst) floats.
+//
+//go:noescape
+func fakeQuantAVX512(dst []float32, x []float32, delta float32, zp float32, qmax float32)
+
+// fakeQuantBackwardAVX512 accumulates dx[i] += dy[i] where x[i] is not clamped and
+// returns the gradient of delta, sum dy[i]*dq(x[i])/ddelta, in float64.
+//
+//go:noescape
+func fakeQuantBackwardAVX512(x []float32, dy []float32, dx []float32, delta float32, zp float32, qmax float32) float64
+
+// fakeQuantDeltaGradAVX512 returns the gradient of delta, sum dy[i]*dq(x[i])/ddelta,
+// in float64.
+//
+//go:noescape
+func fakeQuantDeltaGradAVX512(x []float32, dy []float32, delta float32, zp float32, qmax float32) float64
+
+// quantErrorLpAVX512 returns sum |x[i] - q(x[i])|^p over len(x) floats,
+// accumulated in float64; 0 < p <= 7.
+//
+//go:noescape
+func quantErrorLpAVX512(x []float32, delta float32, zp float32, qmax float32, p float32) float64
+
+// adaRoundForwardAVX512 sets dst[i] = (clamp(floor(w[i]/delta) + h(alpha[i]) + zp,
+// 0, qmax) - zp) * delta over len(dst) floats.
+//
+//go:noescape
+func adaRoundForwardAVX512(dst []float32, w []float32, alpha []float32, delta float32, zp float32, qmax float32)
+
+// adaRoundBackwardAVX512 accumulates dAlpha[i] += dy[i]*delta*h'(alpha[i]) over
+// len(dAlpha) floats where neither clamp is active.
+//
+//go:noescape
+func adaRoundBackwardAVX512(w []float32, alpha []float32, dy []float32, dAlpha []float32, delta float32, zp float32, qmax float32)
+
+// adaRoundRegGradAVX512 returns sum(1 - |2h-1|^beta) over len(alpha) floats in float64
+// and accumulates dAlpha[i] += coef * sign(2h-1) * |2h-1|^(beta-1) * h'(alpha[i]).
+//
+//go:noescape
+func adaRoundRegGradAVX512(alpha []float32, dAlpha []float32, beta float32, coef float32) float64
+
+// adaRoundRegAVX512 returns sum(1 - |2h-1|^beta) over len(alpha) floats in float64.
+//
+//go:noescape
+func adaRoundRegAVX512(alpha []float32, beta float32) float64
+
+// lpGradAVX512 sets d[i] = gp * sign(d[i]) * |d[i]|^q over len(d) floats
+// where |d[i]| is a finite normal float32, keeping d[i] elsewhere; it returns
+// nonzero when some kept d[i] is not 0. |q| <= 6.
+//
+//go:noescape
+func lpGradAVX512(d []float32, gp float32, q float32) int

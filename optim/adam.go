@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/kernels"
 )
 
 // AdamConfig holds torch.optim.Adam's hyper-parameters (maximize,
@@ -76,26 +77,13 @@ func (a *Adam) Step() error {
 		t := float64(a.mom.Steps[i])
 		stepSize := float32(a.lr / (1 - math.Pow(a.cfg.Beta1, t)))
 		bc2Sqrt := float32(math.Sqrt(1 - math.Pow(a.cfg.Beta2, t)))
-		p, g := v.Value.Data, v.Grad.Data
-		m, sq := a.mom.ExpAvg[i], a.mom.ExpAvgSq[i]
 		var maxSq []float32
 		if a.maxSq != nil {
 			maxSq = a.maxSq[i]
 		}
-		for j := range p {
-			d := g[j]
-			if wd != 0 {
-				d += wd * p[j]
-			}
-			m[j] = m[j]*b1 + keep1*d
-			sq[j] = sq[j]*b2 + keep2*d*d
-			second := sq[j]
-			if maxSq != nil {
-				maxSq[j] = max(maxSq[j], sq[j])
-				second = maxSq[j]
-			}
-			p[j] -= stepSize * m[j] / (sqrt32(second)/bc2Sqrt + eps)
-		}
+		kernels.AdamUpdate(v.Value.Data, v.Grad.Data, a.mom.ExpAvg[i], a.mom.ExpAvgSq[i], maxSq, kernels.AdamRule{
+			B1: b1, B2: b2, Keep1: keep1, Keep2: keep2, WD: wd, Eps: eps, StepSize: stepSize, BC2Sqrt: bc2Sqrt,
+		})
 	}
 	return nil
 }

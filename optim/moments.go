@@ -1,7 +1,5 @@
 package optim
 
-import "math"
-
 // Moments is the per-parameter state Adam and RAdam share. A parameter
 // that has never had a gradient has step 0 and zero moments, which is
 // exactly how torch initialises its state on the first gradient.
@@ -44,6 +42,3 @@ func (m *Moments) load(st Moments) {
 	copyBuffers(m.ExpAvg, st.ExpAvg)
 	copyBuffers(m.ExpAvgSq, st.ExpAvgSq)
 }
-
-// sqrt32 is a float32 square root (the compiler emits one instruction).
-func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/kernels"
 )
 
 // RAdamConfig holds torch.optim.RAdam's hyper-parameters (decoupled weight
@@ -78,24 +79,10 @@ func (r *RAdam) Step() error {
 			rect = float32(math.Sqrt((rhoT - 4) * (rhoT - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rhoT)))
 			bc2Sqrt = float32(math.Sqrt(bc2))
 		}
-		p, g := v.Value.Data, v.Grad.Data
-		m, sq := r.mom.ExpAvg[i], r.mom.ExpAvgSq[i]
-		for j := range p {
-			d := g[j]
-			if wd != 0 {
-				d += wd * p[j]
-			}
-			m[j] = m[j]*b1 + keep1*d
-			sq[j] = sq[j]*b2 + keep2*d*d
-			mHat := m[j] / bc1
-			if rectified {
-				// torch forms sqrt(1-b2^t)/(sqrt(v)+eps) as a reciprocal times a scalar.
-				adaptive := bc2Sqrt * (1 / (sqrt32(sq[j]) + eps))
-				p[j] -= mHat * lr * adaptive * rect
-			} else {
-				p[j] -= mHat * lr
-			}
-		}
+		kernels.RAdamUpdate(v.Value.Data, v.Grad.Data, r.mom.ExpAvg[i], r.mom.ExpAvgSq[i], kernels.RAdamRule{
+			B1: b1, B2: b2, Keep1: keep1, Keep2: keep2, WD: wd, Eps: eps,
+			LR: lr, BC1: bc1, BC2Sqrt: bc2Sqrt, Rect: rect, Rectified: rectified,
+		})
 	}
 	return nil
 }

@@ -33,6 +33,14 @@ func main() {
 			convDirectAVX2(tail, true, masked)
 		}
 	}
+	dwPlaneForward512(1)
+	dwPlaneForward512(2)
+	for rows := 1; rows <= maxDirectRows; rows++ {
+		for _, pair := range []bool{false, true} {
+			convDirectAVX512(rows, false, pair)
+			convDirectAVX512(rows, true, pair)
+		}
+	}
 	Generate()
 }
 
@@ -127,22 +135,8 @@ func dwPlaneForward(name string, stride int) {
 	taps(w, true)
 	mask := Load(Param("mask").Base(), RBX)
 	VMOVDQU(Mem{Base: mask}, Y15)
-	rows := Load(Param("rows"), R10)
-	cols := Load(Param("cols"), R11)
-	yRow := Load(Param("y").Base(), R12)
-	ldy := Load(Param("ldy"), R13)
-	xRow := Load(Param("x").Base(), RBX)
-	ldx := Load(Param("ldx"), R9)
-	acc := Load(Param("accumulate"), DX.As8())
-	SHLQ(U8(2), ldy)
-	SHLQ(U8(2), ldx)
-	// The next output row starts stride input rows further down.
-	next := RCX
-	MOVQ(ldx, next)
-	if stride == 2 {
-		SHLQ(U8(1), next)
-	}
-	p, q, c := RSI, RDI, R8
+	r := planeArgs(stride)
+	p, q, ldx := r.p, r.q, R9
 	sum := Y10
 
 	// row kh of the three under p: p + kh*ldx.
@@ -179,46 +173,106 @@ func dwPlaneForward(name string, stride int) {
 		}
 	}
 
+	planeLoop(r, 8, stride, compute, func(tail bool) {
+		if tail {
+			VMASKMOVPS(Mem{Base: q}, Y15, Y11)
+			VADDPS(Y11, sum, sum)
+			return
+		}
+		VADDPS(Mem{Base: q}, sum, sum)
+	}, func(tail bool) {
+		if tail {
+			VMASKMOVPS(sum, Y15, Mem{Base: q})
+			return
+		}
+		VMOVUPS(sum, Mem{Base: q})
+	})
+	VZEROUPPER()
+	RET()
+}
+
+// planeRegs are the registers a plane kernel's loops walk: the output
+// rows left and the columns of a row, the rows' starts in x and y, the
+// byte strides of y's rows and of x's rows between output rows, the
+// pointers into the current rows, the columns left in it, and the
+// accumulate flag.
+type planeRegs struct {
+	rows, cols, xRow, yRow, ldy, next, p, q, c, acc Register
+}
+
+// planeArgs loads a plane kernel's other arguments (after its taps and
+// mask, whose registers it reuses) into the registers planeLoop walks;
+// ldx, in bytes, is R9.
+func planeArgs(stride int) planeRegs {
+	var r planeRegs
+	r.rows = Load(Param("rows"), R10)
+	r.cols = Load(Param("cols"), R11)
+	r.yRow = Load(Param("y").Base(), R12)
+	r.ldy = Load(Param("ldy"), R13)
+	r.xRow = Load(Param("x").Base(), RBX)
+	ldx := Load(Param("ldx"), R9)
+	r.acc = Load(Param("accumulate"), DX.As8())
+	SHLQ(U8(2), r.ldy)
+	SHLQ(U8(2), ldx)
+	// The next output row starts stride input rows further down.
+	r.next = RCX
+	MOVQ(ldx, r.next)
+	if stride == 2 {
+		SHLQ(U8(1), r.next)
+	}
+	r.p, r.q, r.c = RSI, RDI, R8
+	return r
+}
+
+// planeLoop emits a depthwise plane kernel's loops: every output row,
+// vectors of lanes outputs, compute() summing one vector's outputs, add
+// adding y's values to it where the accumulate flag is set, put storing
+// it; the row's last cols%lanes outputs go through add and put with tail
+// set. p walks x stride floats per output, q walks y.
+func planeLoop(r planeRegs, lanes, stride int, compute func(), add, put func(tail bool)) {
+	imm := func(v int) Op {
+		if v < 128 {
+			return U8(v)
+		}
+		return U32(v)
+	}
 	Label("prow")
-	TESTQ(rows, rows)
+	TESTQ(r.rows, r.rows)
 	JZ(LabelRef("pdone"))
-	MOVQ(xRow, p)
-	MOVQ(yRow, q)
-	MOVQ(cols, c)
+	MOVQ(r.xRow, r.p)
+	MOVQ(r.yRow, r.q)
+	MOVQ(r.cols, r.c)
 	Label("pcol")
-	CMPQ(c, U8(8))
+	CMPQ(r.c, U8(lanes))
 	JL(LabelRef("ptail"))
 	compute()
-	TESTB(acc, acc)
+	TESTB(r.acc, r.acc)
 	JE(LabelRef("pstore"))
-	VADDPS(Mem{Base: q}, sum, sum)
+	add(false)
 	Label("pstore")
-	VMOVUPS(sum, Mem{Base: q})
-	ADDQ(U8(32), q)
-	ADDQ(U8(32*stride), p)
-	SUBQ(U8(8), c)
+	put(false)
+	ADDQ(imm(4*lanes), r.q)
+	ADDQ(imm(4*lanes*stride), r.p)
+	SUBQ(U8(lanes), r.c)
 	JMP(LabelRef("pcol"))
 
 	Label("ptail")
-	TESTQ(c, c)
+	TESTQ(r.c, r.c)
 	JZ(LabelRef("pnext"))
 	compute()
-	TESTB(acc, acc)
+	TESTB(r.acc, r.acc)
 	JE(LabelRef("pmstore"))
-	VMASKMOVPS(Mem{Base: q}, Y15, Y11)
-	VADDPS(Y11, sum, sum)
+	add(true)
 	Label("pmstore")
-	VMASKMOVPS(sum, Y15, Mem{Base: q})
+	put(true)
 
 	Label("pnext")
-	ADDQ(ldy, yRow)
-	ADDQ(next, xRow)
-	DECQ(rows)
+	ADDQ(r.ldy, r.yRow)
+	ADDQ(r.next, r.xRow)
+	DECQ(r.rows)
 	JMP(LabelRef("prow"))
 
 	Label("pdone")
-	VZEROUPPER()
-	RET()
 }
 
 // dwRowGrad3x3: grad[kh*3+kw] += sum_{i<n} dy[i] * r_kh[s*i+kw], n a

@@ -1,12 +1,13 @@
 // Command elementwise generates kernels/elementwise_amd64.s and its Go
-// stubs: the AVX2+FMA twins of the elementwise, reduction and per-channel
-// kernels of package kernels (docs/DESIGN.md, "Kernels"). Run it through
+// stubs: the AVX2+FMA and AVX-512 twins of the elementwise, reduction and
+// per-channel kernels of package kernels (docs/DESIGN.md, "Kernels"). Run it through
 // `go generate ./kernels/`; never edit its output by hand.
 //
-// Every kernel walks its slices 8 floats (one YMM register) at a time,
-// several registers per iteration where that hides latency, and finishes
-// with one masked iteration (VMASKMOVPS) instead of a scalar tail: masked
-// lanes load as zero and are never stored.
+// Every kernel walks its slices a register at a time (8 floats in a YMM,
+// or 16 in a ZMM for the AVX-512 twins), several registers per iteration
+// where that hides latency, and finishes with one masked iteration
+// (VMASKMOVPS, or an opmask) instead of a scalar tail: masked lanes load
+// as zero and are never stored.
 package main
 
 import (
@@ -21,38 +22,41 @@ import (
 
 func main() {
 	avx.Begin()
-	axpy()
-	dot()
-	binary("addAVX2", "dst[i] = a[i] + b[i]", VADDPS)
-	binary("subAVX2", "dst[i] = a[i] - b[i]", VSUBPS)
-	binary("mulAVX2", "dst[i] = a[i] * b[i]", VMULPS)
-	scale()
-	relu("reluAVX2", false)
-	relu("relu6AVX2", true)
-	reluBackward("reluBackwardAVX2", false)
-	reluBackward("relu6BackwardAVX2", true)
-	sums("sumAVX2", true, false)
-	sums("sumSquaresAVX2", false, true)
-	sums("momentsAVX2", true, true)
-	momentsBackward()
-	scaleShift(false)
-	scaleShift(true)
-	scaleShiftBackward("scaleShiftBackwardReLUAVX2", false)
-	scaleShiftBackward("scaleShiftBackwardReLU6AVX2", true)
-	for _, act := range []string{"None", "ReLU", "ReLU6"} {
-		bnMomentsBackward("bnMomentsBackward"+act+"AVX2", act, false, false)
-		bnMomentsBackward("bnMomentsBackward"+act+"SetAVX2", act, true, false)
-	}
-	for _, act := range []string{"ReLU", "ReLU6"} {
-		bnMomentsBackward("resMomentsBackward"+act+"AVX2", act, false, true)
-		bnMomentsBackward("resMomentsBackward"+act+"SetAVX2", act, true, true)
+	for _, w := range []avx.Width{avx.AVX2, avx.AVX512} {
+		avx.Use(w)
+		axpy()
+		dot()
+		binary(avx.Name("add"), "dst[i] = a[i] + b[i]", VADDPS)
+		binary(avx.Name("sub"), "dst[i] = a[i] - b[i]", VSUBPS)
+		binary(avx.Name("mul"), "dst[i] = a[i] * b[i]", VMULPS)
+		scale()
+		relu(avx.Name("relu"), false)
+		relu(avx.Name("relu6"), true)
+		reluBackward(avx.Name("reluBackward"), false)
+		reluBackward(avx.Name("relu6Backward"), true)
+		sums(avx.Name("sum"), true, false)
+		sums(avx.Name("sumSquares"), false, true)
+		sums(avx.Name("moments"), true, true)
+		momentsBackward()
+		scaleShift(false)
+		scaleShift(true)
+		scaleShiftBackward(avx.Name("scaleShiftBackwardReLU"), false)
+		scaleShiftBackward(avx.Name("scaleShiftBackwardReLU6"), true)
+		for _, act := range []string{"None", "ReLU", "ReLU6"} {
+			bnMomentsBackward(avx.Name("bnMomentsBackward"+act), act, false, false)
+			bnMomentsBackward(avx.Name("bnMomentsBackward"+act+"Set"), act, true, false)
+		}
+		for _, act := range []string{"ReLU", "ReLU6"} {
+			bnMomentsBackward(avx.Name("resMomentsBackward"+act), act, false, true)
+			bnMomentsBackward(avx.Name("resMomentsBackward"+act+"Set"), act, true, true)
+		}
 	}
 	Generate()
 }
 
 func axpy() {
-	avx.Text("axpyAVX2", "func(alpha float32, x, y []float32)")
-	Doc("axpyAVX2 computes y += alpha*x over len(y) floats with FMA.")
+	avx.Text(avx.Name("axpy"), "func(alpha float32, x, y []float32)")
+	Doc(avx.Name("axpy") + " computes y += alpha*x over len(y) floats with FMA.")
 	a := avx.Broadcast("alpha")
 	x, y, n := avx.Base("x"), avx.Base("y"), avx.Len("y")
 	avx.Loop(n, []GPVirtual{x, y}, 4, func(_ int, l avx.Lanes) {
@@ -65,9 +69,9 @@ func axpy() {
 }
 
 func dot() {
-	avx.Text("dotAVX2", "func(x, y []float32) float32")
-	Doc("dotAVX2 returns sum x[i]*y[i] over len(x) floats, in four",
-		"float32 accumulators of eight avx.Lanes.")
+	avx.Text(avx.Name("dot"), "func(x, y []float32) float32")
+	Doc(avx.Name("dot")+" returns sum x[i]*y[i] over len(x) floats, in four",
+		"float32 vector accumulators.")
 	x, y, n := avx.Base("x"), avx.Base("y"), avx.Len("x")
 	acc := []VecVirtual{avx.Zero(), avx.Zero(), avx.Zero(), avx.Zero()}
 	avx.Loop(n, []GPVirtual{x, y}, 4, func(u int, l avx.Lanes) {
@@ -98,8 +102,8 @@ func binary(name, doc string, op func(ops ...Op)) {
 }
 
 func scale() {
-	avx.Text("scaleAVX2", "func(dst []float32, alpha float32, x []float32)")
-	Doc("scaleAVX2 sets dst[i] = alpha*x[i] over len(dst) floats.")
+	avx.Text(avx.Name("scale"), "func(dst []float32, alpha float32, x []float32)")
+	Doc(avx.Name("scale") + " sets dst[i] = alpha*x[i] over len(dst) floats.")
 	a := avx.Broadcast("alpha")
 	d, x, n := avx.Base("dst"), avx.Base("x"), avx.Len("dst")
 	avx.Loop(n, []GPVirtual{d, x}, 4, func(_ int, l avx.Lanes) {
@@ -139,15 +143,12 @@ func relu(name string, six bool) {
 	RET()
 }
 
-// passMask returns the avx.Lanes where v > 0 (and v < 6 for ReLU6): where the
+// passMask returns the lanes where v > 0 (and v < 6 for ReLU6): where the
 // activation passes gradient.
-func passMask(v, z, s VecVirtual) VecVirtual {
-	m := YMM()
-	VCMPPS(U8(avx.CmpGT), z, v, m)
+func passMask(v, z, s VecVirtual) avx.Mask {
+	m := avx.Cmp(avx.CmpGT, z, v)
 	if s != nil {
-		m6 := YMM()
-		VCMPPS(U8(avx.CmpLT), s, v, m6)
-		VANDPS(m6, m, m)
+		m = m.And(avx.Cmp(avx.CmpLT, s, v))
 	}
 	return m
 }
@@ -168,7 +169,7 @@ func reluBackward(name string, six bool) {
 	avx.Loop(n, []GPVirtual{x, dy, dx}, 2, func(_ int, l avx.Lanes) {
 		m := passMask(l.Load(x), z, s)
 		g := l.Load(dy)
-		VANDPS(m, g, g)
+		avx.Keep(m, g)
 		d := l.Load(dx)
 		VADDPS(g, d, d)
 		l.Store(d, dx)
@@ -178,7 +179,7 @@ func reluBackward(name string, six bool) {
 }
 
 // sums emits a float64 reduction of x: the sum, the sum of squares, or
-// both (the moments of one plane). Eight floats become two YMM of four
+// both (the moments of one plane). A register of floats becomes two of
 // doubles; two steps per iteration keep four chains per sum in flight.
 func sums(name string, plain, squares bool) {
 	switch {
@@ -229,12 +230,12 @@ func sums(name string, plain, squares bool) {
 }
 
 func momentsBackward() {
-	avx.Text("momentsBackwardAVX2", "func(x, dx []float32, a, b float32)")
-	Doc("momentsBackwardAVX2 accumulates dx[i] += a + b*x[i] over len(dx) floats.")
+	avx.Text(avx.Name("momentsBackward"), "func(x, dx []float32, a, b float32)")
+	Doc(avx.Name("momentsBackward") + " accumulates dx[i] += a + b*x[i] over len(dx) floats.")
 	a, b := avx.Broadcast("a"), avx.Broadcast("b")
 	x, dx, n := avx.Base("x"), avx.Base("dx"), avx.Len("dx")
 	avx.Loop(n, []GPVirtual{x, dx}, 4, func(_ int, l avx.Lanes) {
-		t := YMM()
+		t := avx.VecReg()
 		VMOVAPS(a, t)
 		VFMADD231PS(l.Load(x), b, t)
 		d := l.Load(dx)
@@ -247,18 +248,18 @@ func momentsBackward() {
 
 // scaleShift emits y = clamp(x*scale + shift) or, with residual, the
 // same with r added before the clamp: the FMA, the add and the clamp are
-// the instructions scaleShiftAVX2, addAVX2 and reluAVX2 (or relu6AVX2)
-// use, so scaleShiftAddAVX2 is bit for bit the three in turn.
+// the instructions scaleShift, add and relu (or relu6) use, so
+// scaleShiftAdd is bit for bit the three in turn.
 func scaleShift(residual bool) {
 	ptrs := []string{"y", "x"}
 	if residual {
 		ptrs = append(ptrs, "r")
-		avx.Text("scaleShiftAddAVX2", "func(y, x, r []float32, scale, shift, lo, hi float32)")
-		Doc("scaleShiftAddAVX2 sets y[i] = min(max((x[i]*scale + shift) + r[i], lo), hi)",
-			"over len(y) floats (the clamp as in scaleShiftAVX2); y may be x or r.")
+		avx.Text(avx.Name("scaleShiftAdd"), "func(y, x, r []float32, scale, shift, lo, hi float32)")
+		Doc(avx.Name("scaleShiftAdd")+" sets y[i] = min(max((x[i]*scale + shift) + r[i], lo), hi)",
+			"over len(y) floats (the clamp as in "+avx.Name("scaleShift")+"); y may be x or r.")
 	} else {
-		avx.Text("scaleShiftAVX2", "func(y, x []float32, scale, shift, lo, hi float32)")
-		Doc("scaleShiftAVX2 sets y[i] = min(max(x[i]*scale + shift, lo), hi) over",
+		avx.Text(avx.Name("scaleShift"), "func(y, x []float32, scale, shift, lo, hi float32)")
+		Doc(avx.Name("scaleShift")+" sets y[i] = min(max(x[i]*scale + shift, lo), hi) over",
 			"len(y) floats: the fused activation is the clamp (-Inf/+Inf for none,",
 			"0/+Inf for ReLU, 0/6 for ReLU6). NaN propagates.")
 	}
@@ -270,7 +271,7 @@ func scaleShift(residual bool) {
 	}
 	n := avx.Len("y")
 	avx.Loop(n, base, 4, func(_ int, l avx.Lanes) {
-		t := YMM()
+		t := avx.VecReg()
 		VMOVAPS(b, t)
 		VFMADD231PS(l.Load(base[1]), s, t)
 		if residual {
@@ -337,21 +338,21 @@ func bnMomentsBackward(name, act string, set, fromY bool) {
 		g := l.Load(dy)
 		switch {
 		case fromY:
-			VANDPS(passMask(l.Load(y), z, six), g, g)
+			avx.Keep(passMask(l.Load(y), z, six), g)
 		case act != "None":
-			v := YMM()
+			v := avx.VecReg()
 			VMOVAPS(sh, v)
 			VFMADD231PS(xv, sc, v)
-			VANDPS(passMask(v, z, six), g, g)
+			avx.Keep(passMask(v, z, six), g)
 		}
-		d := YMM()
+		d := avx.VecReg()
 		if set {
 			VXORPS(d, d, d)
 		} else {
 			d = l.Load(dx)
 		}
 		VFMADD231PS(g, sc, d)
-		t := YMM()
+		t := avx.VecReg()
 		VMOVAPS(a, t)
 		VFMADD231PS(xv, b, t)
 		VADDPS(t, d, d)
@@ -380,7 +381,7 @@ func scaleShiftBackward(name string, six bool) {
 	avx.Loop(n, []GPVirtual{y, dy, dx}, 2, func(_ int, l avx.Lanes) {
 		m := passMask(l.Load(y), z, s)
 		g := l.Load(dy)
-		VANDPS(m, g, g)
+		avx.Keep(m, g)
 		d := l.Load(dx)
 		VFMADD231PS(g, sc, d)
 		l.Store(d, dx)

@@ -42,6 +42,11 @@ func main() {
 	sgemmPackA6AVX2()
 	sgemmPackBT16AVX2()
 	sgemmGather16AVX2()
+	for rows := 1; rows <= mr512; rows++ {
+		sgemmMicroAVX512(rows, false)
+		sgemmMicroAVX512(rows, true)
+	}
+	sgemmPackA24AVX512()
 	Generate()
 }
 
@@ -59,23 +64,7 @@ func sgemmMicroAVX2(set bool) {
 			fmt.Sprintf("to the %dx%d tile of C at c (row stride ldc floats).", mr, nr))
 	}
 
-	kc := Load(Param("kc"), RCX)
-	ap := Load(Param("a").Base(), RSI)
-	bp := Load(Param("b").Base(), RDI)
-	cp := Load(Param("c").Base(), RDX)
-	ldc := Load(Param("ldc"), R8)
-	SHLQ(U8(2), ldc) // floats to bytes
-
-	Comment("Start pulling the C tile into L1; it is only touched at the end.")
-	row := GP64()
-	MOVQ(cp, row)
-	for i := range mr {
-		if i > 0 {
-			ADDQ(ldc, row)
-		}
-		PREFETCHT0(Mem{Base: row})
-		PREFETCHT0(Mem{Base: row, Disp: 60})
-	}
+	kc, ap, bp, cp, ldc := microArgs(mr, 0, 60)
 
 	acc := [mr][2]VecPhysical{}
 	for i := range mr {
@@ -98,27 +87,7 @@ func sgemmMicroAVX2(set bool) {
 		}
 	}
 
-	Comment("Main loop: unrolled k steps.")
-	Label("loop")
-	CMPQ(kc, U8(unroll))
-	JL(LabelRef("tail"))
-	for u := range unroll {
-		step(4*mr*u, 4*nr*u)
-	}
-	ADDQ(U32(4*mr*unroll), ap)
-	ADDQ(U32(4*nr*unroll), bp)
-	SUBQ(U8(unroll), kc)
-	JMP(LabelRef("loop"))
-
-	Comment("Remaining k steps one at a time.")
-	Label("tail")
-	TESTQ(kc, kc)
-	JE(LabelRef("store"))
-	step(0, 0)
-	ADDQ(U8(4*mr), ap)
-	ADDQ(U8(4*nr), bp)
-	DECQ(kc)
-	JMP(LabelRef("tail"))
+	kLoop(kc, ap, bp, 4*mr, 4*nr, step)
 
 	if set {
 		Comment("C = the accumulated tile.")
@@ -129,6 +98,60 @@ func sgemmMicroAVX2(set bool) {
 	avx.StoreTile(cp, ldc, acc[:], set)
 	VZEROUPPER()
 	RET()
+}
+
+// microArgs loads a micro-kernel's arguments (kc, a, b, c, ldc in bytes)
+// and starts pulling the rows of its C tile into L1, a line at each
+// displacement of each row: C is only touched at the end.
+func microArgs(rows int, disps ...int) (kc, ap, bp, cp, ldc Register) {
+	kc = Load(Param("kc"), RCX)
+	ap = Load(Param("a").Base(), RSI)
+	bp = Load(Param("b").Base(), RDI)
+	cp = Load(Param("c").Base(), RDX)
+	ldc = Load(Param("ldc"), R8)
+	SHLQ(U8(2), ldc) // floats to bytes
+
+	Comment("Start pulling the C tile into L1; it is only touched at the end.")
+	row := GP64()
+	MOVQ(cp, row)
+	for i := range rows {
+		if i > 0 {
+			ADDQ(ldc, row)
+		}
+		for _, d := range disps {
+			PREFETCHT0(Mem{Base: row, Disp: d})
+		}
+	}
+	return kc, ap, bp, cp, ldc
+}
+
+// kLoop emits a micro-kernel's loop over kc k steps: unroll steps a
+// trip while that many remain, then one at a time, step(oa, ob) issuing
+// one at byte offsets oa into the A panel and ob into the B panel, whose
+// pointers advance by aStep and bStep bytes a step. It ends at label
+// store.
+func kLoop(kc, ap, bp Register, aStep, bStep int, step func(oa, ob int)) {
+	Comment("Main loop: unrolled k steps.")
+	Label("loop")
+	CMPQ(kc, U8(unroll))
+	JL(LabelRef("tail"))
+	for u := range unroll {
+		step(aStep*u, bStep*u)
+	}
+	ADDQ(U32(aStep*unroll), ap)
+	ADDQ(U32(bStep*unroll), bp)
+	SUBQ(U8(unroll), kc)
+	JMP(LabelRef("loop"))
+
+	Comment("Remaining k steps one at a time.")
+	Label("tail")
+	TESTQ(kc, kc)
+	JE(LabelRef("store"))
+	step(0, 0)
+	ADDQ(U8(aStep), ap)
+	ADDQ(U8(bStep), bp)
+	DECQ(kc)
+	JMP(LabelRef("tail"))
 }
 
 func sgemmPackB16AVX2() {
@@ -196,32 +219,8 @@ func sgemmPackBT16AVX2() {
 			r[i] = YMM()
 			VMOVUPS(Mem{Base: base, Index: off, Scale: 4}, r[i])
 		}
-		// t: pairs of columns interleaved; s: four columns per 128-bit
-		// half (rows p and p+4); out: row p of the eight columns.
-		t := make([]VecVirtual, 8)
-		for i := range 4 {
-			t[2*i], t[2*i+1] = YMM(), YMM()
-			VUNPCKLPS(r[2*i+1], r[2*i], t[2*i])
-			VUNPCKHPS(r[2*i+1], r[2*i], t[2*i+1])
-		}
-		sh := make([]VecVirtual, 8)
-		for g := range 2 { // columns 0-3, 4-7
-			a, b, c, d := t[4*g], t[4*g+1], t[4*g+2], t[4*g+3]
-			for k, src := range [][2]VecVirtual{{a, c}, {a, c}, {b, d}, {b, d}} {
-				sh[4*g+k] = YMM()
-				imm := uint8(0x44)
-				if k%2 == 1 {
-					imm = 0xEE
-				}
-				VSHUFPS(U8(imm), src[1], src[0], sh[4*g+k])
-			}
-		}
-		for p := range 4 {
-			lo, hi := YMM(), YMM()
-			VPERM2F128(U8(0x20), sh[4+p], sh[p], lo)
-			VPERM2F128(U8(0x31), sh[4+p], sh[p], hi)
-			VMOVUPS(lo, Mem{Base: dst, Disp: 4 * (16*p + 8*half)})
-			VMOVUPS(hi, Mem{Base: dst, Disp: 4 * (16*(p+4) + 8*half)})
+		for p, v := range transpose8(r) {
+			VMOVUPS(v, Mem{Base: dst, Disp: 4 * (16*p + 8*half)})
 		}
 	}
 	ADDQ(U32(32), base)
@@ -232,6 +231,38 @@ func sgemmPackBT16AVX2() {
 	Label("packbtdone")
 	VZEROUPPER()
 	RET()
+}
+
+// transpose8 transposes the 8x8 block whose row i is r[i]: column p of
+// the block is the returned register p.
+func transpose8(r []VecVirtual) []VecVirtual {
+	// t: pairs of rows interleaved; s: four rows per 128-bit half
+	// (columns p and p+4); out: column p of the eight rows.
+	t := make([]VecVirtual, 8)
+	for i := range 4 {
+		t[2*i], t[2*i+1] = YMM(), YMM()
+		VUNPCKLPS(r[2*i+1], r[2*i], t[2*i])
+		VUNPCKHPS(r[2*i+1], r[2*i], t[2*i+1])
+	}
+	sh := make([]VecVirtual, 8)
+	for g := range 2 { // rows 0-3, 4-7
+		a, b, c, d := t[4*g], t[4*g+1], t[4*g+2], t[4*g+3]
+		for k, src := range [][2]VecVirtual{{a, c}, {a, c}, {b, d}, {b, d}} {
+			sh[4*g+k] = YMM()
+			imm := uint8(0x44)
+			if k%2 == 1 {
+				imm = 0xEE
+			}
+			VSHUFPS(U8(imm), src[1], src[0], sh[4*g+k])
+		}
+	}
+	out := make([]VecVirtual, 8)
+	for p := range 4 {
+		out[p], out[p+4] = YMM(), YMM()
+		VPERM2F128(U8(0x20), sh[4+p], sh[p], out[p])
+		VPERM2F128(U8(0x31), sh[4+p], sh[p], out[p+4])
+	}
+	return out
 }
 
 func sgemmPackA6AVX2() {

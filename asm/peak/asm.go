@@ -16,6 +16,7 @@ import (
 func main() {
 	avx.Begin()
 	fmaPeakAVX2()
+	fmaPeakAVX512()
 	clockChain()
 	Generate()
 }
@@ -25,15 +26,30 @@ func fmaPeakAVX2() {
 	Doc("fmaPeakAVX2 runs n trips of twelve independent register-only FMAs",
 		"(192 flops a trip): the core's measured FMA peak, the yardstick the",
 		"GEMM and convolution benchmarks are read against on a shared machine.")
+	fmaChains(12, avx.Y, Y12, Y13, VXORPS)
+}
+
+// fmaPeakAVX512 is fmaPeakAVX2 on ZMM registers: 24 independent chains,
+// enough for two FMA units of latency 4 and more.
+func fmaPeakAVX512() {
+	TEXT("fmaPeakAVX512", NOSPLIT, "func(n int)")
+	Doc("fmaPeakAVX512 runs n trips of 24 independent register-only 16-lane FMAs",
+		"(768 flops a trip): the AVX-512 FMA peak of the core.")
+	fmaChains(24, avx.Z, Z30, Z31, VPXORD)
+}
+
+// fmaChains emits the peak loop: chains accumulators reg(0), reg(1), ...
+// zeroed by xor, each taking one FMA of a and b a trip, n trips.
+func fmaChains(chains int, reg func(int) VecPhysical, a, b VecPhysical, xor func(ops ...Op)) {
 	n := Load(Param("n"), RCX)
-	for i := range 12 {
-		VXORPS(avx.Y(i), avx.Y(i), avx.Y(i))
+	for i := range chains {
+		xor(reg(i), reg(i), reg(i))
 	}
 	Label("peak")
 	TESTQ(n, n)
 	JE(LabelRef("peakdone"))
-	for i := range 12 {
-		VFMADD231PS(Y12, Y13, avx.Y(i))
+	for i := range chains {
+		VFMADD231PS(a, b, reg(i))
 	}
 	DECQ(n)
 	JMP(LabelRef("peak"))

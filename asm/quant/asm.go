@@ -1,5 +1,5 @@
 // Command quant generates kernels/quant_amd64.s and its Go stubs: the
-// AVX2+FMA twins of the fake-quantization kernels of package kernels
+// AVX2+FMA and AVX-512 twins of the fake-quantization kernels of package kernels
 // (docs/DESIGN.md, "BRECQ"): FakeQuant and its LSQ backward, the |x - q(x)|^p error
 // of the scale search, and AdaRound's soft rounding, its backward and its
 // rounding term. Run it through `go generate ./kernels/`; never edit its
@@ -23,15 +23,18 @@ import (
 
 func main() {
 	avx.Begin()
-	fakeQuant()
-	fakeQuantBackward("fakeQuantBackwardAVX2", true)
-	fakeQuantBackward("fakeQuantDeltaGradAVX2", false)
-	quantErrorLp()
-	adaRoundForward()
-	adaRoundBackward()
-	adaRoundRegularizer("adaRoundRegGradAVX2", true)
-	adaRoundRegularizer("adaRoundRegAVX2", false)
-	lpGrad()
+	for _, w := range []avx.Width{avx.AVX2, avx.AVX512} {
+		avx.Use(w)
+		fakeQuant()
+		fakeQuantBackward(avx.Name("fakeQuantBackward"), true)
+		fakeQuantBackward(avx.Name("fakeQuantDeltaGrad"), false)
+		quantErrorLp()
+		adaRoundForward()
+		adaRoundBackward()
+		adaRoundRegularizer(avx.Name("adaRoundRegGrad"), true)
+		adaRoundRegularizer(avx.Name("adaRoundReg"), false)
+		lpGrad()
+	}
 	Generate()
 }
 
@@ -44,9 +47,9 @@ func loadParams() params {
 
 // quantize returns s = x/delta, r = round(s) and q(x).
 func (p params) quantize(x VecVirtual) (s, r, q VecVirtual) {
-	s, r, q = YMM(), YMM(), YMM()
+	s, r, q = avx.VecReg(), avx.VecReg(), avx.VecReg()
 	VDIVPS(p.delta, x, s)
-	VROUNDPS(U8(0), s, r)
+	avx.Round(0, s, r)
 	VADDPS(p.zp, r, q)
 	VMAXPS(q, p.zero, q)
 	VMINPS(q, p.qmax, q)
@@ -56,8 +59,8 @@ func (p params) quantize(x VecVirtual) (s, r, q VecVirtual) {
 }
 
 func fakeQuant() {
-	avx.Text("fakeQuantAVX2", "func(dst, x []float32, delta, zp, qmax float32)")
-	Doc("fakeQuantAVX2 sets dst[i] = q(x[i]) over len(dst) floats.")
+	avx.Text(avx.Name("fakeQuant"), "func(dst, x []float32, delta, zp, qmax float32)")
+	Doc(avx.Name("fakeQuant") + " sets dst[i] = q(x[i]) over len(dst) floats.")
 	p := loadParams()
 	d, x, n := avx.Base("dst"), avx.Base("x"), avx.Len("dst")
 	avx.Loop(n, []GPVirtual{d, x}, 2, func(_ int, l avx.Lanes) {
@@ -82,7 +85,7 @@ func fakeQuantBackward(name string, withDx bool) {
 			"in float64.")
 	}
 	p := loadParams()
-	below, above := YMM(), YMM() // dq/ddelta where clamped low / high
+	below, above := avx.VecReg(), avx.VecReg() // dq/ddelta where clamped low / high
 	VSUBPS(p.zp, p.zero, below)
 	VSUBPS(p.zp, p.qmax, above)
 	acc := []VecVirtual{avx.Zero(), avx.Zero()}
@@ -95,18 +98,16 @@ func fakeQuantBackward(name string, withDx bool) {
 	}
 	avx.Loop(n, ptrs, 1, func(_ int, l avx.Lanes) {
 		s, r, _ := p.quantize(l.Load(x))
-		u, lo, hi, term := YMM(), YMM(), YMM(), YMM()
+		u, term := avx.VecReg(), avx.VecReg()
 		VADDPS(p.zp, r, u)
-		VCMPPS(U8(avx.CmpLT), p.zero, u, lo)
-		VCMPPS(U8(avx.CmpGT), p.qmax, u, hi)
+		lo := avx.Cmp(avx.CmpLT, p.zero, u)
+		hi := avx.Cmp(avx.CmpGT, p.qmax, u)
 		VSUBPS(s, r, term)
-		VBLENDVPS(lo, below, term, term)
-		VBLENDVPS(hi, above, term, term)
+		avx.Blend(lo, below, term, term)
+		avx.Blend(hi, above, term, term)
 		g := l.Load(dy)
 		if withDx {
-			out, pass := YMM(), YMM()
-			VORPS(lo, hi, out)
-			VANDNPS(g, out, pass)
+			pass := avx.Outside(hi.Or(lo), g)
 			d := l.Load(dx)
 			VADDPS(pass, d, d)
 			l.Store(d, dx)
@@ -126,8 +127,8 @@ func fakeQuantBackward(name string, withDx bool) {
 // power for the method. The 2^n factor is applied in float64, so results
 // far below the float32 range still count.
 func quantErrorLp() {
-	avx.Text("quantErrorLpAVX2", "func(x []float32, delta, zp, qmax, p float32) float64")
-	Doc("quantErrorLpAVX2 returns sum |x[i] - q(x[i])|^p over len(x) floats,",
+	avx.Text(avx.Name("quantErrorLp"), "func(x []float32, delta, zp, qmax, p float32) float64")
+	Doc(avx.Name("quantErrorLp")+" returns sum |x[i] - q(x[i])|^p over len(x) floats,",
 		"accumulated in float64; 0 < p <= 7.")
 	qp := loadParams()
 	pw := avx.Broadcast("p")
@@ -136,24 +137,19 @@ func quantErrorLp() {
 	avx.Loop(n, []GPVirtual{x}, 1, func(_ int, l avx.Lanes) {
 		xv := l.Load(x)
 		_, _, q := qp.quantize(xv)
-		a := YMM()
+		a := avx.VecReg()
 		VSUBPS(q, xv, a)
 		VANDPS(avx.Const32(0x7fffffff), a, a)
 		e, n1, valid := power(a, pw)
-		if l.Mask != nil {
-			VANDPS(l.Mask, valid, valid)
-		}
-		VANDPS(valid, e, e)
+		avx.Keep(valid.And(l.Mask), e)
 
 		// Scale by 2^n in float64: n+1023 in the exponent field.
-		ni := YMM()
+		ni := avx.VecReg()
 		VCVTPS2DQ(n1, ni)
 		elo, ehi := avx.Widen(e)
-		nhi := XMM()
-		VEXTRACTI128(U8(1), ni, nhi)
-		for i, h := range []struct{ e, n Op }{{elo, ni.AsX()}, {ehi, nhi}} {
-			sc := YMM()
-			VPMOVSXDQ(h.n, sc)
+		nlo, nhi := avx.WidenInt(ni)
+		for i, h := range []struct{ e, n VecVirtual }{{elo, nlo}, {ehi, nhi}} {
+			sc := h.n
 			VPADDQ(avx.Const64(1023), sc, sc)
 			VPSLLQ(U8(52), sc, sc)
 			VFMADD231PD(h.e, sc, acc[i])
@@ -171,47 +167,38 @@ func quantErrorLp() {
 // other than 0 did (the caller redoes those). The 2^n factor is applied
 // in two halves after gp, so results in range never overflow on the way.
 func lpGrad() {
-	avx.Text("lpGradAVX2", "func(d []float32, gp, q float32) int")
-	Doc("lpGradAVX2 sets d[i] = gp * sign(d[i]) * |d[i]|^q over len(d) floats",
+	avx.Text(avx.Name("lpGrad"), "func(d []float32, gp, q float32) int")
+	Doc(avx.Name("lpGrad")+" sets d[i] = gp * sign(d[i]) * |d[i]|^q over len(d) floats",
 		"where |d[i]| is a finite normal float32, keeping d[i] elsewhere; it returns",
 		"nonzero when some kept d[i] is not 0. |q| <= 6.")
 	gp, q := avx.Broadcast("gp"), avx.Broadcast("q")
-	bad, z := avx.Zero(), avx.Zero()
+	bad, z := avx.NoLanes(), avx.Zero()
 	d, n := avx.Base("d"), avx.Len("d")
 	avx.Loop(n, []GPVirtual{d}, 1, func(_ int, l avx.Lanes) {
 		v := l.Load(d)
-		a := YMM()
+		a := avx.VecReg()
 		VANDPS(avx.Const32(0x7fffffff), v, a)
 		e, k, valid := power(a, q)
-		fin := YMM()
-		VCMPPS(U8(avx.CmpLE), avx.Float(math.MaxFloat32), a, fin)
-		VANDPS(fin, valid, valid)
+		valid = valid.And(avx.Cmp(avx.CmpLE, avx.Float(math.MaxFloat32), a))
 		// gp * e * 2^k1 * 2^k2, k clamped to [-252, 252] and halved.
 		VMULPS(gp, e, e)
 		VMAXPS(avx.Float(-252), k, k)
 		VMINPS(avx.Float(252), k, k)
-		k1 := YMM()
+		k1 := avx.VecReg()
 		VMULPS(avx.Float(0.5), k, k1)
-		VROUNDPS(U8(1), k1, k1)
+		avx.Round(1, k1, k1)
 		VSUBPS(k1, k, k)
 		VMULPS(pow2(k1), e, e)
 		VMULPS(pow2(k), e, e)
-		sign := YMM()
+		sign := avx.VecReg()
 		VANDPS(avx.Const32(0x80000000), v, sign)
 		VXORPS(sign, e, e)
-		VBLENDVPS(valid, e, v, e)
-		// Kept lanes that are not 0.
-		nz := YMM()
-		VCMPPS(U8(4), z, a, nz) // not equal, true for NaN
-		VANDNPS(nz, valid, nz)
-		if l.Mask != nil {
-			VANDPS(l.Mask, nz, nz)
-		}
-		VORPS(nz, bad, bad)
+		avx.Blend(valid, e, v, e)
+		// Kept lanes that are not 0 (not equal is true for NaN).
+		bad.OrIn(valid.AndNot(avx.Cmp(avx.CmpNE, z, a)).And(l.Mask))
 		l.Store(e, d)
 	})
-	r := GP32()
-	VMOVMSKPS(bad, r)
+	r := avx.Bits(bad)
 	Store(r.As64(), ReturnIndex(0))
 	VZEROUPPER()
 	RET()
@@ -226,28 +213,27 @@ func lpGrad() {
 // below 1e-9). p*k is split exactly with an FMA into hi + lo so the
 // integer part of the exponent never costs precision; 2^r for |r| <= 1/2
 // is its degree-7 Taylor polynomial (relative error below 1e-8).
-func power(a, p VecVirtual) (e, n, valid VecVirtual) {
+func power(a, p VecVirtual) (e, n VecVirtual, valid avx.Mask) {
 	one := avx.Float(1)
-	valid = YMM()
-	VCMPPS(U8(avx.CmpGE), avx.Const32(0x00800000), a, valid)
+	valid = avx.Cmp(avx.CmpGE, avx.Const32(0x00800000), a)
 
 	// a = m * 2^k, m in [1, 2), then m in [sqrt(1/2), sqrt(2)).
-	k, m := YMM(), YMM()
+	k, m := avx.VecReg(), avx.VecReg()
 	VPSRLD(U8(23), a, k)
 	VPSUBD(avx.Const32(127), k, k)
 	VANDPS(avx.Const32(0x007fffff), a, m)
 	VORPS(one, m, m)
-	big, kf, t := YMM(), YMM(), YMM()
-	VCMPPS(U8(avx.CmpGT), avx.Float(math.Sqrt2), m, big)
+	kf := avx.VecReg()
+	big := avx.Cmp(avx.CmpGT, avx.Float(math.Sqrt2), m)
 	VCVTDQ2PS(k, kf)
-	VANDPS(one, big, t)
+	t := avx.Select(big, one)
 	VADDPS(t, kf, kf)
 	VMOVUPS(one, t)
-	VBLENDVPS(big, avx.Float(0.5), t, t)
+	avx.Blend(big, avx.Float(0.5), t, t)
 	VMULPS(t, m, m)
 
 	// log2 m = f * (2/ln2) * (1 + f2/3 + f2^2/5 + f2^3/7 + f2^4/9).
-	f, f2, poly := YMM(), YMM(), YMM()
+	f, f2, poly := avx.VecReg(), avx.VecReg(), avx.VecReg()
 	VSUBPS(one, m, f)
 	VADDPS(one, m, t)
 	VDIVPS(t, f, f)
@@ -260,17 +246,17 @@ func power(a, p VecVirtual) (e, n, valid VecVirtual) {
 	VMULPS(avx.Float(float32(2/math.Ln2)), poly, poly)
 
 	// p*log2 a = hi + lo + p*log2 m = n + r, |r| <= 1/2.
-	hi, lo, r := YMM(), YMM(), YMM()
-	n = YMM()
+	hi, lo, r := avx.VecReg(), avx.VecReg(), avx.VecReg()
+	n = avx.VecReg()
 	VMULPS(p, kf, hi)
 	VMOVAPS(hi, lo)
 	VFMSUB231PS(kf, p, lo)
-	VROUNDPS(U8(0), hi, n)
+	avx.Round(0, hi, n)
 	VSUBPS(n, hi, r)
 	VADDPS(lo, r, r)
 	VFMADD231PS(poly, p, r)
-	n2 := YMM()
-	VROUNDPS(U8(0), r, n2)
+	n2 := avx.VecReg()
+	avx.Round(0, r, n2)
 	VSUBPS(n2, r, r)
 	VADDPS(n2, n, n)
 	return exp2Small(r), n, valid
@@ -284,7 +270,7 @@ func exp2Small(r VecVirtual) VecVirtual {
 	for j := 1; j < 8; j++ {
 		c[j] = c[j-1] * math.Ln2 / float64(j)
 	}
-	e := YMM()
+	e := avx.VecReg()
 	VMOVUPS(avx.Float(float32(c[7])), e)
 	for j := 6; j >= 0; j-- {
 		VFMADD213PS(avx.Float(float32(c[j])), r, e)
@@ -294,7 +280,7 @@ func exp2Small(r VecVirtual) VecVirtual {
 
 // pow2 returns the float32 2^n for integer-valued n in [-126, 127].
 func pow2(n VecVirtual) VecVirtual {
-	ni := YMM()
+	ni := avx.VecReg()
 	VCVTPS2DQ(n, ni)
 	VPADDD(avx.Const32(127), ni, ni)
 	VPSLLD(U8(23), ni, ni)
@@ -304,16 +290,16 @@ func pow2(n VecVirtual) VecVirtual {
 // sigmoid returns 1/(1+exp(-a)) with exp(-a) = 2^(-a log2 e), the exponent
 // clamped to [-125, 125] where the sigmoid is 0 or 1 in float32 anyway.
 func sigmoid(a VecVirtual) VecVirtual {
-	t, n := YMM(), YMM()
+	t, n := avx.VecReg(), avx.VecReg()
 	VMULPS(avx.Float(float32(-1/math.Ln2)), a, t)
 	VMAXPS(avx.Float(-125), t, t)
 	VMINPS(avx.Float(125), t, t)
-	VROUNDPS(U8(0), t, n)
+	avx.Round(0, t, n)
 	VSUBPS(n, t, t)
 	e := exp2Small(t)
 	VMULPS(pow2(n), e, e)
 	VADDPS(avx.Float(1), e, e)
-	s := YMM()
+	s := avx.VecReg()
 	VMOVUPS(avx.Float(1), s)
 	VDIVPS(e, s, s)
 	return s
@@ -323,7 +309,7 @@ func sigmoid(a VecVirtual) VecVirtual {
 // unclamped v = s*1.2 - 0.1 and h = clamp(v, 0, 1).
 func softRound(alpha VecVirtual) (s, v, h VecVirtual) {
 	s = sigmoid(alpha)
-	v, h = YMM(), YMM()
+	v, h = avx.VecReg(), avx.VecReg()
 	VMULPS(avx.Float(1.2), s, v)
 	VSUBPS(avx.Float(0.1), v, v)
 	VMAXPS(avx.Float(0), v, h)
@@ -333,16 +319,16 @@ func softRound(alpha VecVirtual) (s, v, h VecVirtual) {
 
 // adaRoundForward emits one row of AdaRoundForward.
 func adaRoundForward() {
-	avx.Text("adaRoundForwardAVX2", "func(dst, w, alpha []float32, delta, zp, qmax float32)")
-	Doc("adaRoundForwardAVX2 sets dst[i] = (clamp(floor(w[i]/delta) + h(alpha[i]) + zp,",
+	avx.Text(avx.Name("adaRoundForward"), "func(dst, w, alpha []float32, delta, zp, qmax float32)")
+	Doc(avx.Name("adaRoundForward")+" sets dst[i] = (clamp(floor(w[i]/delta) + h(alpha[i]) + zp,",
 		"0, qmax) - zp) * delta over len(dst) floats.")
 	p := loadParams()
 	d, w, al, n := avx.Base("dst"), avx.Base("w"), avx.Base("alpha"), avx.Len("dst")
 	avx.Loop(n, []GPVirtual{d, w, al}, 1, func(_ int, l avx.Lanes) {
 		_, _, h := softRound(l.Load(al))
-		u := YMM()
+		u := avx.VecReg()
 		VDIVPS(p.delta, l.Load(w), u)
-		VROUNDPS(U8(1), u, u)
+		avx.Round(1, u, u)
 		VADDPS(h, u, u)
 		VADDPS(p.zp, u, u)
 		VMAXPS(u, p.zero, u)
@@ -357,34 +343,31 @@ func adaRoundForward() {
 
 // adaRoundBackward emits one row of AdaRoundBackward.
 func adaRoundBackward() {
-	avx.Text("adaRoundBackwardAVX2", "func(w, alpha, dy, dAlpha []float32, delta, zp, qmax float32)")
-	Doc("adaRoundBackwardAVX2 accumulates dAlpha[i] += dy[i]*delta*h'(alpha[i]) over",
+	avx.Text(avx.Name("adaRoundBackward"), "func(w, alpha, dy, dAlpha []float32, delta, zp, qmax float32)")
+	Doc(avx.Name("adaRoundBackward")+" accumulates dAlpha[i] += dy[i]*delta*h'(alpha[i]) over",
 		"len(dAlpha) floats where neither clamp is active.")
 	p := loadParams()
 	w, al, dy, da, n := avx.Base("w"), avx.Base("alpha"), avx.Base("dy"), avx.Base("dAlpha"), avx.Len("dAlpha")
 	avx.Loop(n, []GPVirtual{w, al, dy, da}, 1, func(_ int, l avx.Lanes) {
 		s, v, h := softRound(l.Load(al))
-		u, pass, m := YMM(), YMM(), YMM()
+		u := avx.VecReg()
 		VDIVPS(p.delta, l.Load(w), u)
-		VROUNDPS(U8(1), u, u)
+		avx.Round(1, u, u)
 		VADDPS(h, u, u)
 		VADDPS(p.zp, u, u)
-		VCMPPS(U8(avx.CmpGE), p.zero, u, pass)
-		VCMPPS(U8(avx.CmpLE), p.qmax, u, m)
-		VANDPS(m, pass, pass)
-		VCMPPS(U8(avx.CmpGE), p.zero, v, m)
-		VANDPS(m, pass, pass)
-		VCMPPS(U8(avx.CmpLE), avx.Float(1), v, m)
-		VANDPS(m, pass, pass)
+		pass := avx.Cmp(avx.CmpGE, p.zero, u)
+		pass = pass.And(avx.Cmp(avx.CmpLE, p.qmax, u))
+		pass = pass.And(avx.Cmp(avx.CmpGE, p.zero, v))
+		pass = pass.And(avx.Cmp(avx.CmpLE, avx.Float(1), v))
 		// dh = 1.2 * s * (1 - s); g = dy * delta * dh.
-		dh, g := YMM(), YMM()
+		dh, g := avx.VecReg(), avx.VecReg()
 		VMOVUPS(avx.Float(1), dh)
 		VSUBPS(s, dh, dh)
 		VMULPS(s, dh, dh)
 		VMULPS(avx.Float(1.2), dh, dh)
 		VMULPS(p.delta, l.Load(dy), g)
 		VMULPS(dh, g, g)
-		VANDPS(pass, g, g)
+		avx.Keep(pass, g)
 		acc := l.Load(da)
 		VADDPS(g, acc, acc)
 		l.Store(acc, da)
@@ -420,27 +403,23 @@ func adaRoundRegularizer(name string, withGrad bool) {
 	acc := []VecVirtual{avx.Zero(), avx.Zero()}
 	avx.Loop(n, ptrs, 1, func(_ int, l avx.Lanes) {
 		s, v, h := softRound(l.Load(al))
-		m, am := YMM(), YMM()
+		m, am := avx.VecReg(), avx.VecReg()
 		VADDPS(h, h, m)
 		VSUBPS(avx.Float(1), m, m)
 		VANDPS(avx.Const32(0x7fffffff), m, am)
 		// |m|^(beta-1) = e * 2^n; zero where |m| is not normal or the
 		// result falls below the float32 range.
 		e, n, valid := power(am, bm1)
-		tiny := YMM()
-		VCMPPS(U8(avx.CmpGE), avx.Float(-125), n, tiny)
-		VANDPS(tiny, valid, valid)
+		valid = valid.And(avx.Cmp(avx.CmpGE, avx.Float(-125), n))
 		VMAXPS(avx.Float(-125), n, n)
 		VMULPS(pow2(n), e, e)
-		VANDPS(valid, e, e)
+		avx.Keep(valid, e)
 		// term = 1 - |m|^beta, masked lanes contribute 0.
-		term := YMM()
+		term, one := avx.VecReg(), avx.VecReg()
 		VMULPS(am, e, term)
-		VMOVUPS(avx.Float(1), tiny)
-		VSUBPS(term, tiny, term)
-		if l.Mask != nil {
-			VANDPS(l.Mask, term, term)
-		}
+		VMOVUPS(avx.Float(1), one)
+		VSUBPS(term, one, term)
+		avx.Keep(l.Mask, term)
 		tlo, thi := avx.Widen(term)
 		VADDPD(tlo, acc[0], acc[0])
 		VADDPD(thi, acc[1], acc[1])
@@ -448,17 +427,15 @@ func adaRoundRegularizer(name string, withGrad bool) {
 			return
 		}
 		// g = coef * sign(m)|m|^(beta-1) * dh, dh = 1.2 s (1-s) inside.
-		sign, dh, in := YMM(), YMM(), YMM()
+		sign, dh := avx.VecReg(), avx.VecReg()
 		VANDPS(avx.Const32(0x80000000), m, sign)
 		VORPS(sign, e, e)
 		VMOVUPS(avx.Float(1), dh)
 		VSUBPS(s, dh, dh)
 		VMULPS(s, dh, dh)
 		VMULPS(avx.Float(1.2), dh, dh)
-		VCMPPS(U8(avx.CmpGE), avx.Float(0), v, in)
-		VANDPS(in, dh, dh)
-		VCMPPS(U8(avx.CmpLE), avx.Float(1), v, in)
-		VANDPS(in, dh, dh)
+		avx.Keep(avx.Cmp(avx.CmpGE, avx.Float(0), v), dh)
+		avx.Keep(avx.Cmp(avx.CmpLE, avx.Float(1), v), dh)
 		VMULPS(coef, e, e)
 		VMULPS(dh, e, e)
 		g := l.Load(da)
