@@ -6,7 +6,13 @@
 # Go time / PyTorch time; then the one-core FMA peaks and SGEMM 512 at one
 # thread and at the most threads asked for.
 #
-#   tools/bench/server.sh [-b DIR] THREADS...      e.g. tools/bench/server.sh 2 16
+#   tools/bench/server.sh [-b DIR] [-r ROUNDS] THREADS...   e.g. tools/bench/server.sh -r 2 2 16
+#
+# A shared server's speed moves from minute to minute, so each of ROUNDS
+# rounds (default 1) times every thread count, Go then PyTorch, and the
+# table gives the medians over rounds with the range of the rounds' own
+# Go/PyTorch ratios; the load average before each round and the cgroup's
+# CPU throttling over the whole run are printed with it.
 #
 # -b DIR takes the test binaries from DIR (dgh.test, brecq.test and,
 # optionally, kernels.test, built with `go test -c`), so the machine needs
@@ -18,15 +24,20 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 torchref=$here/../torchref
 bin=
-while getopts b: opt; do
+rounds=1
+while getopts b:r: opt; do
 	case $opt in
 	b) bin=$(cd "$OPTARG" && pwd) ;;
-	*) echo "usage: $0 [-b DIR] THREADS..." >&2; exit 2 ;;
+	r) rounds=$OPTARG ;;
+	*) echo "usage: $0 [-b DIR] [-r ROUNDS] THREADS..." >&2; exit 2 ;;
 	esac
 done
+case $rounds in
+'' | *[!0-9]* | 0) echo "$0: -r wants a positive number of rounds, not '$rounds'" >&2; exit 2 ;;
+esac
 shift $((OPTIND - 1))
 if [ $# -eq 0 ]; then
-	echo "usage: $0 [-b DIR] THREADS...  (e.g. $0 2 16)" >&2
+	echo "usage: $0 [-b DIR] [-r ROUNDS] THREADS...  (e.g. $0 -r 2 2 16)" >&2
 	exit 2
 fi
 py=${PYTHON:-python3}
@@ -51,20 +62,34 @@ gobench() { # BINARY BENCH BENCHTIME THREADS
 	(cd "$bin" && "./$1" -test.run '^$' -test.bench "$2" -test.benchtime "$3" -test.cpu "$4" -test.timeout 60m) | tee -a /dev/stderr
 }
 
+# throttled: the cgroup's throttled microseconds so far (0 where the
+# machine has no cgroup v2 CPU controller).
+throttled() { awk '$1 == "throttled_usec" { print $2; f = 1 } END { if (!f) print 0 }' /sys/fs/cgroup/cpu.stat 2>/dev/null || echo 0; }
+quota=$(cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "?")
+throttled0=$(throttled)
+
+# go_ms[WORK,THREADS] and py_ms[...] collect one time a round, space
+# separated; loads[r] is the load average before round r.
 declare -A go_ms py_ms
+declare -a loads
 dghs=(resnet18 mobilenet_v2)
 blocks=(resnet18_basicblock resnet50_bottleneck mobilenet_v2_invres)
-for t in "$@"; do
-	echo "== $t threads" >&2
-	gobench dgh.test '^BenchmarkDGHStep$/^(resnet18|mobilenet_v2)$' 2x "$t" >"$log"
-	for m in "${dghs[@]}"; do go_ms[$m,$t]=$(metric "$log" "^BenchmarkDGHStep/$m(-$t)?[ \t]"); done
-	gobench brecq.test '^BenchmarkReconstructionStep$' 5x "$t" >"$log"
-	for m in "${blocks[@]}"; do go_ms[$m,$t]=$(metric "$log" "^BenchmarkReconstructionStep/$m(-$t)?[ \t]"); done
-	(cd "$torchref" && OMP_NUM_THREADS=$t "$py" bench_dgh.py --threads "$t" --steps 2 "${dghs[@]}") | tee -a /dev/stderr >"$log"
-	for m in "${dghs[@]}"; do py_ms[$m,$t]=$(metric "$log" "^BenchmarkDGHStep/$m "); done
-	(cd "$torchref" && OMP_NUM_THREADS=$t "$py" bench_brecq.py --threads "$t" --steps 5) | tee -a /dev/stderr >"$log"
-	for m in "${blocks[@]}"; do py_ms[$m,$t]=$(metric "$log" "^$m "); done
+blockre="^($(IFS='|'; echo "${blocks[*]}"))\$"
+for ((r = 1; r <= rounds; r++)); do
+	loads[r]=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+	for t in "$@"; do
+		echo "== round $r, $t threads (load ${loads[r]})" >&2
+		gobench dgh.test '^BenchmarkDGHStep$/^(resnet18|mobilenet_v2)$' 2x "$t" >"$log"
+		for m in "${dghs[@]}"; do go_ms[$m,$t]+=" $(metric "$log" "^BenchmarkDGHStep/$m(-$t)?[ \t]")"; done
+		gobench brecq.test "^BenchmarkReconstructionStep\$/$blockre" 5x "$t" >"$log"
+		for m in "${blocks[@]}"; do go_ms[$m,$t]+=" $(metric "$log" "^BenchmarkReconstructionStep/$m(-$t)?[ \t]")"; done
+		(cd "$torchref" && OMP_NUM_THREADS=$t "$py" bench_dgh.py --threads "$t" --steps 2 "${dghs[@]}") | tee -a /dev/stderr >"$log"
+		for m in "${dghs[@]}"; do py_ms[$m,$t]+=" $(metric "$log" "^BenchmarkDGHStep/$m ")"; done
+		(cd "$torchref" && OMP_NUM_THREADS=$t "$py" bench_brecq.py --threads "$t" --steps 5 "${blocks[@]}") | tee -a /dev/stderr >"$log"
+		for m in "${blocks[@]}"; do py_ms[$m,$t]+=" $(metric "$log" "^$m ")"; done
+	done
 done
+throttled1=$(throttled)
 
 kernels=${DGHCORE_KERNELS:-the best}
 torch=$("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo "?")
@@ -77,12 +102,34 @@ rule="|---|"
 for t in "$@"; do header+=" $t threads |"; rule+="---|"; done
 echo "$header"
 echo "$rule"
-row() { # LABEL KEY
+# med: the awk function giving the median of the space-separated numbers
+# in s (0 for none).
+med='function med(s,   x, n, i, j, t) {
+	n = split(s, x, " ")
+	for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j-1] > x[j]; j--) { t = x[j]; x[j] = x[j-1]; x[j-1] = t }
+	return n == 0 ? 0 : n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2
+}'
+
+# stats GO PY: "median Go / median PyTorch = ratio" over the rounds, and
+# with several rounds the range of the rounds' own ratios.
+stats() {
+	awk -v g="$1" -v p="$2" "$med"'
+		BEGIN {
+			n = split(g, gs, " "); split(p, ps, " ")
+			printf "%.0f / %.0f = %.2f", med(g), med(p), med(g) / med(p)
+			if (n > 1) {
+				lo = hi = gs[1] / ps[1]
+				for (i = 2; i <= n; i++) { x = gs[i] / ps[i]; if (x < lo) lo = x; if (x > hi) hi = x }
+				printf " (%.2f-%.2f)", lo, hi
+			}
+		}'
+}
+row() { # LABEL KEY THREADS...
 	local line="| $1 |"
 	for t in "${@:3}"; do
 		local g=${go_ms[$2,$t]:-} p=${py_ms[$2,$t]:-}
-		if [ -n "$g" ] && [ -n "$p" ]; then
-			line+=" $(awk -v g="$g" -v p="$p" 'BEGIN { printf "%.0f / %.0f = %.2f", g, p, g / p }') |"
+		if [ -n "${g// /}" ] && [ -n "${p// /}" ] && [ "$(wc -w <<<"$g")" -eq "$(wc -w <<<"$p")" ]; then
+			line+=" $(stats "$g" "$p") |"
 		else
 			line+=" ${g:-?} / ${p:-?} |"
 		fi
@@ -94,13 +141,23 @@ row "DGH step, mobilenet_v2" mobilenet_v2 "$@"
 row "BRECQ step, resnet18 BasicBlock" resnet18_basicblock "$@"
 row "BRECQ step, resnet50 Bottleneck" resnet50_bottleneck "$@"
 row "BRECQ step, mobilenet_v2 InvertedResidual" mobilenet_v2_invres "$@"
+echo
+if [ "$rounds" -gt 1 ]; then echo "medians of $rounds rounds, the rounds' own ratios in brackets"; fi
+echo "load average before each round: $(for ((r = 1; r <= rounds; r++)); do printf '%s; ' "${loads[r]}"; done)"
+echo "cgroup cpu.max: $quota; throttled during the run: $(( (throttled1 - throttled0) / 1000 )) ms"
 if [ $# -gt 1 ]; then
-	first=$1 last=${!#}
-	echo
+	lo=$1 hi=$1
+	for t in "$@"; do
+		[ "$t" -lt "$lo" ] && lo=$t
+		[ "$t" -gt "$hi" ] && hi=$t
+	done
 	for m in "${dghs[@]}"; do
-		awk -v m="$m" -v a="$first" -v b="$last" -v ga="${go_ms[$m,$first]:-0}" -v gb="${go_ms[$m,$last]:-0}" \
-			-v pa="${py_ms[$m,$first]:-0}" -v pb="${py_ms[$m,$last]:-0}" 'BEGIN {
-			if (gb > 0 && pb > 0) printf "DGH step %s from %d to %d threads: dghcore %.2fx, PyTorch %.2fx\n", m, a, b, ga / gb, pa / pb }'
+		awk -v m="$m" -v a="$lo" -v b="$hi" -v ga="${go_ms[$m,$lo]:-}" -v gb="${go_ms[$m,$hi]:-}" \
+			-v pa="${py_ms[$m,$lo]:-}" -v pb="${py_ms[$m,$hi]:-}" "$med"'
+			BEGIN {
+				if (med(gb) > 0 && med(pb) > 0)
+					printf "DGH step %s from %d to %d threads (medians): dghcore %.2fx, PyTorch %.2fx\n", m, a, b, med(ga) / med(gb), med(pa) / med(pb)
+			}'
 	done
 fi
 

@@ -92,23 +92,34 @@ def bench(name, blk, shape, steps, warmup):
     print("%-22s %9.1f ms/step %8.2f images/s" % (name, ms, shape[0] / (ms / 1000)))
 
 
+BLOCKS = {
+    "resnet18_basicblock": (lambda: BasicBlock(64, 64, 1), (32, 64, 56, 56)),
+    "resnet50_bottleneck": (lambda: Bottleneck(64, 64, 1), (32, 64, 56, 56)),
+    "mobilenet_v2_invres": (lambda: InvertedResidual(24, 24, 1, 6), (32, 24, 56, 56)),
+    "regnetx_600m_s1b1": (lambda: ResBottleneckBlock(32, 48, 2, 2), (32, 32, 112, 112)),
+    "regnetx_600m_s2b2": (lambda: ResBottleneckBlock(96, 96, 1, 4), (32, 96, 28, 28)),
+    "mnasnet_l8b0": (lambda: NestedInvertedResidual(32, 48, 2, 3, 3, torch.nn.ReLU, False, "layers"),
+                     (32, 32, 112, 112)),
+    "mnasnet_l9b1": (lambda: NestedInvertedResidual(80, 80, 1, 3, 5, torch.nn.ReLU, False, "layers"),
+                     (32, 80, 28, 28)),
+}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("blocks", nargs="*", default=list(BLOCKS), help="blocks to time (default: all)")
     a = ap.parse_args()
+    for name in a.blocks:
+        if name not in BLOCKS:
+            ap.error("unknown block %r (known: %s)" % (name, ", ".join(BLOCKS)))
     torch.set_num_threads(a.threads)
     print("torch %s, %d threads, median of %d steps" % (torch.__version__, a.threads, a.steps))
-    bench("resnet18_basicblock", BasicBlock(64, 64, 1), (32, 64, 56, 56), a.steps, a.warmup)
-    bench("resnet50_bottleneck", Bottleneck(64, 64, 1), (32, 64, 56, 56), a.steps, a.warmup)
-    bench("mobilenet_v2_invres", InvertedResidual(24, 24, 1, 6), (32, 24, 56, 56), a.steps, a.warmup)
-    bench("regnetx_600m_s1b1", ResBottleneckBlock(32, 48, 2, 2), (32, 32, 112, 112), a.steps, a.warmup)
-    bench("regnetx_600m_s2b2", ResBottleneckBlock(96, 96, 1, 4), (32, 96, 28, 28), a.steps, a.warmup)
-    bench("mnasnet_l8b0", NestedInvertedResidual(32, 48, 2, 3, 3, torch.nn.ReLU, False, "layers"), (32, 32, 112, 112),
-          a.steps, a.warmup)
-    bench("mnasnet_l9b1", NestedInvertedResidual(80, 80, 1, 3, 5, torch.nn.ReLU, False, "layers"), (32, 80, 28, 28),
-          a.steps, a.warmup)
+    for name in a.blocks:
+        make, shape = BLOCKS[name]
+        bench(name, make(), shape, a.steps, a.warmup)
 
 
 if __name__ == "__main__":
