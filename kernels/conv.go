@@ -20,7 +20,7 @@ package kernels
 //     packing through per-tap tables, or with few channels (the 7x7
 //     stem) copied by im2col;
 //   - depthwise (conv_depthwise.go): direct per-plane kernels, whose
-//     GEMMs would be 1 x 9 x OH*OW.
+//     GEMMs would be 1 x KH*KW x OH*OW.
 //
 // Backward to the input of a stride-1 convolution is a forward one of dy
 // with the weights transposed per group and rotated 180 degrees; a
@@ -45,22 +45,29 @@ type convKernels struct {
 	// the direct routes are then never planned.
 	direct       [2][directMR]directKernel
 	directMasked [2][directMR]directMaskedKernel
-	// dwPlane3x3(s, rows, cols, y, ldy, x, ldx, w, acc) computes rows x
-	// cols outputs of a 3x3 depthwise convolution with stride s over the
-	// zero-framed plane x (see dwPlane3x3Generic).
-	dwPlane3x3 func(s, rows, cols int, y []float32, ldy int, x []float32, ldx int, w *[10]float32, acc bool)
-	// dwRow3x3 and dwRowGrad3x3 are the row kernels of the forward pass
-	// and of the filter gradient (see dwRow3x3Generic, dwRowGrad3x3Generic).
-	dwRow3x3     func(s int, y, r0, r1, r2 []float32, w *[10]float32, acc bool)
-	dwRowGrad3x3 func(s int, dy, r0, r1, r2 []float32, g *[9]float32)
+	// dwPlane(k, s, rows, cols, y, ldy, x, ldx, w, acc) computes rows x
+	// cols outputs of a k x k (3 or 5) depthwise convolution with stride
+	// s over the zero-framed plane x (see dwPlaneGeneric).
+	dwPlane func(k, s, rows, cols int, y []float32, ldy int, x []float32, ldx int, w *dwTaps, acc bool)
+	// dwPlaneGrad(k, s, rows, n, dy, x, ldx, g) adds the filter gradient
+	// of rows output rows of n outputs (dy's rows n apart; n a multiple
+	// of dwLanes at stride 1, of 8 at stride 2) to the lane sums g (see
+	// dwPlaneGradGeneric).
+	dwPlaneGrad func(k, s, rows, n int, dy, x []float32, ldx int, g *dwGradSums)
+	// dwRow and dwRowGrad are the row kernels of the forward pass and of
+	// the filter gradient over the k rows x[kh*ldx:] (see dwRowGeneric,
+	// dwRowGradGeneric).
+	dwRow     func(k, s int, y, x []float32, ldx int, w *dwTaps, acc bool)
+	dwRowGrad func(k, s int, dy, x []float32, ldx int, g *dwGradSums)
 	// gatherEven sets dst[i] = src[2*i]: an im2col row of stride 2.
 	gatherEven func(dst, src []float32)
 	// directRows[set][pair][h], where set, are the direct kernels of any
 	// panel height up to maxDirectRows (conv_direct_rows.go), which the
 	// direct routes then run instead of direct and directMasked.
 	directRows *[2][2][maxDirectRows + 1]directRowsFunc
-	// dwLanes is the floats a vector of dwPlane3x3 reads, for which the
-	// depthwise frame makes room (8 where zero).
+	// dwLanes is the floats a vector of dwPlane (and of dwPlaneGrad at
+	// stride 1) reads, for which the depthwise frame and dy's rows make
+	// room (8 where zero).
 	dwLanes int
 }
 
@@ -172,7 +179,7 @@ func convForward(p *ConvParams, x, w, bias, y []float32, e *epilogue) {
 	pl := p.plan(passForward)
 	if pl.route == routeDepthwise {
 		j := newConvJob(p, x, w, bias, y)
-		j.epi = e
+		j.epi, j.dwK = e, pl.dwKernel
 		parallelFor(pl.tasks, j.dwForwardFn)
 		j.release()
 		return
@@ -283,7 +290,7 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 	switch pl.route {
 	case routeDepthwise:
 		j := newConvJob(&p, dx, w, nil, dy)
-		j.beta = 0 // dwBackwardData: store rather than add
+		j.beta, j.dwK = 0, pl.dwKernel // dwBackwardData: store rather than add
 		if accumulate {
 			j.beta = 1
 		}
@@ -342,6 +349,7 @@ func Conv2dBackwardWeight(p ConvParams, x, dy, dw []float32) {
 	pl := p.plan(passBackwardWeight)
 	j := newConvJob(&p, x, dw, nil, dy)
 	j.wgRoute, j.wgTransposed, j.wgDepth, j.wgAcrossImages = pl.route, pl.transposed, pl.depth, pl.acrossImages
+	j.dwK = pl.dwKernel
 	if pl.route == routePadded {
 		j.setPhases()
 	}
@@ -410,6 +418,9 @@ type convJob struct {
 
 	// Padded and gathered backward to the input: images per task.
 	imgChunk int
+
+	// Depthwise: the size of the direct kernels, 0 for the Go loops.
+	dwK int
 
 	// The phase buffer of the direct and padded routes (conv_phase.go):
 	// a phase plane's rows and width, the buffer's length, each tap's

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// The convolutions of resnet18 and mobilenet_v2 at 224x224, batch 8, each
+// The convolutions of resnet18, mobilenet_v2 and mnasnet at 224x224, batch 8, each
 // distinct shape once, in network order, all three passes (docs/DESIGN.md, "Testing and numerics": speed by go test
 // -bench, side by side with PyTorch).
 const benchBatch = 8
@@ -49,6 +49,30 @@ func mobilenetV2Convs() []ConvParams {
 			convs = append(convs, conv2dParams(hidden, h, hidden, 3, st, hidden))
 			h = (h-1)/st + 1
 			convs = append(convs, conv2dParams(hidden, h, out, 1, 1, 1))
+			c = out
+		}
+	}
+	convs = append(convs, conv2dParams(c, h, 1280, 1, 1, 1))
+	return dedupConvs(convs)
+}
+
+// mnasnetConvs are BRECQ's MNASNet (torchvision's at scale 2.0): the
+// stem, then six stacks of inverted residual blocks (1x1 expansion,
+// depthwise 3x3 or 5x5, 1x1 projection), the last 1x1.
+func mnasnetConvs() []ConvParams {
+	convs := []ConvParams{conv2dParams(3, 224, 64, 3, 2, 1), conv2dParams(64, 112, 64, 3, 1, 64), conv2dParams(64, 112, 32, 1, 1, 1)}
+	c, h := 32, 112
+	for _, s := range [][5]int{{48, 3, 2, 3, 3}, {80, 5, 2, 3, 3}, {160, 5, 2, 6, 3}, {192, 3, 1, 6, 2}, {384, 5, 2, 6, 4}, {640, 3, 1, 6, 1}} {
+		out, kernel, stride, expand, n := s[0], s[1], s[2], s[3], s[4]
+		for i := range n {
+			st := 1
+			if i == 0 {
+				st = stride
+			}
+			mid := c * expand
+			convs = append(convs, conv2dParams(c, h, mid, 1, 1, 1), conv2dParams(mid, h, mid, kernel, st, mid))
+			h = (h-1)/st + 1
+			convs = append(convs, conv2dParams(mid, h, out, 1, 1, 1))
 			c = out
 		}
 	}
@@ -133,6 +157,7 @@ func BenchmarkConvResNet18(b *testing.B)       { benchConvs(b, resnet18Convs()) 
 func BenchmarkConvResNet20(b *testing.B)       { benchConvs(b, resnet20Convs(3, 32)) }
 func BenchmarkConvResNet20FMNIST(b *testing.B) { benchConvs(b, resnet20Convs(1, 28)) }
 func BenchmarkConvMobileNetV2(b *testing.B)    { benchConvs(b, mobilenetV2Convs()) }
+func BenchmarkConvMNASNet(b *testing.B)        { benchConvs(b, mnasnetConvs()) }
 
 // BenchmarkConvDepthwiseHot times 3x3 depthwise planes that stay in L1
 // (one image, 16 channels): the per-plane cost that dominates the small

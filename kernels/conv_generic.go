@@ -9,10 +9,11 @@ package kernels
 // convGeneric is the generic path's convolution table: the Go plane, row
 // and gather loops, no direct micro-kernels.
 var convGeneric = convKernels{
-	dwPlane3x3:   dwPlane3x3Generic,
-	dwRow3x3:     dwRow3x3Generic,
-	dwRowGrad3x3: dwRowGrad3x3Generic,
-	gatherEven:   gatherEvenGeneric,
+	dwPlane:     dwPlaneGeneric,
+	dwPlaneGrad: dwPlaneGradGeneric,
+	dwRow:       dwRowGeneric,
+	dwRowGrad:   dwRowGradGeneric,
+	gatherEven:  gatherEvenGeneric,
 }
 
 // validRange returns the output positions [lo, hi) of a row of out

@@ -36,7 +36,7 @@ type convRoute uint8
 
 const (
 	// Per-plane direct kernels of a depthwise convolution (groups ==
-	// C == K), whose GEMMs would be 1 x 9 x OH*OW (conv_depthwise.go).
+	// C == K), whose GEMMs would be 1 x KH*KW x OH*OW (conv_depthwise.go).
 	routeDepthwise convRoute = iota + 1
 	// The direct micro-kernel reads the framed input in place and
 	// writes y, on whole runs of 16 outputs (conv_direct.go) ...
@@ -104,8 +104,9 @@ type convPlan struct {
 	// Backward to the input, padded and gathered: images per task.
 	imgChunk int
 
-	// Depthwise: the 3x3 kernels (else the Go loops of any size).
-	dw3x3 bool
+	// Depthwise: the size k of the direct k x k kernels, or 0 for the Go
+	// loops of any size.
+	dwKernel int
 
 	// Backward to the weights.
 	split      weightSplit
@@ -234,7 +235,11 @@ func planConv(p *ConvParams, pass convPass, path Path, workers int) convPlan {
 	k := kernelsOf(path)
 	pl := convPlan{pass: pass, path: path, workers: workers}
 	if p.depthwise() {
-		pl.route, pl.dw3x3, pl.tasks = routeDepthwise, dw3x3(p), p.N*p.C
+		pl.route, pl.dwKernel, pl.tasks = routeDepthwise, dwKernel(p), p.N*p.C
+		if _, flips := dwFlipped(p); pass == passBackwardData && p.StrideH == 1 && !flips {
+			// A frame wider than k-1 has no complementary padding.
+			pl.dwKernel = 0
+		}
 		if pass == passBackwardWeight {
 			pl.split, pl.tasks = splitChannels, p.C
 		}
@@ -457,9 +462,9 @@ func (pl *convPlan) String() string {
 	var b strings.Builder
 	switch {
 	case pl.route == routeDepthwise:
-		kernels := "3x3 kernels"
-		if !pl.dw3x3 {
-			kernels = "Go loops"
+		kernels := "Go loops"
+		if pl.dwKernel != 0 {
+			kernels = fmt.Sprintf("%dx%d kernels", pl.dwKernel, pl.dwKernel)
 		}
 		fmt.Fprintf(&b, "depthwise, %s", kernels)
 	case pl.pass == passForward && g.subsample:

@@ -20,10 +20,10 @@ const plansFile = "testdata/conv_plans.txt"
 
 // planCases are the cases of convCases and the layers of the zoo's
 // models at batch 32 (DGH's and BRECQ's): resnet18, mobilenet_v2,
-// resnet20 on CIFAR-10 and on Fashion-MNIST (28 wide, one channel) and
-// at DGH's padded 32+4.
+// mnasnet, resnet20 on CIFAR-10 and on Fashion-MNIST (28 wide, one
+// channel) and at DGH's padded 32+4.
 func planCases() []ConvParams {
-	models := slices.Concat(resnet18Convs(), mobilenetV2Convs(), resnet20Convs(3, 32), resnet20Convs(1, 28), resnet20Convs(3, 36))
+	models := slices.Concat(resnet18Convs(), mobilenetV2Convs(), mnasnetConvs(), resnet20Convs(3, 32), resnet20Convs(1, 28), resnet20Convs(3, 36))
 	for i := range models {
 		models[i].N = 32
 	}

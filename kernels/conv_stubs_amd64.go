@@ -5,26 +5,42 @@
 package kernels
 
 // dwRow3x3S1AVX2 computes n (a multiple of 8) outputs of one row of a 3x3
-// depthwise convolution with stride 1:
-// y[i] = w[9] + sum over kh, kw of w[kh*3+kw]*r_kh[stride*i+kw], stored or
-// (accumulate) added to y.
+// depthwise convolution with stride 1 over the rows x[kh*ldx:]:
+// y[i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[kh*ldx+stride*i+kw], stored or
+// (accumulate) added to y; w holds the 9 taps and the bias.
 //
 //go:noescape
-func dwRow3x3S1AVX2(n int, y []float32, r0 []float32, r1 []float32, r2 []float32, w *[10]float32, accumulate bool)
+func dwRow3x3S1AVX2(n int, y []float32, x []float32, ldx int, w []float32, accumulate bool)
 
 // dwRow3x3S2AVX2 computes n (a multiple of 8) outputs of one row of a 3x3
-// depthwise convolution with stride 2:
-// y[i] = w[9] + sum over kh, kw of w[kh*3+kw]*r_kh[stride*i+kw], stored or
-// (accumulate) added to y.
+// depthwise convolution with stride 2 over the rows x[kh*ldx:]:
+// y[i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[kh*ldx+stride*i+kw], stored or
+// (accumulate) added to y; w holds the 9 taps and the bias.
 //
 //go:noescape
-func dwRow3x3S2AVX2(n int, y []float32, r0 []float32, r1 []float32, r2 []float32, w *[10]float32, accumulate bool)
+func dwRow3x3S2AVX2(n int, y []float32, x []float32, ldx int, w []float32, accumulate bool)
+
+// dwRow5x5S1AVX2 computes n (a multiple of 8) outputs of one row of a 5x5
+// depthwise convolution with stride 1 over the rows x[kh*ldx:]:
+// y[i] = w[25] + sum over kh, kw of w[kh*5+kw]*x[kh*ldx+stride*i+kw], stored or
+// (accumulate) added to y; w holds the 25 taps and the bias.
+//
+//go:noescape
+func dwRow5x5S1AVX2(n int, y []float32, x []float32, ldx int, w []float32, accumulate bool)
+
+// dwRow5x5S2AVX2 computes n (a multiple of 8) outputs of one row of a 5x5
+// depthwise convolution with stride 2 over the rows x[kh*ldx:]:
+// y[i] = w[25] + sum over kh, kw of w[kh*5+kw]*x[kh*ldx+stride*i+kw], stored or
+// (accumulate) added to y; w holds the 25 taps and the bias.
+//
+//go:noescape
+func dwRow5x5S2AVX2(n int, y []float32, x []float32, ldx int, w []float32, accumulate bool)
 
 // dwPlane3x3S1AVX2 computes rows x cols outputs of a 3x3 depthwise convolution
 // with stride 1 over the zero-framed plane x (row stride ldx):
 // y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
-// stored or (accumulate) added; w holds the ten taps, mask (eight lanes)
-// selects the first cols%8 lanes.
+// stored or (accumulate) added; w holds the 9 taps and the bias, mask
+// (eight lanes) selects the first cols%8 lanes.
 //
 //go:noescape
 func dwPlane3x3S1AVX2(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)
@@ -32,25 +48,77 @@ func dwPlane3x3S1AVX2(rows int, cols int, y []float32, ldy int, x []float32, ldx
 // dwPlane3x3S2AVX2 computes rows x cols outputs of a 3x3 depthwise convolution
 // with stride 2 over the zero-framed plane x (row stride ldx):
 // y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
-// stored or (accumulate) added; w holds the ten taps, mask (eight lanes)
-// selects the first cols%8 lanes.
+// stored or (accumulate) added; w holds the 9 taps and the bias, mask
+// (eight lanes) selects the first cols%8 lanes.
 //
 //go:noescape
 func dwPlane3x3S2AVX2(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)
 
-// dwRowGrad3x3S1AVX2 adds one row's contribution to the filter gradient
-// of a stride-1 3x3 depthwise convolution: grad[kh*3+kw] += sum over i < n
-// (a multiple of 8) of dy[i]*r_kh[i+kw].
+// dwPlane5x5S1AVX2 computes rows x cols outputs of a 5x5 depthwise convolution
+// with stride 1 over the zero-framed plane x (row stride ldx):
+// y[r*ldy+i] = w[25] + sum over kh, kw of w[kh*5+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
+// stored or (accumulate) added; w holds the 25 taps and the bias, mask
+// (eight lanes) selects the first cols%8 lanes.
 //
 //go:noescape
-func dwRowGrad3x3S1AVX2(n int, dy []float32, r0 []float32, r1 []float32, r2 []float32, grad *[9]float32)
+func dwPlane5x5S1AVX2(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)
 
-// dwRowGrad3x3S2AVX2 adds one row's contribution to the filter gradient
-// of a stride-2 3x3 depthwise convolution: grad[kh*3+kw] += sum over i < n
-// (a multiple of 8) of dy[i]*r_kh[2*i+kw].
+// dwPlane5x5S2AVX2 computes rows x cols outputs of a 5x5 depthwise convolution
+// with stride 2 over the zero-framed plane x (row stride ldx):
+// y[r*ldy+i] = w[25] + sum over kh, kw of w[kh*5+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
+// stored or (accumulate) added; w holds the 25 taps and the bias, mask
+// (eight lanes) selects the first cols%8 lanes.
 //
 //go:noescape
-func dwRowGrad3x3S2AVX2(n int, dy []float32, r0 []float32, r1 []float32, r2 []float32, grad *[9]float32)
+func dwPlane5x5S2AVX2(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask []int32, accumulate bool)
+
+// dwPlaneGrad3x3S1AVX2 adds the filter gradient of rows output rows
+// of a stride-1 3x3 depthwise convolution to its lane sums: the 8 lanes
+// lanes[16*(kh*3+kw):][:8], kh < 3, of sum over r < rows, i < n (a multiple of 8)
+// of dy[r*n+i]*x[(1*r+kh)*ldx+1*i+kw], split by i over the lanes.
+//
+//go:noescape
+func dwPlaneGrad3x3S1AVX2(rows int, n int, dy []float32, x []float32, ldx int, lanes []float32)
+
+// dwPlaneGrad3x3S2AVX2 adds the filter gradient of rows output rows
+// of a stride-2 3x3 depthwise convolution to its lane sums: the 8 lanes
+// lanes[16*(kh*3+kw):][:8], kh < 3, of sum over r < rows, i < n (a multiple of 8)
+// of dy[r*n+i]*x[(2*r+kh)*ldx+2*i+kw], split by i over the lanes.
+//
+//go:noescape
+func dwPlaneGrad3x3S2AVX2(rows int, n int, dy []float32, x []float32, ldx int, lanes []float32)
+
+// dwPlaneGrad5x5S1R3AVX2 adds a band of 3 kernel rows of the filter gradient of rows output rows
+// of a stride-1 5x5 depthwise convolution to its lane sums: the 8 lanes
+// lanes[16*(kh*5+kw):][:8], kh < 3, of sum over r < rows, i < n (a multiple of 8)
+// of dy[r*n+i]*x[(1*r+kh)*ldx+1*i+kw], split by i over the lanes.
+//
+//go:noescape
+func dwPlaneGrad5x5S1R3AVX2(rows int, n int, dy []float32, x []float32, ldx int, lanes []float32)
+
+// dwPlaneGrad5x5S1R2AVX2 adds a band of 2 kernel rows of the filter gradient of rows output rows
+// of a stride-1 5x5 depthwise convolution to its lane sums: the 8 lanes
+// lanes[16*(kh*5+kw):][:8], kh < 2, of sum over r < rows, i < n (a multiple of 8)
+// of dy[r*n+i]*x[(1*r+kh)*ldx+1*i+kw], split by i over the lanes.
+//
+//go:noescape
+func dwPlaneGrad5x5S1R2AVX2(rows int, n int, dy []float32, x []float32, ldx int, lanes []float32)
+
+// dwPlaneGrad5x5S2R2AVX2 adds a band of 2 kernel rows of the filter gradient of rows output rows
+// of a stride-2 5x5 depthwise convolution to its lane sums: the 8 lanes
+// lanes[16*(kh*5+kw):][:8], kh < 2, of sum over r < rows, i < n (a multiple of 8)
+// of dy[r*n+i]*x[(2*r+kh)*ldx+2*i+kw], split by i over the lanes.
+//
+//go:noescape
+func dwPlaneGrad5x5S2R2AVX2(rows int, n int, dy []float32, x []float32, ldx int, lanes []float32)
+
+// dwPlaneGrad5x5S2R1AVX2 adds a band of 1 kernel rows of the filter gradient of rows output rows
+// of a stride-2 5x5 depthwise convolution to its lane sums: the 8 lanes
+// lanes[16*(kh*5+kw):][:8], kh < 1, of sum over r < rows, i < n (a multiple of 8)
+// of dy[r*n+i]*x[(2*r+kh)*ldx+2*i+kw], split by i over the lanes.
+//
+//go:noescape
+func dwPlaneGrad5x5S2R1AVX2(rows int, n int, dy []float32, x []float32, ldx int, lanes []float32)
 
 // gatherEvenAVX2 sets dst[i] = src[2*i] for i < n, n a multiple of 8;
 // src must hold 2*n floats.
@@ -265,8 +333,8 @@ func convDirectSetMasked5AVX2(kc int, panels int, tails int, a []float32, x []fl
 // dwPlane3x3S1AVX512 computes rows x cols outputs of a 3x3 depthwise convolution
 // with stride 1 over the zero-framed plane x (row stride ldx):
 // y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
-// stored or (accumulate) added; w holds the ten taps, mask the bits of the
-// first cols%16 lanes, which a row's last vector writes.
+// stored or (accumulate) added; w holds the 9 taps and the bias, mask the
+// bits of the first cols%16 lanes, which a row's last vector writes.
 //
 //go:noescape
 func dwPlane3x3S1AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
@@ -274,11 +342,45 @@ func dwPlane3x3S1AVX512(rows int, cols int, y []float32, ldy int, x []float32, l
 // dwPlane3x3S2AVX512 computes rows x cols outputs of a 3x3 depthwise convolution
 // with stride 2 over the zero-framed plane x (row stride ldx):
 // y[r*ldy+i] = w[9] + sum over kh, kw of w[kh*3+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
-// stored or (accumulate) added; w holds the ten taps, mask the bits of the
-// first cols%16 lanes, which a row's last vector writes.
+// stored or (accumulate) added; w holds the 9 taps and the bias, mask the
+// bits of the first cols%16 lanes, which a row's last vector writes.
 //
 //go:noescape
 func dwPlane3x3S2AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
+
+// dwPlane5x5S1AVX512 computes rows x cols outputs of a 5x5 depthwise convolution
+// with stride 1 over the zero-framed plane x (row stride ldx):
+// y[r*ldy+i] = w[25] + sum over kh, kw of w[kh*5+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
+// stored or (accumulate) added; w holds the 25 taps and the bias, mask the
+// bits of the first cols%16 lanes, which a row's last vector writes.
+//
+//go:noescape
+func dwPlane5x5S1AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
+
+// dwPlane5x5S2AVX512 computes rows x cols outputs of a 5x5 depthwise convolution
+// with stride 2 over the zero-framed plane x (row stride ldx):
+// y[r*ldy+i] = w[25] + sum over kh, kw of w[kh*5+kw]*x[(stride*r+kh)*ldx+stride*i+kw],
+// stored or (accumulate) added; w holds the 25 taps and the bias, mask the
+// bits of the first cols%16 lanes, which a row's last vector writes.
+//
+//go:noescape
+func dwPlane5x5S2AVX512(rows int, cols int, y []float32, ldy int, x []float32, ldx int, w []float32, mask int, accumulate bool)
+
+// dwPlaneGrad3x3S1AVX512 adds the filter gradient of rows output rows
+// of a stride-1 3x3 depthwise convolution to its lane sums: the 16 lanes
+// lanes[16*(kh*3+kw):][:16], kh < 3, of sum over r < rows, i < n (a multiple of 16)
+// of dy[r*n+i]*x[(1*r+kh)*ldx+1*i+kw], split by i over the lanes.
+//
+//go:noescape
+func dwPlaneGrad3x3S1AVX512(rows int, n int, dy []float32, x []float32, ldx int, lanes []float32)
+
+// dwPlaneGrad5x5S1AVX512 adds the filter gradient of rows output rows
+// of a stride-1 5x5 depthwise convolution to its lane sums: the 16 lanes
+// lanes[16*(kh*5+kw):][:16], kh < 5, of sum over r < rows, i < n (a multiple of 16)
+// of dy[r*n+i]*x[(1*r+kh)*ldx+1*i+kw], split by i over the lanes.
+//
+//go:noescape
+func dwPlaneGrad5x5S1AVX512(rows int, n int, dy []float32, x []float32, ldx int, lanes []float32)
 
 // convDirect1AVX512 adds panels packed 1 x kc A panels (a[p*1+i], 1*kc floats apart)
 // times the kc x 16 matrix B[p][j] = x[off[p]+j] to the C rows c[i*ldc:][:16]

@@ -101,6 +101,27 @@ var convCases = []ConvParams{
 	// Depthwise rows of whole vectors only (no masked tail), both strides.
 	{N: 2, C: 3, H: 5, W: 16, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
 	{N: 2, C: 3, H: 6, W: 16, K: 3, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 3},
+	// 5x5 depthwise kernels (MNASNet's): odd sizes with masked tails,
+	// rows of one to three vectors (7 wide: the AVX2 kernel on the
+	// avx512 path), whole vectors only, a 1x1 plane all frame, more
+	// images than workers; paddings other than 2 (the backward passes'
+	// complementary frame and spread offsets), unequal ones, and one past
+	// k-1 (stride 1's backward to the input on the Go loops).
+	{N: 2, C: 3, H: 9, W: 13, K: 3, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilH: 1, DilW: 1, Groups: 3},
+	{N: 2, C: 3, H: 11, W: 17, K: 3, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2, DilH: 1, DilW: 1, Groups: 3},
+	{N: 1, C: 2, H: 6, W: 37, K: 2, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilH: 1, DilW: 1, Groups: 2},
+	{N: 1, C: 2, H: 7, W: 75, K: 2, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2, DilH: 1, DilW: 1, Groups: 2},
+	{N: 3, C: 5, H: 7, W: 7, K: 5, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilH: 1, DilW: 1, Groups: 5},
+	{N: 2, C: 3, H: 4, W: 16, K: 3, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilH: 1, DilW: 1, Groups: 3},
+	{N: 2, C: 3, H: 5, W: 32, K: 3, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2, DilH: 1, DilW: 1, Groups: 3},
+	{N: 1, C: 3, H: 1, W: 1, K: 3, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilH: 1, DilW: 1, Groups: 3},
+	{N: 6, C: 4, H: 14, W: 14, K: 4, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilH: 1, DilW: 1, Groups: 4},
+	{N: 5, C: 4, H: 28, W: 28, K: 4, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2, DilH: 1, DilW: 1, Groups: 4},
+	{N: 1, C: 2, H: 8, W: 12, K: 2, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadH: 1, PadW: 0, DilH: 1, DilW: 1, Groups: 2},
+	{N: 1, C: 2, H: 9, W: 12, K: 2, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 0, PadW: 1, DilH: 1, DilW: 1, Groups: 2},
+	{N: 1, C: 2, H: 6, W: 10, K: 2, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadH: 4, PadW: 3, DilH: 1, DilW: 1, Groups: 2},
+	{N: 1, C: 2, H: 6, W: 11, K: 2, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 4, PadW: 3, DilH: 1, DilW: 1, Groups: 2},
+	{N: 1, C: 2, H: 5, W: 9, K: 2, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadH: 5, PadW: 2, DilH: 1, DilW: 1, Groups: 2},
 }
 
 func convName(p ConvParams) string {
