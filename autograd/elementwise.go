@@ -102,7 +102,12 @@ func ReLU(x *Var) *Var {
 	kernels.ReLU(out.Value.Data, x.Value.Data)
 	if needsGrad(x) {
 		record(out, func() {
-			kernels.ReLUBackward(x.Value.Data, out.Grad.Data, x.gradBuf().Data)
+			// The first contribution overwrites x's uncleared gradient.
+			if dx, fresh := x.gradDst(); fresh {
+				kernels.ReLUBackwardSet(x.Value.Data, out.Grad.Data, dx.Data)
+			} else {
+				kernels.ReLUBackward(x.Value.Data, out.Grad.Data, dx.Data)
+			}
 		}, x)
 	}
 	return out
@@ -114,7 +119,11 @@ func ReLU6(x *Var) *Var {
 	kernels.ReLU6(out.Value.Data, x.Value.Data)
 	if needsGrad(x) {
 		record(out, func() {
-			kernels.ReLU6Backward(x.Value.Data, out.Grad.Data, x.gradBuf().Data)
+			if dx, fresh := x.gradDst(); fresh {
+				kernels.ReLU6BackwardSet(x.Value.Data, out.Grad.Data, dx.Data)
+			} else {
+				kernels.ReLU6Backward(x.Value.Data, out.Grad.Data, dx.Data)
+			}
 		}, x)
 	}
 	return out

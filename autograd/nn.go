@@ -232,10 +232,19 @@ func batchNormAct(x, r *Var, runningMean, runningVar *tensor.Tensor, gamma, beta
 		// ReLU's); x alone does not when a residual was added.
 		if r != nil && r.requiresGrad {
 			switch act {
-			case kernels.ActReLU:
-				kernels.ReLUBackward(out.Value.Data, out.Grad.Data, r.gradBuf().Data)
-			case kernels.ActReLU6:
-				kernels.ReLU6Backward(out.Value.Data, out.Grad.Data, r.gradBuf().Data)
+			case kernels.ActReLU, kernels.ActReLU6:
+				// The residual is usually a block's input, reached
+				// here first: that contribution overwrites its
+				// uncleared gradient, and the block's first conv adds.
+				set, add := kernels.ReLUBackwardSet, kernels.ReLUBackward
+				if act == kernels.ActReLU6 {
+					set, add = kernels.ReLU6BackwardSet, kernels.ReLU6Backward
+				}
+				if dr, fresh := r.gradDst(); fresh {
+					set(out.Value.Data, out.Grad.Data, dr.Data)
+				} else {
+					add(out.Value.Data, out.Grad.Data, dr.Data)
+				}
 			default:
 				r.accumulate(out.Grad.Data)
 			}

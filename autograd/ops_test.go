@@ -84,6 +84,14 @@ func TestGradients(t *testing.T) {
 		{name: "AddScalar", inputs: []*tensor.Tensor{randn(r, 7)}, f: unary(func(x *Var) *Var { return AddScalar(x, 1.5) })},
 		{name: "ReLU", inputs: []*tensor.Tensor{awayFrom(r, 1, 0.05, []float64{0}, 3, 8)}, f: unary(ReLU)},
 		{name: "ReLU6", inputs: []*tensor.Tensor{awayFrom(r, 4, 0.05, relu6Kinks, 3, 8)}, f: unary(ReLU6)},
+		// Two ReLUs of one input: the first contribution is stored, the
+		// second added.
+		{name: "ReLU/two-sources", inputs: []*tensor.Tensor{awayFrom(r, 1, 0.05, []float64{0}, 3, 8)}, f: unary(func(x *Var) *Var {
+			return Add(ReLU(x), Scale(ReLU(x), -0.5))
+		})},
+		{name: "ReLU6/two-sources", inputs: []*tensor.Tensor{awayFrom(r, 4, 0.05, relu6Kinks, 3, 8)}, f: unary(func(x *Var) *Var {
+			return Add(ReLU6(x), Scale(ReLU6(x), 0.25))
+		})},
 		{name: "MaxScalar", inputs: []*tensor.Tensor{awayFrom(r, 1, 0.05, []float64{0.3}, 12)}, f: unary(func(x *Var) *Var { return MaxScalar(x, 0.3) })},
 		{name: "Sqrt", inputs: []*tensor.Tensor{uniform(r, 0.5, 3, 10)}, f: unary(Sqrt)},
 		{name: "Pow/2.4", inputs: []*tensor.Tensor{uniform(r, 0.2, 2, 10)}, f: unary(func(x *Var) *Var { return Pow(x, 2.4) })},
@@ -345,6 +353,98 @@ func TestBatchNormMomentsOnePass(t *testing.T) {
 	}
 }
 
+// TestReLUTwoSources: an intermediate feeding two ReLUs (or ReLU6s) gets
+// mask*(w1+w2) bit for bit, the first contribution stored over its
+// uncleared arena buffer (poisoned with NaN between steps) and the second
+// added, whichever of the two terms comes first in the loss.
+func TestReLUTwoSources(t *testing.T) {
+	r := tensor.NewRNG(12)
+	xv := r.Randn(2, 3, 5, 7)
+	for i := range xv.Data {
+		switch i % 9 { // the bounds pass no gradient
+		case 2:
+			xv.Data[i] = 0
+		case 5:
+			xv.Data[i] = 3 // h = 2x = 6
+		}
+	}
+	w1, w2 := Const(r.Randn(2, 3, 5, 7)), Const(r.Randn(2, 3, 5, 7))
+	for _, six := range []bool{false, true} {
+		act := ReLU
+		if six {
+			act = ReLU6
+		}
+		want := make([]float32, xv.Numel())
+		for i, v := range xv.Data {
+			if h := 2 * v; h > 0 && (!six || h < 6) {
+				want[i] = 2 * (w1.Value.Data[i] + w2.Value.Data[i])
+			}
+		}
+		a := NewArena()
+		x := NewVar(xv.Clone(), true)
+		x.SetArena(a)
+		for step := range 4 {
+			x.ZeroGrad()
+			h := Scale(x, 2) // an intermediate, its gradient in the arena
+			t1, t2 := Sum(Mul(act(h), w1)), Sum(Mul(act(h), w2))
+			loss := Add(t1, t2)
+			if step%2 == 1 {
+				loss = Add(t2, t1)
+			}
+			if err := loss.Backward(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if math.Float32bits(x.Grad.Data[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("relu6 %v step %d: grad[%d] = %g, want %g", six, step, i, x.Grad.Data[i], want[i])
+				}
+			}
+			a.Reset()
+			poison(a)
+		}
+	}
+}
+
+// TestBatchNormAddActArena: a residual that is an intermediate gets its
+// first gradient from the block's activation mask, stored over an
+// uncleared arena buffer (poisoned with NaN between steps); the steps
+// must match the same graph on the heap bit for bit.
+func TestBatchNormAddActArena(t *testing.T) {
+	r := tensor.NewRNG(13)
+	const n, c = 2, 3
+	mean, variance := r.Randn(c), r.Randn(c)
+	for i, v := range variance.Data {
+		variance.Data[i] = v*v + 0.1
+	}
+	gamma, beta := Const(r.Randn(c)), Const(r.Randn(c))
+	xv, rv, w := r.Randn(n, c, 6, 5), r.Randn(n, c, 6, 5), Const(r.Randn(n, c, 6, 5))
+	for _, act := range []kernels.Activation{kernels.ActReLU, kernels.ActReLU6} {
+		x, res := NewVar(xv.Clone(), true), NewVar(rv.Clone(), true)
+		step := func() (dx, dr []float32) {
+			x.ZeroGrad()
+			res.ZeroGrad()
+			h := Scale(res, 4) // an intermediate residual
+			out := BatchNormAddAct(x, h, mean, variance, gamma, beta, 1e-5, act)
+			if err := Sum(Mul(out, w)).Backward(); err != nil {
+				t.Fatal(err)
+			}
+			return slices.Clone(x.Grad.Data), slices.Clone(res.Grad.Data)
+		}
+		wantDx, wantDr := step()
+		a := NewArena()
+		x.SetArena(a)
+		res.SetArena(a)
+		for s := range 3 {
+			dx, dr := step()
+			a.Reset()
+			poison(a)
+			if !slices.Equal(dx, wantDx) || !slices.Equal(dr, wantDr) {
+				t.Fatalf("%v step %d in the arena: the gradients differ from the heap's", act, s)
+			}
+		}
+	}
+}
+
 // TestBatchNormAddAct: the fused tail of a residual block gives the
 // chain's output and the chain's gradients for x, the residual, gamma and
 // beta, bit for bit, with and without the moments (and ChannelMoments of
@@ -360,7 +460,11 @@ func TestBatchNormAddAct(t *testing.T) {
 	xv, rv := r.Randn(n, c, 5, 7), r.Randn(n, c, 5, 7)
 	w, u, v := Const(r.Randn(n, c, 5, 7)), Const(r.Randn(c)), Const(r.Randn(c))
 	type run struct{ x, res, gamma, beta, out *Var }
-	build := func(fused, moments, arena bool, act kernels.Activation) run {
+	w2 := Const(r.Randn(n, c, 5, 7))
+	// reuse 1 and 2 give the residual a second consumer, Sum(res*w2),
+	// whose gradient reaches it before the block's (which then adds) or
+	// after (the block stores).
+	build := func(fused, moments, arena bool, act kernels.Activation, reuse int) run {
 		x, res := NewVar(xv.Clone(), true), NewVar(rv.Clone(), true)
 		gamma, beta := NewVar(gv.Clone(), true), NewVar(bv.Clone(), true)
 		if arena {
@@ -388,6 +492,12 @@ func TestBatchNormAddAct(t *testing.T) {
 			}
 		}
 		loss := Sum(Mul(out, w))
+		switch reuse {
+		case 1:
+			loss = Add(loss, Sum(Mul(res, w2)))
+		case 2:
+			loss = Add(Sum(Mul(res, w2)), loss)
+		}
 		if moments {
 			m, sq := ChannelMoments(x)
 			loss = Add(loss, Add(Sum(Mul(m, u)), Sum(Mul(sq, v))))
@@ -400,21 +510,23 @@ func TestBatchNormAddAct(t *testing.T) {
 	for _, act := range []kernels.Activation{kernels.ActNone, kernels.ActReLU, kernels.ActReLU6} {
 		for _, moments := range []bool{false, true} {
 			for _, arena := range []bool{false, true} {
-				want, got := build(false, moments, arena, act), build(true, moments, arena, act)
-				for _, cmp := range []struct {
-					what      string
-					got, want []float32
-				}{
-					{"output", got.out.Value.Data, want.out.Value.Data},
-					{"x grad", got.x.Grad.Data, want.x.Grad.Data},
-					{"residual grad", got.res.Grad.Data, want.res.Grad.Data},
-					{"gamma grad", got.gamma.Grad.Data, want.gamma.Grad.Data},
-					{"beta grad", got.beta.Grad.Data, want.beta.Grad.Data},
-				} {
-					for i := range cmp.want {
-						if math.Float32bits(cmp.got[i]) != math.Float32bits(cmp.want[i]) {
-							t.Fatalf("%v moments %v arena %v: %s[%d] = %g, want %g",
-								act, moments, arena, cmp.what, i, cmp.got[i], cmp.want[i])
+				for reuse := range 3 {
+					want, got := build(false, moments, arena, act, reuse), build(true, moments, arena, act, reuse)
+					for _, cmp := range []struct {
+						what      string
+						got, want []float32
+					}{
+						{"output", got.out.Value.Data, want.out.Value.Data},
+						{"x grad", got.x.Grad.Data, want.x.Grad.Data},
+						{"residual grad", got.res.Grad.Data, want.res.Grad.Data},
+						{"gamma grad", got.gamma.Grad.Data, want.gamma.Grad.Data},
+						{"beta grad", got.beta.Grad.Data, want.beta.Grad.Data},
+					} {
+						for i := range cmp.want {
+							if math.Float32bits(cmp.got[i]) != math.Float32bits(cmp.want[i]) {
+								t.Fatalf("%v moments %v arena %v reuse %d: %s[%d] = %g, want %g",
+									act, moments, arena, reuse, cmp.what, i, cmp.got[i], cmp.want[i])
+							}
 						}
 					}
 				}

@@ -32,6 +32,8 @@ type elementwiseKernels struct {
 	relu, relu6        func(dst, x []float32)
 	reluBackward       func(x, dy, dx []float32)
 	relu6Backward      func(x, dy, dx []float32)
+	reluBackwardSet    func(x, dy, dx []float32)
+	relu6BackwardSet   func(x, dy, dx []float32)
 	sum, sumSquares    func(x []float32) float64
 	moments            func(x []float32) (s, ss float64)
 	momentsBackward    func(x, dx []float32, a, b float32)
@@ -126,9 +128,21 @@ func ReLUBackward(x, dy, dx []float32) { map3(reluBackwardInto, dx, x, dy) }
 // PyTorch's hardtanh backward (no gradient at either bound).
 func ReLU6Backward(x, dy, dx []float32) { map3(relu6BackwardInto, dx, x, dy) }
 
-// reluBackwardInto and relu6BackwardInto put the output first for map3.
-func reluBackwardInto(dx, x, dy []float32)  { active.elementwise.reluBackward(x, dy, dx) }
-func relu6BackwardInto(dx, x, dy []float32) { active.elementwise.relu6Backward(x, dy, dx) }
+// ReLUBackwardSet is ReLUBackward storing instead of adding: dx[i] =
+// dy[i] where x[i] > 0, else 0. dx is not read, so it may hold anything:
+// the first contribution to a gradient takes two streams in and one out
+// instead of a clear and then three in and one out.
+func ReLUBackwardSet(x, dy, dx []float32) { map3(reluBackwardSetInto, dx, x, dy) }
+
+// ReLU6BackwardSet is ReLU6Backward storing instead of adding: dx[i] =
+// dy[i] where 0 < x[i] < 6, else 0; dx is not read.
+func ReLU6BackwardSet(x, dy, dx []float32) { map3(relu6BackwardSetInto, dx, x, dy) }
+
+// reluBackwardInto and its siblings put the output first for map3.
+func reluBackwardInto(dx, x, dy []float32)     { active.elementwise.reluBackward(x, dy, dx) }
+func relu6BackwardInto(dx, x, dy []float32)    { active.elementwise.relu6Backward(x, dy, dx) }
+func reluBackwardSetInto(dx, x, dy []float32)  { active.elementwise.reluBackwardSet(x, dy, dx) }
+func relu6BackwardSetInto(dx, x, dy []float32) { active.elementwise.relu6BackwardSet(x, dy, dx) }
 
 // parallelMinWork is the number of element operations below which a
 // kernel stays on the calling goroutine: smaller jobs finish before the

@@ -27,11 +27,14 @@ type simdElementwise struct {
 	bn [3][2]func(x, dy, dx []float32, scale, shift, a, b float32)
 	// res[act][set]: ReLU, ReLU6.
 	res [2][2]func(x, y, dy, dx []float32, scale, a, b float32)
+	// The storing twins of reluBackward and relu6Backward.
+	reluBackwardSet, relu6BackwardSet func(x, dy, dx []float32)
 }
 
 var elementwiseAVX2Kernels = &simdElementwise{
 	axpy: axpyAVX2, dot: dotAVX2, add: addAVX2, sub: subAVX2, mul: mulAVX2, scale: scaleAVX2,
 	relu: reluAVX2, relu6: relu6AVX2, reluBackward: reluBackwardAVX2, relu6Backward: relu6BackwardAVX2,
+	reluBackwardSet: reluBackwardSetAVX2, relu6BackwardSet: relu6BackwardSetAVX2,
 	sum: sumAVX2, sumSquares: sumSquaresAVX2, moments: momentsAVX2, momentsBackward: momentsBackwardAVX2,
 	scaleShift: scaleShiftAVX2, scaleShiftAdd: scaleShiftAddAVX2,
 	scaleShiftBackward: [2]func(y, dy, dx []float32, scale float32){scaleShiftBackwardReLUAVX2, scaleShiftBackwardReLU6AVX2},
@@ -49,6 +52,7 @@ var elementwiseAVX2Kernels = &simdElementwise{
 var elementwiseAVX512Kernels = &simdElementwise{
 	axpy: axpyAVX512, dot: dotAVX512, add: addAVX512, sub: subAVX512, mul: mulAVX512, scale: scaleAVX512,
 	relu: reluAVX512, relu6: relu6AVX512, reluBackward: reluBackwardAVX512, relu6Backward: relu6BackwardAVX512,
+	reluBackwardSet: reluBackwardSetAVX512, relu6BackwardSet: relu6BackwardSetAVX512,
 	sum: sumAVX512, sumSquares: sumSquaresAVX512, moments: momentsAVX512, momentsBackward: momentsBackwardAVX512,
 	scaleShift: scaleShiftAVX512, scaleShiftAdd: scaleShiftAddAVX512,
 	scaleShiftBackward: [2]func(y, dy, dx []float32, scale float32){scaleShiftBackwardReLUAVX512, scaleShiftBackwardReLU6AVX512},
@@ -68,6 +72,7 @@ func (k *simdElementwise) table() elementwiseKernels {
 	return elementwiseKernels{
 		axpy: k.axpy, dot: k.dot, add: k.add, sub: k.sub, mul: k.mul, scale: k.scale,
 		relu: k.relu, relu6: k.relu6, reluBackward: k.reluBackward, relu6Backward: k.relu6Backward,
+		reluBackwardSet: k.reluBackwardSet, relu6BackwardSet: k.relu6BackwardSet,
 		sum: k.sum, sumSquares: k.sumSquares, moments: k.moments, momentsBackward: k.momentsBackward,
 		scaleShift: k.scaleShiftClamp, scaleShiftBackward: k.scaleShiftBackwardAct, scaleShiftAdd: k.scaleShiftAddClamp,
 		bnMomentsBackward: k.bnMomentsBackwardAct, resMomentsBackward: k.resMomentsBackwardAct,

@@ -655,6 +655,133 @@ done:
 	VZEROUPPER
 	RET
 
+// func reluBackwardSetAVX2(x []float32, dy []float32, dx []float32)
+// Requires: AVX
+TEXT ·reluBackwardSetAVX2(SB), NOSPLIT, $0-72
+	VXORPS Y0, Y0, Y0
+	MOVQ   x_base+0(FP), AX
+	MOVQ   dy_base+24(FP), CX
+	MOVQ   dx_base+48(FP), DX
+	MOVQ   dx_len+56(FP), BX
+
+unrolled:
+	CMPQ    BX, $0x00000010
+	JB      single
+	VMOVUPS (AX), Y1
+	VCMPPS  $0x1e, Y0, Y1, Y1
+	VMOVUPS (CX), Y2
+	VANDPS  Y1, Y2, Y2
+	VMOVUPS Y2, (DX)
+	VMOVUPS 32(AX), Y1
+	VCMPPS  $0x1e, Y0, Y1, Y1
+	VMOVUPS 32(CX), Y2
+	VANDPS  Y1, Y2, Y2
+	VMOVUPS Y2, 32(DX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x00000010, BX
+	JMP     unrolled
+
+single:
+	CMPQ    BX, $0x00000008
+	JB      tail
+	VMOVUPS (AX), Y1
+	VCMPPS  $0x1e, Y0, Y1, Y1
+	VMOVUPS (CX), Y2
+	VANDPS  Y1, Y2, Y2
+	VMOVUPS Y2, (DX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, CX
+	ADDQ    $0x00000020, DX
+	SUBQ    $0x00000008, BX
+	JMP     single
+
+tail:
+	TESTQ      BX, BX
+	JZ         done
+	MOVQ       $0x00000008, SI
+	SUBQ       BX, SI
+	LEAQ       tailmask<>+0(SB), BX
+	VMOVUPS    (BX)(SI*4), Y1
+	VMASKMOVPS (AX), Y1, Y2
+	VCMPPS     $0x1e, Y0, Y2, Y0
+	VMASKMOVPS (CX), Y1, Y2
+	VANDPS     Y0, Y2, Y2
+	VMASKMOVPS Y2, Y1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func relu6BackwardSetAVX2(x []float32, dy []float32, dx []float32)
+// Requires: AVX
+TEXT ·relu6BackwardSetAVX2(SB), NOSPLIT, $0-72
+	VXORPS  Y0, Y0, Y0
+	VMOVUPS c32_40c00000<>+0(SB), Y1
+	MOVQ    x_base+0(FP), AX
+	MOVQ    dy_base+24(FP), CX
+	MOVQ    dx_base+48(FP), DX
+	MOVQ    dx_len+56(FP), BX
+
+unrolled:
+	CMPQ    BX, $0x00000010
+	JB      single
+	VMOVUPS (AX), Y2
+	VCMPPS  $0x1e, Y0, Y2, Y3
+	VCMPPS  $0x11, Y1, Y2, Y2
+	VANDPS  Y2, Y3, Y3
+	VMOVUPS (CX), Y2
+	VANDPS  Y3, Y2, Y2
+	VMOVUPS Y2, (DX)
+	VMOVUPS 32(AX), Y2
+	VCMPPS  $0x1e, Y0, Y2, Y3
+	VCMPPS  $0x11, Y1, Y2, Y2
+	VANDPS  Y2, Y3, Y3
+	VMOVUPS 32(CX), Y2
+	VANDPS  Y3, Y2, Y2
+	VMOVUPS Y2, 32(DX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x00000010, BX
+	JMP     unrolled
+
+single:
+	CMPQ    BX, $0x00000008
+	JB      tail
+	VMOVUPS (AX), Y2
+	VCMPPS  $0x1e, Y0, Y2, Y3
+	VCMPPS  $0x11, Y1, Y2, Y2
+	VANDPS  Y2, Y3, Y3
+	VMOVUPS (CX), Y2
+	VANDPS  Y3, Y2, Y2
+	VMOVUPS Y2, (DX)
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, CX
+	ADDQ    $0x00000020, DX
+	SUBQ    $0x00000008, BX
+	JMP     single
+
+tail:
+	TESTQ      BX, BX
+	JZ         done
+	MOVQ       $0x00000008, SI
+	SUBQ       BX, SI
+	LEAQ       tailmask<>+0(SB), BX
+	VMOVUPS    (BX)(SI*4), Y2
+	VMASKMOVPS (AX), Y2, Y3
+	VCMPPS     $0x1e, Y0, Y3, Y0
+	VCMPPS     $0x11, Y1, Y3, Y1
+	VANDPS     Y1, Y0, Y0
+	VMASKMOVPS (CX), Y2, Y1
+	VANDPS     Y0, Y1, Y1
+	VMASKMOVPS Y1, Y2, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
 // func sumAVX2(x []float32) float64
 // Requires: AVX
 TEXT ·sumAVX2(SB), NOSPLIT, $0-32
@@ -2793,6 +2920,131 @@ tail:
 	VMOVUPS.Z (DX), K1, Z1
 	VADDPS    Z0, Z1, Z1
 	VMOVUPS   Z1, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func reluBackwardSetAVX512(x []float32, dy []float32, dx []float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·reluBackwardSetAVX512(SB), NOSPLIT, $0-72
+	VXORPS Z0, Z0, Z0
+	MOVQ   x_base+0(FP), AX
+	MOVQ   dy_base+24(FP), CX
+	MOVQ   dx_base+48(FP), DX
+	MOVQ   dx_len+56(FP), BX
+
+unrolled:
+	CMPQ      BX, $0x00000020
+	JB        single
+	VMOVUPS   (AX), Z1
+	VCMPPS    $0x1e, Z0, Z1, K1
+	VMOVUPS   (CX), Z1
+	VMOVAPS.Z Z1, K1, Z1
+	VMOVUPS   Z1, (DX)
+	VMOVUPS   64(AX), Z1
+	VCMPPS    $0x1e, Z0, Z1, K1
+	VMOVUPS   64(CX), Z1
+	VMOVAPS.Z Z1, K1, Z1
+	VMOVUPS   Z1, 64(DX)
+	ADDQ      $0x00000080, AX
+	ADDQ      $0x00000080, CX
+	ADDQ      $0x00000080, DX
+	SUBQ      $0x00000020, BX
+	JMP       unrolled
+
+single:
+	CMPQ      BX, $0x00000010
+	JB        tail
+	VMOVUPS   (AX), Z1
+	VCMPPS    $0x1e, Z0, Z1, K1
+	VMOVUPS   (CX), Z1
+	VMOVAPS.Z Z1, K1, Z1
+	VMOVUPS   Z1, (DX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	ADDQ      $0x00000040, DX
+	SUBQ      $0x00000010, BX
+	JMP       single
+
+tail:
+	TESTQ     BX, BX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), SI
+	MOVWLZX   (SI)(BX*2), BX
+	KMOVW     BX, K1
+	VMOVUPS.Z (AX), K1, Z1
+	VCMPPS    $0x1e, Z0, Z1, K2
+	VMOVUPS.Z (CX), K1, Z0
+	VMOVAPS.Z Z0, K2, Z0
+	VMOVUPS   Z0, K1, (DX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func relu6BackwardSetAVX512(x []float32, dy []float32, dx []float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·relu6BackwardSetAVX512(SB), NOSPLIT, $0-72
+	VXORPS  Z0, Z0, Z0
+	VMOVUPS zc32_40c00000<>+0(SB), Z1
+	MOVQ    x_base+0(FP), AX
+	MOVQ    dy_base+24(FP), CX
+	MOVQ    dx_base+48(FP), DX
+	MOVQ    dx_len+56(FP), BX
+
+unrolled:
+	CMPQ      BX, $0x00000020
+	JB        single
+	VMOVUPS   (AX), Z2
+	VCMPPS    $0x1e, Z0, Z2, K1
+	VCMPPS    $0x11, Z1, Z2, K2
+	KANDW     K2, K1, K1
+	VMOVUPS   (CX), Z2
+	VMOVAPS.Z Z2, K1, Z2
+	VMOVUPS   Z2, (DX)
+	VMOVUPS   64(AX), Z2
+	VCMPPS    $0x1e, Z0, Z2, K1
+	VCMPPS    $0x11, Z1, Z2, K2
+	KANDW     K2, K1, K1
+	VMOVUPS   64(CX), Z2
+	VMOVAPS.Z Z2, K1, Z2
+	VMOVUPS   Z2, 64(DX)
+	ADDQ      $0x00000080, AX
+	ADDQ      $0x00000080, CX
+	ADDQ      $0x00000080, DX
+	SUBQ      $0x00000020, BX
+	JMP       unrolled
+
+single:
+	CMPQ      BX, $0x00000010
+	JB        tail
+	VMOVUPS   (AX), Z2
+	VCMPPS    $0x1e, Z0, Z2, K1
+	VCMPPS    $0x11, Z1, Z2, K2
+	KANDW     K2, K1, K1
+	VMOVUPS   (CX), Z2
+	VMOVAPS.Z Z2, K1, Z2
+	VMOVUPS   Z2, (DX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	ADDQ      $0x00000040, DX
+	SUBQ      $0x00000010, BX
+	JMP       single
+
+tail:
+	TESTQ     BX, BX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), SI
+	MOVWLZX   (SI)(BX*2), BX
+	KMOVW     BX, K1
+	VMOVUPS.Z (AX), K1, Z2
+	VCMPPS    $0x1e, Z0, Z2, K2
+	VCMPPS    $0x11, Z1, Z2, K3
+	KANDW     K3, K2, K2
+	VMOVUPS.Z (CX), K1, Z0
+	VMOVAPS.Z Z0, K2, Z0
+	VMOVUPS   Z0, K1, (DX)
 
 done:
 	VZEROUPPER

@@ -36,6 +36,12 @@ func reluBackwardNEON(x, dy, dx []float32)
 func relu6BackwardNEON(x, dy, dx []float32)
 
 //go:noescape
+func reluBackwardSetNEON(x, dy, dx []float32)
+
+//go:noescape
+func relu6BackwardSetNEON(x, dy, dx []float32)
+
+//go:noescape
 func momentsNEON(x []float32) (s, ss float64)
 
 //go:noescape
@@ -53,6 +59,7 @@ func scaleShiftBackwardReLU6NEON(y, dy, dx []float32, scale float32)
 var elementwiseNEON = elementwiseKernels{
 	axpy: axpyNEON, dot: dotNEON, add: addNEON, sub: subNEON, mul: mulNEON, scale: scaleNEON,
 	relu: reluNEON, relu6: relu6NEON, reluBackward: reluBackwardNEON, relu6Backward: relu6BackwardNEON,
+	reluBackwardSet: reluBackwardSetNEON, relu6BackwardSet: relu6BackwardSetNEON,
 	sum: sumNEON, sumSquares: sumSquaresNEON, moments: momentsNEON, momentsBackward: momentsBackwardNEON,
 	scaleShift: scaleShiftClampNEON, scaleShiftBackward: scaleShiftBackwardNEON, scaleShiftAdd: scaleShiftAddNEON,
 	bnMomentsBackward: bnMomentsBackwardComposed, resMomentsBackward: bnMomentsBackwardComposed,

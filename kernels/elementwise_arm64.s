@@ -553,6 +553,120 @@ relu6Backward1:
 relu6Backwarddone:
 	RET
 
+// func reluBackwardSetNEON(x, dy, dx []float32)
+// reluBackwardSetNEON sets dx[i] = dy[i] where x[i] > 0, else 0; dx is
+// not read. The mask clears dy's blocked lanes, and dy is stored.
+TEXT ·reluBackwardSetNEON(SB), NOSPLIT, $0-72
+	MOVD x_base+0(FP), R1
+	MOVD dy_base+24(FP), R2
+	MOVD dx_base+48(FP), R0
+	MOVD dx_len+56(FP), R3
+
+reluBackwardSet16:
+	CMP $16, R3
+	BLT reluBackwardSet4
+	VLD1.P 64(R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x4ea0c80c // fcmgt v12.4s, v0.4s, #0.0
+	VAND V12.B16, V4.B16, V4.B16
+	WORD $0x4ea0c82d // fcmgt v13.4s, v1.4s, #0.0
+	VAND V13.B16, V5.B16, V5.B16
+	WORD $0x4ea0c84e // fcmgt v14.4s, v2.4s, #0.0
+	VAND V14.B16, V6.B16, V6.B16
+	WORD $0x4ea0c86f // fcmgt v15.4s, v3.4s, #0.0
+	VAND V15.B16, V7.B16, V7.B16
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R0)
+	SUB $16, R3
+	B reluBackwardSet16
+
+reluBackwardSet4:
+	CMP $4, R3
+	BLT reluBackwardSet1
+	VLD1.P 16(R1), [V0.S4]
+	VLD1.P 16(R2), [V4.S4]
+	WORD $0x4ea0c80c // fcmgt v12.4s, v0.4s, #0.0
+	VAND V12.B16, V4.B16, V4.B16
+	VST1.P [V4.S4], 16(R0)
+	SUB $4, R3
+	B reluBackwardSet4
+
+reluBackwardSet1:
+	CBZ R3, reluBackwardSetdone
+	VLD1.P 4(R1), V0.S[0]
+	VLD1.P 4(R2), V4.S[0]
+	WORD $0x4ea0c80c // fcmgt v12.4s, v0.4s, #0.0
+	VAND V12.B16, V4.B16, V4.B16
+	VST1.P V4.S[0], 4(R0)
+	SUB $1, R3
+	B reluBackwardSet1
+
+reluBackwardSetdone:
+	RET
+
+// func relu6BackwardSetNEON(x, dy, dx []float32)
+// relu6BackwardSetNEON sets dx[i] = dy[i] where 0 < x[i] < 6, else 0; dx
+// is not read.
+TEXT ·relu6BackwardSetNEON(SB), NOSPLIT, $0-72
+	MOVD x_base+0(FP), R1
+	MOVD dy_base+24(FP), R2
+	MOVD dx_base+48(FP), R0
+	MOVD dx_len+56(FP), R3
+	FMOVS $6.0, F30
+	VDUP V30.S[0], V30.S4
+
+relu6BackwardSet16:
+	CMP $16, R3
+	BLT relu6BackwardSet4
+	VLD1.P 64(R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R2), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x4ea0c80c // fcmgt v12.4s, v0.4s, #0.0
+	WORD $0x6ea0e7d0 // fcmgt v16.4s, v30.4s, v0.4s
+	VAND V16.B16, V12.B16, V12.B16
+	VAND V12.B16, V4.B16, V4.B16
+	WORD $0x4ea0c82d // fcmgt v13.4s, v1.4s, #0.0
+	WORD $0x6ea1e7d1 // fcmgt v17.4s, v30.4s, v1.4s
+	VAND V17.B16, V13.B16, V13.B16
+	VAND V13.B16, V5.B16, V5.B16
+	WORD $0x4ea0c84e // fcmgt v14.4s, v2.4s, #0.0
+	WORD $0x6ea2e7d2 // fcmgt v18.4s, v30.4s, v2.4s
+	VAND V18.B16, V14.B16, V14.B16
+	VAND V14.B16, V6.B16, V6.B16
+	WORD $0x4ea0c86f // fcmgt v15.4s, v3.4s, #0.0
+	WORD $0x6ea3e7d3 // fcmgt v19.4s, v30.4s, v3.4s
+	VAND V19.B16, V15.B16, V15.B16
+	VAND V15.B16, V7.B16, V7.B16
+	VST1.P [V4.S4, V5.S4, V6.S4, V7.S4], 64(R0)
+	SUB $16, R3
+	B relu6BackwardSet16
+
+relu6BackwardSet4:
+	CMP $4, R3
+	BLT relu6BackwardSet1
+	VLD1.P 16(R1), [V0.S4]
+	VLD1.P 16(R2), [V4.S4]
+	WORD $0x4ea0c80c // fcmgt v12.4s, v0.4s, #0.0
+	WORD $0x6ea0e7d0 // fcmgt v16.4s, v30.4s, v0.4s
+	VAND V16.B16, V12.B16, V12.B16
+	VAND V12.B16, V4.B16, V4.B16
+	VST1.P [V4.S4], 16(R0)
+	SUB $4, R3
+	B relu6BackwardSet4
+
+relu6BackwardSet1:
+	CBZ R3, relu6BackwardSetdone
+	VLD1.P 4(R1), V0.S[0]
+	VLD1.P 4(R2), V4.S[0]
+	WORD $0x4ea0c80c // fcmgt v12.4s, v0.4s, #0.0
+	WORD $0x6ea0e7d0 // fcmgt v16.4s, v30.4s, v0.4s
+	VAND V16.B16, V12.B16, V12.B16
+	VAND V12.B16, V4.B16, V4.B16
+	VST1.P V4.S[0], 4(R0)
+	SUB $1, R3
+	B relu6BackwardSet1
+
+relu6BackwardSetdone:
+	RET
+
 // func momentsNEON(x []float32) (s, ss float64)
 // momentsNEON returns the sum and the sum of squares of x, accumulated in
 // float64 (FCVTL widens each half vector to two doubles).

@@ -69,6 +69,11 @@ func BenchmarkBinary(b *testing.B) {
 		{"ReLU6", func(dst, a, _ []float32) { ReLU6(dst, a) }},
 		{"ReLUBackward", func(dst, a, b []float32) { ReLUBackward(a, b, dst) }},
 		{"ReLU6Backward", func(dst, a, b []float32) { ReLU6Backward(a, b, dst) }},
+		// A first contribution to a gradient: the buffer cleared and added
+		// to, as autograd did, against the storing kernel.
+		{"ReLUBackwardCleared", func(dst, a, b []float32) { Fill(dst, 0); ReLUBackward(a, b, dst) }},
+		{"ReLUBackwardSet", func(dst, a, b []float32) { ReLUBackwardSet(a, b, dst) }},
+		{"ReLU6BackwardSet", func(dst, a, b []float32) { ReLU6BackwardSet(a, b, dst) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			benchPaths(b, func(b *testing.B) {

@@ -55,6 +55,18 @@ func reluBackwardAVX2(x []float32, dy []float32, dx []float32)
 //go:noescape
 func relu6BackwardAVX2(x []float32, dy []float32, dx []float32)
 
+// reluBackwardSetAVX2 sets dx[i] = dy[i] where x[i] > 0, else 0;
+// dx is not read.
+//
+//go:noescape
+func reluBackwardSetAVX2(x []float32, dy []float32, dx []float32)
+
+// relu6BackwardSetAVX2 sets dx[i] = dy[i] where 0 < x[i] < 6, else 0;
+// dx is not read.
+//
+//go:noescape
+func relu6BackwardSetAVX2(x []float32, dy []float32, dx []float32)
+
 // sumAVX2 returns the sum of x, accumulated in float64.
 //
 //go:noescape
@@ -207,6 +219,18 @@ func reluBackwardAVX512(x []float32, dy []float32, dx []float32)
 //
 //go:noescape
 func relu6BackwardAVX512(x []float32, dy []float32, dx []float32)
+
+// reluBackwardSetAVX512 sets dx[i] = dy[i] where x[i] > 0, else 0;
+// dx is not read.
+//
+//go:noescape
+func reluBackwardSetAVX512(x []float32, dy []float32, dx []float32)
+
+// relu6BackwardSetAVX512 sets dx[i] = dy[i] where 0 < x[i] < 6, else 0;
+// dx is not read.
+//
+//go:noescape
+func relu6BackwardSetAVX512(x []float32, dy []float32, dx []float32)
 
 // sumAVX512 returns the sum of x, accumulated in float64.
 //

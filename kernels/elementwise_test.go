@@ -200,6 +200,76 @@ func TestReLUBackward(t *testing.T) {
 	})
 }
 
+// TestReLUBackwardSet checks the storing ReLU backwards bit for bit
+// against their definition on every path, at every length through the
+// masked tails and at the long ones that split over the pool. dx starts
+// as garbage (NaN among it), so a kernel that adds fails, and floats past
+// its end must stay as they were. x holds the bounds, both zeros, the
+// floats next to 6, NaN and Inf; dy holds -0 and NaN where they pass.
+func TestReLUBackwardSet(t *testing.T) {
+	specials := []float32{0, float32(math.Copysign(0, -1)), -1, 6, math.Nextafter32(6, 7), math.Nextafter32(6, 5),
+		float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.SmallestNonzeroFloat32, 1e-30}
+	var lengths []int
+	for n := range 71 {
+		lengths = append(lengths, n)
+	}
+	for _, n := range testLengths {
+		if n > 70 {
+			lengths = append(lengths, n)
+		}
+	}
+	const pad = 17
+	acrossPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(15, 16))
+		for _, n := range lengths {
+			x := randSlice(r, n, 5)
+			for i := range x {
+				if r.IntN(3) == 0 {
+					x[i] = specials[r.IntN(len(specials))]
+				}
+			}
+			dy := randSlice(r, n, 1)
+			for i := range dy {
+				switch r.IntN(8) {
+				case 0:
+					dy[i] = float32(math.Copysign(0, -1))
+				case 1:
+					dy[i] = float32(math.NaN())
+				}
+			}
+			for _, relu6 := range []bool{false, true} {
+				dx := randSlice(r, n+pad, 1e3)
+				for i := range dx {
+					if i%7 == 3 {
+						dx[i] = float32(math.NaN())
+					}
+				}
+				dx0 := append([]float32(nil), dx...)
+				if relu6 {
+					ReLU6BackwardSet(x, dy, dx[:n])
+				} else {
+					ReLUBackwardSet(x, dy, dx[:n])
+				}
+				for i := range n {
+					var want float32
+					if x[i] > 0 && (!relu6 || x[i] < 6) {
+						want = dy[i]
+					}
+					if math.Float32bits(dx[i]) != math.Float32bits(want) {
+						t.Fatalf("relu6=%v n=%d [%d] x=%g dy=%g: %g (%#08x), want %g (%#08x)", relu6, n, i, x[i], dy[i],
+							dx[i], math.Float32bits(dx[i]), want, math.Float32bits(want))
+					}
+				}
+				for i := n; i < n+pad; i++ {
+					if math.Float32bits(dx[i]) != math.Float32bits(dx0[i]) {
+						t.Fatalf("relu6=%v n=%d wrote past the end, at %d", relu6, n, i)
+					}
+				}
+			}
+		}
+	})
+}
+
 func TestRowMaxMin(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	for _, cols := range []int{1, 3, 17, 33} {

@@ -32,8 +32,10 @@ func main() {
 		scale()
 		relu(avx.Name("relu"), false)
 		relu(avx.Name("relu6"), true)
-		reluBackward(avx.Name("reluBackward"), false)
-		reluBackward(avx.Name("relu6Backward"), true)
+		reluBackward(avx.Name("reluBackward"), false, false)
+		reluBackward(avx.Name("relu6Backward"), true, false)
+		reluBackward(avx.Name("reluBackwardSet"), false, true)
+		reluBackward(avx.Name("relu6BackwardSet"), true, true)
 		sums(avx.Name("sum"), true, false)
 		sums(avx.Name("sumSquares"), false, true)
 		sums(avx.Name("moments"), true, true)
@@ -153,12 +155,19 @@ func passMask(v, z, s VecVirtual) avx.Mask {
 	return m
 }
 
-func reluBackward(name string, six bool) {
+// reluBackward emits the ReLU (or ReLU6) input gradient: added to dx, or
+// with set stored over it, dx unread. Keep zeroes the blocked lanes of
+// dy, so a stored lane there is 0.
+func reluBackward(name string, six, set bool) {
 	avx.Text(name, "func(x, dy, dx []float32)")
+	cond := "x[i] > 0"
 	if six {
-		Doc(name + " accumulates dx[i] += dy[i] where 0 < x[i] < 6.")
+		cond = "0 < x[i] < 6"
+	}
+	if set {
+		Doc(name+" sets dx[i] = dy[i] where "+cond+", else 0;", "dx is not read.")
 	} else {
-		Doc(name + " accumulates dx[i] += dy[i] where x[i] > 0.")
+		Doc(name + " accumulates dx[i] += dy[i] where " + cond + ".")
 	}
 	z := avx.Zero()
 	var s VecVirtual
@@ -170,9 +179,12 @@ func reluBackward(name string, six bool) {
 		m := passMask(l.Load(x), z, s)
 		g := l.Load(dy)
 		avx.Keep(m, g)
-		d := l.Load(dx)
-		VADDPS(g, d, d)
-		l.Store(d, dx)
+		if !set {
+			d := l.Load(dx)
+			VADDPS(g, d, d)
+			g = d
+		}
+		l.Store(g, dx)
 	})
 	VZEROUPPER()
 	RET()
