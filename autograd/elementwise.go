@@ -96,18 +96,28 @@ func AddScalar(x *Var, s float32) *Var {
 	return out
 }
 
+// maskedGrad adds to v's gradient dy where the activation act (ReLU or
+// ReLU6) of the values y passes it. The first contribution overwrites
+// v's uncleared gradient rather than clearing and adding to it.
+func maskedGrad(v *Var, act kernels.Activation, y, dy []float32) {
+	set, add := kernels.ReLUBackwardSet, kernels.ReLUBackward
+	if act == kernels.ActReLU6 {
+		set, add = kernels.ReLU6BackwardSet, kernels.ReLU6Backward
+	}
+	if g, fresh := v.gradDst(); fresh {
+		set(y, dy, g.Data)
+	} else {
+		add(y, dy, g.Data)
+	}
+}
+
 // ReLU returns max(x, 0); the gradient is zero at 0, as in PyTorch.
 func ReLU(x *Var) *Var {
 	out := overwrittenOutput(x, x.Value.Shape...)
 	kernels.ReLU(out.Value.Data, x.Value.Data)
 	if needsGrad(x) {
 		record(out, func() {
-			// The first contribution overwrites x's uncleared gradient.
-			if dx, fresh := x.gradDst(); fresh {
-				kernels.ReLUBackwardSet(x.Value.Data, out.Grad.Data, dx.Data)
-			} else {
-				kernels.ReLUBackward(x.Value.Data, out.Grad.Data, dx.Data)
-			}
+			maskedGrad(x, kernels.ActReLU, x.Value.Data, out.Grad.Data)
 		}, x)
 	}
 	return out
@@ -119,11 +129,7 @@ func ReLU6(x *Var) *Var {
 	kernels.ReLU6(out.Value.Data, x.Value.Data)
 	if needsGrad(x) {
 		record(out, func() {
-			if dx, fresh := x.gradDst(); fresh {
-				kernels.ReLU6BackwardSet(x.Value.Data, out.Grad.Data, dx.Data)
-			} else {
-				kernels.ReLU6Backward(x.Value.Data, out.Grad.Data, dx.Data)
-			}
+			maskedGrad(x, kernels.ActReLU6, x.Value.Data, out.Grad.Data)
 		}, x)
 	}
 	return out

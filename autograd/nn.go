@@ -234,17 +234,8 @@ func batchNormAct(x, r *Var, runningMean, runningVar *tensor.Tensor, gamma, beta
 			switch act {
 			case kernels.ActReLU, kernels.ActReLU6:
 				// The residual is usually a block's input, reached
-				// here first: that contribution overwrites its
-				// uncleared gradient, and the block's first conv adds.
-				set, add := kernels.ReLUBackwardSet, kernels.ReLUBackward
-				if act == kernels.ActReLU6 {
-					set, add = kernels.ReLU6BackwardSet, kernels.ReLU6Backward
-				}
-				if dr, fresh := r.gradDst(); fresh {
-					set(out.Value.Data, out.Grad.Data, dr.Data)
-				} else {
-					add(out.Value.Data, out.Grad.Data, dr.Data)
-				}
+				// here first; the block's first conv then adds.
+				maskedGrad(r, act, out.Value.Data, out.Grad.Data)
 			default:
 				r.accumulate(out.Grad.Data)
 			}
