@@ -341,6 +341,10 @@ func MaxPool2d(x *Var, kernel, stride, pad [2]int) *Var {
 	arg := make([]int32, out.Value.Numel())
 	kernels.MaxPool2dForward(p, x.Value.Data, out.Value.Data, arg)
 	return record(out, func() {
-		kernels.MaxPool2dBackward(p, out.Grad.Data, arg, x.gradBuf().Data)
+		if g, fresh := x.gradDst(); fresh {
+			kernels.MaxPool2dBackwardSet(p, out.Grad.Data, arg, g.Data)
+		} else {
+			kernels.MaxPool2dBackward(p, out.Grad.Data, arg, g.Data)
+		}
 	}, x)
 }

@@ -197,19 +197,41 @@ func maxPoolWindows(p PoolParams, xp, y []float32, arg []int32, yo, hlo, hhi, j0
 // MaxPool2dBackward accumulates dy into dx at the indices MaxPool2dForward
 // recorded in arg.
 func MaxPool2dBackward(p PoolParams, dy []float32, arg []int32, dx []float32) {
+	maxPoolBackward(p, dy, arg, dx, false)
+}
+
+// MaxPool2dBackwardSet is MaxPool2dBackward storing instead of adding: dx
+// becomes the scattered dy, zero where no window took its maximum, and is
+// not read before. Each plane is cleared just before its scatter, so it
+// is written once while in cache, where a clear of the whole dx first and
+// the scatter after would take it from memory twice.
+func MaxPool2dBackwardSet(p PoolParams, dy []float32, arg []int32, dx []float32) {
+	maxPoolBackward(p, dy, arg, dx, true)
+}
+
+func maxPoolBackward(p PoolParams, dy []float32, arg []int32, dx []float32, set bool) {
 	planes := p.N * p.C
 	t := newTask(maxPoolBackwardRange)
 	t.pool, t.s[0], t.arg, t.s[1] = p, dy[:planes*p.OutH()*p.OutW()], arg[:planes*p.OutH()*p.OutW()], dx[:planes*p.H*p.W]
+	t.n[0] = 0
+	if set {
+		t.n[0] = 1
+	}
 	t.spread(planes, planes*p.H*p.W)
 	t.release()
 }
 
+// maxPoolBackwardRange scatters planes [lo, hi); t.n[0] = 1 clears each
+// dx plane first.
 func maxPoolBackwardRange(t *task, lo, hi int) {
 	p := t.pool
 	per := p.OutH() * p.OutW()
 	dy, arg, dx := t.s[0], t.arg, t.s[1]
 	for pl := lo; pl < hi; pl++ {
 		dxp := dx[pl*p.H*p.W : (pl+1)*p.H*p.W]
+		if t.n[0] == 1 {
+			clear(dxp)
+		}
 		o := pl * per
 		for k, a := range arg[o : o+per] {
 			if a >= 0 {

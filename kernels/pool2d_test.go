@@ -102,6 +102,19 @@ func TestMaxPool2d(t *testing.T) {
 		for i := range dx {
 			checkClose(t, "dx", i, float64(dx[i]), want[i], math.Abs(want[i])+4, 4*u32)
 		}
+		// The storing form: dx holds NaNs that must not leak.
+		wantSet := make([]float64, len(dx))
+		for o := range y {
+			pl := o / (oh * ow)
+			wantSet[pl*p.H*p.W+int(arg[o])] += float64(dy[o])
+		}
+		for i := range dx {
+			dx[i] = float32(math.NaN())
+		}
+		MaxPool2dBackwardSet(p, dy, arg, dx)
+		for i := range dx {
+			checkClose(t, "dx (set)", i, float64(dx[i]), wantSet[i], math.Abs(wantSet[i])+4, 4*u32)
+		}
 	}
 }
 
