@@ -89,7 +89,8 @@ func maxPool3x3Row(y []float32, arg []int32, x []float32, w, o, stride int) {
 	if s2 := active.pool.maxPool3x3S2; stride == 2 && s2 != nil {
 		// Whole groups of eight on the vector path; its loads reach one
 		// float past the last window of the third row.
-		n := len(y) / 8 * 8
+		total := len(y)
+		n := total / 8 * 8
 		for n > 0 && o+2*w+2*n+2 > len(x) {
 			n -= 8
 		}
@@ -98,6 +99,20 @@ func maxPool3x3Row(y []float32, arg []int32, x []float32, w, o, stride int) {
 				_ = arg[n-1]
 			}
 			s2(n, x[o:], x[o+w:], x[o+2*w:], y[:n], arg, arg != nil, o, w)
+			if j0 := total - 8; n < total && n == total/8*8 && o+2*w+2*total+2 <= len(x) {
+				// The last few windows as one more group of eight
+				// ending at the last one: the windows it shares with
+				// the group before come out the same again, where the
+				// Go loop below took longer for seven windows than
+				// the vector path for the forty-eight before them.
+				var a []int32
+				if arg != nil {
+					a = arg[j0:total]
+				}
+				q := o + 2*j0
+				s2(8, x[q:], x[q+w:], x[q+2*w:], y[j0:total], a, arg != nil, q, w)
+				n = total
+			}
 			y, o = y[n:], o+2*n
 			if arg != nil {
 				arg = arg[n:]
