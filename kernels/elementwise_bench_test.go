@@ -166,6 +166,21 @@ func BenchmarkScaleShift(b *testing.B) {
 	}
 }
 
+// BenchmarkScaleShiftStream is one batch-norm pass at resnet18's stem
+// size in a DGH step (32 x 64 x 112 x 112: 103 MB in, 103 MB out, far
+// past any cache) on the active path: the memory bandwidth a pass over
+// activations gets. Its figures over -cpu 1,2,4,... say how far the
+// memory-bound passes of a step can scale on the machine.
+func BenchmarkScaleShiftStream(b *testing.B) {
+	n, c, hw := 32, 64, 112*112
+	x, _, y := benchOperands(n * c * hw)
+	scale, shift, _ := benchOperands(c)
+	b.SetBytes(int64(2 * 4 * len(x)))
+	for b.Loop() {
+		ScaleShift(n, c, hw, x, scale, shift, y, ActReLU)
+	}
+}
+
 func BenchmarkScaleShiftBackward(b *testing.B) {
 	n, c, hw := bnBenchShape[0], bnBenchShape[1], bnBenchShape[2]
 	x, dy, dx := benchOperands(n * c * hw)
