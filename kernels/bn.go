@@ -97,6 +97,15 @@ func ScaleShiftMoments(n, c, hw int, x, scale, shift, y []float32, act Activatio
 // scaleShiftMoments is ScaleShiftMoments, or ScaleShiftAddMoments when r
 // is not nil.
 func scaleShiftMoments(n, c, hw int, x, scale, shift, r, y []float32, act Activation, mean, meanSq []float32) {
+	t := newScaleShiftMoments(n, c, hw, x, scale, shift, r, y, act)
+	t.spread(n*c, n*c*hw)
+	t.endMoments(mean, meanSq)
+}
+
+// newScaleShiftMoments returns the task of scaleShiftMoments, its
+// partial sums cleared, for its planes to be run by spread or, plane by
+// plane, by the convolution that writes x (Conv2dForwardMoments).
+func newScaleShiftMoments(n, c, hw int, x, scale, shift, r, y []float32, act Activation) *task {
 	t := newTask(scaleShiftMomentsRange)
 	t.n, t.act = [3]int{n, c, hw}, act
 	t.s[0], t.s[1], t.s[2], t.s[3] = x[:n*c*hw], scale[:c], shift[:c], y[:n*c*hw]
@@ -104,7 +113,13 @@ func scaleShiftMoments(n, c, hw int, x, scale, shift, r, y []float32, act Activa
 		t.s[4] = r[:n*c*hw]
 	}
 	t.partials(2 * n * c)
-	t.spread(n*c, n*c*hw)
+	return t
+}
+
+// endMoments writes the per-channel moments from the planes' sums in
+// t.part, a channel's planes added in image order, and releases t.
+func (t *task) endMoments(mean, meanSq []float32) {
+	n, c, hw := t.n[0], t.n[1], t.n[2]
 	inv := 1 / float64(n*hw)
 	for ch := range c {
 		var s, ss float64

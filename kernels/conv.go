@@ -156,7 +156,7 @@ func Conv2dForward(p ConvParams, x, w, bias, y []float32) {
 	if bias != nil && len(bias) < p.K {
 		panic(fmt.Sprintf("kernels.Conv2dForward: bias has %d elements, want %d", len(bias), p.K))
 	}
-	convForward(&p, x, w, bias, y, nil)
+	convForward(&p, x, w, bias, y, nil, nil)
 }
 
 // Conv2dForwardScaleShift computes y = act(conv(x, w)*scale[k] + shift[k])
@@ -171,20 +171,75 @@ func Conv2dForwardScaleShift(p ConvParams, x, w, bias, scale, shift, y []float32
 	if bias != nil && len(bias) < p.K {
 		panic(fmt.Sprintf("kernels.Conv2dForwardScaleShift: bias has %d elements, want %d", len(bias), p.K))
 	}
-	convForward(&p, x, w, bias, y, &epilogue{scale: scale, shift: shift, act: act})
+	convForward(&p, x, w, bias, y, &epilogue{scale: scale, shift: shift, act: act}, nil)
 }
 
-// convForward runs the forward pass of p as its plan says.
-func convForward(p *ConvParams, x, w, bias, y []float32, e *epilogue) {
+// Conv2dForwardMoments computes c = conv(x, w) + bias as Conv2dForward
+// does, then y and c's per-channel mean and mean of squares as
+// ScaleShiftMoments(N, K, OH*OW, c, scale, shift, y, act, mean, meanSq)
+// does, or ScaleShiftAddMoments with r where r is not nil: a training
+// step's convolution and the batch norm after it. Where each task of the
+// convolution's plan writes whole planes on a worker of its own (the
+// padded, pointwise and depthwise routes, the direct one on whole images)
+// it runs the moments and the scale-and-shift on them right after, while
+// they are in cache, rather than reading c back from memory in a second
+// pass; elsewhere the two calls run in turn. Either way the result is
+// bit for bit that of the two calls: the same kernels run on each plane,
+// and a channel's planes add up in image order. c is written in full (the
+// backward pass reads it).
+func Conv2dForwardMoments(p ConvParams, x, w, bias, c, scale, shift, r, y []float32, act Activation, mean, meanSq []float32) {
+	p.check("Conv2dForwardMoments", sliceLen{"x", len(x), p.xLen()}, sliceLen{"w", len(w), p.wLen()},
+		sliceLen{"c", len(c), p.yLen()}, sliceLen{"y", len(y), p.yLen()}, sliceLen{"scale", len(scale), p.K},
+		sliceLen{"shift", len(shift), p.K}, sliceLen{"mean", len(mean), p.K}, sliceLen{"meanSq", len(meanSq), p.K})
+	if bias != nil && len(bias) < p.K {
+		panic(fmt.Sprintf("kernels.Conv2dForwardMoments: bias has %d elements, want %d", len(bias), p.K))
+	}
+	if r != nil && len(r) < p.yLen() {
+		panic(fmt.Sprintf("kernels.Conv2dForwardMoments: r has %d elements, want %d", len(r), p.yLen()))
+	}
+	hw := p.OutH() * p.OutW()
+	t := newScaleShiftMoments(p.N, p.K, hw, c, scale, shift, r, y, act)
+	if !convForward(&p, x, w, bias, c, nil, t) {
+		t.spread(p.N*p.K, p.N*p.K*hw)
+	}
+	t.endMoments(mean, meanSq)
+}
+
+// convForward runs the forward pass of p as its plan says. planes, when
+// not nil, is a task over y's N*K planes (plane n*K+k) that the pass
+// runs on each run of planes once written, where its plan writes whole
+// planes a task (wholePlanes); it reports whether it did.
+func convForward(p *ConvParams, x, w, bias, y []float32, e *epilogue, planes *task) bool {
 	pl := p.plan(passForward)
+	if !pl.wholePlanes() {
+		planes = nil
+	}
 	if pl.route == routeDepthwise {
 		j := newConvJob(p, x, w, bias, y)
-		j.epi, j.dwK = e, pl.dwKernel
+		j.epi, j.dwK, j.planes = e, pl.dwKernel, planes
 		parallelFor(pl.tasks, j.dwForwardFn)
 		j.release()
-		return
+		return planes != nil
 	}
-	convGEMM(p, &pl.gemm, x, w, bias, y, 0, false, e)
+	convGEMM(p, &pl.gemm, x, w, bias, y, 0, false, e, planes)
+	return planes != nil
+}
+
+// wholePlanes reports whether each task of the forward plan pl writes
+// whole output planes, an image-group's or (depthwise) one, and the tasks
+// run on the pool: a task over those planes can then follow each one on
+// the same worker while its planes are in cache. Slabs across the batch
+// and the direct route's runs of tiles end no plane a task, and with
+// parallelGEMM the tasks run in turn on the calling goroutine, which
+// would run a memory-bound pass on one thread.
+func (pl *convPlan) wholePlanes() bool {
+	switch pl.gemm.route {
+	case routeDirect, routeDirectMasked:
+		return pl.gemm.tileChunks == 1 && !pl.gemm.parallelGEMM
+	case routePadded, routePointwise:
+		return !pl.gemm.parallelGEMM
+	}
+	return pl.route == routeDepthwise
 }
 
 // epilogue is the per-output-channel y = act(y*scale[k] + shift[k]) a
@@ -203,12 +258,13 @@ func (e *epilogue) apply(k int, y []float32) {
 
 // convGEMM runs the forward convolution p as the GEMMs of plan g, y =
 // beta*y + conv (+ bias, then the epilogue e, only with beta 0), with the
-// weights packed once for every image and slab. p is g.q, or the strided
+// weights packed once for every image and slab, then planes (see
+// convForward), which only a route of wholePlanes may be given. p is g.q, or the strided
 // 1x1 convolution g.q is the subsampled form of. With flip set, w is
 // instead the weight of the convolution p undoes, [C][K/G][KH][KW] seen
 // from p, and is used transposed per group and rotated 180 degrees: the
 // backward to the input of a stride-1 convolution is such a forward one.
-func convGEMM(p *ConvParams, g *gemmConvPlan, x, w, bias, y []float32, beta float32, flip bool, e *epilogue) {
+func convGEMM(p *ConvParams, g *gemmConvPlan, x, w, bias, y []float32, beta float32, flip bool, e *epilogue, planes *task) {
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	kk := p.KH * p.KW
 	rows := cg * kk
@@ -242,7 +298,7 @@ func convGEMM(p *ConvParams, g *gemmConvPlan, x, w, bias, y []float32, beta floa
 		x = *sub
 	}
 	j := newConvJob(&g.q, x, *packed, bias, y)
-	j.beta, j.packedSize, j.epi = beta, size, e
+	j.beta, j.packedSize, j.epi, j.planes = beta, size, e, planes
 	switch g.route {
 	case routeDirect, routeDirectMasked:
 		j.setDirect(g.tileChunks)
@@ -302,7 +358,7 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 		if !accumulate {
 			beta = 0
 		}
-		convGEMM(&pl.gemm.q, &pl.gemm, dy, w, nil, dx, beta, true, nil)
+		convGEMM(&pl.gemm.q, &pl.gemm, dy, w, nil, dx, beta, true, nil, nil)
 		return
 	}
 	if !accumulate {
@@ -312,7 +368,7 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 		// The pointwise convolution's gradient, into the subsampled
 		// planes, added back every stride.
 		sub := getScratch(pl.gemm.q.yLen())
-		convGEMM(&pl.gemm.q, &pl.gemm, dy, w, nil, *sub, 0, true, nil)
+		convGEMM(&pl.gemm.q, &pl.gemm, dy, w, nil, *sub, 0, true, nil, nil)
 		j := newConvJob(&p, dx, nil, nil, *sub)
 		parallelFor(p.N*p.C, j.upsampleFn)
 		j.release()
@@ -410,6 +466,11 @@ type convJob struct {
 	beta       float32
 	epi        *epilogue
 
+	// Forward routes whose tasks write whole planes (wholePlanes): a
+	// task run over each task's planes once they are written (planesDone),
+	// or nil.
+	planes *task
+
 	// Gathered and im2col slabs (forward): slabs of the N*OH*OW output
 	// columns, each slab columns wide (im2col), or each a run of whole
 	// nr-column panels of the slabPanels, at most slabMax columns
@@ -483,7 +544,7 @@ func newConvJob(p *ConvParams, x, w, bias, y []float32) *convJob {
 }
 
 func (j *convJob) release() {
-	j.x, j.w, j.bias, j.y, j.epi = nil, nil, nil, nil, nil
+	j.x, j.w, j.bias, j.y, j.epi, j.planes = nil, nil, nil, nil, nil, nil
 	convJobs.Put(j)
 }
 
@@ -523,6 +584,14 @@ func (j *convJob) store(ch int, src, dst []float32) {
 		}
 	}
 	j.epi.apply(ch, dst)
+}
+
+// planesDone runs the planes task, if any, over output planes [pl,
+// pl+n), which the calling task has just finished.
+func (j *convJob) planesDone(pl, n int) {
+	if j.planes != nil {
+		j.planes.run(pl, pl+n)
+	}
 }
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }

@@ -343,6 +343,7 @@ func (j *convJob) dwForward(lo, hi int) {
 			dwPlaneForwardGeneric(p, x, w, b, y)
 		}
 		j.epi.apply(c, y)
+		j.planesDone(t, 1)
 	}
 	dwScratches.Put(sc)
 }

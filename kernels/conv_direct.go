@@ -279,6 +279,7 @@ func (j *convJob) forwardDirect(lo, hi int) {
 		for k := range kg {
 			j.finish(g*kg+k, y[k*ohw+q0:k*ohw+q1])
 		}
+		j.planesDone(n*p.K+g*kg, kg) // only given with a run a whole image
 	}
 	putScratch(buf)
 }

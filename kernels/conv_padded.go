@@ -48,6 +48,7 @@ func (j *convJob) forwardPadded(lo, hi int) {
 				q += run
 			}
 		}
+		j.planesDone(n*p.K+g*kg, kg)
 	}
 	putScratch(xp)
 	putScratch(out)

@@ -30,6 +30,7 @@ func (j *convJob) pointwise(lo, hi int) {
 				j.epi.apply(g*kg+k, y[k*hw:(k+1)*hw])
 			}
 		}
+		j.planesDone(n*p.K+g*kg, kg)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -274,6 +275,108 @@ func checkConv(t *testing.T, p ConvParams) {
 	}
 	Conv2dBackwardBias(p, dy, db)
 	checkAccum(t, "db", db, db0, dbs, dba, wTerms)
+}
+
+// TestConv2dForwardMoments checks the training step's convolution and
+// batch norm in one call bit for bit against Conv2dForward then
+// ScaleShiftMoments (ScaleShiftAddMoments with a residual) on every case
+// of convCases and a few of the models' shapes, with and without bias,
+// with each activation, at several worker counts (the plan's tasks, and
+// so whether it runs the planes in each task or after the convolution,
+// depend on them), and that both ways ran on every route that has them.
+func TestConv2dForwardMoments(t *testing.T) {
+	cases := append(slices.Clip(convCases),
+		// MobileNetV2-like layers at a small batch: pointwise, padded
+		// and depthwise planes of 28x28 and 14x14.
+		ConvParams{N: 4, C: 24, H: 28, W: 28, K: 40, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Groups: 1},
+		ConvParams{N: 4, C: 16, H: 14, W: 14, K: 24, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+		ConvParams{N: 4, C: 48, H: 28, W: 28, K: 48, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 48})
+	fused, after := map[convRoute]bool{}, map[convRoute]bool{}
+	direct := false
+	acrossPaths(t, func(t *testing.T) {
+		k := kernelsOf(Active())
+		whole, masked := directKernels(&k)
+		direct = direct || whole && masked
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		for _, procs := range []int{1, 2, 3, 8} {
+			runtime.GOMAXPROCS(procs)
+			for _, p := range cases {
+				pl := p.plan(passForward)
+				route := pl.gemm.route
+				if pl.route == routeDepthwise {
+					route = routeDepthwise
+				}
+				if pl.wholePlanes() {
+					fused[route] = true
+				} else {
+					after[route] = true
+				}
+				checkConvMoments(t, p, procs)
+			}
+		}
+	})
+	want := map[string][2]map[convRoute]bool{
+		"in each task": {fused, {routeDepthwise: true, routePadded: true, routePointwise: true}},
+		"after":        {after, {routeGathered: true, routeIm2col: true}},
+	}
+	if direct {
+		want["in each task"][1][routeDirect], want["in each task"][1][routeDirectMasked] = true, true
+		want["after"][1][routeDirect], want["after"][1][routeDirectMasked] = true, true // tile runs
+	}
+	for how, w := range want {
+		for r := range w[1] {
+			if !w[0][r] {
+				t.Errorf("no case ran the %s route with the planes %s", r, how)
+			}
+		}
+	}
+}
+
+func checkConvMoments(t *testing.T, p ConvParams, procs int) {
+	r := rand.New(rand.NewPCG(uint64(p.C), uint64(p.K*p.H)))
+	nx, ny := p.N*p.C*p.H*p.W, p.N*p.K*p.OutH()*p.OutW()
+	x, w := randSlice(r, nx, 1), randSlice(r, p.K*(p.C/p.Groups)*p.KH*p.KW, 1)
+	bias, res := randSlice(r, p.K, 1), randSlice(r, ny, 1)
+	scale, shift := randSlice(r, p.K, 1), randSlice(r, p.K, 1)
+	ohw := p.OutH() * p.OutW()
+	same := func(name string, got, want []float32) {
+		t.Helper()
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s, %d workers: %s[%d] = %g, want %g", convName(p), procs, name, i, got[i], want[i])
+			}
+		}
+	}
+	for _, act := range []Activation{ActNone, ActReLU, ActReLU6} {
+		for _, b := range [][]float32{nil, bias} {
+			for _, rr := range [][]float32{nil, res} {
+				c, y := make([]float32, ny), make([]float32, ny)
+				m := make([]float32, 2*p.K)
+				Conv2dForward(p, x, w, b, c)
+				if rr != nil {
+					ScaleShiftAddMoments(p.N, p.K, ohw, c, scale, shift, rr, y, act, m[:p.K], m[p.K:])
+				} else {
+					ScaleShiftMoments(p.N, p.K, ohw, c, scale, shift, y, act, m[:p.K], m[p.K:])
+				}
+				// NaN garbage in: every output must be written.
+				gc, gy, gm := nanSlice(ny), nanSlice(ny), nanSlice(2*p.K)
+				Conv2dForwardMoments(p, x, w, b, gc, scale, shift, rr, gy, act, gm[:p.K], gm[p.K:])
+				name := fmt.Sprintf(" (%v, bias %v, residual %v)", act, b != nil, rr != nil)
+				same("c"+name, gc, c)
+				same("y"+name, gy, y)
+				same("moments"+name, gm, m)
+			}
+		}
+	}
+}
+
+// nanSlice returns n NaNs.
+func nanSlice(n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(math.NaN())
+	}
+	return s
 }
 
 func TestConvParamsValidate(t *testing.T) {
