@@ -17,9 +17,18 @@ import (
 // Conv2d returns the 2-D convolution of x [N,C,H,W] with w
 // [K, C/groups, KH, KW] plus b [K] (b may be nil), PyTorch semantics.
 func Conv2d(x, w, b *Var, stride, padding, dilation [2]int, groups int) *Var {
+	p, bias := convParams("Conv2d", x, w, b, stride, padding, dilation, groups)
+	out := overwrittenOutput(x, p.N, p.K, p.OutH(), p.OutW())
+	kernels.Conv2dForward(p, x.Value.Data, w.Value.Data, bias, out.Value.Data)
+	return recordConv(out, p, x, w, b)
+}
+
+// convParams checks the operands of the convolution op and returns its
+// parameters and bias data (nil for a nil b).
+func convParams(op string, x, w, b *Var, stride, padding, dilation [2]int, groups int) (kernels.ConvParams, []float32) {
 	xs, ws := x.Value.Shape, w.Value.Shape
 	if len(xs) != 4 || len(ws) != 4 {
-		panic(fmt.Sprintf("autograd.Conv2d: input %v and weight %v must both be 4-D", xs, ws))
+		panic(fmt.Sprintf("autograd.%s: input %v and weight %v must both be 4-D", op, xs, ws))
 	}
 	p := kernels.ConvParams{
 		N: xs[0], C: xs[1], H: xs[2], W: xs[3], K: ws[0], KH: ws[2], KW: ws[3],
@@ -27,39 +36,41 @@ func Conv2d(x, w, b *Var, stride, padding, dilation [2]int, groups int) *Var {
 		DilH: dilation[0], DilW: dilation[1], Groups: groups,
 	}
 	if err := p.Validate(); err != nil {
-		panic(fmt.Sprintf("autograd.Conv2d: input %v weight %v: %v", xs, ws, err))
+		panic(fmt.Sprintf("autograd.%s: input %v weight %v: %v", op, xs, ws, err))
 	}
 	if ws[1]*groups != xs[1] {
-		panic(fmt.Sprintf("autograd.Conv2d: weight %v with groups=%d does not fit input %v", ws, groups, xs))
+		panic(fmt.Sprintf("autograd.%s: weight %v with groups=%d does not fit input %v", op, ws, groups, xs))
 	}
-	var bias []float32
-	if b != nil {
-		if b.Value.Numel() != p.K {
-			panic(fmt.Sprintf("autograd.Conv2d: bias %v for %d output channels", b.Value.Shape, p.K))
+	if b == nil {
+		return p, nil
+	}
+	if b.Value.Numel() != p.K {
+		panic(fmt.Sprintf("autograd.%s: bias %v for %d output channels", op, b.Value.Shape, p.K))
+	}
+	return p, b.Value.Data
+}
+
+// recordConv records out as the convolution p of x with w and b.
+func recordConv(out *Var, p kernels.ConvParams, x, w, b *Var) *Var {
+	if !needsGrad(x, w, b) {
+		return out
+	}
+	return record(out, func() {
+		dy := out.Grad.Data
+		if x.requiresGrad {
+			if dx, fresh := x.gradDst(); fresh {
+				kernels.Conv2dBackwardDataSet(p, dy, w.Value.Data, dx.Data)
+			} else {
+				kernels.Conv2dBackwardData(p, dy, w.Value.Data, dx.Data)
+			}
 		}
-		bias = b.Value.Data
-	}
-	out := overwrittenOutput(x, p.N, p.K, p.OutH(), p.OutW())
-	kernels.Conv2dForward(p, x.Value.Data, w.Value.Data, bias, out.Value.Data)
-	if needsGrad(x, w, b) {
-		record(out, func() {
-			dy := out.Grad.Data
-			if x.requiresGrad {
-				if dx, fresh := x.gradDst(); fresh {
-					kernels.Conv2dBackwardDataSet(p, dy, w.Value.Data, dx.Data)
-				} else {
-					kernels.Conv2dBackwardData(p, dy, w.Value.Data, dx.Data)
-				}
-			}
-			if w.requiresGrad {
-				kernels.Conv2dBackwardWeight(p, x.Value.Data, dy, w.gradBuf().Data)
-			}
-			if b != nil && b.requiresGrad {
-				kernels.Conv2dBackwardBias(p, dy, b.gradBuf().Data)
-			}
-		}, x, w, b)
-	}
-	return out
+		if w.requiresGrad {
+			kernels.Conv2dBackwardWeight(p, x.Value.Data, dy, w.gradBuf().Data)
+		}
+		if b != nil && b.requiresGrad {
+			kernels.Conv2dBackwardBias(p, dy, b.gradBuf().Data)
+		}
+	}, x, w, b)
 }
 
 // Linear returns x w^T + b for x [N,in], w [out,in], b [out] or nil.
@@ -154,6 +165,45 @@ func BatchNormAddActMoments(x, r *Var, runningMean, runningVar *tensor.Tensor, g
 // batchNormAct is every form above: r, when not nil, is added before the
 // activation.
 func batchNormAct(x, r *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation, moments bool) *Var {
+	bn := newBNNode(x, r, runningMean, runningVar, gamma, beta, eps, act, moments)
+	n, c, hw, res, y := bn.n, bn.c, bn.hw, bn.res(), bn.out.Value.Data
+	switch {
+	case moments && r != nil:
+		kernels.ScaleShiftAddMoments(n, c, hw, x.Value.Data, bn.scale, bn.shift, res, y, act, bn.m[:c], bn.m[c:])
+	case moments:
+		kernels.ScaleShiftMoments(n, c, hw, x.Value.Data, bn.scale, bn.shift, y, act, bn.m[:c], bn.m[c:])
+	case r != nil:
+		kernels.ScaleShiftAdd(n, c, hw, x.Value.Data, bn.scale, bn.shift, res, y, act)
+	default:
+		kernels.ScaleShift(n, c, hw, x.Value.Data, bn.scale, bn.shift, y, act)
+	}
+	return bn.finish()
+}
+
+// bnNode is one batch norm node of batchNormAct between its output's
+// allocation and its recording, so that the forward pass between them
+// can be its own (batchNormAct's kernels) or fused with the convolution
+// producing x (Conv2dBatchNormActMoments).
+type bnNode struct {
+	x, r, gamma, beta       *Var
+	runningMean, runningVar *tensor.Tensor
+	eps                     float32
+	act                     kernels.Activation
+	n, c, hw                int
+	grad                    bool
+	// buf holds scale and shift without a graph (nil with one: the
+	// backward pass keeps them).
+	buf          *[]float32
+	scale, shift []float32
+	out          *Var
+	// m is x's moments, [mean | mean of squares], for the moments forms
+	// (nil otherwise).
+	m []float32
+}
+
+// newBNNode checks the operands, folds the statistics into scale and
+// shift, and allocates the output (and the moments when asked).
+func newBNNode(x, r *Var, runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation, moments bool) bnNode {
 	xs := x.Value.Shape
 	if len(xs) < 2 {
 		panic(fmt.Sprintf("autograd.BatchNorm: input %v, want [N,C,...]", xs))
@@ -168,19 +218,19 @@ func batchNormAct(x, r *Var, runningMean, runningVar *tensor.Tensor, gamma, beta
 			panic(fmt.Sprintf("autograd.BatchNorm: %s %v for %d channels", s.name, s.t.Shape, c))
 		}
 	}
-	grad := needsGrad(x, r, gamma, beta)
-	var buf *[]float32
+	bn := bnNode{x: x, r: r, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+		eps: eps, act: act, n: n, c: c, hw: hw, grad: needsGrad(x, r, gamma, beta)}
 	var ss []float32
-	if grad {
+	if bn.grad {
 		ss = make([]float32, 2*c) // kept by the backward closure
 	} else {
-		buf = channelScratch.Get().(*[]float32)
-		if cap(*buf) < 2*c {
-			*buf = make([]float32, 2*c)
+		bn.buf = channelScratch.Get().(*[]float32)
+		if cap(*bn.buf) < 2*c {
+			*bn.buf = make([]float32, 2*c)
 		}
-		ss = (*buf)[:2*c]
+		ss = (*bn.buf)[:2*c]
 	}
-	scale, shift := ss[:c], ss[c:]
+	bn.scale, bn.shift = ss[:c], ss[c:]
 	// invStd in float64 so scale matches PyTorch's rsqrt to the last bit
 	// more often; the fold is scale = gamma/std, shift = beta - mean*scale.
 	for ch := range c {
@@ -192,35 +242,40 @@ func batchNormAct(x, r *Var, runningMean, runningVar *tensor.Tensor, gamma, beta
 		if beta != nil {
 			bt = float64(beta.Value.Data[ch])
 		}
-		scale[ch] = float32(g * invStd)
-		shift[ch] = float32(bt - float64(runningMean.Data[ch])*g*invStd)
+		bn.scale[ch] = float32(g * invStd)
+		bn.shift[ch] = float32(bt - float64(runningMean.Data[ch])*g*invStd)
 	}
-	out := overwrittenOutput(pick(x, r), xs...)
-	var res []float32
-	if r != nil {
-		res = r.Value.Data
-	}
+	bn.out = overwrittenOutput(pick(x, r), xs...)
 	if moments {
-		var m []float32
 		if x.arena != nil {
-			m = x.arena.alloc([]int{2 * c}, false).Data
+			bn.m = x.arena.alloc([]int{2 * c}, false).Data
 		} else {
-			m = make([]float32, 2*c)
+			bn.m = make([]float32, 2*c)
 		}
-		if r != nil {
-			kernels.ScaleShiftAddMoments(n, c, hw, x.Value.Data, scale, shift, res, out.Value.Data, act, m[:c], m[c:])
-		} else {
-			kernels.ScaleShiftMoments(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act, m[:c], m[c:])
-		}
-		x.moments = m
-		x.bnPending = grad && x.requiresGrad
-	} else if r != nil {
-		kernels.ScaleShiftAdd(n, c, hw, x.Value.Data, scale, shift, res, out.Value.Data, act)
-	} else {
-		kernels.ScaleShift(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, act)
 	}
-	if !grad {
-		channelScratch.Put(buf)
+	return bn
+}
+
+// res is the residual's data, nil without one.
+func (bn *bnNode) res() []float32 {
+	if bn.r == nil {
+		return nil
+	}
+	return bn.r.Value.Data
+}
+
+// finish keeps the moments, computed by now, with x and records the
+// output's backward pass; it returns the output.
+func (bn *bnNode) finish() *Var {
+	x, r, gamma, beta, out := bn.x, bn.r, bn.gamma, bn.beta, bn.out
+	n, c, hw, act, scale, shift := bn.n, bn.c, bn.hw, bn.act, bn.scale, bn.shift
+	runningMean, runningVar, eps, moments := bn.runningMean, bn.runningVar, bn.eps, bn.m != nil
+	if moments {
+		x.moments = bn.m
+		x.bnPending = bn.grad && x.requiresGrad
+	}
+	if !bn.grad {
+		channelScratch.Put(bn.buf)
 		return out
 	}
 	record(out, func() {
@@ -291,6 +346,39 @@ func batchNormAct(x, r *Var, runningMean, runningVar *tensor.Tensor, gamma, beta
 		}
 	}, x, r, gamma, beta)
 	return out
+}
+
+// Conv2dBatchNormActMoments is BatchNormActMoments(Conv2d(x, w, b, ...),
+// ...) with the batch norm run on the convolution's output while it is
+// in cache (kernels.Conv2dForwardMoments): the same two nodes, values,
+// moments and gradients as the two calls, bit for bit. It returns the
+// convolution's output, which holds the moments, beside the result.
+func Conv2dBatchNormActMoments(x, w, b *Var, stride, padding, dilation [2]int, groups int,
+	runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) (conv, out *Var) {
+	return convBatchNormAct(x, w, b, nil, stride, padding, dilation, groups, runningMean, runningVar, gamma, beta, eps, act)
+}
+
+// Conv2dBatchNormAddActMoments is Conv2dBatchNormActMoments with the
+// residual r added before the activation, as BatchNormAddActMoments adds
+// it.
+func Conv2dBatchNormAddActMoments(x, w, b, r *Var, stride, padding, dilation [2]int, groups int,
+	runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) (conv, out *Var) {
+	return convBatchNormAct(x, w, b, r, stride, padding, dilation, groups, runningMean, runningVar, gamma, beta, eps, act)
+}
+
+// convBatchNormAct is both forms above: r, when not nil, is added before
+// the activation.
+func convBatchNormAct(x, w, b, r *Var, stride, padding, dilation [2]int, groups int,
+	runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) (conv, out *Var) {
+	p, bias := convParams("Conv2dBatchNormActMoments", x, w, b, stride, padding, dilation, groups)
+	conv = recordConv(overwrittenOutput(x, p.N, p.K, p.OutH(), p.OutW()), p, x, w, b)
+	if r != nil {
+		mustSameShape("BatchNormAddAct", conv, r)
+	}
+	bn := newBNNode(conv, r, runningMean, runningVar, gamma, beta, eps, act, true)
+	kernels.Conv2dForwardMoments(p, x.Value.Data, w.Value.Data, bias, conv.Value.Data, bn.scale, bn.shift, bn.res(),
+		bn.out.Value.Data, act, bn.m[:p.K], bn.m[p.K:])
+	return conv, bn.finish()
 }
 
 // varValue is v's value, or nil for a nil Var.

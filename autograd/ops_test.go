@@ -289,6 +289,109 @@ func TestBatchNormActMoments(t *testing.T) {
 	}
 }
 
+// TestConv2dBatchNormActMoments: the fused convolution and batch norm
+// give Conv2d then BatchNormActMoments (BatchNormAddActMoments with a
+// residual) bit for bit: the convolution's output, the result, the
+// moments ChannelMoments reads from the cache, and the gradients of the
+// input, the weights, the bias, gamma, beta and the residual, with
+// ChannelMoments in the loss (DGH) or not, on a pointwise, a padded and a
+// depthwise convolution, in an arena or not.
+func TestConv2dBatchNormActMoments(t *testing.T) {
+	r := tensor.NewRNG(13)
+	for _, cv := range []struct {
+		name              string
+		c, k, size, group int
+		stride, pad       int
+	}{{"1x1", 6, 8, 1, 1, 1, 0}, {"3x3 s2", 6, 8, 3, 1, 2, 1}, {"depthwise", 8, 8, 3, 8, 1, 1}} {
+		xv, wv := r.Randn(3, cv.c, 10, 12), r.Randn(cv.k, cv.c/cv.group, cv.size, cv.size)
+		bv, gv, betav := r.Randn(cv.k), r.Randn(cv.k), r.Randn(cv.k)
+		mean, variance := r.Randn(cv.k), r.Randn(cv.k)
+		for i, v := range variance.Data {
+			variance.Data[i] = v*v + 0.1
+		}
+		oh := (10+2*cv.pad-cv.size)/cv.stride + 1
+		ow := (12+2*cv.pad-cv.size)/cv.stride + 1
+		rv, wt := r.Randn(3, cv.k, oh, ow), Const(r.Randn(3, cv.k, oh, ow))
+		u, v := Const(r.Randn(cv.k)), Const(r.Randn(cv.k))
+		stride, pad, dil := [2]int{cv.stride, cv.stride}, [2]int{cv.pad, cv.pad}, [2]int{1, 1}
+		type run struct{ x, w, b, gamma, beta, res, conv, out, m, sq *Var }
+		build := func(fused, residual, moments, arena bool, act kernels.Activation) run {
+			x, w, b := NewVar(xv.Clone(), true), NewVar(wv.Clone(), true), NewVar(bv.Clone(), true)
+			gamma, beta := NewVar(gv.Clone(), true), NewVar(betav.Clone(), true)
+			var res *Var
+			if residual {
+				res = NewVar(rv.Clone(), true)
+			}
+			if arena {
+				x.SetArena(NewArena())
+			}
+			var c, out *Var
+			switch {
+			case fused && residual:
+				c, out = Conv2dBatchNormAddActMoments(x, w, b, res, stride, pad, dil, cv.group, mean, variance, gamma, beta, 1e-5, act)
+			case fused:
+				c, out = Conv2dBatchNormActMoments(x, w, b, stride, pad, dil, cv.group, mean, variance, gamma, beta, 1e-5, act)
+			case residual:
+				c = Conv2d(x, w, b, stride, pad, dil, cv.group)
+				out = BatchNormAddActMoments(c, res, mean, variance, gamma, beta, 1e-5, act)
+			default:
+				c = Conv2d(x, w, b, stride, pad, dil, cv.group)
+				out = BatchNormActMoments(c, mean, variance, gamma, beta, 1e-5, act)
+			}
+			m, sq := ChannelMoments(c)
+			loss := Sum(Mul(out, wt))
+			if moments {
+				loss = Add(loss, Add(Sum(Mul(m, u)), Sum(Mul(sq, v))))
+			}
+			if err := loss.Backward(); err != nil {
+				t.Fatal(err)
+			}
+			return run{x, w, b, gamma, beta, res, c, out, m, sq}
+		}
+		for _, act := range []kernels.Activation{kernels.ActNone, kernels.ActReLU, kernels.ActReLU6} {
+			for _, residual := range []bool{false, true} {
+				for _, moments := range []bool{false, true} {
+					for _, arena := range []bool{false, true} {
+						want, got := build(false, residual, moments, arena, act), build(true, residual, moments, arena, act)
+						cmps := []struct {
+							what      string
+							got, want []float32
+						}{
+							{"conv", got.conv.Value.Data, want.conv.Value.Data},
+							{"output", got.out.Value.Data, want.out.Value.Data},
+							{"mean", got.m.Value.Data, want.m.Value.Data},
+							{"mean of squares", got.sq.Value.Data, want.sq.Value.Data},
+							{"x grad", got.x.Grad.Data, want.x.Grad.Data},
+							{"w grad", got.w.Grad.Data, want.w.Grad.Data},
+							{"b grad", got.b.Grad.Data, want.b.Grad.Data},
+							{"gamma grad", got.gamma.Grad.Data, want.gamma.Grad.Data},
+							{"beta grad", got.beta.Grad.Data, want.beta.Grad.Data},
+						}
+						if residual {
+							cmps = append(cmps, struct {
+								what      string
+								got, want []float32
+							}{"residual grad", got.res.Grad.Data, want.res.Grad.Data})
+						}
+						for _, cmp := range cmps {
+							if len(cmp.got) != len(cmp.want) {
+								t.Fatalf("%s %v residual %v moments %v arena %v: %s has %d values, want %d",
+									cv.name, act, residual, moments, arena, cmp.what, len(cmp.got), len(cmp.want))
+							}
+							for i := range cmp.want {
+								if math.Float32bits(cmp.got[i]) != math.Float32bits(cmp.want[i]) {
+									t.Fatalf("%s %v residual %v moments %v arena %v: %s[%d] = %g, want %g",
+										cv.name, act, residual, moments, arena, cmp.what, i, cmp.got[i], cmp.want[i])
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestBatchNormMomentsOnePass: a BatchNormActMoments node and
 // ChannelMoments of the same input add their gradients in one pass,
 // whichever backward runs first, and each alone (the other's output out

@@ -173,22 +173,11 @@ func FusedConvBNAct(conv *Conv2d, bn *BatchNorm2d, act Module, x *autograd.Var) 
 	if !noGrad(x, conv.Weight, conv.Bias, bn.Weight, bn.Bias) {
 		return nil, false
 	}
-	xs, ws := x.Value.Shape, conv.Weight.Value.Shape
-	if len(xs) != 4 || len(ws) != 4 || ws[1]*conv.Groups != xs[1] {
-		return nil, false // let autograd.Conv2d report the mistake
-	}
-	p := kernels.ConvParams{
-		N: xs[0], C: xs[1], H: xs[2], W: xs[3], K: ws[0], KH: ws[2], KW: ws[3],
-		StrideH: conv.Stride[0], StrideW: conv.Stride[1], PadH: conv.Padding[0], PadW: conv.Padding[1],
-		DilH: conv.Dilation[0], DilW: conv.Dilation[1], Groups: conv.Groups,
-	}
-	if p.Validate() != nil {
+	p, ok := convParamsOf(conv, x)
+	if !ok {
 		return nil, false
 	}
 	k := p.K
-	if conv.Bias != nil && conv.Bias.Value.Numel() != k {
-		return nil, false
-	}
 	for _, t := range []*tensor.Tensor{bn.RunningMean, bn.RunningVar} {
 		if t == nil || t.Numel() != k {
 			return nil, false
@@ -225,6 +214,79 @@ func FusedConvBNAct(conv *Conv2d, bn *BatchNorm2d, act Module, x *autograd.Var) 
 	return autograd.Const(tensor.FromSlice(y, p.N, k, oh, ow)), true
 }
 
+// convParamsOf returns the parameters of conv on x, ok false where
+// autograd.Conv2d would refuse them (let it report the mistake).
+func convParamsOf(conv *Conv2d, x *autograd.Var) (p kernels.ConvParams, ok bool) {
+	xs, ws := x.Value.Shape, conv.Weight.Value.Shape
+	if len(xs) != 4 || len(ws) != 4 || ws[1]*conv.Groups != xs[1] {
+		return p, false
+	}
+	p = kernels.ConvParams{
+		N: xs[0], C: xs[1], H: xs[2], W: xs[3], K: ws[0], KH: ws[2], KW: ws[3],
+		StrideH: conv.Stride[0], StrideW: conv.Stride[1], PadH: conv.Padding[0], PadW: conv.Padding[1],
+		DilH: conv.Dilation[0], DilW: conv.Dilation[1], Groups: conv.Groups,
+	}
+	if p.Validate() != nil || conv.Bias != nil && conv.Bias.Value.Numel() != p.K {
+		return p, false
+	}
+	return p, true
+}
+
+// ConvBNActFusable reports whether ApplyConvBNAct(conv, bn, act, ...) and
+// ApplyConvBNAddAct will fuse (given operands of matching shapes): bn
+// takes its input's moments (InputMoments, as DGH sets) and
+// BNAddActFusable allows, and conv has no hooks, which must see its
+// output as Apply would give it, before the batch norm runs.
+func ConvBNActFusable(conv *Conv2d, bn *BatchNorm2d, act Module) bool {
+	return conv != nil && conv.Weight != nil && !hasHooks(conv) && bn != nil && bn.InputMoments && BNAddActFusable(bn, act)
+}
+
+// ApplyConvBNAct is ApplyBNAct(bn, act, Apply(conv, x)) with the batch
+// norm run on the convolution's output while it is in cache
+// (autograd.Conv2dBatchNormActMoments): the same nodes, values and
+// gradients. It serves where FusedConvBNAct does not: a gradient is
+// wanted, or bn has input hooks (DGH's). ok is false, and nothing is computed, when
+// ConvBNActFusable(conv, bn, act) is false or autograd.Conv2d would
+// refuse the shapes; bn's input hooks run as ApplyBNAct runs them.
+func ApplyConvBNAct(conv *Conv2d, bn *BatchNorm2d, act Module, x *autograd.Var) (out *autograd.Var, ok bool) {
+	return applyConvBN(conv, bn, act, x, nil)
+}
+
+// ApplyConvBNAddAct is ApplyBNAddAct(bn, act, Apply(conv, x), r) fused
+// as ApplyConvBNAct fuses; ok is false, and nothing is computed, where
+// ApplyConvBNAct's would be or r is not the convolution's output shape.
+func ApplyConvBNAddAct(conv *Conv2d, bn *BatchNorm2d, act Module, x, r *autograd.Var) (out *autograd.Var, ok bool) {
+	if r == nil {
+		return nil, false
+	}
+	return applyConvBN(conv, bn, act, x, r)
+}
+
+// applyConvBN runs ApplyConvBNAct, or ApplyConvBNAddAct when r is not
+// nil.
+func applyConvBN(conv *Conv2d, bn *BatchNorm2d, act Module, x, r *autograd.Var) (out *autograd.Var, ok bool) {
+	if !ConvBNActFusable(conv, bn, act) {
+		return nil, false
+	}
+	p, ok := convParamsOf(conv, x)
+	if !ok || r != nil && !slices.Equal(r.Shape(), []int{p.N, p.K, p.OutH(), p.OutW()}) {
+		return nil, false
+	}
+	kact, _ := activationOf(act)
+	var c *autograd.Var
+	if r != nil {
+		c, out = autograd.Conv2dBatchNormAddActMoments(x, conv.Weight, conv.Bias, r, conv.Stride, conv.Padding, conv.Dilation, conv.Groups,
+			bn.RunningMean, bn.RunningVar, bn.Weight, bn.Bias, bn.Eps, kact)
+	} else {
+		c, out = autograd.Conv2dBatchNormActMoments(x, conv.Weight, conv.Bias, conv.Stride, conv.Padding, conv.Dilation, conv.Groups,
+			bn.RunningMean, bn.RunningVar, bn.Weight, bn.Bias, bn.Eps, kact)
+	}
+	for _, e := range append([]hookEntry(nil), bn.hookList()...) {
+		e.fn(bn, c, nil)
+	}
+	return out, true
+}
+
 // fuseAt tries the chain starting at ms[i]: a Conv2d, a BatchNorm2d and
 // optionally a ReLU/ReLU6. It returns the output and how many modules it
 // covered (0: not fused).
@@ -255,9 +317,16 @@ func fuseAt(ms []Module, i int, x *autograd.Var) (*autograd.Var, int) {
 // there is one, as one autograd node (ApplyBNAct): where fuseAt does not
 // apply (a gradient is wanted, or hooks), the convolution before it runs
 // on its own but the normalisation and activation still take one pass
-// each way, and the BN input's moments come from it (InputMoments). n is
-// how many modules ran, 0 when ms[i] is not a batch norm ApplyBNAct takes.
+// each way, and the BN input's moments come from it (InputMoments). From
+// a Conv2d followed by such a batch norm, it runs the two (and the
+// activation) through ApplyConvBNAct where that fuses, the normalisation
+// then reading the convolution's output from cache. n is how many modules
+// ran, 0 when ms[i] is not a batch norm ApplyBNAct takes or a convolution
+// ApplyConvBNAct takes.
 func bnActAt(ms []Module, i int, x *autograd.Var) (*autograd.Var, int) {
+	if conv, ok := ms[i].(*Conv2d); ok {
+		return convBNActAt(conv, ms, i, x)
+	}
 	bn, ok := ms[i].(*BatchNorm2d)
 	if !ok {
 		return nil, 0
@@ -271,6 +340,30 @@ func bnActAt(ms []Module, i int, x *autograd.Var) (*autograd.Var, int) {
 	}
 	if y, ok := ApplyBNAct(bn, nil, x); ok {
 		return y, 1
+	}
+	return nil, 0
+}
+
+// convBNActAt is bnActAt on the convolution ms[i]: it fuses it with the
+// batch norm after it, and the activation after that when its hooks
+// allow, as bnActAt would fuse them after running the convolution alone.
+func convBNActAt(conv *Conv2d, ms []Module, i int, x *autograd.Var) (*autograd.Var, int) {
+	if i+1 >= len(ms) {
+		return nil, 0
+	}
+	bn, ok := ms[i+1].(*BatchNorm2d)
+	if !ok {
+		return nil, 0
+	}
+	if i+2 < len(ms) && ms[i+2] != nil {
+		if _, ok := activationOf(ms[i+2]); ok {
+			if y, ok := ApplyConvBNAct(conv, bn, ms[i+2], x); ok {
+				return y, 3
+			}
+		}
+	}
+	if y, ok := ApplyConvBNAct(conv, bn, nil, x); ok {
+		return y, 2
 	}
 	return nil, 0
 }

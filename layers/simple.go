@@ -80,7 +80,9 @@ func NewSequential(modules ...Module) *Sequential {
 // Forward feeds x through every module via Apply. In inference a
 // Conv2d, BatchNorm2d (, ReLU/ReLU6) run without hooks is fused, and the
 // buffers of fused outputs the next module has consumed are reused (see
-// FusedConvBNAct).
+// FusedConvBNAct); with gradients the same chain, its batch norm taking
+// its input's moments, runs as one forward pass (ApplyConvBNAct), else
+// its batch norm and activation as one node (ApplyBNAct).
 func (s *Sequential) Forward(x *autograd.Var) *autograd.Var {
 	pooled := false // x is a fused output of this call, buffer from bufPool
 	for i := 0; i < len(s.Modules); {

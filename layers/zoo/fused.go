@@ -13,7 +13,9 @@ import (
 // its ReLU in place, and buffers recycled once consumed, all only when no
 // value requires a gradient and no hook can hold a value (otherwise the
 // blocks run module by module, as before, but for a batch norm and its
-// ReLU, which become one autograd node when hooks allow: ApplyBNAct).
+// ReLU, which become one autograd node when hooks allow: ApplyBNAct; and
+// when the batch norm takes its input's moments, as in DGH, that node's
+// forward pass runs inside the convolution's: ApplyConvBNAct).
 
 // reluAct stands for the ReLU the ResNet blocks apply as a function; it is
 // never exposed, so no hook is ever registered on it.
@@ -29,6 +31,9 @@ func convBN(conv *layers.Conv2d, bn *layers.BatchNorm2d, relu bool, x *autograd.
 	}
 	if y, ok := layers.FusedConvBNAct(conv, bn, act, x); ok {
 		return y, true
+	}
+	if y, ok := layers.ApplyConvBNAct(conv, bn, act, x); ok {
+		return y, false
 	}
 	c := layers.Apply(conv, x)
 	if y, ok := layers.ApplyBNAct(bn, act, c); ok {

@@ -134,3 +134,80 @@ func TestResidualTailWithGradients(t *testing.T) {
 		}
 	}
 }
+
+// TestConvBNFusedWithGradients: with gradients wanted and every batch
+// norm taking its input's moments (DGH's forward), each conv + BN (+
+// activation, + residual) runs as one fused forward pass (ApplyConvBNAct,
+// ApplyConvBNAddAct), which must give bit for bit the logits, the batch
+// norm inputs and their moments, and the gradients of the unfused pass, a
+// no-op output hook on every convolution forcing that one (the
+// convolution through Apply, then the batch norm node), parameters frozen
+// or not.
+func TestConvBNFusedWithGradients(t *testing.T) {
+	for _, name := range []string{"resnet18", "mobilenet_v2", "mnasnet", "regnetx_600m"} {
+		m, err := NewNarrow(name, "", 3, 7, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		randomize(m.Net, 5)
+		rng := rand.New(rand.NewPCG(5, 6))
+		x0 := tensor.New(2, 3, 32, 32)
+		for i := range x0.Data {
+			x0.Data[i] = float32(rng.NormFloat64())
+		}
+		for _, params := range []bool{false, true} {
+			layers.SetRequiresGrad(m.Net, params)
+			run := func(hookConvs bool) (vals [][]float32) {
+				var ins []*autograd.Var
+				var removes []func()
+				for _, nm := range layers.NamedModules(m.Net) {
+					switch mod := nm.Module.(type) {
+					case *layers.BatchNorm2d:
+						mod.InputMoments = true
+						removes = append(removes, func() { mod.InputMoments = false },
+							mod.AddInputHook(func(_ layers.Module, in *autograd.Var) { ins = append(ins, in) }))
+					case *layers.Conv2d:
+						if hookConvs {
+							removes = append(removes, mod.AddHook(func(layers.Module, *autograd.Var, *autograd.Var) {}))
+						}
+					}
+				}
+				defer func() {
+					for _, r := range removes {
+						r()
+					}
+				}()
+				x := autograd.NewVar(x0.Clone(), true)
+				y := m.Forward(x)
+				loss := autograd.Sum(autograd.Mul(y, y))
+				for _, in := range ins {
+					mean, sq := autograd.ChannelMoments(in)
+					vals = append(vals, slices.Clone(in.Value.Data), slices.Clone(mean.Value.Data), slices.Clone(sq.Value.Data))
+					loss = autograd.Add(loss, autograd.Add(autograd.Sum(mean), autograd.Scale(autograd.Sum(sq), 0.5)))
+				}
+				for _, p := range layers.Parameters(m.Net) {
+					p.ZeroGrad()
+				}
+				if err := loss.Backward(); err != nil {
+					t.Fatal(err)
+				}
+				vals = append(vals, slices.Clone(y.Value.Data), slices.Clone(x.Grad.Data))
+				if params {
+					for _, p := range layers.Parameters(m.Net) {
+						vals = append(vals, slices.Clone(p.Grad.Data))
+					}
+				}
+				return vals
+			}
+			want, got := run(true), run(false)
+			if len(got) != len(want) {
+				t.Fatalf("%s params=%v: %d values, want %d", name, params, len(got), len(want))
+			}
+			for k := range want {
+				if !slices.Equal(got[k], want[k]) {
+					t.Fatalf("%s params=%v: value %d of %d differs from the unfused pass", name, params, k, len(want))
+				}
+			}
+		}
+	}
+}

@@ -97,7 +97,8 @@ func (b *BasicBlock) Forward(x *autograd.Var) *autograd.Var {
 // Without gradients or hooks, conv and bn run fused and h, when owned, is
 // recycled once consumed; otherwise bn, the sum and the ReLU run as one
 // autograd node when bn's hooks allow (the shortcut is then computed
-// before bn, not after), else module by module.
+// before bn, not after; before conv, when that node's forward pass runs
+// inside conv's: ApplyConvBNAddAct), else module by module.
 func convBNResidual(conv *layers.Conv2d, bn *layers.BatchNorm2d, ds *layers.Sequential, x, h *autograd.Var, hOwned bool) *autograd.Var {
 	if y, ok := layers.FusedConvBNAct(conv, bn, nil, h); ok {
 		if hOwned {
@@ -105,11 +106,21 @@ func convBNResidual(conv *layers.Conv2d, bn *layers.BatchNorm2d, ds *layers.Sequ
 		}
 		return residual(ds, x, y, true)
 	}
+	var sc *autograd.Var
+	if layers.ConvBNActFusable(conv, bn, reluAct) {
+		sc = shortcut(ds, x)
+		if out, ok := layers.ApplyConvBNAddAct(conv, bn, reluAct, h, sc); ok {
+			recycleShortcut(ds, x, sc, out)
+			return out
+		}
+	}
 	c := layers.Apply(conv, h)
 	if !layers.BNAddActFusable(bn, reluAct) {
 		return residual(ds, x, layers.Apply(bn, c), false)
 	}
-	sc := shortcut(ds, x)
+	if sc == nil {
+		sc = shortcut(ds, x)
+	}
 	out, ok := layers.ApplyBNAddAct(bn, reluAct, c, sc)
 	if !ok { // shapes differ: Add reports them
 		out = addReLU(layers.Apply(bn, c), false, sc)
