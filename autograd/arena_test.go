@@ -84,6 +84,11 @@ func TestArenaMatchesHeap(t *testing.T) {
 	if raceEnabled {
 		return // allocation counts say nothing about the pools (race_test.go)
 	}
+	// Measured on one P: with more, what the pools hand out depends on
+	// which P each worker ran on and on when the collector emptied them,
+	// which moved the arena's figure between 70 and 320 KB on 2 cores
+	// and to 870 KB (of a heap step's 1.7 MB) on a 16-core server.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	withArena := bytesPerRun(func() {
 		net.step(t, x)
 		a.Reset()
@@ -91,9 +96,10 @@ func TestArenaMatchesHeap(t *testing.T) {
 	onHeap := bytesPerRun(func() { net.step(t, NewVar(xv, true)) })
 	t.Logf("bytes allocated per step: %d in the arena, %d on the heap", withArena, onHeap)
 	// What is left is the graph's bookkeeping, the small per-channel
-	// buffers and this test's copies of the gradients.
-	if withArena > onHeap/2 {
-		t.Errorf("a warm arena step allocates %d bytes, more than half a heap step's %d", withArena, onHeap)
+	// buffers and this test's copies of the gradients: 51 KB of 835 KB
+	// here on every path.
+	if withArena > onHeap/4 {
+		t.Errorf("a warm arena step allocates %d bytes, more than a quarter of a heap step's %d", withArena, onHeap)
 	}
 }
 
