@@ -45,25 +45,17 @@ func FlipW(x *Var) *Var {
 	flipRows(out.Value.Data, x.Value.Data, w, false)
 	if needsGrad(x) {
 		record(out, func() {
-			flipRows(x.gradBuf().Data, out.Grad.Data, w, true)
+			g, fresh := x.gradDst() // a first gradient is stored: the flip covers it
+			flipRows(g.Data, out.Grad.Data, w, !fresh)
 		}, x)
 	}
 	return out
 }
 
 // flipRows writes (or, with accumulate, adds) every length-w row of src
-// reversed into dst.
+// reversed into dst, on the worker pool.
 func flipRows(dst, src []float32, w int, accumulate bool) {
-	for o := 0; o < len(src); o += w {
-		s, d := src[o:o+w], dst[o:o+w]
-		for j, v := range s {
-			if accumulate {
-				d[w-1-j] += v
-			} else {
-				d[w-1-j] = v
-			}
-		}
-	}
+	kernels.FlipRows(dst, src, w, accumulate)
 }
 
 // Crop cuts the h x w window at (top, left) out of every image of x
@@ -105,25 +97,11 @@ func Pad(x *Var, top, bottom, left, right int) *Var {
 // copyWindow sets (or, with accumulate, adds to) each small sh x sw plane
 // of small the window at (top, left) of the matching big bh x bw plane.
 func copyWindow(small []float32, sh, sw int, big []float32, bh, bw, top, left, planes int, accumulate bool) {
-	for p := range planes {
-		for i := range sh {
-			src := big[(p*bh+top+i)*bw+left:][:sw]
-			dst := small[(p*sh+i)*sw:][:sw]
-			if accumulate {
-				kernels.Axpy(1, src, dst)
-			} else {
-				copy(dst, src)
-			}
-		}
-	}
+	kernels.CopyWindows(planes, sh, sw, small, sh*sw, 0, sw, big, bh*bw, top*bw+left, bw, accumulate)
 }
 
 // addWindowBack adds each small sh x sw plane into the window at (top,
 // left) of the matching big bh x bw plane.
 func addWindowBack(big []float32, bh, bw int, small []float32, sh, sw, top, left, planes int) {
-	for p := range planes {
-		for i := range sh {
-			kernels.Axpy(1, small[(p*sh+i)*sw:][:sw], big[(p*bh+top+i)*bw+left:][:sw])
-		}
-	}
+	kernels.CopyWindows(planes, sh, sw, big, bh*bw, top*bw+left, bw, small, sh*sw, 0, sw, true)
 }

@@ -362,7 +362,7 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 		return
 	}
 	if !accumulate {
-		clear(dx[:p.xLen()]) // the strided routes add into dx
+		Fill(dx[:p.xLen()], 0) // the strided routes add into dx (on the pool: a batch of images at the stem)
 	}
 	if pl.route == routeStrided1x1 {
 		// The pointwise convolution's gradient, into the subsampled

@@ -25,6 +25,8 @@ type task struct {
 	s     [7][]float32
 	f     [4]float32
 	n     [3]int
+	win   [6]int // CopyWindows: dst plane, offset, row stride; src the same
+	flag  bool   // CopyWindows, FlipRows: add rather than store
 	act   Activation
 	pool  PoolParams
 	arg   []int32

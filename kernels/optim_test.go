@@ -3,6 +3,8 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -103,6 +105,109 @@ func TestFillCopy(t *testing.T) {
 		}
 		if d[n] != guard {
 			t.Fatalf("Copy(n=%d) wrote past the end", n)
+		}
+	}
+}
+
+// TestCopyWindows checks CopyWindows against a plain loop, storing and
+// adding, a crop's direction and a pad's, on batches small enough to run
+// on the calling goroutine and large enough for the pool, at 1 and 4
+// workers: every window element exact (adding is dst + src to the bit),
+// every element outside the windows untouched.
+func TestCopyWindows(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 10))
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for _, procs := range []int{1, 4} {
+		runtime.GOMAXPROCS(procs)
+		for _, c := range []struct{ planes, bh, bw, h, w, top, left int }{
+			{3, 7, 9, 4, 5, 2, 3},
+			{96, 40, 40, 32, 32, 5, 3}, // 98304 floats moved: on the pool
+			{1, 1, 1, 1, 1, 0, 0},
+		} {
+			big := randSlice(r, c.planes*c.bh*c.bw, 1)
+			small := randSlice(r, c.planes*c.h*c.w, 1)
+			for _, add := range []bool{false, true} {
+				// Crop direction: the window of big into small.
+				want := slices.Clone(small)
+				for p := range c.planes {
+					for i := range c.h {
+						for j := range c.w {
+							s := big[(p*c.bh+c.top+i)*c.bw+c.left+j]
+							d := &want[(p*c.h+i)*c.w+j]
+							if add {
+								*d += s
+							} else {
+								*d = s
+							}
+						}
+					}
+				}
+				got := slices.Clone(small)
+				CopyWindows(c.planes, c.h, c.w, got, c.h*c.w, 0, c.w, big, c.bh*c.bw, c.top*c.bw+c.left, c.bw, add)
+				if !slices.Equal(got, want) {
+					t.Fatalf("procs %d %+v add=%v: crop direction differs", procs, c, add)
+				}
+				// Pad direction: small into the window of big; the
+				// rest of big keeps its values.
+				wantBig := slices.Clone(big)
+				for p := range c.planes {
+					for i := range c.h {
+						for j := range c.w {
+							s := small[(p*c.h+i)*c.w+j]
+							d := &wantBig[(p*c.bh+c.top+i)*c.bw+c.left+j]
+							if add {
+								*d += s
+							} else {
+								*d = s
+							}
+						}
+					}
+				}
+				gotBig := slices.Clone(big)
+				CopyWindows(c.planes, c.h, c.w, gotBig, c.bh*c.bw, c.top*c.bw+c.left, c.bw, small, c.h*c.w, 0, c.w, add)
+				if !slices.Equal(gotBig, wantBig) {
+					t.Fatalf("procs %d %+v add=%v: pad direction differs", procs, c, add)
+				}
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an overrunning window did not panic")
+		}
+	}()
+	CopyWindows(2, 3, 3, make([]float32, 17), 9, 0, 3, make([]float32, 18), 9, 0, 3, false)
+}
+
+// TestFlipRows checks FlipRows against a plain loop, storing and adding,
+// at 1 and 4 workers, on a batch small enough for the calling goroutine
+// and one large enough for the pool.
+func TestFlipRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 11))
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for _, procs := range []int{1, 4} {
+		runtime.GOMAXPROCS(procs)
+		for _, c := range []struct{ rows, w int }{{5, 7}, {3 * 64 * 32, 37}, {1, 1}} {
+			src := randSlice(r, c.rows*c.w, 1)
+			dst := randSlice(r, c.rows*c.w+1, 1)
+			for _, add := range []bool{false, true} {
+				want := slices.Clone(dst)
+				for i := range c.rows {
+					for j := range c.w {
+						s := src[i*c.w+j]
+						if add {
+							want[i*c.w+c.w-1-j] += s
+						} else {
+							want[i*c.w+c.w-1-j] = s
+						}
+					}
+				}
+				got := slices.Clone(dst)
+				FlipRows(got, src, c.w, add)
+				if !slices.Equal(got, want) {
+					t.Fatalf("procs %d %+v add=%v: differs (or wrote past the rows)", procs, c, add)
+				}
+			}
 		}
 	}
 }
