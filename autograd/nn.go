@@ -20,7 +20,7 @@ func Conv2d(x, w, b *Var, stride, padding, dilation [2]int, groups int) *Var {
 	p, bias := convParams("Conv2d", x, w, b, stride, padding, dilation, groups)
 	out := overwrittenOutput(x, p.N, p.K, p.OutH(), p.OutW())
 	kernels.Conv2dForward(p, x.Value.Data, w.Value.Data, bias, out.Value.Data)
-	return recordConv(out, p, x, w, b)
+	return recordConv(out, p, x, w, b, false)
 }
 
 // convParams checks the operands of the convolution op and returns its
@@ -50,14 +50,36 @@ func convParams(op string, x, w, b *Var, stride, padding, dilation [2]int, group
 	return p, b.Value.Data
 }
 
-// recordConv records out as the convolution p of x with w and b.
-func recordConv(out *Var, p kernels.ConvParams, x, w, b *Var) *Var {
+// recordConv records out as the convolution p of x with w and b. With
+// fuse set, where x is a batch norm's output whose backward pass only
+// adds to its input's gradient (Var.bnBack) and nothing but this
+// convolution takes x, the backward pass to x runs with the batch
+// norm's (kernels.Conv2dBackwardDataMomentsBackward): x's gradient is
+// written as ever, and read back from cache rather than memory.
+func recordConv(out *Var, p kernels.ConvParams, x, w, b *Var, fuse bool) *Var {
 	if !needsGrad(x, w, b) {
 		return out
 	}
 	return record(out, func() {
 		dy := out.Grad.Data
-		if x.requiresGrad {
+		if bn := x.bnBack; fuse && bn != nil && x.uses == 1 && x.Grad == nil && !bn.fused {
+			// x's gradient is this convolution's alone, and the batch
+			// norm's backward has not run (it runs after every use of
+			// x): it is taken over here, with the moments' gradient
+			// once that is final (toX).
+			bn.fused = true
+			bn.toX(func(dm []float32) {
+				dc, _ := x.gradDst()
+				if dm == nil {
+					kernels.Conv2dBackwardDataSet(p, dy, w.Value.Data, dc.Data)
+					bn.pass(nil)
+					return
+				}
+				dx, fresh := bn.x.gradDst()
+				kernels.Conv2dBackwardDataMomentsBackward(p, dy, w.Value.Data, dc.Data, bn.x.Value.Data, bn.scale, bn.shift,
+					x.Value.Data, dx.Data, dm, bn.act, fresh)
+			})
+		} else if x.requiresGrad {
 			if dx, fresh := x.gradDst(); fresh {
 				kernels.Conv2dBackwardDataSet(p, dy, w.Value.Data, dx.Data)
 			} else {
@@ -278,7 +300,16 @@ func (bn *bnNode) finish() *Var {
 		channelScratch.Put(bn.buf)
 		return out
 	}
+	back := &bnBackward{x: x, r: r, out: out, n: n, c: c, hw: hw, scale: scale, shift: shift, act: act, moments: moments}
+	if moments && r == nil && x.requiresGrad && !needsGrad(gamma, beta) {
+		// All the backward pass does is back.pass: the convolution
+		// taking out may run it (recordConv).
+		out.bnBack = back
+	}
 	record(out, func() {
+		if back.fused {
+			return // out's consumer ran the pass (recordConv)
+		}
 		var dScale, dShift []float32
 		if gamma != nil && gamma.requiresGrad || beta != nil && beta.requiresGrad {
 			dScale, dShift = make([]float32, c), make([]float32, c)
@@ -296,37 +327,7 @@ func (bn *bnNode) finish() *Var {
 			}
 		}
 		if x.requiresGrad {
-			dy := out.Grad.Data
-			pass := func(dm []float32) {
-				if dm == nil {
-					kernels.ScaleShiftBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, dy, x.gradBuf().Data, nil, nil, act)
-					return
-				}
-				// The first contribution to x's gradient overwrites it.
-				dx, fresh := x.gradDst()
-				if r != nil {
-					kernels.ScaleShiftAddMomentsBackward(n, c, hw, x.Value.Data, scale, out.Value.Data, dy, dx.Data, dm, act, fresh)
-					return
-				}
-				kernels.ScaleShiftMomentsBackward(n, c, hw, x.Value.Data, scale, shift, out.Value.Data, dy, dx.Data, dm, act, fresh)
-			}
-			// With ChannelMoments(x) in the graph (DGH), one pass over
-			// dx adds both gradients (see Var.bnPending).
-			switch {
-			case !moments:
-				pass(nil)
-			case x.momentsGrad != nil:
-				x.bnPending = false
-				g := x.momentsGrad
-				x.momentsGrad = nil
-				pass(g)
-			case x.momentsPending:
-				x.bnPending = false
-				x.bnDeferred = pass
-			default:
-				x.bnPending = false
-				pass(nil)
-			}
+			back.toX(back.pass)
 		}
 		if dScale == nil {
 			return
@@ -346,6 +347,60 @@ func (bn *bnNode) finish() *Var {
 		}
 	}, x, r, gamma, beta)
 	return out
+}
+
+// bnBackward is a batch norm node's backward pass to its input x.
+type bnBackward struct {
+	x, r, out    *Var
+	n, c, hw     int
+	scale, shift []float32
+	act          kernels.Activation
+	moments      bool
+	// fused is set once out's consumer has taken the pass over
+	// (recordConv): the node's own backward then does nothing.
+	fused bool
+}
+
+// pass adds the batch norm's gradient to x's, with dm, the gradient of
+// x's moments (see Var.bnPending), added in the same pass when not nil.
+func (b *bnBackward) pass(dm []float32) {
+	x, out, n, c, hw := b.x, b.out, b.n, b.c, b.hw
+	dy := out.Grad.Data
+	if dm == nil {
+		kernels.ScaleShiftBackward(n, c, hw, x.Value.Data, b.scale, out.Value.Data, dy, x.gradBuf().Data, nil, nil, b.act)
+		return
+	}
+	// The first contribution to x's gradient overwrites it.
+	dx, fresh := x.gradDst()
+	if b.r != nil {
+		kernels.ScaleShiftAddMomentsBackward(n, c, hw, x.Value.Data, b.scale, out.Value.Data, dy, dx.Data, dm, b.act, fresh)
+		return
+	}
+	kernels.ScaleShiftMomentsBackward(n, c, hw, x.Value.Data, b.scale, b.shift, out.Value.Data, dy, dx.Data, dm, b.act, fresh)
+}
+
+// toX runs pass, b.pass or one that includes it, as the batch norm's
+// backward: at once, with the moments' gradient where ChannelMoments(x)
+// left it (DGH: one pass over dx adds both gradients, see
+// Var.bnPending), or left for ChannelMoments(x)'s backward to run with
+// its gradient when that is still to come.
+func (b *bnBackward) toX(pass func(dm []float32)) {
+	x := b.x
+	switch {
+	case !b.moments:
+		pass(nil)
+	case x.momentsGrad != nil:
+		x.bnPending = false
+		g := x.momentsGrad
+		x.momentsGrad = nil
+		pass(g)
+	case x.momentsPending:
+		x.bnPending = false
+		x.bnDeferred = pass
+	default:
+		x.bnPending = false
+		pass(nil)
+	}
 }
 
 // Conv2dBatchNormActMoments is BatchNormActMoments(Conv2d(x, w, b, ...),
@@ -371,7 +426,7 @@ func Conv2dBatchNormAddActMoments(x, w, b, r *Var, stride, padding, dilation [2]
 func convBatchNormAct(x, w, b, r *Var, stride, padding, dilation [2]int, groups int,
 	runningMean, runningVar *tensor.Tensor, gamma, beta *Var, eps float32, act kernels.Activation) (conv, out *Var) {
 	p, bias := convParams("Conv2dBatchNormActMoments", x, w, b, stride, padding, dilation, groups)
-	conv = recordConv(overwrittenOutput(x, p.N, p.K, p.OutH(), p.OutW()), p, x, w, b)
+	conv = recordConv(overwrittenOutput(x, p.N, p.K, p.OutH(), p.OutW()), p, x, w, b, true)
 	if r != nil {
 		mustSameShape("BatchNormAddAct", conv, r)
 	}

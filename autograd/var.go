@@ -36,6 +36,14 @@ type Var struct {
 	bnPending, momentsPending bool
 	momentsGrad               []float32          // [dMean | dMeanSq]
 	bnDeferred                func(dm []float32) // the batch norm's pass over v's gradient
+	// uses counts the recorded ops that take v as an operand (a
+	// gradient from each reaches v).
+	uses int
+	// bnBack, on the output of a batch norm node whose backward pass
+	// does nothing but add to its input's gradient, is that pass, for the
+	// convolution that is v's only use to run fused with its own
+	// (see recordConv).
+	bnBack *bnBackward
 }
 
 // NewVar wraps a tensor; requiresGrad marks a leaf whose gradient is wanted.
@@ -114,6 +122,11 @@ func record(out *Var, backward func(), parents ...*Var) *Var {
 			out.requiresGrad = true
 			out.parents = parents
 			out.backward = backward
+			for _, q := range parents {
+				if q != nil {
+					q.uses++
+				}
+			}
 			return out
 		}
 	}

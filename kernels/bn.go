@@ -223,6 +223,16 @@ func ScaleShiftAddMomentsBackward(n, c, hw int, x, scale, y, dy, dx, dMoments []
 // scaleShiftMomentsBackward is ScaleShiftMomentsBackward, or with shift
 // nil ScaleShiftAddMomentsBackward (the mask from y).
 func scaleShiftMomentsBackward(n, c, hw int, x, scale, shift, y, dy, dx, dMoments []float32, act Activation, set bool) {
+	t := newScaleShiftMomentsBackward(n, c, hw, x, scale, shift, y, dy, dx, dMoments, act, set)
+	t.spread(n*c, n*c*hw)
+	t.release()
+}
+
+// newScaleShiftMomentsBackward returns the task of
+// scaleShiftMomentsBackward, for its planes to be run by spread or, plane
+// by plane, by the depthwise convolution's backward pass that writes dy
+// (Conv2dBackwardDataMomentsBackward).
+func newScaleShiftMomentsBackward(n, c, hw int, x, scale, shift, y, dy, dx, dMoments []float32, act Activation, set bool) *task {
 	t := newTask(scaleShiftMomentsBackwardRange)
 	t.n, t.act = [3]int{n, c, hw}, act
 	t.s[0], t.s[1], t.s[2] = x[:n*c*hw], y[:n*c*hw], dy[:n*c*hw]
@@ -231,23 +241,31 @@ func scaleShiftMomentsBackward(n, c, hw int, x, scale, shift, y, dy, dx, dMoment
 	if set {
 		t.f[0] = 1
 	}
-	t.spread(n*c, n*c*hw)
-	t.release()
+	return t
 }
 
+// scaleShiftMomentsBackwardRange runs planes [lo, hi) of
+// scaleShiftMomentsBackward.
 func scaleShiftMomentsBackwardRange(t *task, lo, hi int) {
+	for pl := lo; pl < hi; pl++ {
+		t.momentsBackwardPlane(pl)
+	}
+}
+
+// momentsBackwardPlane runs plane pl of scaleShiftMomentsBackward: the
+// mask from y where the task has no shift (ScaleShiftAddMomentsBackward),
+// else from x.
+func (t *task) momentsBackwardPlane(pl int) {
 	n, c, hw := t.n[0], t.n[1], t.n[2]
 	x, y, dy, scale, dx, dm := t.s[0], t.s[1], t.s[2], t.s[3], t.s[4], t.s[5]
 	shift, set := t.s[6], t.f[0] != 0
 	cnt := float32(n * hw)
-	for pl := lo; pl < hi; pl++ {
-		o, ch := pl*hw, pl%c
-		if shift == nil {
-			active.elementwise.resMomentsBackward(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], 0, dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
-			continue
-		}
-		active.elementwise.bnMomentsBackward(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], shift[ch], dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
+	o, ch := pl*hw, pl%c
+	if shift == nil {
+		active.elementwise.resMomentsBackward(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], 0, dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
+		return
 	}
+	active.elementwise.bnMomentsBackward(x[o:o+hw], y[o:o+hw], dy[o:o+hw], dx[o:o+hw], scale[ch], shift[ch], dm[ch]/cnt, 2*dm[c+ch]/cnt, t.act, set)
 }
 
 // bnMomentsBackwardComposed is one plane of ScaleShiftMomentsBackward as

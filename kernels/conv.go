@@ -329,37 +329,65 @@ func convGEMM(p *ConvParams, g *gemmConvPlan, x, w, bias, y []float32, beta floa
 
 // Conv2dBackwardData adds the gradient with respect to the input to dx.
 func Conv2dBackwardData(p ConvParams, dy, w, dx []float32) {
-	conv2dBackwardData(p, dy, w, dx, true)
+	conv2dBackwardData(p, dy, w, dx, true, nil)
 }
 
 // Conv2dBackwardDataSet overwrites dx with the gradient with respect to
 // the input; dx's contents are never read (a fresh gradient buffer needs
 // no clearing, and stride-1 convolutions store instead of adding).
 func Conv2dBackwardDataSet(p ConvParams, dy, w, dx []float32) {
-	conv2dBackwardData(p, dy, w, dx, false)
+	conv2dBackwardData(p, dy, w, dx, false, nil)
 }
 
-func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
+// Conv2dBackwardDataMomentsBackward stores dc, the gradient with respect
+// to the input, as Conv2dBackwardDataSet(p, dy, w, dc) does, then adds
+// into dx (or, with set, overwrites dx with) what
+// ScaleShiftMomentsBackward(N, C, H*W, x, scale, shift, y, dc, dx,
+// dMoments, act, set) would: the backward pass of a depthwise
+// convolution whose input y is a training step's batch norm of x (with
+// its activation), and of that batch norm. On the depthwise route each
+// task runs the batch norm's backward on each plane of dc right after
+// writing it, while it is in cache, rather than reading dc back from
+// memory in a second pass; elsewhere the two calls run in turn. Either
+// way the result is bit for bit that of the two calls: the same kernels
+// run on each plane.
+func Conv2dBackwardDataMomentsBackward(p ConvParams, dy, w, dc, x, scale, shift, y, dx, dMoments []float32, act Activation, set bool) {
+	n := p.xLen()
+	p.check("Conv2dBackwardDataMomentsBackward", sliceLen{"dc", len(dc), n}, sliceLen{"x", len(x), n}, sliceLen{"y", len(y), n}, sliceLen{"dx", len(dx), n},
+		sliceLen{"scale", len(scale), p.C}, sliceLen{"shift", len(shift), p.C}, sliceLen{"dMoments", len(dMoments), 2 * p.C})
+	hw := p.H * p.W
+	t := newScaleShiftMomentsBackward(p.N, p.C, hw, x, scale, shift[:p.C], y, dc[:n], dx, dMoments, act, set)
+	if !conv2dBackwardData(p, dy, w, dc, false, t) {
+		t.spread(p.N*p.C, n)
+	}
+	t.release()
+}
+
+// conv2dBackwardData runs the backward pass to the input, adding into dx
+// (accumulate) or storing. planes, when not nil, is a task over dx's
+// N*C planes that the depthwise route runs on each plane once written;
+// it reports whether it did.
+func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool, planes *task) bool {
 	p.check("Conv2dBackwardData", sliceLen{"dy", len(dy), p.yLen()}, sliceLen{"w", len(w), p.wLen()},
 		sliceLen{"dx", len(dx), p.xLen()})
 	pl := p.plan(passBackwardData)
 	switch pl.route {
 	case routeDepthwise:
 		j := newConvJob(&p, dx, w, nil, dy)
-		j.beta, j.dwK = 0, pl.dwKernel // dwBackwardData: store rather than add
+		j.beta, j.dwK, j.planes = 0, pl.dwKernel, planes // dwBackwardData: store rather than add
 		if accumulate {
 			j.beta = 1
 		}
 		parallelFor(pl.tasks, j.dwBackwardDataFn)
 		j.release()
-		return
+		return planes != nil
 	case routeFlipped:
 		beta := float32(1)
 		if !accumulate {
 			beta = 0
 		}
 		convGEMM(&pl.gemm.q, &pl.gemm, dy, w, nil, dx, beta, true, nil, nil)
-		return
+		return false
 	}
 	if !accumulate {
 		Fill(dx[:p.xLen()], 0) // the strided routes add into dx (on the pool: a batch of images at the stem)
@@ -373,7 +401,7 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 		parallelFor(p.N*p.C, j.upsampleFn)
 		j.release()
 		putScratch(sub)
-		return
+		return false
 	}
 	// Strided: dcol = w^T dy per group, folded back into dx.
 	cg, kg := p.C/p.Groups, p.K/p.Groups
@@ -396,6 +424,7 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool) {
 	}
 	j.release()
 	putScratch(packed)
+	return false
 }
 
 // Conv2dBackwardWeight adds the gradient with respect to the weight to dw.

@@ -173,3 +173,47 @@ func BenchmarkConvDepthwiseHot(b *testing.B) {
 	}
 	benchConvs(b, convs)
 }
+
+// BenchmarkConv2dBackwardDataMomentsBackward times mobilenet_v2's
+// depthwise convolutions' backward pass to the input and the batch
+// norm's before them at DGH's batch of 32: the two calls in turn, and
+// fused (each plane of dc read back from cache).
+func BenchmarkConv2dBackwardDataMomentsBackward(b *testing.B) {
+	var convs []ConvParams
+	for _, p := range mobilenetV2Convs() {
+		if p.depthwise() {
+			p.N = 32
+			convs = append(convs, p)
+		}
+	}
+	type operands struct{ dy, w, dc, x, scale, shift, y, dx, dm []float32 }
+	r := rand.New(rand.NewPCG(1, 2))
+	ops := make([]operands, len(convs))
+	for i, p := range convs {
+		nx := p.N * p.C * p.H * p.W
+		o := operands{dy: randSlice(r, p.yLen(), 1), w: randSlice(r, p.wLen(), 1), dc: make([]float32, nx),
+			x: randSlice(r, nx, 1), scale: randSlice(r, p.C, 1), shift: randSlice(r, p.C, 1), y: make([]float32, nx),
+			dx: make([]float32, nx), dm: randSlice(r, 2*p.C, 1)}
+		ScaleShift(p.N, p.C, p.H*p.W, o.x, o.scale, o.shift, o.y, ActReLU6)
+		ops[i] = o
+	}
+	for _, fused := range []bool{false, true} {
+		name := "separate"
+		if fused {
+			name = "fused"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				for i, p := range convs {
+					o := &ops[i]
+					if fused {
+						Conv2dBackwardDataMomentsBackward(p, o.dy, o.w, o.dc, o.x, o.scale, o.shift, o.y, o.dx, o.dm, ActReLU6, true)
+						continue
+					}
+					Conv2dBackwardDataSet(p, o.dy, o.w, o.dc)
+					ScaleShiftMomentsBackward(p.N, p.C, p.H*p.W, o.x, o.scale, o.shift, o.y, o.dc, o.dx, o.dm, ActReLU6, true)
+				}
+			}
+		})
+	}
+}

@@ -352,7 +352,9 @@ func (j *convJob) dwForward(lo, hi int) {
 // planes [lo, hi). On the direct kernels (the plan leaves stride 1 with
 // a frame past k-1 to the Go loops) both strides become stride-1 passes
 // with the taps rotated: over dy itself (with the complementary padding)
-// or over dy spread out (stride 2).
+// or over dy spread out (stride 2). A planes task (the batch norm's
+// backward, Conv2dBackwardDataMomentsBackward) runs on each plane of dx
+// once written.
 func (j *convJob) dwBackwardData(lo, hi int) {
 	p := &j.p
 	hw, ohw, kk := p.H*p.W, p.OutH()*p.OutW(), p.KH*p.KW
@@ -390,6 +392,7 @@ func (j *convJob) dwBackwardData(lo, hi int) {
 			}
 			dwPlaneBackwardDataGeneric(p, dy, w, dx)
 		}
+		j.planesDone(t, 1)
 	}
 	dwScratches.Put(sc)
 }

@@ -561,3 +561,83 @@ func TestUseDirect(t *testing.T) {
 		}
 	}
 }
+
+// TestConv2dBackwardDataMomentsBackward checks a depthwise convolution's
+// backward pass to its input fused with the batch norm's backward before
+// it bit for bit against Conv2dBackwardDataSet then
+// ScaleShiftMomentsBackward: depthwise 3x3 and 5x5 at strides 1 and 2,
+// the Go loops (dilation, a frame past k-1) and convolutions of other
+// routes (the two calls in turn), with each activation, dx set and
+// added to, at several worker counts, on every path.
+func TestConv2dBackwardDataMomentsBackward(t *testing.T) {
+	dw := func(n, c, h, w, k, s, pad, dil int) ConvParams {
+		return ConvParams{N: n, C: c, H: h, W: w, K: c, KH: k, KW: k, StrideH: s, StrideW: s, PadH: pad, PadW: pad,
+			DilH: dil, DilW: dil, Groups: c}
+	}
+	cases := []ConvParams{
+		dw(2, 8, 14, 14, 3, 1, 1, 1),
+		dw(3, 5, 13, 11, 3, 2, 1, 1),
+		dw(2, 6, 17, 9, 5, 1, 2, 1),
+		dw(2, 4, 15, 16, 5, 2, 2, 1),
+		dw(1, 3, 7, 7, 3, 1, 1, 2),    // dilation: the Go loops
+		dw(2, 3, 9, 8, 3, 1, 3, 1),    // a frame past k-1: the Go loops
+		dw(4, 48, 28, 28, 3, 2, 1, 1), // MobileNetV2-like
+		dw(1, 2, 3, 3, 3, 1, 1, 1),
+		// Not depthwise: the two calls in turn.
+		{N: 2, C: 6, H: 9, W: 9, K: 4, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1},
+		{N: 2, C: 8, H: 10, W: 10, K: 8, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 2},
+	}
+	fused, after := 0, 0
+	acrossPaths(t, func(t *testing.T) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		for _, procs := range []int{1, 2, 3, 8} {
+			runtime.GOMAXPROCS(procs)
+			for _, p := range cases {
+				if p.plan(passBackwardData).route == routeDepthwise {
+					fused++
+				} else {
+					after++
+				}
+				checkBackwardDataMoments(t, p, procs)
+			}
+		}
+	})
+	if fused == 0 || after == 0 {
+		t.Errorf("%d cases fused and %d ran the calls in turn, want some of both", fused, after)
+	}
+}
+
+func checkBackwardDataMoments(t *testing.T, p ConvParams, procs int) {
+	r := rand.New(rand.NewPCG(uint64(p.C), uint64(p.K*p.H+p.StrideH)))
+	nx, ny, hw := p.N*p.C*p.H*p.W, p.N*p.K*p.OutH()*p.OutW(), p.H*p.W
+	x, w, dy := randSlice(r, nx, 2), randSlice(r, p.K*(p.C/p.Groups)*p.KH*p.KW, 1), randSlice(r, ny, 1)
+	scale, shift, dm := randSlice(r, p.C, 1), randSlice(r, p.C, 1), randSlice(r, 2*p.C, 1)
+	base := randSlice(r, nx, 1)
+	same := func(name string, got, want []float32) {
+		t.Helper()
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s, %d workers: %s[%d] = %g, want %g", convName(p), procs, name, i, got[i], want[i])
+			}
+		}
+	}
+	for _, act := range []Activation{ActNone, ActReLU, ActReLU6} {
+		y := make([]float32, nx)
+		ScaleShift(p.N, p.C, hw, x, scale, shift, y, act)
+		for _, set := range []bool{false, true} {
+			dc, dx := make([]float32, nx), slices.Clone(base)
+			// NaN garbage in: every output must be written, and a
+			// stored dx never read.
+			gc, gx := nanSlice(nx), slices.Clone(base)
+			if set {
+				dx, gx = nanSlice(nx), nanSlice(nx)
+			}
+			Conv2dBackwardDataSet(p, dy, w, dc)
+			ScaleShiftMomentsBackward(p.N, p.C, hw, x, scale, shift, y, dc, dx, dm, act, set)
+			Conv2dBackwardDataMomentsBackward(p, dy, w, gc, x, scale, shift, y, gx, dm, act, set)
+			name := fmt.Sprintf(" (%v, set %v)", act, set)
+			same("dc"+name, gc, dc)
+			same("dx"+name, gx, dx)
+		}
+	}
+}
