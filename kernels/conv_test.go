@@ -339,14 +339,7 @@ func checkConvMoments(t *testing.T, p ConvParams, procs int) {
 	bias, res := randSlice(r, p.K, 1), randSlice(r, ny, 1)
 	scale, shift := randSlice(r, p.K, 1), randSlice(r, p.K, 1)
 	ohw := p.OutH() * p.OutW()
-	same := func(name string, got, want []float32) {
-		t.Helper()
-		for i := range want {
-			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-				t.Fatalf("%s, %d workers: %s[%d] = %g, want %g", convName(p), procs, name, i, got[i], want[i])
-			}
-		}
-	}
+	same := func(name string, got, want []float32) { t.Helper(); sameConvBits(t, p, procs, name, got, want) }
 	for _, act := range []Activation{ActNone, ActReLU, ActReLU6} {
 		for _, b := range [][]float32{nil, bias} {
 			for _, rr := range [][]float32{nil, res} {
@@ -613,14 +606,7 @@ func checkBackwardDataMoments(t *testing.T, p ConvParams, procs int) {
 	x, w, dy := randSlice(r, nx, 2), randSlice(r, p.K*(p.C/p.Groups)*p.KH*p.KW, 1), randSlice(r, ny, 1)
 	scale, shift, dm := randSlice(r, p.C, 1), randSlice(r, p.C, 1), randSlice(r, 2*p.C, 1)
 	base := randSlice(r, nx, 1)
-	same := func(name string, got, want []float32) {
-		t.Helper()
-		for i := range want {
-			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-				t.Fatalf("%s, %d workers: %s[%d] = %g, want %g", convName(p), procs, name, i, got[i], want[i])
-			}
-		}
-	}
+	same := func(name string, got, want []float32) { t.Helper(); sameConvBits(t, p, procs, name, got, want) }
 	for _, act := range []Activation{ActNone, ActReLU, ActReLU6} {
 		y := make([]float32, nx)
 		ScaleShift(p.N, p.C, hw, x, scale, shift, y, act)
@@ -638,6 +624,17 @@ func checkBackwardDataMoments(t *testing.T, p ConvParams, procs int) {
 			name := fmt.Sprintf(" (%v, set %v)", act, set)
 			same("dc"+name, gc, dc)
 			same("dx"+name, gx, dx)
+		}
+	}
+}
+
+// sameConvBits fails t unless got is want bit for bit (the fused passes
+// of convolution p at procs workers against the calls they fuse).
+func sameConvBits(t *testing.T, p ConvParams, procs int, name string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s, %d workers: %s[%d] = %g, want %g", convName(p), procs, name, i, got[i], want[i])
 		}
 	}
 }

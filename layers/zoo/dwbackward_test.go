@@ -39,24 +39,7 @@ func TestDepthwiseBNBackwardFused(t *testing.T) {
 		}
 		run := func(hookConvs, reverse bool) (vals [][]float32) {
 			var ins []*autograd.Var
-			var removes []func()
-			for _, nm := range layers.NamedModules(m.Net) {
-				switch mod := nm.Module.(type) {
-				case *layers.BatchNorm2d:
-					mod.InputMoments = true
-					removes = append(removes, func() { mod.InputMoments = false },
-						mod.AddInputHook(func(_ layers.Module, in *autograd.Var) { ins = append(ins, in) }))
-				case *layers.Conv2d:
-					if hookConvs {
-						removes = append(removes, mod.AddHook(func(layers.Module, *autograd.Var, *autograd.Var) {}))
-					}
-				}
-			}
-			defer func() {
-				for _, r := range removes {
-					r()
-				}
-			}()
+			defer takeBNInputs(m.Net, hookConvs, &ins)()
 			x := autograd.NewVar(x0.Clone(), true)
 			y := m.Forward(x)
 			var terms []*autograd.Var

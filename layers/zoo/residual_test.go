@@ -159,24 +159,7 @@ func TestConvBNFusedWithGradients(t *testing.T) {
 			layers.SetRequiresGrad(m.Net, params)
 			run := func(hookConvs bool) (vals [][]float32) {
 				var ins []*autograd.Var
-				var removes []func()
-				for _, nm := range layers.NamedModules(m.Net) {
-					switch mod := nm.Module.(type) {
-					case *layers.BatchNorm2d:
-						mod.InputMoments = true
-						removes = append(removes, func() { mod.InputMoments = false },
-							mod.AddInputHook(func(_ layers.Module, in *autograd.Var) { ins = append(ins, in) }))
-					case *layers.Conv2d:
-						if hookConvs {
-							removes = append(removes, mod.AddHook(func(layers.Module, *autograd.Var, *autograd.Var) {}))
-						}
-					}
-				}
-				defer func() {
-					for _, r := range removes {
-						r()
-					}
-				}()
+				defer takeBNInputs(m.Net, hookConvs, &ins)()
 				x := autograd.NewVar(x0.Clone(), true)
 				y := m.Forward(x)
 				loss := autograd.Sum(autograd.Mul(y, y))
@@ -208,6 +191,31 @@ func TestConvBNFusedWithGradients(t *testing.T) {
 					t.Fatalf("%s params=%v: value %d of %d differs from the unfused pass", name, params, k, len(want))
 				}
 			}
+		}
+	}
+}
+
+// takeBNInputs sets every batch norm of net to take its input's moments,
+// as DGH does, and appends each batch norm's input to *ins as it runs;
+// with hookConvs, a no-op hook on every convolution forces the unfused
+// path. The returned func undoes it all.
+func takeBNInputs(net layers.Module, hookConvs bool, ins *[]*autograd.Var) (undo func()) {
+	var removes []func()
+	for _, nm := range layers.NamedModules(net) {
+		switch mod := nm.Module.(type) {
+		case *layers.BatchNorm2d:
+			mod.InputMoments = true
+			removes = append(removes, func() { mod.InputMoments = false },
+				mod.AddInputHook(func(_ layers.Module, in *autograd.Var) { *ins = append(*ins, in) }))
+		case *layers.Conv2d:
+			if hookConvs {
+				removes = append(removes, mod.AddHook(func(layers.Module, *autograd.Var, *autograd.Var) {}))
+			}
+		}
+	}
+	return func() {
+		for _, r := range removes {
+			r()
 		}
 	}
 }
