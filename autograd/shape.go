@@ -42,20 +42,14 @@ func image4(op string, x *Var) (n, c, h, w int) {
 func FlipW(x *Var) *Var {
 	n, c, h, w := image4("FlipW", x)
 	out := overwrittenOutput(x, n, c, h, w)
-	flipRows(out.Value.Data, x.Value.Data, w, false)
+	kernels.FlipRows(out.Value.Data, x.Value.Data, w, false)
 	if needsGrad(x) {
 		record(out, func() {
 			g, fresh := x.gradDst() // a first gradient is stored: the flip covers it
-			flipRows(g.Data, out.Grad.Data, w, !fresh)
+			kernels.FlipRows(g.Data, out.Grad.Data, w, !fresh)
 		}, x)
 	}
 	return out
-}
-
-// flipRows writes (or, with accumulate, adds) every length-w row of src
-// reversed into dst, on the worker pool.
-func flipRows(dst, src []float32, w int, accumulate bool) {
-	kernels.FlipRows(dst, src, w, accumulate)
 }
 
 // Crop cuts the h x w window at (top, left) out of every image of x

@@ -26,7 +26,7 @@ type task struct {
 	f     [4]float32
 	n     [3]int
 	win   [6]int // CopyWindows: dst plane, offset, row stride; src the same
-	flag  bool   // CopyWindows, FlipRows: add rather than store
+	flag  bool   // CopyWindows, FlipRows: add rather than store; max-pool backward: clear first
 	act   Activation
 	pool  PoolParams
 	arg   []int32

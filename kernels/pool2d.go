@@ -228,15 +228,12 @@ func maxPoolBackward(p PoolParams, dy []float32, arg []int32, dx []float32, set 
 	planes := p.N * p.C
 	t := newTask(maxPoolBackwardRange)
 	t.pool, t.s[0], t.arg, t.s[1] = p, dy[:planes*p.OutH()*p.OutW()], arg[:planes*p.OutH()*p.OutW()], dx[:planes*p.H*p.W]
-	t.n[0] = 0
-	if set {
-		t.n[0] = 1
-	}
+	t.flag = set
 	t.spread(planes, planes*p.H*p.W)
 	t.release()
 }
 
-// maxPoolBackwardRange scatters planes [lo, hi); t.n[0] = 1 clears each
+// maxPoolBackwardRange scatters planes [lo, hi); t.flag clears each
 // dx plane first.
 func maxPoolBackwardRange(t *task, lo, hi int) {
 	p := t.pool
@@ -244,7 +241,7 @@ func maxPoolBackwardRange(t *task, lo, hi int) {
 	dy, arg, dx := t.s[0], t.arg, t.s[1]
 	for pl := lo; pl < hi; pl++ {
 		dxp := dx[pl*p.H*p.W : (pl+1)*p.H*p.W]
-		if t.n[0] == 1 {
+		if t.flag {
 			clear(dxp)
 		}
 		o := pl * per
