@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dghcore/dghcore/autograd"
+	"github.com/dghcore/dghcore/kernels"
 	"github.com/dghcore/dghcore/layers"
 	"github.com/dghcore/dghcore/layers/zoo"
 	"github.com/dghcore/dghcore/optim"
@@ -24,6 +25,8 @@ import (
 //
 // Generate hooks the model's BatchNorm2d layers for the duration of the
 // call and turns off gradients of any model parameter that wants one.
+// The model's parameters must not change while it runs: they are frozen
+// (kernels.FreezeWeights), so each convolution packs its weights once.
 func Generate(ctx context.Context, model *zoo.Model, cfg Config) (*tensor.Tensor, error) {
 	if model == nil || model.Net == nil {
 		return nil, errors.New("dgh: no model")
@@ -63,7 +66,9 @@ type generator struct {
 	net    layers.Module
 	rec    *recorder
 	lastBN int // index into rec.layers of the output loss's layer
-	pipe   *pipeline
+	// thaw ends the freeze of the model's parameters (close).
+	thaw func()
+	pipe *pipeline
 	// arena recycles the activations and gradients of one forward (and
 	// backward) pass for the next; it is reset once the pass is done.
 	arena *autograd.Arena
@@ -112,7 +117,7 @@ func newGenerator(model *zoo.Model, s settings) (*generator, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &generator{s: s, net: net, rec: rec, lastBN: len(rec.layers) - 1, pipe: newPipeline(&s), arena: autograd.NewArena()}
+	g := &generator{s: s, net: net, rec: rec, lastBN: len(rec.layers) - 1, pipe: newPipeline(&s), arena: autograd.NewArena(), thaw: func() {}}
 	if name := model.Spec.LastBN; name != "" {
 		g.lastBN = -1
 		for i, l := range rec.layers {
@@ -125,6 +130,15 @@ func newGenerator(model *zoo.Model, s settings) (*generator, error) {
 			return nil, fmt.Errorf("dgh: the model spec names %q as its last BatchNorm2d, but there is no such layer", name)
 		}
 	}
+	// DGH optimises the images only: the weights stay as they are for
+	// the whole run.
+	var ws [][]float32
+	for _, p := range layers.Parameters(net) {
+		if p != nil && p.Value != nil {
+			ws = append(ws, p.Value.Data)
+		}
+	}
+	g.thaw = kernels.FreezeWeights(ws...)
 	c := s.channels()
 	g.imageMean = make([]float32, c)
 	ones := make([]float32, c)
@@ -135,7 +149,10 @@ func newGenerator(model *zoo.Model, s settings) (*generator, error) {
 	return g, nil
 }
 
-func (g *generator) close() { g.rec.remove() }
+func (g *generator) close() {
+	g.rec.remove()
+	g.thaw()
+}
 
 // start draws the initial images from N(0,1), clips them, and measures
 // every batch.

@@ -10,8 +10,10 @@ import (
 
 // EstimateMemory returns roughly how many bytes Generate will hold at its
 // peak for this model and config, so a caller can refuse a run that would
-// not fit before any long work starts. It counts the model's parameters,
-// the optimised images with their gradients and RAdam moments, the output
+// not fit before any long work starts. It counts the model's parameters
+// (three times: the convolutions keep a packed form of their frozen
+// weights for the forward pass and one for the backward pass), the
+// optimised images with their gradients and RAdam moments, the output
 // images, and one batch's activations with their gradients (from the
 // layers' shapes, layers.ProbeShapes: nothing of the requested size is
 // computed), plus a quarter of those activations for kernel scratch
@@ -49,7 +51,7 @@ func EstimateMemory(model *zoo.Model, cfg Config) (int64, error) {
 	augment := 4 * b * c * h * h
 	acts := b * perImage
 	working := 2*(augment+acts) + acts/4
-	return f32 * (params + state + output + working), nil
+	return f32 * (3*params + state + output + working), nil
 }
 
 // activationsPerImage counts the values every leaf module outputs for one

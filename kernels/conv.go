@@ -269,25 +269,29 @@ func convGEMM(p *ConvParams, g *gemmConvPlan, x, w, bias, y []float32, beta floa
 	kk := p.KH * p.KW
 	rows := cg * kk
 	size := packedASize(kg, rows) // also packDirectA's size
-	packed := getScratch(size * p.Groups)
 	// The direct routes pack their own panels (directSplit).
 	direct := g.route == routeDirect || g.route == routeDirectMasked
+	key := packKey{site: packForward, direct: direct, path: active.path, c: p.C, k: p.K, kh: p.KH, kw: p.KW, groups: p.Groups}
+	if flip {
+		key.site = packFlipped
+	}
+	packed := packedFor(w, key, size*p.Groups)
 	var wf *[]float32
 	switch {
+	case !packed.fresh:
 	case flip && kk == 1:
 		// A 1x1 kernel needs no rotation: the flipped weight is each
 		// group's [C/G][K/G] block transposed, which the packer reads
 		// as is (a transposing copy of a large w misses the cache on
 		// every write).
-		packConvWeights(true, false, p.Groups, kg, rows, w, kg, kg*rows, *packed, size)
+		packConvWeights(true, false, p.Groups, kg, rows, w, kg, kg*rows, packed.a, size)
 	case flip:
 		// wf[g][k][c][kh][kw] = w[g][c][k][KH-1-kh][KW-1-kw].
 		wf = getScratch(p.K * rows)
 		flipConvWeights(p.Groups, cg, kg, kk, w, *wf)
-		w = *wf
-		fallthrough
+		packConvWeights(false, direct, p.Groups, kg, rows, *wf, rows, kg*rows, packed.a, size)
 	default:
-		packConvWeights(false, direct, p.Groups, kg, rows, w, rows, kg*rows, *packed, size)
+		packConvWeights(false, direct, p.Groups, kg, rows, w, rows, kg*rows, packed.a, size)
 	}
 	var sub *[]float32
 	if g.subsample {
@@ -297,7 +301,7 @@ func convGEMM(p *ConvParams, g *gemmConvPlan, x, w, bias, y []float32, beta floa
 		j.release()
 		x = *sub
 	}
-	j := newConvJob(&g.q, x, *packed, bias, y)
+	j := newConvJob(&g.q, x, packed.a, bias, y)
 	j.beta, j.packedSize, j.epi, j.planes = beta, size, e, planes
 	switch g.route {
 	case routeDirect, routeDirectMasked:
@@ -318,7 +322,7 @@ func convGEMM(p *ConvParams, g *gemmConvPlan, x, w, bias, y []float32, beta floa
 		panic(fmt.Sprintf("kernels: forward convolution planned on the %s route", g.route))
 	}
 	j.release()
-	putScratch(packed)
+	packed.done(w, key)
 	if wf != nil {
 		putScratch(wf)
 	}
@@ -407,9 +411,12 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool, plan
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rows := cg * p.KH * p.KW
 	size := packedASize(rows, kg)
-	packed := getScratch(size * p.Groups)
-	packConvWeights(true, false, p.Groups, rows, kg, w, rows, kg*rows, *packed, size)
-	j := newConvJob(&p, dx, *packed, nil, dy)
+	key := packKey{site: packStridedTrans, path: active.path, c: p.C, k: p.K, kh: p.KH, kw: p.KW, groups: p.Groups}
+	packed := packedFor(w, key, size*p.Groups)
+	if packed.fresh {
+		packConvWeights(true, false, p.Groups, rows, kg, w, rows, kg*rows, packed.a, size)
+	}
+	j := newConvJob(&p, dx, packed.a, nil, dy)
 	j.packedSize, j.imgChunk = size, pl.imgChunk
 	switch pl.route {
 	case routePadded:
@@ -423,7 +430,7 @@ func conv2dBackwardData(p ConvParams, dy, w, dx []float32, accumulate bool, plan
 		panic(fmt.Sprintf("kernels: backward-data convolution planned on the %s route", pl.route))
 	}
 	j.release()
-	putScratch(packed)
+	packed.done(w, key)
 	return false
 }
 
