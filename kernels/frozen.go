@@ -52,7 +52,11 @@ var frozen struct {
 // about as much memory as the weights once for each pass that packs them
 // (resnet18: forward and backward to the input, about 90 MB).
 func FreezeWeights(ws ...[]float32) (thaw func()) {
-	var keys []*float32
+	type held struct {
+		k *float32
+		e *frozenEntry
+	}
+	var mine []held
 	frozen.mu.Lock()
 	if frozen.m == nil {
 		frozen.m = map[*float32]*frozenEntry{}
@@ -67,7 +71,7 @@ func FreezeWeights(ws ...[]float32) (thaw func()) {
 			if e != nil {
 				// The same start with another length: a different
 				// slice. The newer one wins; the older one's thaw
-				// finds it gone.
+				// leaves it alone.
 				frozen.count.Add(-1)
 			}
 			e = &frozenEntry{n: len(w), packs: map[packKey][]float32{}}
@@ -75,7 +79,7 @@ func FreezeWeights(ws ...[]float32) (thaw func()) {
 			frozen.count.Add(1)
 		}
 		e.refs++
-		keys = append(keys, k)
+		mine = append(mine, held{k, e})
 	}
 	frozen.mu.Unlock()
 	var once sync.Once
@@ -83,13 +87,12 @@ func FreezeWeights(ws ...[]float32) (thaw func()) {
 		once.Do(func() {
 			frozen.mu.Lock()
 			defer frozen.mu.Unlock()
-			for _, k := range keys {
-				e := frozen.m[k]
-				if e == nil {
-					continue
+			for _, h := range mine {
+				if frozen.m[h.k] != h.e {
+					continue // replaced by a slice of another length
 				}
-				if e.refs--; e.refs <= 0 {
-					delete(frozen.m, k)
+				if h.e.refs--; h.e.refs <= 0 {
+					delete(frozen.m, h.k)
 					frozen.count.Add(-1)
 				}
 			}

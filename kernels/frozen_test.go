@@ -94,7 +94,18 @@ func TestFreezeWeightsSlices(t *testing.T) {
 	if n := frozenForms(buf); n != 0 {
 		t.Errorf("a shorter slice of the same start kept %d forms under the longer one", n)
 	}
+	// Freezing the shorter slice replaces the longer one's entry, and
+	// the longer one's thaw leaves the shorter one frozen.
+	thawShorter := FreezeWeights(w)
 	thawLonger()
+	Conv2dForward(p, x, w, nil, y)
+	if n := frozenForms(w); n != 1 {
+		t.Errorf("the shorter slice after the longer one's thaw: %d forms, want 1", n)
+	}
+	thawShorter()
+	if n := frozen.count.Load(); n != 0 {
+		t.Errorf("%d slices frozen after both thaws", n)
+	}
 
 	thaw1, thaw2 := FreezeWeights(w), FreezeWeights(w)
 	Conv2dForward(p, x, w, nil, y)
