@@ -66,9 +66,7 @@ type generator struct {
 	net    layers.Module
 	rec    *recorder
 	lastBN int // index into rec.layers of the output loss's layer
-	// thaw ends the freeze of the model's parameters (close).
-	thaw func()
-	pipe *pipeline
+	pipe   *pipeline
 	// arena recycles the activations and gradients of one forward (and
 	// backward) pass for the next; it is reset once the pass is done.
 	arena *autograd.Arena
@@ -91,6 +89,9 @@ type generator struct {
 	iter  int   // completed iterations
 	pos   int   // batches of the current iteration already stepped
 	order []int // the current iteration's batch order
+
+	// thaw ends the freeze of the model's parameters (close).
+	thaw func()
 
 	// digest identifies the model's weights in a saved state.
 	digest string
