@@ -187,14 +187,16 @@ func meanOf(x *Var, r reduction, squared bool) *Var {
 			kernels.ChannelMoments(n, c, hw, xv, y, other)
 		}
 	case isRows:
-		for row := range rows {
-			seg := xv[row*cols : (row+1)*cols]
-			if squared {
-				y[row] = float32(float64(kernels.SumSquares(seg)) * inv)
-			} else {
-				y[row] = float32(float64(kernels.Sum(seg)) * inv)
+		kernels.SpreadRows(rows, cols, func(lo, hi int) {
+			for row := lo; row < hi; row++ {
+				seg := xv[row*cols : (row+1)*cols]
+				if squared {
+					y[row] = float32(float64(kernels.SumSquares(seg)) * inv)
+				} else {
+					y[row] = float32(float64(kernels.Sum(seg)) * inv)
+				}
 			}
-		}
+		})
 	default:
 		f := identity
 		if squared {
@@ -217,14 +219,16 @@ func meanOf(x *Var, r reduction, squared bool) *Var {
 		case isChannel:
 			kernels.ChannelMomentsBackward(n, c, hw, xv, dy, nil, dx)
 		case isRows:
-			for row := range rows {
-				seg := dx[row*cols : (row+1)*cols]
-				if squared {
-					kernels.Axpy(2*scale*dy[row], xv[row*cols:(row+1)*cols], seg)
-				} else {
-					kernels.AddScalar(seg, seg, scale*dy[row])
+			kernels.SpreadRows(rows, cols, func(lo, hi int) {
+				for row := lo; row < hi; row++ {
+					seg := dx[row*cols : (row+1)*cols]
+					if squared {
+						kernels.Axpy(2*scale*dy[row], xv[row*cols:(row+1)*cols], seg)
+					} else {
+						kernels.AddScalar(seg, seg, scale*dy[row])
+					}
 				}
-			}
+			})
 		case squared:
 			r.each(func(i, o int) { dx[i] += 2 * scale * xv[i] * dy[o] })
 		default:
@@ -315,11 +319,13 @@ func Std(x *Var, axes []int, unbiased bool) *Var {
 	var mean []float64
 	if isRows {
 		mean = make([]float64, rows)
-		for row := range rows {
-			m, dev := meanDeviation(xv[row*cols : (row+1)*cols])
-			mean[row] = m
-			y[row] = float32(math.Sqrt(dev / denom))
-		}
+		kernels.SpreadRows(rows, cols, func(lo, hi int) {
+			for row := lo; row < hi; row++ {
+				m, dev := meanDeviation(xv[row*cols : (row+1)*cols])
+				mean[row] = m
+				y[row] = float32(math.Sqrt(dev / denom))
+			}
+		})
 	} else {
 		mean = r.sums(xv, identity)
 		for o := range mean {
@@ -342,14 +348,16 @@ func Std(x *Var, axes []int, unbiased bool) *Var {
 		// (the mean's own dependence on x sums to zero).
 		dy, dx := out.Grad.Data, x.gradBuf().Data
 		if isRows {
-			for row := range rows {
-				k := float64(dy[row]) / (denom * float64(y[row]))
-				m := mean[row]
-				seg := dx[row*cols : (row+1)*cols]
-				for i, v := range xv[row*cols : (row+1)*cols] {
-					seg[i] += float32(k * (float64(v) - m))
+			kernels.SpreadRows(rows, cols, func(lo, hi int) {
+				for row := lo; row < hi; row++ {
+					k := float64(dy[row]) / (denom * float64(y[row]))
+					m := mean[row]
+					seg := dx[row*cols : (row+1)*cols]
+					for i, v := range xv[row*cols : (row+1)*cols] {
+						seg[i] += float32(k * (float64(v) - m))
+					}
 				}
-			}
+			})
 			return
 		}
 		r.each(func(i, o int) {

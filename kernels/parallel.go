@@ -185,3 +185,20 @@ func parallelFor(n int, fn func(lo, hi int)) {
 	<-j.fin
 	j.release()
 }
+
+// SpreadRows calls fn over disjoint ranges [lo, hi) covering [0, rows)
+// of a rows x cols array: on the pool when there is enough work
+// (parallelMinWork values) to pay for waking it, else at once on the
+// calling goroutine. fn must be safe to run concurrently on disjoint
+// ranges; a row's result must not depend on the others', so it does not
+// depend on the worker count. For the row-wise reductions of other
+// packages (autograd's Mean and Std over trailing axes).
+func SpreadRows(rows, cols int, fn func(lo, hi int)) {
+	switch {
+	case rows <= 0:
+	case rows == 1 || rows*cols < parallelMinWork:
+		fn(0, rows)
+	default:
+		parallelFor(rows, fn)
+	}
+}
