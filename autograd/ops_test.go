@@ -1,6 +1,7 @@
 package autograd
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -353,10 +354,7 @@ func TestConv2dBatchNormActMoments(t *testing.T) {
 				for _, moments := range []bool{false, true} {
 					for _, arena := range []bool{false, true} {
 						want, got := build(false, residual, moments, arena, act), build(true, residual, moments, arena, act)
-						cmps := []struct {
-							what      string
-							got, want []float32
-						}{
+						cmps := []namedValues{
 							{"conv", got.conv.Value.Data, want.conv.Value.Data},
 							{"output", got.out.Value.Data, want.out.Value.Data},
 							{"mean", got.m.Value.Data, want.m.Value.Data},
@@ -368,23 +366,9 @@ func TestConv2dBatchNormActMoments(t *testing.T) {
 							{"beta grad", got.beta.Grad.Data, want.beta.Grad.Data},
 						}
 						if residual {
-							cmps = append(cmps, struct {
-								what      string
-								got, want []float32
-							}{"residual grad", got.res.Grad.Data, want.res.Grad.Data})
+							cmps = append(cmps, namedValues{"residual grad", got.res.Grad.Data, want.res.Grad.Data})
 						}
-						for _, cmp := range cmps {
-							if len(cmp.got) != len(cmp.want) {
-								t.Fatalf("%s %v residual %v moments %v arena %v: %s has %d values, want %d",
-									cv.name, act, residual, moments, arena, cmp.what, len(cmp.got), len(cmp.want))
-							}
-							for i := range cmp.want {
-								if math.Float32bits(cmp.got[i]) != math.Float32bits(cmp.want[i]) {
-									t.Fatalf("%s %v residual %v moments %v arena %v: %s[%d] = %g, want %g",
-										cv.name, act, residual, moments, arena, cmp.what, i, cmp.got[i], cmp.want[i])
-								}
-							}
-						}
+						sameValueBits(t, fmt.Sprintf("%s %v residual %v moments %v arena %v", cv.name, act, residual, moments, arena), cmps)
 					}
 				}
 			}
@@ -615,24 +599,36 @@ func TestBatchNormAddAct(t *testing.T) {
 			for _, arena := range []bool{false, true} {
 				for reuse := range 3 {
 					want, got := build(false, moments, arena, act, reuse), build(true, moments, arena, act, reuse)
-					for _, cmp := range []struct {
-						what      string
-						got, want []float32
-					}{
+					sameValueBits(t, fmt.Sprintf("%v moments %v arena %v reuse %d", act, moments, arena, reuse), []namedValues{
 						{"output", got.out.Value.Data, want.out.Value.Data},
 						{"x grad", got.x.Grad.Data, want.x.Grad.Data},
 						{"residual grad", got.res.Grad.Data, want.res.Grad.Data},
 						{"gamma grad", got.gamma.Grad.Data, want.gamma.Grad.Data},
 						{"beta grad", got.beta.Grad.Data, want.beta.Grad.Data},
-					} {
-						for i := range cmp.want {
-							if math.Float32bits(cmp.got[i]) != math.Float32bits(cmp.want[i]) {
-								t.Fatalf("%v moments %v arena %v reuse %d: %s[%d] = %g, want %g",
-									act, moments, arena, reuse, cmp.what, i, cmp.got[i], cmp.want[i])
-							}
-						}
-					}
+					})
 				}
+			}
+		}
+	}
+}
+
+// namedValues is one result of two computations that must agree.
+type namedValues struct {
+	what      string
+	got, want []float32
+}
+
+// sameValueBits fails t at the first of cmps whose got differs from its
+// want in length or in the bits of an element, saying where (ctx).
+func sameValueBits(t *testing.T, ctx string, cmps []namedValues) {
+	t.Helper()
+	for _, cmp := range cmps {
+		if len(cmp.got) != len(cmp.want) {
+			t.Fatalf("%s: %s has %d values, want %d", ctx, cmp.what, len(cmp.got), len(cmp.want))
+		}
+		for i := range cmp.want {
+			if math.Float32bits(cmp.got[i]) != math.Float32bits(cmp.want[i]) {
+				t.Fatalf("%s: %s[%d] = %g, want %g", ctx, cmp.what, i, cmp.got[i], cmp.want[i])
 			}
 		}
 	}
